@@ -1,0 +1,1 @@
+//! computed: containers booted from flists (issue 9; not built yet).

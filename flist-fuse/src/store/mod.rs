@@ -1,0 +1,160 @@
+//! Content-addressed block stores.
+//!
+//! URLs: `dir://PATH`, `zdb://[user:password@]host:port/namespace`, `http(s)://...`
+//! (read-only, any static server over a dir store). A spec may be prefixed with an id
+//! prefix range, `00-7f=URL`; several specs form a [`route::RouteStore`] that shards by the
+//! first byte of the id and replicates to every store whose range matches.
+
+pub mod dir;
+pub mod http;
+pub mod route;
+pub mod zdb;
+
+use std::sync::Arc;
+
+use crate::format::{Hash, hex};
+
+/// Errors of a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found in {store}")]
+    NotFound { store: String },
+    #[error("{store}: {source}")]
+    Io {
+        store: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{store}: {msg}")]
+    Protocol { store: String, msg: String },
+    #[error("{store}: read-only store")]
+    ReadOnly { store: String },
+    #[error("bad store url {url:?}: {msg}")]
+    Url { url: String, msg: String },
+    #[error("stored bytes do not match the block id")]
+    Mismatch,
+    #[error("{0}")]
+    Decode(String),
+}
+
+/// A block store. Implementations are safe to share between threads.
+pub trait Store: Send + Sync {
+    /// Fetch a block's stored bytes.
+    fn get(&self, id: &Hash) -> Result<Vec<u8>, StoreError>;
+    /// Store a block durably; storing an existing block is a no-op.
+    fn put(&self, id: &Hash, data: &[u8]) -> Result<(), StoreError>;
+    /// Whether the store holds the block.
+    fn exists(&self, id: &Hash) -> Result<bool, StoreError>;
+    /// Store many blocks; all are durable when this returns `Ok`.
+    fn put_batch(&self, blocks: &[(Hash, Vec<u8>)]) -> Result<(), StoreError> {
+        for (id, d) in blocks {
+            self.put(id, d)?;
+        }
+        Ok(())
+    }
+    /// Fetch many blocks.
+    fn get_batch(&self, ids: &[Hash]) -> Vec<Result<Vec<u8>, StoreError>> {
+        ids.iter().map(|id| self.get(id)).collect()
+    }
+    /// Ask about many blocks.
+    fn exists_batch(&self, ids: &[Hash]) -> Result<Vec<bool>, StoreError> {
+        ids.iter().map(|id| self.exists(id)).collect()
+    }
+    /// The store's URL (passwords removed).
+    fn url(&self) -> String;
+}
+
+/// Remove `user:password@` from a URL.
+pub fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some(at) = rest.find('@')
+        && rest[..at].find('/').is_none()
+    {
+        return format!("{scheme}://{}", &rest[at + 1..]);
+    }
+    url.to_string()
+}
+
+/// Open one store from its URL (without a range prefix).
+pub fn open_url(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(p) = url.strip_prefix("dir://") {
+        return Ok(Arc::new(dir::DirStore::open(p)?));
+    }
+    if url.starts_with("zdb://") {
+        return Ok(Arc::new(zdb::ZdbStore::open(url)?));
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(Arc::new(http::HttpStore::open(url)?));
+    }
+    Err(StoreError::Url {
+        url: redact(url),
+        msg: "unknown scheme (dir://, zdb://, http://, https://)".into(),
+    })
+}
+
+/// Parse `[LO-HI=]URL` into a prefix range and a URL.
+pub fn parse_spec(spec: &str) -> Result<(u8, u8, &str), StoreError> {
+    if let Some((r, url)) = spec.split_once('=')
+        && !r.contains("://")
+        && let Some((lo, hi)) = r.split_once('-')
+    {
+        let p = |s: &str| u8::from_str_radix(s, 16);
+        return match (p(lo), p(hi)) {
+            (Ok(lo), Ok(hi)) if lo <= hi => Ok((lo, hi, url)),
+            _ => Err(StoreError::Url {
+                url: redact(spec),
+                msg: "bad range, expected e.g. 00-7f=URL".into(),
+            }),
+        };
+    }
+    Ok((0, 0xff, spec))
+}
+
+/// Open the store described by one or more specs.
+pub fn open(specs: &[String]) -> Result<Arc<dyn Store>, StoreError> {
+    match specs {
+        [] => Err(StoreError::Url {
+            url: String::new(),
+            msg: "no store given".into(),
+        }),
+        [one] if parse_spec(one)?.0 == 0 && parse_spec(one)?.1 == 0xff => {
+            open_url(parse_spec(one)?.2)
+        }
+        many => {
+            let mut routes = Vec::new();
+            for s in many {
+                let (lo, hi, url) = parse_spec(s)?;
+                routes.push((lo, hi, open_url(url)?));
+            }
+            Ok(Arc::new(route::RouteStore::new(routes)))
+        }
+    }
+}
+
+/// Hex file name of a block.
+pub fn block_name(id: &Hash) -> String {
+    hex(id)
+}
+
+/// Verify that stored bytes hash to the id.
+pub fn check(id: &Hash, data: &[u8]) -> Result<(), StoreError> {
+    if blake3::hash(data).as_bytes() == id {
+        Ok(())
+    } else {
+        Err(StoreError::Mismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        assert_eq!(redact("zdb://u:p@h:1/ns"), "zdb://h:1/ns");
+        assert_eq!(redact("dir:///a@b/c"), "dir:///a@b/c");
+        assert_eq!(parse_spec("00-7f=dir:///x").ok(), Some((0, 0x7f, "dir:///x")));
+        assert_eq!(parse_spec("dir:///x=y").ok(), Some((0, 0xff, "dir:///x=y")));
+        assert!(parse_spec("80-7f=dir:///x").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! netd: private WireGuard overlay networks (not built yet).

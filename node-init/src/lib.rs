@@ -1,0 +1,1 @@
+//! node-init: supervisor, node identity and blueprint engine (issue 8; not built yet).

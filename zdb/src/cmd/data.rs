@@ -1,0 +1,271 @@
+//! SET, GET, MGET, DEL, EXISTS, CHECK, LENGTH, KEYTIME, KEYCUR, HISTORY, DBSIZE.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+
+use super::{Output, PERMISSION_DENIED, either, readable, writable};
+use crate::engine::{CheckResult, HistoryError, Mode, OpError, Rotation, SetOutcome};
+use crate::protocol::Reply;
+use crate::server::{Session, Shared};
+use crate::MAX_KEY;
+
+/// Key checks shared by the read commands: `-Invalid key` over 255 bytes, `-Invalid argument`
+/// when empty.
+fn read_key(args: &[Bytes]) -> Result<&[u8], Reply> {
+    if args.len() != 2 {
+        return Err(Reply::err("Unexpected arguments"));
+    }
+    let key = &args[1][..];
+    if key.len() > MAX_KEY {
+        return Err(Reply::err("Invalid key"));
+    }
+    if key.is_empty() {
+        return Err(Reply::err("Invalid argument"));
+    }
+    Ok(key)
+}
+
+/// Optional admin-only timestamp argument (replication).
+fn timestamp(s: &Session, arg: Option<&Bytes>) -> Result<u32, Reply> {
+    match arg {
+        None => Ok(crate::now_secs() as u32),
+        Some(_) if !s.admin => Err(Reply::err(PERMISSION_DENIED)),
+        Some(t) => std::str::from_utf8(t)
+            .ok()
+            .and_then(|t| t.parse::<u32>().ok())
+            .ok_or_else(|| Reply::err("Invalid argument")),
+    }
+}
+
+/// After a write that rotated files: the blocking `jump-index` hook (exit 0 resets the dirty
+/// list), then `jump-data` in the background.
+pub(super) async fn after_rotation(s: &Session, sh: &Shared, rot: Option<Rotation>) {
+    let Some(rot) = rot else { return };
+    if !sh.hooks.enabled() {
+        return;
+    }
+    let dirty = rot.dirty.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
+    let args = vec![rot.old_index.display().to_string(), rot.new_index.display().to_string(), dirty];
+    if sh.hooks.run_blocking("jump-index", &args).await == Some(0) {
+        s.ns.ns.write().reset_dirty();
+    }
+    sh.hooks.fire("jump-data", vec![rot.old_data.display().to_string(), rot.new_data.display().to_string()]);
+}
+
+pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply {
+    let result = (|| {
+        if !(3..=4).contains(&args.len()) {
+            return Err(Reply::err("Unexpected arguments"));
+        }
+        let (key, value) = (&args[1][..], &args[2][..]);
+        if key.len() > MAX_KEY {
+            return Err(Reply::err("Key too large"));
+        }
+        let ts = timestamp(s, args.get(3))?;
+        let mut ns = s.ns.ns.write();
+        if ns.mode() == Mode::User && key.is_empty() {
+            return Err(Reply::err("Invalid argument, key needed"));
+        }
+        writable(s, &ns)?;
+        let (outcome, rot) = ns.set(key, value, ts).map_err(|e| Reply::err(e.to_string()))?;
+        if matches!(outcome, SetOutcome::Stored(_)) {
+            sh.stats.data_write_bytes.fetch_add(value.len() as u64, Ordering::Relaxed);
+        }
+        Ok((outcome, rot))
+    })();
+    match result {
+        Err(r) => r,
+        Ok((outcome, rot)) => {
+            after_rotation(s, sh, rot).await;
+            match outcome {
+                SetOutcome::Stored(k) => Reply::Bulk(k),
+                SetOutcome::Unchanged => Reply::Nil,
+            }
+        }
+    }
+}
+
+/// Read a value, running the blocking `missing-data` hook once if its data file is gone.
+async fn fetch(s: &Session, sh: &Shared, key: &[u8]) -> Result<Option<Vec<u8>>, Reply> {
+    let first = {
+        let ns = s.ns.ns.read();
+        readable(&ns)?;
+        ns.get(key)
+    };
+    let value = match first {
+        Err(OpError::MissingData(path)) if sh.hooks.enabled() => {
+            let status = sh.hooks.run_blocking("missing-data", &[path.display().to_string()]).await;
+            if status == Some(0) { s.ns.ns.read().get(key) } else { Err(OpError::MissingData(path)) }
+        }
+        other => other,
+    };
+    let value = value.map_err(|e| Reply::err(e.to_string()))?;
+    if let Some(v) = &value {
+        sh.stats.data_read_bytes.fetch_add(v.len() as u64, Ordering::Relaxed);
+    }
+    Ok(value)
+}
+
+pub(super) async fn get<W: AsyncWrite + Unpin>(
+    s: &Session,
+    sh: &Arc<Shared>,
+    args: &[Bytes],
+    out: &mut Output<W>,
+) -> std::io::Result<()> {
+    let reply = match read_key(args) {
+        Err(r) => r,
+        Ok(key) => match fetch(s, sh, key).await {
+            Ok(Some(v)) => {
+                crate::protocol::encode_bulk(&mut out.buf, &v);
+                return Ok(());
+            }
+            Ok(None) => Reply::Nil,
+            Err(r) => r,
+        },
+    };
+    if matches!(reply, Reply::Error(_)) {
+        sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
+    }
+    out.reply(reply);
+    Ok(())
+}
+
+pub(super) async fn mget<W: AsyncWrite + Unpin>(s: &Session, args: &[Bytes], out: &mut Output<W>) -> std::io::Result<()> {
+    if args.len() < 2 {
+        out.reply(Reply::err("Invalid arguments"));
+        return Ok(());
+    }
+    let keys = &args[1..];
+    if keys.iter().any(|k| k.len() > MAX_KEY || k.is_empty()) {
+        out.reply(Reply::err("Invalid key"));
+        return Ok(());
+    }
+    if let Err(r) = readable(&s.ns.ns.read()) {
+        out.reply(r);
+        return Ok(());
+    }
+    out.reply(Reply::Array(Vec::new()).with_len(keys.len()));
+    for key in keys {
+        let value = s.ns.ns.read().get(key);
+        match value {
+            Ok(Some(v)) => crate::protocol::encode_bulk(&mut out.buf, &v),
+            _ => out.reply(Reply::Nil),
+        }
+        // Replies of up to 1023 values of 8 MiB are streamed, not built whole.
+        out.flush_if_big().await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn del(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply {
+    let result = (|| {
+        if !(2..=3).contains(&args.len()) {
+            return Err(Reply::err("Unexpected arguments"));
+        }
+        let key = &args[1][..];
+        if key.len() > MAX_KEY {
+            return Err(Reply::err("Invalid key"));
+        }
+        if key.is_empty() {
+            return Err(Reply::err("Invalid argument"));
+        }
+        let ts = timestamp(s, args.get(2))?;
+        let mut ns = s.ns.ns.write();
+        writable(s, &ns)?;
+        ns.del(key, ts).map_err(|e| Reply::err(e.to_string()))
+    })();
+    match result {
+        Err(r) => r,
+        Ok(rot) => {
+            after_rotation(s, sh, rot).await;
+            Reply::ok()
+        }
+    }
+}
+
+pub(super) fn exists(s: &Session, args: &[Bytes]) -> Reply {
+    either((|| {
+        let key = read_key(args)?;
+        let ns = s.ns.ns.read();
+        readable(&ns)?;
+        Ok(Reply::Int(i64::from(ns.exists(key))))
+    })())
+}
+
+pub(super) fn check(s: &Session, args: &[Bytes]) -> Reply {
+    either((|| {
+        let key = read_key(args)?;
+        let ns = s.ns.ns.read();
+        readable(&ns)?;
+        Ok(match ns.check(key) {
+            CheckResult::Missing => Reply::Nil,
+            CheckResult::Ok => Reply::Int(1),
+            CheckResult::Corrupted => Reply::Int(0),
+            CheckResult::Unreadable => Reply::Int(-1),
+        })
+    })())
+}
+
+pub(super) fn length(s: &Session, args: &[Bytes]) -> Reply {
+    either((|| {
+        let key = read_key(args)?;
+        let ns = s.ns.ns.read();
+        readable(&ns)?;
+        Ok(ns.length(key).map_or(Reply::Nil, |l| Reply::Int(i64::from(l))))
+    })())
+}
+
+pub(super) fn keytime(s: &Session, args: &[Bytes]) -> Reply {
+    either((|| {
+        let key = read_key(args)?;
+        let ns = s.ns.ns.read();
+        readable(&ns)?;
+        Ok(ns.keytime(key).map_or(Reply::Nil, |t| Reply::Int(i64::from(t))))
+    })())
+}
+
+pub(super) fn keycur(s: &Session, args: &[Bytes]) -> Reply {
+    either((|| {
+        let key = read_key(args)?;
+        let ns = s.ns.ns.read();
+        readable(&ns)?;
+        ns.keycur(key).map(Reply::Bulk).ok_or_else(|| Reply::err("Key not found"))
+    })())
+}
+
+pub(super) fn history(s: &Session, args: &[Bytes]) -> Reply {
+    either((|| {
+        if !(2..=3).contains(&args.len()) || args.get(2).is_some_and(|e| e.len() != 8) {
+            return Err(Reply::err("Invalid arguments"));
+        }
+        let key = &args[1][..];
+        if key.len() > MAX_KEY || key.is_empty() {
+            return Err(Reply::err("Invalid arguments"));
+        }
+        let ns = s.ns.ns.read();
+        readable(&ns)?;
+        let item = ns.history(key, args.get(2).map(|e| &e[..])).map_err(|e| {
+            Reply::err(match e {
+                HistoryError::KeyNotFound => "Key not found".to_string(),
+                HistoryError::BadArgs => "Invalid arguments".to_string(),
+                HistoryError::NoMore => "No more history".to_string(),
+                HistoryError::IndexQuery => "Invalid arguments (index query)".to_string(),
+                HistoryError::InvalidKey => "Invalid arguments (invalid key)".to_string(),
+                HistoryError::Read(e) => e.to_string(),
+            })
+        })?;
+        Ok(Reply::Array(vec![
+            item.parent.map_or(Reply::Nil, Reply::Bulk),
+            Reply::bulk(item.timestamp.to_string()),
+            Reply::Bulk(item.payload),
+        ]))
+    })())
+}
+
+pub(super) fn dbsize(s: &Session) -> Reply {
+    let ns = s.ns.ns.read();
+    Reply::Int(ns.entries() as i64)
+}

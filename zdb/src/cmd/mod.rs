@@ -1,0 +1,171 @@
+//! Command dispatch: exact, case-insensitive names (0-db's prefix matching is a quirk we do
+//! not copy), permission checks, and one module per command group with 0-db's replies.
+
+mod admin;
+mod data;
+mod namespace;
+mod scan;
+mod system;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+
+use crate::engine::{LockState, Namespace};
+use crate::protocol::Reply;
+use crate::server::{Session, Shared};
+
+pub use crate::server::Output;
+
+/// What the connection does after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep serving.
+    Continue,
+    /// Flush and close.
+    Close,
+}
+
+macro_rules! commands {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        /// Every command, in 0-db's table order.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Cmd { $(#[doc = $name] $variant),* }
+
+        impl Cmd {
+            /// The table name (what WAIT replies with).
+            pub fn name(self) -> &'static str {
+                match self { $(Cmd::$variant => $name),* }
+            }
+            /// Exact, case-insensitive lookup.
+            pub fn lookup(arg: &[u8]) -> Option<Cmd> {
+                $(if arg.eq_ignore_ascii_case($name.as_bytes()) { return Some(Cmd::$variant); })*
+                None
+            }
+        }
+    };
+}
+
+commands! {
+    Any => "*", Wait => "WAIT", Mirror => "MIRROR", Master => "MASTER", Ping => "PING",
+    Time => "TIME", Auth => "AUTH", Hooks => "HOOKS", Index => "INDEX", Data => "DATA",
+    Set => "SET", SetX => "SETX", Get => "GET", MGet => "MGET", Del => "DEL",
+    Exists => "EXISTS", Check => "CHECK", Scan => "SCAN", ScanX => "SCANX", RScan => "RSCAN",
+    KScan => "KSCAN", History => "HISTORY", KeyCur => "KEYCUR", Length => "LENGTH",
+    KeyTime => "KEYTIME", Info => "INFO", Stop => "STOP", DbSize => "DBSIZE", NsNew => "NSNEW",
+    NsDel => "NSDEL", NsList => "NSLIST", NsSet => "NSSET", NsInfo => "NSINFO",
+    NsJump => "NSJUMP", Select => "SELECT", Reload => "RELOAD", Flush => "FLUSH",
+}
+
+/// `-Permission denied`
+pub(crate) const PERMISSION_DENIED: &str = "Permission denied";
+const NS_GONE: &str = "Your active namespace is not available anymore (probably removed).";
+
+/// Run one command and append its reply to `out`.
+pub async fn execute<W: AsyncWrite + Unpin>(
+    s: &mut Session,
+    sh: &Arc<Shared>,
+    mut args: Vec<Bytes>,
+    out: &mut Output<W>,
+) -> std::io::Result<Flow> {
+    if s.master && args.len() > 1 {
+        args.pop();
+    }
+    if s.ns.removed.load(Ordering::SeqCst) {
+        out.reply(Reply::err(NS_GONE));
+        return Ok(Flow::Close);
+    }
+    sh.stats.commands_executed.fetch_add(1, Ordering::Relaxed);
+    let Some(cmd) = args.first().and_then(|a| Cmd::lookup(a)) else {
+        sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
+        out.reply(Reply::err("Command not supported"));
+        return Ok(Flow::Continue);
+    };
+    let reply = match cmd {
+        Cmd::Any => Reply::err("This is not a valid command"),
+        Cmd::Wait => system::wait(s, &args).await,
+        Cmd::Mirror => system::mirror(s),
+        Cmd::Master => system::master(s),
+        Cmd::Ping => Reply::Status("PONG".into()),
+        Cmd::Time => system::time(),
+        Cmd::Auth => system::auth(s, sh, &args),
+        Cmd::Hooks => system::hooks(s, sh),
+        Cmd::Info => system::info(sh),
+        Cmd::Stop => system::stop(s, sh),
+        Cmd::Index => admin::index(s, &args),
+        Cmd::Data => admin::data(s, &args),
+        Cmd::Set | Cmd::SetX => data::set(s, sh, &args).await,
+        Cmd::Get => return data::get(s, sh, &args, out).await.map(|()| publish(s, cmd)),
+        Cmd::MGet => return data::mget(s, &args, out).await.map(|()| publish(s, cmd)),
+        Cmd::Del => data::del(s, sh, &args).await,
+        Cmd::Exists => data::exists(s, &args),
+        Cmd::Check => data::check(s, &args),
+        Cmd::Length => data::length(s, &args),
+        Cmd::KeyTime => data::keytime(s, &args),
+        Cmd::KeyCur => data::keycur(s, &args),
+        Cmd::History => data::history(s, &args),
+        Cmd::DbSize => data::dbsize(s),
+        Cmd::Scan | Cmd::ScanX => scan::scan(s, &args, false),
+        Cmd::RScan => scan::scan(s, &args, true),
+        Cmd::KScan => scan::kscan(s, &args),
+        Cmd::NsNew => namespace::nsnew(s, sh, &args),
+        Cmd::NsDel => namespace::nsdel(s, sh, &args),
+        Cmd::NsList => namespace::nslist(sh),
+        Cmd::NsSet => namespace::nsset(s, sh, &args),
+        Cmd::NsInfo => namespace::nsinfo(s, sh, &args),
+        Cmd::NsJump => namespace::nsjump(s, sh).await,
+        Cmd::Select => namespace::select(s, sh, &args),
+        Cmd::Reload => namespace::reload(s, sh, &args),
+        Cmd::Flush => namespace::flush(s, sh),
+    };
+    if let Reply::Error(msg) = &reply {
+        sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
+        if msg == PERMISSION_DENIED {
+            sh.stats.commands_unauthorized.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    out.reply(reply);
+    let flow = publish(s, cmd);
+    if cmd == Cmd::Stop && s.admin {
+        return Ok(Flow::Close);
+    }
+    Ok(flow)
+}
+
+/// Tell WAITing clients of this namespace that `cmd` ran.
+fn publish(s: &Session, cmd: Cmd) -> Flow {
+    let _ = s.ns.events.send((s.id, cmd.name()));
+    Flow::Continue
+}
+
+/// Refuse unless admin.
+pub(crate) fn need_admin(s: &Session) -> Result<(), Reply> {
+    if s.admin { Ok(()) } else { Err(Reply::err(PERMISSION_DENIED)) }
+}
+
+/// Refuse reads on a frozen namespace.
+pub(crate) fn readable(ns: &Namespace) -> Result<(), Reply> {
+    if ns.lock == LockState::Frozen {
+        return Err(Reply::err("Namespace is temporarily frozen (read-write disabled)"));
+    }
+    Ok(())
+}
+
+/// Refuse writes for read-only sessions and locked or frozen namespaces.
+pub(crate) fn writable(s: &Session, ns: &Namespace) -> Result<(), Reply> {
+    readable(ns)?;
+    if !s.writable {
+        return Err(Reply::err("Namespace is in read-only mode"));
+    }
+    if ns.lock == LockState::Locked {
+        return Err(Reply::err("Namespace is temporarily locked (read-only)"));
+    }
+    Ok(())
+}
+
+/// Unwrap a `Result<Reply, Reply>` built with `?`.
+pub(crate) fn either(r: Result<Reply, Reply>) -> Reply {
+    r.unwrap_or_else(|e| e)
+}

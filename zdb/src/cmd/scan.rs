@@ -1,0 +1,57 @@
+//! SCAN, SCANX, RSCAN, KSCAN.
+
+use bytes::Bytes;
+
+use super::{either, readable};
+use crate::engine::Mode;
+use crate::protocol::Reply;
+use crate::server::Session;
+
+pub(super) fn scan(s: &Session, args: &[Bytes], reverse: bool) -> Reply {
+    either((|| {
+        if args.len() > 2 {
+            return Err(Reply::err("Unexpected arguments"));
+        }
+        let ns = s.ns.ns.read();
+        readable(&ns)?;
+        let cursor = args.get(1).map(|c| &c[..]);
+        let page = if reverse { ns.rscan(cursor) } else { ns.scan(cursor) }
+            .map_err(|()| Reply::err("Invalid key format"))?;
+        if page.items.is_empty() {
+            return Err(Reply::err("No more data"));
+        }
+        let items = page
+            .items
+            .into_iter()
+            .map(|i| {
+                Reply::Array(vec![
+                    Reply::Bulk(i.key),
+                    Reply::Int(i64::from(i.size)),
+                    Reply::Int(i64::from(i.timestamp)),
+                ])
+            })
+            .collect();
+        Ok(Reply::Array(vec![Reply::Bulk(page.cursor), Reply::Array(items)]))
+    })())
+}
+
+pub(super) fn kscan(s: &Session, args: &[Bytes]) -> Reply {
+    either((|| {
+        if args.len() != 2 {
+            return Err(Reply::err("Unexpected arguments"));
+        }
+        let ns = s.ns.ns.read();
+        readable(&ns)?;
+        if ns.mode() == Mode::Seq {
+            return Err(Reply::err("Index running mode doesn't support this feature"));
+        }
+        let keys = ns.kscan(&args[1]);
+        if keys.is_empty() {
+            return Err(Reply::err("No keys match"));
+        }
+        Ok(Reply::Array(vec![
+            Reply::bulk("0"),
+            Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
+        ]))
+    })())
+}

@@ -1,0 +1,166 @@
+//! Command-line flags, with 0-db's names and meanings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::engine::{EngineConfig, RunMode};
+
+/// zdb: append-only key-value store speaking RESP, compatible with 0-db.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "zdb", version, about)]
+pub struct Args {
+    /// Data files root
+    #[arg(long, default_value = "./zdb-data")]
+    pub data: PathBuf,
+    /// Index files root
+    #[arg(long, default_value = "./zdb-index")]
+    pub index: PathBuf,
+    /// Running mode: user, seq (or its old name direct); none = mixed
+    #[arg(long, value_parser = ["user", "seq", "direct"])]
+    pub mode: Option<String>,
+    /// Data file size before rotation (suffixes k, M, G, T; 1024-based); 512k..4G
+    #[arg(long, default_value = "256M", value_parser = parse_datasize)]
+    pub datasize: u32,
+    /// TCP listen address
+    #[arg(long, default_value = "::")]
+    pub listen: String,
+    /// TCP port
+    #[arg(long, default_value_t = 9900)]
+    pub port: u16,
+    /// Unix socket path (disables TCP unless --dualnet)
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Listen on both TCP and the unix socket
+    #[arg(long)]
+    pub dualnet: bool,
+    /// Admin password (also from the ZDB_ADMIN environment variable; prefer --admin-file, since
+    /// a command line is visible to every local user)
+    #[arg(long, env = "ZDB_ADMIN", hide_env_values = true)]
+    pub admin: Option<String>,
+    /// Read the admin password from this file (first line)
+    #[arg(long, conflicts_with = "admin")]
+    pub admin_file: Option<PathBuf>,
+    /// Default namespace gets the admin password: clients start read-only (needs an admin password)
+    #[arg(long)]
+    pub protect: bool,
+    /// Size limit of the default namespace, in bytes (not persisted)
+    #[arg(long)]
+    pub maxsize: Option<u64>,
+    /// Hook executable, run on events (argv: hook, event, zdb id, args...)
+    #[arg(long)]
+    pub hook: Option<PathBuf>,
+    /// fsync every write before replying
+    #[arg(long)]
+    pub sync: bool,
+    /// fsync on the next write if the last fsync is older than this many seconds
+    #[arg(long)]
+    pub synctime: Option<u64>,
+    /// Total bytes all clients together may hold in input buffers
+    #[arg(long, default_value_t = 1 << 30)]
+    pub max_input_total: usize,
+    /// Log more (debug level)
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// Parse `--datasize` with 0-db's suffixes.
+pub fn parse_datasize(s: &str) -> Result<u32, String> {
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'k')) => (&s[..i], 1u64 << 10),
+        Some((i, 'M')) => (&s[..i], 1 << 20),
+        Some((i, 'G')) => (&s[..i], 1 << 30),
+        Some((i, 'T')) => (&s[..i], 1 << 40),
+        _ => (s, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let bytes = n.checked_mul(mult).ok_or("size overflow")?;
+    if bytes < 512 * 1024 {
+        return Err("datasize must be at least 512k".into());
+    }
+    u32::try_from(bytes).map_err(|_| "datasize must be below 4G".to_string())
+}
+
+/// Validated settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data root.
+    pub data: PathBuf,
+    /// Index root.
+    pub index: PathBuf,
+    /// Engine settings.
+    pub engine: EngineConfig,
+    /// Admin password.
+    pub admin: Option<String>,
+    /// `--protect`.
+    pub protect: bool,
+    /// `--maxsize` for the default namespace.
+    pub maxsize: Option<u64>,
+    /// Hook executable.
+    pub hook: Option<PathBuf>,
+    /// Total input buffer budget.
+    pub max_input_total: usize,
+    /// How clients reach us, as passed to hooks (`tcp://addr:port` or `unix://path`).
+    pub zdbid: String,
+}
+
+impl Config {
+    /// Validate flags.
+    pub fn from_args(args: &Args) -> Result<Config, String> {
+        if args.data == args.index {
+            return Err("--data and --index must differ".into());
+        }
+        let admin = match (&args.admin, &args.admin_file) {
+            (Some(a), _) => Some(a.clone()),
+            (None, Some(f)) => {
+                let s = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+                Some(s.lines().next().unwrap_or_default().to_string())
+            }
+            (None, None) => None,
+        }
+        .filter(|a| !a.is_empty());
+        if args.protect && admin.is_none() {
+            return Err("--protect needs an admin password".into());
+        }
+        let run_mode = match args.mode.as_deref() {
+            None => RunMode::Mixed,
+            Some("user") => RunMode::User,
+            Some(_) => RunMode::Seq,
+        };
+        let zdbid = match &args.socket {
+            Some(p) if !args.dualnet => format!("unix://{}", p.display()),
+            _ => format!("tcp://{}:{}", args.listen, args.port),
+        };
+        Ok(Config {
+            data: args.data.clone(),
+            index: args.index.clone(),
+            engine: EngineConfig {
+                datasize: args.datasize,
+                sync: args.sync,
+                synctime: args.synctime.map(Duration::from_secs),
+                run_mode,
+            },
+            admin,
+            protect: args.protect,
+            maxsize: args.maxsize,
+            hook: args.hook.clone(),
+            max_input_total: args.max_input_total,
+            zdbid,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datasize_suffixes() {
+        assert_eq!(parse_datasize("512k"), Ok(512 * 1024));
+        assert_eq!(parse_datasize("256M"), Ok(256 << 20));
+        assert!(parse_datasize("511k").is_err());
+        assert!(parse_datasize("4G").is_err());
+        assert!(parse_datasize("x").is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! Process-level start-up and shutdown around [`server::run`]: directory locks, hooks
+//! `namespaces-init`/`ready`/`close`, listeners, signals.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::config::{Args, Config};
+use crate::server::{self, Listeners, Shared};
+use crate::storage::fs::FsStorage;
+
+/// Take the exclusive lock 0-db takes on `<root>/.lockfile`, so two servers never share a folder.
+fn lock_root(root: &Path) -> anyhow::Result<File> {
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    let path = root.join(".lockfile");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .with_context(|| format!("{} is locked: another zdb uses this folder", path.display()))?;
+    Ok(file)
+}
+
+/// Raise the open-file limit to its hard maximum (many clients, many files).
+fn raise_nofile() {
+    if let Ok(lim) = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum.ok_or(()) {
+        let _ = rustix::process::setrlimit(
+            rustix::process::Resource::Nofile,
+            rustix::process::Rlimit { current: Some(lim), maximum: Some(lim) },
+        );
+    }
+}
+
+async fn bind(args: &Args) -> anyhow::Result<Listeners> {
+    let mut l = Listeners::default();
+    if let Some(path) = &args.socket {
+        let _ = std::fs::remove_file(path);
+        l.unix = Some(UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?);
+    }
+    if args.socket.is_none() || args.dualnet {
+        let addr = if args.listen.contains(':') {
+            format!("[{}]:{}", args.listen, args.port)
+        } else {
+            format!("{}:{}", args.listen, args.port)
+        };
+        let sock = match TcpListener::bind(&addr).await {
+            Ok(s) => s,
+            // A host without IPv6 still serves on the default `::`.
+            Err(_) if args.listen == "::" => TcpListener::bind(("0.0.0.0", args.port)).await?,
+            Err(e) => return Err(e).with_context(|| format!("binding {addr}")),
+        };
+        tracing::info!(addr = %sock.local_addr()?, "listening");
+        l.tcp = Some(sock);
+    }
+    Ok(l)
+}
+
+/// Run the server as a process until SIGINT/SIGTERM or STOP.
+pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
+    raise_nofile();
+    let _locks = (lock_root(&cfg.index)?, lock_root(&cfg.data)?);
+    let shared: Arc<Shared> = Shared::open(cfg.clone(), Arc::new(FsStorage)).context("opening namespaces")?;
+    let hooks = shared.hooks.clone();
+    hooks
+        .run_blocking("namespaces-init", &[cfg.index.display().to_string(), cfg.data.display().to_string()])
+        .await;
+    let listeners = bind(&args).await?;
+    if hooks.enabled() && hooks.run_blocking("ready", &[]).await != Some(0) {
+        bail!("ready hook failed: start aborted");
+    }
+    tracing::info!(mode = ?cfg.engine.run_mode, sync = cfg.engine.sync, "zdb ready");
+    let shutdown = async {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("signal received, shutting down");
+    };
+    server::run(listeners, shared.clone(), shutdown).await;
+    hooks.run_blocking("close", &[]).await;
+    if let Some(p) = &args.socket {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}

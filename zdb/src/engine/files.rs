@@ -1,0 +1,78 @@
+//! File handles of a namespace: the active pair, and a small cache of older files for reads
+//! and in-place flag updates.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::FileKind;
+use crate::storage::{OpenMode, Storage, StorageFile};
+
+/// At most this many older files stay open per namespace.
+const CACHE_LIMIT: usize = 64;
+
+/// Paths and handles.
+pub(crate) struct Files {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) index_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
+    cache: Mutex<HashMap<(FileKind, u32), Arc<dyn StorageFile>>>,
+}
+
+impl Files {
+    pub(crate) fn new(storage: Arc<dyn Storage>, index_dir: PathBuf, data_dir: PathBuf) -> Self {
+        Self {
+            storage,
+            index_dir,
+            data_dir,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn path(&self, kind: FileKind, id: u32) -> PathBuf {
+        match kind {
+            FileKind::Index => self.index_dir.join(format!("i{id}")),
+            FileKind::Data => self.data_dir.join(format!("d{id}")),
+        }
+    }
+
+    pub(crate) fn dir(&self, kind: FileKind) -> &Path {
+        match kind {
+            FileKind::Index => &self.index_dir,
+            FileKind::Data => &self.data_dir,
+        }
+    }
+
+    /// An open handle (read-write when possible) to file `id`, cached.
+    pub(crate) fn get(&self, kind: FileKind, id: u32) -> std::io::Result<Arc<dyn StorageFile>> {
+        let mut cache = self.cache.lock();
+        if let Some(f) = cache.get(&(kind, id)) {
+            return Ok(f.clone());
+        }
+        let path = self.path(kind, id);
+        let file = match self.storage.open(&path, OpenMode::ReadWrite) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(30) || e.kind() == std::io::ErrorKind::PermissionDenied => {
+                self.storage.open(&path, OpenMode::ReadOnly)?
+            }
+            Err(e) => return Err(e),
+        };
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert((kind, id), file.clone());
+        Ok(file)
+    }
+
+    /// Register a handle we created, so later lookups reuse it.
+    pub(crate) fn put(&self, kind: FileKind, id: u32, file: Arc<dyn StorageFile>) {
+        self.cache.lock().insert((kind, id), file);
+    }
+
+    /// Forget all handles (after files were removed or rewritten).
+    pub(crate) fn forget_all(&self) {
+        self.cache.lock().clear();
+    }
+}

@@ -1,0 +1,430 @@
+//! Opening a namespace: descriptor, index replay, and repair of torn tails.
+//!
+//! Recovery rules (0-db itself has none):
+//! - Index entries are parsed until one does not fit the file or has an impossible key length;
+//!   in the last index file, entries are then checked from the end against the data entry
+//!   they point to (key, length, CRC of the value) and every failing trailing entry is cut.
+//! - The last data file is walked from the end of the last indexed entry: every whole entry
+//!   whose value matches its CRC is re-indexed (a tombstone deletes its key), and the file is
+//!   cut at the first entry that is torn or fails its checksum. Replaying is idempotent.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::files::Files;
+use super::keymap::{KeyMap, Loc};
+use super::namespace::{Active, LockState, Namespace, NsStats};
+use super::{EngineConfig, FileKind, Mode, OpenError, RunMode};
+use crate::format::{
+    DataEntryHeader, DataHeader, Descriptor, IndexEntryHeader, IndexHeader, data, index,
+};
+use crate::storage::{OpenMode, Storage, StorageFile, write_atomic};
+
+/// Descriptor file name.
+pub(crate) const DESCRIPTOR: &str = "zdb-namespace";
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> OpenError + 'a {
+    move |source| OpenError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn read_all(file: &dyn StorageFile) -> std::io::Result<Vec<u8>> {
+    let len = usize::try_from(file.len()?).map_err(std::io::Error::other)?;
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, 0)?;
+    Ok(buf)
+}
+
+/// One parsed index entry.
+struct Parsed {
+    off: u32,
+    hdr: IndexEntryHeader,
+    key: Vec<u8>,
+}
+
+/// Parse entries from an index file image; returns the entries and the end of the last whole one.
+fn parse_index(buf: &[u8], mode: Mode) -> (Vec<Parsed>, usize) {
+    let mut out = Vec::new();
+    let mut pos = index::HEADER_LEN;
+    while let Some(rest) = buf.get(pos..) {
+        let Ok(hdr) = IndexEntryHeader::decode(rest) else { break };
+        let key_ok = match mode {
+            Mode::User => hdr.idlength > 0,
+            Mode::Seq => usize::from(hdr.idlength) == index::SEQ_KEY_LEN,
+        };
+        let Some(key) = rest.get(index::ENTRY_HEADER_LEN..hdr.entry_len()) else { break };
+        if !key_ok || hdr.flags & !crate::format::FLAG_DELETED != 0 {
+            break;
+        }
+        let Ok(off) = u32::try_from(pos) else { break };
+        out.push(Parsed {
+            off,
+            hdr,
+            key: key.to_vec(),
+        });
+        pos += hdr.entry_len();
+    }
+    (out, pos.min(buf.len()))
+}
+
+impl Namespace {
+    /// Directory names for a namespace under the two roots.
+    pub fn dirs_for(index_root: &Path, data_root: &Path, name: &[u8]) -> (PathBuf, PathBuf) {
+        let name = OsStr::from_bytes(name);
+        (index_root.join(name), data_root.join(name))
+    }
+
+    /// Create a new namespace on disk (directories, descriptor, first file pair) and open it.
+    pub fn create(
+        storage: Arc<dyn Storage>,
+        index_root: &Path,
+        data_root: &Path,
+        desc: Descriptor,
+        cfg: EngineConfig,
+    ) -> Result<Namespace, OpenError> {
+        let (idir, ddir) = Self::dirs_for(index_root, data_root, &desc.name);
+        for (dir, root) in [(&idir, index_root), (&ddir, data_root)] {
+            storage
+                .create_dir_all(dir)
+                .map_err(io_err("create directory", dir))?;
+            storage.sync_dir(root).map_err(io_err("sync directory", root))?;
+        }
+        let path = idir.join(DESCRIPTOR);
+        write_atomic(&*storage, &path, &desc.encode()).map_err(io_err("write descriptor", &path))?;
+        Self::open(storage, index_root, data_root, &desc.name, cfg)
+    }
+
+    /// Open (and repair if needed) an existing namespace; creates what is missing.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        index_root: &Path,
+        data_root: &Path,
+        name: &[u8],
+        cfg: EngineConfig,
+    ) -> Result<Namespace, OpenError> {
+        let (idir, ddir) = Self::dirs_for(index_root, data_root, name);
+        for dir in [&idir, &ddir] {
+            if !storage.exists(dir) {
+                storage
+                    .create_dir_all(dir)
+                    .map_err(io_err("create directory", dir))?;
+            }
+        }
+        let desc_path = idir.join(DESCRIPTOR);
+        let desc = match storage.open(&desc_path, OpenMode::ReadOnly) {
+            Ok(f) => {
+                let bytes = read_all(&*f).map_err(io_err("read descriptor", &desc_path))?;
+                Descriptor::decode(&bytes).map_err(|source| OpenError::Descriptor {
+                    path: desc_path.clone(),
+                    source,
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let d = Descriptor::new(name);
+                write_atomic(&*storage, &desc_path, &d.encode())
+                    .map_err(io_err("write descriptor", &desc_path))?;
+                d
+            }
+            Err(e) => return Err(io_err("open descriptor", &desc_path)(e)),
+        };
+
+        let files = Files::new(storage.clone(), idir, ddir);
+        let mut count = 0u32;
+        while storage.exists(&files.path(FileKind::Index, count)) {
+            count += 1;
+        }
+        let default_mode = if cfg.run_mode == RunMode::Seq { Mode::Seq } else { Mode::User };
+        let placeholder = Active {
+            id: 0,
+            index: Arc::new(NullFile),
+            data: Arc::new(NullFile),
+            index_size: index::HEADER_LEN as u32,
+            data_size: data::HEADER_LEN as u32,
+        };
+        let mut ns = Namespace {
+            cfg,
+            files,
+            desc,
+            mode: default_mode,
+            active: placeholder,
+            keys: KeyMap::default(),
+            seq_first: Vec::new(),
+            next_entry: 0,
+            seq_live: 0,
+            key_bytes: 0,
+            live_bytes: 0,
+            dead_bytes: 0,
+            last_index_off: 0,
+            last_data_off: 0,
+            index_sizes: Vec::new(),
+            dirty: Default::default(),
+            unsynced: Vec::new(),
+            poisoned: None,
+            last_sync: Instant::now(),
+            lock: LockState::Open,
+            maxsize_override: None,
+            stats: NsStats::default(),
+        };
+        if count == 0 {
+            ns.create_pair(0).map_err(|(path, source)| OpenError::Io {
+                op: "create file",
+                path,
+                source,
+            })?;
+            return Ok(ns);
+        }
+        ns.load(count)?;
+        Ok(ns)
+    }
+
+    fn load(&mut self, count: u32) -> Result<(), OpenError> {
+        let last = count - 1;
+        // Highest data end referenced by the index inside data file `last`: where the tail
+        // scan starts.
+        let mut tail_start = data::HEADER_LEN as u64;
+        for id in 0..count {
+            let path = self.files.path(FileKind::Index, id);
+            let file = self.files.get(FileKind::Index, id).map_err(io_err("open index", &path))?;
+            let buf = read_all(&*file).map_err(io_err("read index", &path))?;
+            let header = IndexHeader::decode(&buf);
+            let mode = match header {
+                Ok(h) => Mode::from_byte(h.mode),
+                Err(_) if id == last => self.mode,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "unreadable index header, file skipped");
+                    self.stats.index_faults += 1;
+                    self.index_sizes.push(index::HEADER_LEN as u32);
+                    self.seq_first.push(self.next_entry);
+                    continue;
+                }
+            };
+            if id == 0 {
+                match (self.cfg.run_mode, mode) {
+                    (RunMode::User, Mode::Seq) | (RunMode::Seq, Mode::User) => {
+                        return Err(OpenError::ModeMismatch { path });
+                    }
+                    _ => self.mode = mode,
+                }
+            }
+            if header.is_err() {
+                // Torn creation of the last index file: write its header again.
+                let hdr = IndexHeader { fileid: id, mode: self.mode.as_byte() };
+                file.set_len(0).map_err(io_err("truncate index", &path))?;
+                file.write_at(&hdr.encode(), 0).map_err(io_err("write index", &path))?;
+                file.sync().map_err(io_err("sync index", &path))?;
+            }
+            let (mut entries, mut end) = if header.is_ok() {
+                parse_index(&buf, self.mode)
+            } else {
+                (Vec::new(), index::HEADER_LEN)
+            };
+            if id == last {
+                // Cut trailing entries whose data is not whole.
+                while let Some(e) = entries.last() {
+                    if self.entry_matches_data(id, e) {
+                        break;
+                    }
+                    tracing::warn!(path = %path.display(), offset = e.off, "index entry without valid data cut");
+                    end = e.off as usize;
+                    entries.pop();
+                }
+                if end < buf.len() {
+                    tracing::warn!(path = %path.display(), from = buf.len(), to = end, "torn index tail cut");
+                    file.set_len(end as u64).map_err(io_err("truncate index", &path))?;
+                    file.sync().map_err(io_err("sync index", &path))?;
+                }
+            } else if end < buf.len() {
+                tracing::warn!(path = %path.display(), offset = end, "index file has unreadable entries past this offset");
+                self.stats.index_faults += 1;
+            }
+            self.seq_first.push(self.next_entry);
+            for e in &entries {
+                let df = self.data_file_of(id, &e.hdr);
+                if df == last {
+                    let e_end = u64::from(e.hdr.offset) + Self::data_entry_len(e.key.len(), e.hdr.length as usize);
+                    if e_end > tail_start {
+                        tail_start = e_end;
+                        self.last_data_off = e.hdr.offset;
+                    }
+                }
+                self.apply_index_entry(id, e.off, &e.hdr, &e.key);
+            }
+            self.index_sizes.push(u32::try_from(end).unwrap_or(u32::MAX));
+        }
+
+        // Active pair.
+        let ipath = self.files.path(FileKind::Index, last);
+        let index_file = self.files.get(FileKind::Index, last).map_err(io_err("open index", &ipath))?;
+        let dpath = self.files.path(FileKind::Data, last);
+        let data_file = match self.files.get(FileKind::Data, last) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let f = self.files.storage.open(&dpath, OpenMode::CreateNew).map_err(io_err("create data", &dpath))?;
+                self.files.put(FileKind::Data, last, f.clone());
+                f
+            }
+            Err(e) => return Err(io_err("open data", &dpath)(e)),
+        };
+        let dlen = data_file.len().map_err(io_err("stat data", &dpath))?;
+        if dlen < data::HEADER_LEN as u64 || DataHeader::decode(&read_header(&*data_file)).is_err() {
+            if dlen > data::HEADER_LEN as u64 {
+                tracing::warn!(path = %dpath.display(), "bad data header rewritten");
+            }
+            data_file.set_len(0).map_err(io_err("truncate data", &dpath))?;
+            data_file
+                .write_at(&DataHeader { fileid: last }.encode(), 0)
+                .map_err(io_err("write data", &dpath))?;
+            data_file.sync().map_err(io_err("sync data", &dpath))?;
+            self.files.storage.sync_dir(&self.files.data_dir).map_err(io_err("sync directory", &dpath))?;
+        }
+        self.active = Active {
+            id: last,
+            index: index_file,
+            data: data_file,
+            index_size: self.index_sizes.last().copied().unwrap_or(index::HEADER_LEN as u32),
+            data_size: 0,
+        };
+        self.tail_scan(tail_start).map_err(io_err("recover data tail", &dpath))?;
+        Ok(())
+    }
+
+    /// Account one index entry read at open.
+    fn apply_index_entry(&mut self, file: u32, off: u32, hdr: &IndexEntryHeader, key: &[u8]) {
+        self.next_entry += 1;
+        self.last_index_off = off;
+        let size = Self::data_entry_len(key.len(), hdr.length as usize);
+        match self.mode {
+            Mode::Seq => {
+                if hdr.deleted() {
+                    self.dead_bytes += size;
+                } else {
+                    self.seq_live += 1;
+                    self.live_bytes += u64::from(hdr.length);
+                }
+            }
+            Mode::User => {
+                // 0-db replays a deleted entry as an insert followed by a delete.
+                let old = if hdr.deleted() {
+                    self.dead_bytes += size;
+                    self.keys.remove(key)
+                } else {
+                    let loc = Loc { file, idx_off: off, data_off: hdr.offset, len: hdr.length };
+                    self.live_bytes += u64::from(hdr.length);
+                    let old = self.keys.insert(key, loc);
+                    if old.is_none() {
+                        self.key_bytes += key.len() as u64;
+                    }
+                    old
+                };
+                if let Some(old) = old {
+                    self.live_bytes -= u64::from(old.len);
+                    self.dead_bytes += Self::data_entry_len(key.len(), old.len as usize);
+                    if hdr.deleted() {
+                        self.key_bytes -= key.len() as u64;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Does this index entry point at a whole data entry with the same key, length and CRC?
+    fn entry_matches_data(&self, file: u32, e: &Parsed) -> bool {
+        let df = self.data_file_of(file, &e.hdr);
+        let Ok(data) = self.files.get(FileKind::Data, df) else { return false };
+        let mut buf = vec![0u8; data::ENTRY_HEADER_LEN + e.key.len() + e.hdr.length as usize];
+        if data.read_exact_at(&mut buf, u64::from(e.hdr.offset)).is_err() {
+            return false;
+        }
+        let Ok(dh) = DataEntryHeader::decode(&buf) else { return false };
+        let key_end = data::ENTRY_HEADER_LEN + e.key.len();
+        dh.idlength == e.hdr.idlength
+            && dh.datalength == e.hdr.length
+            && dh.crc == e.hdr.crc
+            && buf.get(data::ENTRY_HEADER_LEN..key_end) == Some(&e.key[..])
+            && crate::format::crc32(buf.get(key_end..).unwrap_or_default()) == dh.crc
+    }
+
+    /// Walk the active data file from `start`, re-index whole entries, cut the torn tail.
+    fn tail_scan(&mut self, start: u64) -> std::io::Result<()> {
+        let data = self.active.data.clone();
+        let len = data.len()?;
+        let mut pos = start.max(data::HEADER_LEN as u64);
+        let mut replayed = 0u64;
+        while pos < len {
+            let mut hbuf = [0u8; data::ENTRY_HEADER_LEN];
+            if data.read_exact_at(&mut hbuf, pos).is_err() {
+                break;
+            }
+            let Ok(h) = DataEntryHeader::decode(&hbuf) else { break };
+            let key_ok = match self.mode {
+                Mode::User => h.idlength > 0,
+                Mode::Seq => usize::from(h.idlength) == index::SEQ_KEY_LEN,
+            };
+            let end = pos + h.entry_len();
+            if !key_ok || end > len || h.datalength as usize > crate::MAX_VALUE || (h.deleted() && h.datalength != 0) {
+                break;
+            }
+            let mut body = vec![0u8; usize::from(h.idlength) + h.datalength as usize];
+            data.read_exact_at(&mut body, pos + data::ENTRY_HEADER_LEN as u64)?;
+            let (key, value) = body.split_at(usize::from(h.idlength));
+            if !h.deleted() && crate::format::crc32(value) != h.crc {
+                break;
+            }
+            let Ok(pos32) = u32::try_from(pos) else { break };
+            self.active.data_size = u32::try_from(end).unwrap_or(u32::MAX);
+            self.replay_data_entry(pos32, &h, key)?;
+            self.last_data_off = pos32;
+            replayed += 1;
+            pos = end;
+        }
+        if pos < len {
+            tracing::warn!(file = self.active.id, from = len, to = pos, "torn data tail cut");
+            data.set_len(pos)?;
+        }
+        self.active.data_size = u32::try_from(pos).unwrap_or(u32::MAX);
+        if replayed > 0 || pos < len {
+            if replayed > 0 {
+                tracing::info!(file = self.active.id, entries = replayed, "data entries re-indexed");
+            }
+            data.sync()?;
+            self.active.index.sync()?;
+            for f in std::mem::take(&mut self.unsynced) {
+                f.sync()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_header(file: &dyn StorageFile) -> [u8; data::HEADER_LEN] {
+    let mut h = [0u8; data::HEADER_LEN];
+    let _ = file.read_exact_at(&mut h, 0);
+    h
+}
+
+/// Placeholder handle used only while a namespace is being built.
+struct NullFile;
+
+impl StorageFile for NullFile {
+    fn read_at(&self, _buf: &mut [u8], _off: u64) -> std::io::Result<usize> {
+        Ok(0)
+    }
+    fn write_at(&self, _buf: &[u8], _off: u64) -> std::io::Result<()> {
+        Err(std::io::Error::other("namespace not open"))
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(0)
+    }
+    fn set_len(&self, _len: u64) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! The storage engine: one [`Namespace`] per 0-db namespace, holding its in-memory index and
+//! its active index/data file pair.
+//!
+//! Invariants (see ARCHITECTURE.md):
+//! - Index file N and data file N rotate together; only the highest pair is appended to.
+//! - A write appends the data entry, then the index entry, then flags the superseded index
+//!   entry; a crash between any two steps leaves a state that [`Namespace::open`] repairs
+//!   without losing the key.
+//! - After an I/O error on a write or an fsync the namespace is poisoned and refuses writes.
+
+mod files;
+mod keymap;
+mod load;
+mod namespace;
+mod read;
+mod write;
+
+pub use keymap::{KeyMap, Loc};
+pub use namespace::{LockState, Namespace, NsStats};
+pub use read::{CURSOR_LEN, CheckResult, HistoryError, HistoryItem, RawEntry, RawError, ScanItem, ScanPage};
+pub use write::{Rotation, SetOutcome};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Key mode of a namespace, as stored in its index headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Arbitrary 1..=255-byte keys, all held in memory.
+    User,
+    /// 8-byte little-endian ids assigned by the server; slots computed, nothing in memory.
+    Seq,
+}
+
+impl Mode {
+    /// Byte stored in index headers.
+    pub fn as_byte(self) -> u8 {
+        match self {
+            Mode::User => 0,
+            Mode::Seq => 1,
+        }
+    }
+    /// From the byte stored in index headers.
+    pub fn from_byte(b: u8) -> Self {
+        if b == 1 { Mode::Seq } else { Mode::User }
+    }
+}
+
+/// Server-wide running mode (`--mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// No `--mode`: namespaces start in user mode and may be switched while fresh.
+    Mixed,
+    /// Every namespace in user mode.
+    User,
+    /// Every namespace in sequential mode.
+    Seq,
+}
+
+/// Settings shared by every namespace of a server.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Rotate to a new file pair before a data file would exceed this size.
+    pub datasize: u32,
+    /// fsync before acknowledging every write (`--sync`).
+    pub sync: bool,
+    /// fsync on the next write when the last one is older than this (`--synctime`).
+    pub synctime: Option<Duration>,
+    /// Server mode.
+    pub run_mode: RunMode,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            datasize: 256 * 1024 * 1024,
+            sync: false,
+            synctime: None,
+            run_mode: RunMode::Mixed,
+        }
+    }
+}
+
+/// Which file of a pair an I/O error hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// `iN`
+    Index,
+    /// `dN`
+    Data,
+}
+
+/// Errors that prevent a namespace from opening at all.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// A file could not be read, created or written.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The namespace descriptor is unreadable.
+    #[error("corrupt namespace descriptor {path}: {source}")]
+    Descriptor {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: crate::format::FormatError,
+    },
+    /// The index was written in a mode other than the server's `--mode`.
+    #[error("index {path} created in another mode than running mode")]
+    ModeMismatch {
+        /// The index file.
+        path: PathBuf,
+    },
+}
+
+/// Why an operation was refused; `Display` is the exact 0-db error reply (without `-`).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum OpError {
+    /// Missing or deleted key.
+    #[error("Key not found")]
+    KeyNotFound,
+    /// Overwrite in worm mode.
+    #[error("Namespace is protected by worm mode")]
+    Worm,
+    /// Delete in worm mode.
+    #[error("Cannot delete a key when namespace is in worm mode")]
+    WormDelete,
+    /// Over `maxsize`.
+    #[error("No space left on this namespace")]
+    NoSpace,
+    /// Sequential mode: only existing, live ids may be set.
+    #[error("Invalid key, only update authorized")]
+    SeqUpdateOnly,
+    /// Writing the data file failed (the namespace is now poisoned).
+    #[error("Cannot write data right now")]
+    DataWrite,
+    /// Writing the index file failed (the namespace is now poisoned).
+    #[error("Cannot write index right now")]
+    IndexWrite,
+    /// An earlier write or fsync failed; writes stay refused until a restart.
+    #[error("Cannot write data right now (namespace poisoned by an earlier i/o error, restart required)")]
+    Poisoned,
+    /// The stored value does not match its checksum.
+    #[error("Data corrupted")]
+    Corrupted,
+    /// The data file could not be read.
+    #[error("Internal Error")]
+    ReadFailed,
+    /// The data file is gone (offloaded); the server runs the `missing-data` hook.
+    #[error("Internal Error")]
+    MissingData(std::path::PathBuf),
+    /// Tombstone write failed.
+    #[error("Cannot delete key (data)")]
+    DeleteData,
+    /// Index flag write failed.
+    #[error("Cannot delete key (index)")]
+    DeleteIndex,
+}

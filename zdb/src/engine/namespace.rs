@@ -1,0 +1,236 @@
+//! The namespace type and its bookkeeping; operations live in `load.rs`, `write.rs` and
+//! `read.rs`.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::files::Files;
+use super::keymap::KeyMap;
+use super::{EngineConfig, FileKind, Mode, OpError};
+use crate::format::{Descriptor, data, index};
+use crate::storage::{Storage, StorageFile, write_atomic};
+
+/// Volatile access restriction (NSSET lock / freeze; not persisted, as in 0-db).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LockState {
+    /// Normal.
+    #[default]
+    Open,
+    /// Read-only for everyone.
+    Locked,
+    /// No reads, no writes.
+    Frozen,
+}
+
+/// I/O error counters reported by NSINFO.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NsStats {
+    /// Index read/write errors.
+    pub index_io_errors: u64,
+    /// Unix time of the last index error.
+    pub index_io_error_last: u64,
+    /// Index entries found inconsistent.
+    pub index_faults: u64,
+    /// Data read/write errors.
+    pub data_io_errors: u64,
+    /// Unix time of the last data error.
+    pub data_io_error_last: u64,
+    /// Data entries found corrupted.
+    pub data_faults: u64,
+}
+
+/// The active (highest-numbered) file pair.
+pub(crate) struct Active {
+    pub(crate) id: u32,
+    pub(crate) index: Arc<dyn StorageFile>,
+    pub(crate) data: Arc<dyn StorageFile>,
+    /// Next append offset in `iN`.
+    pub(crate) index_size: u32,
+    /// Next append offset in `dN`.
+    pub(crate) data_size: u32,
+}
+
+/// One namespace: descriptor, in-memory index, files.
+pub struct Namespace {
+    pub(crate) cfg: EngineConfig,
+    pub(crate) files: Files,
+    pub(crate) desc: Descriptor,
+    pub(crate) mode: Mode,
+    pub(crate) active: Active,
+    /// User mode: live keys.
+    pub(crate) keys: KeyMap,
+    /// Sequential mode: first id stored in each index file, by file number.
+    pub(crate) seq_first: Vec<u64>,
+    /// Index entries ever appended (sequential mode: the next id).
+    pub(crate) next_entry: u64,
+    /// Live keys (sequential mode; user mode uses `keys.len()`).
+    pub(crate) seq_live: u64,
+    /// Sum of live key lengths (user mode), for the memory estimate.
+    pub(crate) key_bytes: u64,
+    /// Sum of live value lengths.
+    pub(crate) live_bytes: u64,
+    /// Bytes of superseded and deleted entries still on disk.
+    pub(crate) dead_bytes: u64,
+    /// Offset of the last appended index entry (for the `previous` chain).
+    pub(crate) last_index_off: u32,
+    /// Offset of the last appended data entry (for the `previous` chain).
+    pub(crate) last_data_off: u32,
+    /// Size of every index file, by number (for scans).
+    pub(crate) index_sizes: Vec<u32>,
+    /// Index files modified in place since the last `INDEX DIRTY RESET`.
+    pub(crate) dirty: BTreeSet<u32>,
+    /// Older files written in place and not yet fsynced.
+    pub(crate) unsynced: Vec<Arc<dyn StorageFile>>,
+    /// Set after a failed write or fsync: every later write is refused.
+    pub(crate) poisoned: Option<String>,
+    pub(crate) last_sync: Instant,
+    /// Volatile lock / freeze.
+    pub lock: LockState,
+    /// In-memory maxsize override (`--maxsize` for default).
+    pub maxsize_override: Option<u64>,
+    /// I/O counters.
+    pub stats: NsStats,
+}
+
+impl Namespace {
+    /// Namespace name.
+    pub fn name(&self) -> &[u8] {
+        &self.desc.name
+    }
+    /// Persistent settings.
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.desc
+    }
+    /// Key mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    /// Live keys.
+    pub fn entries(&self) -> u64 {
+        match self.mode {
+            Mode::User => self.keys.len() as u64,
+            Mode::Seq => self.seq_live,
+        }
+    }
+    /// Sum of live value sizes.
+    pub fn data_size_bytes(&self) -> u64 {
+        self.live_bytes
+    }
+    /// Bytes on disk held by superseded or deleted entries.
+    pub fn dead_bytes(&self) -> u64 {
+        self.dead_bytes
+    }
+    /// Estimated bytes of memory used by the in-memory index.
+    pub fn index_size_bytes(&self) -> u64 {
+        match self.mode {
+            Mode::User => self.keys.memory_estimate(self.key_bytes),
+            Mode::Seq => (self.seq_first.len() * 8) as u64,
+        }
+    }
+    /// Index entries ever appended (0-db's `nextentry`).
+    pub fn next_entry(&self) -> u64 {
+        self.next_entry
+    }
+    /// Effective size limit (0 = none).
+    pub fn maxsize(&self) -> u64 {
+        self.maxsize_override.unwrap_or(self.desc.maxsize)
+    }
+    /// Active file pair number and data append offset.
+    pub fn current_position(&self) -> (u32, u32) {
+        (self.active.id, self.active.data_size)
+    }
+    /// Paths of the active index and data files.
+    pub fn active_paths(&self) -> (PathBuf, PathBuf) {
+        (
+            self.files.path(FileKind::Index, self.active.id),
+            self.files.path(FileKind::Data, self.active.id),
+        )
+    }
+    /// Index and data directories.
+    pub fn dirs(&self) -> (PathBuf, PathBuf) {
+        (self.files.index_dir.clone(), self.files.data_dir.clone())
+    }
+    /// Storage backend.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.files.storage
+    }
+    /// Index files modified in place since the last reset.
+    pub fn dirty(&self) -> Vec<u32> {
+        self.dirty.iter().copied().collect()
+    }
+    /// Forget the dirty list.
+    pub fn reset_dirty(&mut self) {
+        self.dirty.clear();
+    }
+    /// Why writes are refused, if they are.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+    /// True while nothing was ever written (mode may still change).
+    pub fn is_fresh(&self) -> bool {
+        self.active.id == 0 && self.active.index_size as usize == index::HEADER_LEN
+    }
+
+    /// Rewrite the descriptor atomically after a settings change.
+    pub fn set_descriptor(&mut self, desc: Descriptor) -> std::io::Result<()> {
+        let path = self.files.index_dir.join(super::load::DESCRIPTOR);
+        write_atomic(&*self.files.storage, &path, &desc.encode())?;
+        self.desc = desc;
+        Ok(())
+    }
+
+    /// Record an I/O failure and refuse further writes.
+    pub(crate) fn poison(&mut self, kind: FileKind, err: &std::io::Error) {
+        let now = crate::now_secs();
+        match kind {
+            FileKind::Index => {
+                self.stats.index_io_errors += 1;
+                self.stats.index_io_error_last = now;
+            }
+            FileKind::Data => {
+                self.stats.data_io_errors += 1;
+                self.stats.data_io_error_last = now;
+            }
+        }
+        tracing::error!(
+            namespace = %String::from_utf8_lossy(&self.desc.name),
+            error = %err,
+            "write failed; namespace refuses writes until restart"
+        );
+        self.poisoned = Some(err.to_string());
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<(), OpError> {
+        if self.poisoned.is_some() {
+            return Err(OpError::Poisoned);
+        }
+        Ok(())
+    }
+
+    /// Data file number holding the value of an index entry found in index file `file`.
+    pub(crate) fn data_file_of(&self, file: u32, hdr: &index::IndexEntryHeader) -> u32 {
+        // 0-db writes dataid = 0 in user mode; there index N always pairs with data N.
+        match self.mode {
+            Mode::User => file,
+            Mode::Seq => hdr.dataid,
+        }
+    }
+
+    /// Index slot (file, offset) of a sequential id, if it was ever allocated.
+    pub(crate) fn seq_slot(&self, id: u64) -> Option<(u32, u32)> {
+        if id >= self.next_entry {
+            return None;
+        }
+        let file = self.seq_first.partition_point(|&first| first <= id).checked_sub(1)?;
+        let first = *self.seq_first.get(file)?;
+        let off = index::HEADER_LEN as u64 + (id - first) * index::SEQ_ENTRY_LEN as u64;
+        Some((u32::try_from(file).ok()?, u32::try_from(off).ok()?))
+    }
+
+    /// Size a data entry takes on disk.
+    pub(crate) fn data_entry_len(key_len: usize, value_len: usize) -> u64 {
+        (data::ENTRY_HEADER_LEN + key_len + value_len) as u64
+    }
+}

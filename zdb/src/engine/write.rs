@@ -1,0 +1,514 @@
+//! The write path: SET, DEL, rotation, FLUSH, and the re-indexing used by recovery.
+//!
+//! Order of a user-mode overwrite: append the data entry, append the new index entry (whose
+//! parent points at the old one), then flag the old index entry deleted in place. A crash
+//! after any step leaves either the old or the new version readable, never neither.
+
+use std::path::PathBuf;
+
+use super::keymap::Loc;
+use super::namespace::{Active, Namespace};
+use super::{FileKind, Mode, OpError};
+use crate::format::{
+    DataEntryHeader, DataHeader, FLAG_DELETED, IndexEntryHeader, IndexHeader, crc32, data, index,
+};
+use crate::storage::OpenMode;
+
+/// Outcome of a SET.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SetOutcome {
+    /// Written; the key to send back (sequential mode: the id).
+    Stored(Vec<u8>),
+    /// Byte-identical to the current value: nothing written.
+    Unchanged,
+}
+
+/// A rotation to a new file pair, reported so the server can run the hooks.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// Previous index file.
+    pub old_index: PathBuf,
+    /// New index file.
+    pub new_index: PathBuf,
+    /// Previous data file.
+    pub old_data: PathBuf,
+    /// New data file.
+    pub new_data: PathBuf,
+    /// Index files modified in place (dirty list) at the time of the jump.
+    pub dirty: Vec<u32>,
+}
+
+impl Namespace {
+    /// Create file pair `id` (index first, so a crash never leaves data without its index)
+    /// and make it active.
+    pub(crate) fn create_pair(&mut self, id: u32) -> Result<(), (PathBuf, std::io::Error)> {
+        let storage = self.files.storage.clone();
+        let ipath = self.files.path(FileKind::Index, id);
+        let dpath = self.files.path(FileKind::Data, id);
+        let index = storage
+            .open(&ipath, OpenMode::Truncate)
+            .map_err(|e| (ipath.clone(), e))?;
+        let hdr = IndexHeader { fileid: id, mode: self.mode.as_byte() };
+        index.write_at(&hdr.encode(), 0).map_err(|e| (ipath.clone(), e))?;
+        index.sync().map_err(|e| (ipath.clone(), e))?;
+        let data = storage
+            .open(&dpath, OpenMode::Truncate)
+            .map_err(|e| (dpath.clone(), e))?;
+        data.write_at(&DataHeader { fileid: id }.encode(), 0)
+            .map_err(|e| (dpath.clone(), e))?;
+        // Preallocation is an optimisation; a filesystem without fallocate still works.
+        let _ = data.preallocate(u64::from(self.cfg.datasize));
+        data.sync().map_err(|e| (dpath.clone(), e))?;
+        storage
+            .sync_dir(&self.files.index_dir)
+            .map_err(|e| (ipath.clone(), e))?;
+        storage
+            .sync_dir(&self.files.data_dir)
+            .map_err(|e| (dpath.clone(), e))?;
+        self.files.put(FileKind::Index, id, index.clone());
+        self.files.put(FileKind::Data, id, data.clone());
+        self.active = Active {
+            id,
+            index,
+            data,
+            index_size: index::HEADER_LEN as u32,
+            data_size: data::HEADER_LEN as u32,
+        };
+        if self.index_sizes.len() <= id as usize {
+            self.index_sizes.push(index::HEADER_LEN as u32);
+            self.seq_first.push(self.next_entry);
+        }
+        Ok(())
+    }
+
+    /// Switch to a new file pair (NSJUMP, or a full data file).
+    pub fn jump(&mut self) -> Result<Rotation, OpError> {
+        self.check_writable()?;
+        let old_index = self.files.path(FileKind::Index, self.active.id);
+        let old_data = self.files.path(FileKind::Data, self.active.id);
+        // Closed files are always made durable, whatever the sync policy.
+        if let Err(e) = self.sync_now() {
+            self.poison(FileKind::Data, &e);
+            return Err(OpError::DataWrite);
+        }
+        let next = self.active.id + 1;
+        if let Err((_, e)) = self.create_pair(next) {
+            self.poison(FileKind::Index, &e);
+            return Err(OpError::IndexWrite);
+        }
+        Ok(Rotation {
+            old_index,
+            new_index: self.files.path(FileKind::Index, next),
+            old_data,
+            new_data: self.files.path(FileKind::Data, next),
+            dirty: self.dirty(),
+        })
+    }
+
+    /// Rotate first if this entry would push the data file past `--datasize`.
+    fn rotate_if_full(&mut self, entry_len: u64) -> Result<Option<Rotation>, OpError> {
+        let used = u64::from(self.active.data_size);
+        if used > data::HEADER_LEN as u64 && used + entry_len > u64::from(self.cfg.datasize) {
+            return self.jump().map(Some);
+        }
+        if used + entry_len > u64::from(u32::MAX) {
+            return self.jump().map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Append a data entry; on failure cut it back and poison.
+    fn append_data(&mut self, key: &[u8], value: &[u8], flags: u8, ts: u32) -> Result<u32, OpError> {
+        let crc = if flags & FLAG_DELETED != 0 { 0 } else { crc32(value) };
+        let hdr = DataEntryHeader {
+            idlength: key.len() as u8,
+            datalength: value.len() as u32,
+            previous: self.last_data_off,
+            crc,
+            flags,
+            timestamp: ts,
+        };
+        let mut buf = Vec::with_capacity(data::ENTRY_HEADER_LEN + key.len() + value.len());
+        hdr.encode_into(key, value, &mut buf);
+        let off = self.active.data_size;
+        if let Err(e) = self.active.data.write_at(&buf, u64::from(off)) {
+            let _ = self.active.data.set_len(u64::from(off));
+            self.poison(FileKind::Data, &e);
+            return Err(OpError::DataWrite);
+        }
+        self.active.data_size = off + buf.len() as u32;
+        self.last_data_off = off;
+        Ok(off)
+    }
+
+    /// Append an index entry to the active index file; on failure cut it back and poison.
+    pub(crate) fn append_index(&mut self, hdr: &IndexEntryHeader, key: &[u8]) -> Result<u32, OpError> {
+        let mut buf = Vec::with_capacity(index::ENTRY_HEADER_LEN + key.len());
+        hdr.encode_into(key, &mut buf);
+        let off = self.active.index_size;
+        if let Err(e) = self.active.index.write_at(&buf, u64::from(off)) {
+            let _ = self.active.index.set_len(u64::from(off));
+            self.poison(FileKind::Index, &e);
+            return Err(OpError::IndexWrite);
+        }
+        self.active.index_size = off + buf.len() as u32;
+        if let Some(size) = self.index_sizes.get_mut(self.active.id as usize) {
+            *size = self.active.index_size;
+        }
+        self.last_index_off = off;
+        self.next_entry += 1;
+        Ok(off)
+    }
+
+    /// Rewrite bytes of an existing index entry in place (flag or sequential slot).
+    fn write_index_in_place(&mut self, file: u32, off: u64, bytes: &[u8]) -> Result<(), OpError> {
+        let handle = if file == self.active.id {
+            Ok(self.active.index.clone())
+        } else {
+            self.files.get(FileKind::Index, file)
+        };
+        let res = handle.and_then(|h| {
+            h.write_at(bytes, off)?;
+            if file != self.active.id {
+                self.unsynced.push(h);
+            }
+            Ok(())
+        });
+        if let Err(e) = res {
+            self.poison(FileKind::Index, &e);
+            return Err(OpError::IndexWrite);
+        }
+        self.dirty.insert(file);
+        Ok(())
+    }
+
+    fn flag_deleted(&mut self, file: u32, idx_off: u32) -> Result<(), OpError> {
+        let off = u64::from(idx_off) + index::FLAGS_OFFSET as u64;
+        // Read the current flags so other bits survive.
+        let mut flags = [0u8; 1];
+        if let Ok(h) = self.files.get(FileKind::Index, file) {
+            let _ = h.read_exact_at(&mut flags, off);
+        }
+        self.write_index_in_place(file, off, &[flags[0] | FLAG_DELETED])
+    }
+
+    /// fsync everything written so far.
+    pub fn sync_now(&mut self) -> std::io::Result<()> {
+        self.active.data.sync()?;
+        self.active.index.sync()?;
+        for f in std::mem::take(&mut self.unsynced) {
+            f.sync()?;
+        }
+        self.last_sync = std::time::Instant::now();
+        Ok(())
+    }
+
+    /// Apply the sync policy after a write: `--sync` always, `--synctime` when due.
+    fn after_write(&mut self) -> Result<(), OpError> {
+        let due = self.cfg.sync || self.cfg.synctime.is_some_and(|t| self.last_sync.elapsed() >= t);
+        if due && let Err(e) = self.sync_now() {
+            self.poison(FileKind::Data, &e);
+            return Err(OpError::DataWrite);
+        }
+        Ok(())
+    }
+
+    fn check_maxsize(&self, new_len: usize, old_len: u32) -> Result<(), OpError> {
+        let max = self.maxsize();
+        if max > 0 && self.live_bytes + new_len as u64 > max + u64::from(old_len) {
+            return Err(OpError::NoSpace);
+        }
+        Ok(())
+    }
+
+    /// SET in user mode, or in sequential mode (empty key = new id, 8-byte key = update).
+    /// Returns the outcome and a rotation if one happened first.
+    pub fn set(&mut self, key: &[u8], value: &[u8], ts: u32) -> Result<(SetOutcome, Option<Rotation>), OpError> {
+        self.check_writable()?;
+        match self.mode {
+            Mode::User => self.set_user(key, value, ts),
+            Mode::Seq => self.set_seq(key, value, ts),
+        }
+    }
+
+    fn set_user(&mut self, key: &[u8], value: &[u8], ts: u32) -> Result<(SetOutcome, Option<Rotation>), OpError> {
+        let old = self.keys.get(key);
+        if let Some(loc) = old {
+            if loc.len as usize == value.len() && self.read_value(loc.file, loc.data_off, key, loc.len).ok().as_deref() == Some(value) {
+                return Ok((SetOutcome::Unchanged, None));
+            }
+            if self.desc.worm {
+                return Err(OpError::Worm);
+            }
+        }
+        self.check_maxsize(value.len(), old.map_or(0, |l| l.len))?;
+        let rotation = self.rotate_if_full(Self::data_entry_len(key.len(), value.len()))?;
+        let data_off = self.append_data(key, value, 0, ts)?;
+        let hdr = IndexEntryHeader {
+            idlength: key.len() as u8,
+            offset: data_off,
+            length: value.len() as u32,
+            previous: self.last_index_off,
+            flags: 0,
+            dataid: self.active.id,
+            timestamp: ts,
+            crc: crc32(value),
+            parentid: old.map_or(0, |l| l.file),
+            parentoff: old.map_or(0, |l| l.idx_off),
+        };
+        let idx_off = self.append_index(&hdr, key)?;
+        if let Some(old) = old {
+            self.flag_deleted(old.file, old.idx_off)?;
+        }
+        self.record_user_set(key, Loc { file: self.active.id, idx_off, data_off, len: hdr.length }, old);
+        self.after_write()?;
+        Ok((SetOutcome::Stored(key.to_vec()), rotation))
+    }
+
+    fn record_user_set(&mut self, key: &[u8], loc: Loc, old: Option<Loc>) {
+        self.keys.insert(key, loc);
+        self.live_bytes += u64::from(loc.len);
+        match old {
+            Some(old) => {
+                self.live_bytes -= u64::from(old.len);
+                self.dead_bytes += Self::data_entry_len(key.len(), old.len as usize);
+            }
+            None => self.key_bytes += key.len() as u64,
+        }
+    }
+
+    fn set_seq(&mut self, key: &[u8], value: &[u8], ts: u32) -> Result<(SetOutcome, Option<Rotation>), OpError> {
+        if key.is_empty() {
+            self.check_maxsize(value.len(), 0)?;
+            let rotation = self.rotate_if_full(Self::data_entry_len(index::SEQ_KEY_LEN, value.len()))?;
+            let id = self.next_entry.to_le_bytes();
+            let data_off = self.append_data(&id, value, 0, ts)?;
+            self.append_seq_slot(&id, data_off, value.len() as u32, crc32(value), ts)?;
+            self.after_write()?;
+            return Ok((SetOutcome::Stored(id.to_vec()), rotation));
+        }
+        let (file, off, old) = self.seq_live_slot(key).ok_or(OpError::SeqUpdateOnly)?;
+        let old_file = self.data_file_of(file, &old);
+        if old.length as usize == value.len() && self.read_value(old_file, old.offset, key, old.length).ok().as_deref() == Some(value) {
+            return Ok((SetOutcome::Unchanged, None));
+        }
+        if self.desc.worm {
+            return Err(OpError::Worm);
+        }
+        self.check_maxsize(value.len(), old.length)?;
+        let rotation = self.rotate_if_full(Self::data_entry_len(index::SEQ_KEY_LEN, value.len()))?;
+        let data_off = self.append_data(key, value, 0, ts)?;
+        self.seq_update_slot(key, file, off, old, data_off, value.len() as u32, crc32(value), ts)?;
+        self.after_write()?;
+        Ok((SetOutcome::Stored(key.to_vec()), rotation))
+    }
+
+    /// The live slot of an 8-byte sequential id.
+    pub(crate) fn seq_live_slot(&self, key: &[u8]) -> Option<(u32, u32, IndexEntryHeader)> {
+        let id = u64::from_le_bytes(key.try_into().ok()?);
+        let (file, off) = self.seq_slot(id)?;
+        let (hdr, _) = self.read_index_entry(file, off).ok()?;
+        (!hdr.deleted()).then_some((file, off, hdr))
+    }
+
+    fn append_seq_slot(&mut self, id: &[u8], data_off: u32, len: u32, crc: u32, ts: u32) -> Result<(), OpError> {
+        let hdr = IndexEntryHeader {
+            idlength: index::SEQ_KEY_LEN as u8,
+            offset: data_off,
+            length: len,
+            previous: self.last_index_off,
+            flags: 0,
+            dataid: self.active.id,
+            timestamp: ts,
+            crc,
+            parentid: 0,
+            parentoff: 0,
+        };
+        self.append_index(&hdr, id)?;
+        self.seq_live += 1;
+        self.live_bytes += u64::from(len);
+        Ok(())
+    }
+
+    /// 0-db's sequential update: copy the old slot to the end of the index (flagged deleted,
+    /// consuming an id), then overwrite the slot with the new version pointing at the copy.
+    #[allow(clippy::too_many_arguments)]
+    fn seq_update_slot(
+        &mut self,
+        key: &[u8],
+        file: u32,
+        off: u32,
+        old: IndexEntryHeader,
+        data_off: u32,
+        len: u32,
+        crc: u32,
+        ts: u32,
+    ) -> Result<(), OpError> {
+        let copy = IndexEntryHeader {
+            flags: old.flags | FLAG_DELETED,
+            previous: self.last_index_off,
+            ..old
+        };
+        let copy_file = self.active.id;
+        let copy_off = self.append_index(&copy, key)?;
+        let new = IndexEntryHeader {
+            idlength: index::SEQ_KEY_LEN as u8,
+            offset: data_off,
+            length: len,
+            previous: old.previous,
+            flags: 0,
+            dataid: self.active.id,
+            timestamp: ts,
+            crc,
+            parentid: copy_file,
+            parentoff: copy_off,
+        };
+        let mut buf = Vec::with_capacity(index::SEQ_ENTRY_LEN);
+        new.encode_into(key, &mut buf);
+        self.write_index_in_place(file, u64::from(off), &buf)?;
+        self.live_bytes = self.live_bytes + u64::from(len) - u64::from(old.length);
+        self.dead_bytes += Self::data_entry_len(key.len(), old.length as usize);
+        Ok(())
+    }
+
+    /// DEL: tombstone in the data file, then flag the index entry.
+    pub fn del(&mut self, key: &[u8], ts: u32) -> Result<Option<Rotation>, OpError> {
+        self.check_writable()?;
+        let (file, idx_off, len) = match self.mode {
+            Mode::User => {
+                let loc = self.keys.get(key).ok_or(OpError::KeyNotFound)?;
+                (loc.file, loc.idx_off, loc.len)
+            }
+            Mode::Seq => {
+                let (f, o, h) = self.seq_live_slot(key).ok_or(OpError::KeyNotFound)?;
+                (f, o, h.length)
+            }
+        };
+        if self.desc.worm {
+            return Err(OpError::WormDelete);
+        }
+        let rotation = self.rotate_if_full(Self::data_entry_len(key.len(), 0))?;
+        self.append_data(key, &[], FLAG_DELETED, ts).map_err(|_| OpError::DeleteData)?;
+        self.flag_deleted(file, idx_off).map_err(|_| OpError::DeleteIndex)?;
+        self.record_delete(key, len);
+        self.after_write()?;
+        Ok(rotation)
+    }
+
+    fn record_delete(&mut self, key: &[u8], len: u32) {
+        match self.mode {
+            Mode::User => {
+                self.keys.remove(key);
+                self.key_bytes -= key.len() as u64;
+            }
+            Mode::Seq => self.seq_live -= 1,
+        }
+        self.live_bytes -= u64::from(len);
+        self.dead_bytes += Self::data_entry_len(key.len(), len as usize);
+    }
+
+    /// Recovery: bring the index up to date with one whole data entry found past its end.
+    pub(crate) fn replay_data_entry(&mut self, pos: u32, h: &DataEntryHeader, key: &[u8]) -> std::io::Result<()> {
+        let to_io = |e: OpError| std::io::Error::other(e.to_string());
+        match self.mode {
+            Mode::User => {
+                let old = self.keys.get(key);
+                if h.deleted() {
+                    if let Some(loc) = old {
+                        self.flag_deleted(loc.file, loc.idx_off).map_err(to_io)?;
+                        self.record_delete(key, loc.len);
+                    }
+                    return Ok(());
+                }
+                let hdr = IndexEntryHeader {
+                    idlength: h.idlength,
+                    offset: pos,
+                    length: h.datalength,
+                    previous: self.last_index_off,
+                    flags: 0,
+                    dataid: self.active.id,
+                    timestamp: h.timestamp,
+                    crc: h.crc,
+                    parentid: old.map_or(0, |l| l.file),
+                    parentoff: old.map_or(0, |l| l.idx_off),
+                };
+                let idx_off = self.append_index(&hdr, key).map_err(to_io)?;
+                if let Some(old) = old {
+                    self.flag_deleted(old.file, old.idx_off).map_err(to_io)?;
+                }
+                self.record_user_set(key, Loc { file: self.active.id, idx_off, data_off: pos, len: h.datalength }, old);
+            }
+            Mode::Seq => {
+                let id = key.try_into().map(u64::from_le_bytes).unwrap_or(u64::MAX);
+                if h.deleted() {
+                    if let Some((f, o, old)) = self.seq_live_slot(key) {
+                        self.flag_deleted(f, o).map_err(to_io)?;
+                        self.record_delete(key, old.length);
+                    }
+                } else if id == self.next_entry {
+                    self.append_seq_slot(key, pos, h.datalength, h.crc, h.timestamp).map_err(to_io)?;
+                } else if let Some((f, o, old)) = self.seq_live_slot(key) {
+                    if !(old.dataid == self.active.id && old.offset == pos) {
+                        self.seq_update_slot(key, f, o, old, pos, h.datalength, h.crc, h.timestamp).map_err(to_io)?;
+                    }
+                } else {
+                    self.stats.data_faults += 1;
+                    tracing::warn!(id, offset = pos, "data entry for an id with no slot skipped");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// FLUSH: delete every file pair and start empty (0-db v2 deletes nothing; we do).
+    pub fn flush(&mut self) -> Result<(), OpError> {
+        self.check_writable()?;
+        let storage = self.files.storage.clone();
+        self.files.forget_all();
+        let mut result = Ok(());
+        for kind in [FileKind::Index, FileKind::Data] {
+            let dir = self.files.dir(kind).to_path_buf();
+            let prefix = if kind == FileKind::Index { 'i' } else { 'd' };
+            for name in storage.list_dir(&dir).unwrap_or_default() {
+                let n = name.to_string_lossy();
+                let numbered = n.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()));
+                if numbered && let Err(e) = storage.remove_file(&dir.join(&name)) {
+                    result = Err(e);
+                }
+            }
+            if let Err(e) = storage.sync_dir(&dir) {
+                result = Err(e);
+            }
+        }
+        if let Err(e) = result {
+            self.poison(FileKind::Data, &e);
+            return Err(OpError::DataWrite);
+        }
+        self.keys.clear();
+        self.seq_first.clear();
+        self.index_sizes.clear();
+        self.dirty.clear();
+        self.unsynced.clear();
+        self.next_entry = 0;
+        self.seq_live = 0;
+        self.key_bytes = 0;
+        self.live_bytes = 0;
+        self.dead_bytes = 0;
+        self.last_index_off = 0;
+        self.last_data_off = 0;
+        if let Err((_, e)) = self.create_pair(0) {
+            self.poison(FileKind::Index, &e);
+            return Err(OpError::IndexWrite);
+        }
+        Ok(())
+    }
+
+    /// Change the mode of a fresh namespace (mixed mode only): rewrite the header of `i0`.
+    pub fn set_mode(&mut self, mode: Mode) -> std::io::Result<()> {
+        let hdr = IndexHeader { fileid: self.active.id, mode: mode.as_byte() };
+        self.active.index.write_at(&hdr.encode(), 0)?;
+        self.active.index.sync()?;
+        self.mode = mode;
+        Ok(())
+    }
+}

@@ -1,0 +1,35 @@
+//! zdb: an append-only key-value engine and RESP server, a drop-in replacement for 0-db.
+//!
+//! Layers, each in its own module:
+//! - [`format`]: the 0-db v2 on-disk layout, byte for byte;
+//! - [`storage`]: the file I/O trait (real filesystem, and an in-memory power-cut model);
+//! - [`engine`]: namespaces: index replay, recovery, the write and read paths;
+//! - [`protocol`]: RESP framing (arrays and inline commands) and reply encoding;
+//! - [`cmd`]: one handler per command group, with 0-db's exact replies;
+//! - [`server`]: listeners, connections, limits, hooks.
+#![deny(missing_docs)]
+
+pub mod cmd;
+pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod format;
+pub mod hooks;
+pub mod protocol;
+pub mod server;
+pub mod storage;
+
+/// Largest value accepted (8 MiB, inclusive).
+pub const MAX_VALUE: usize = 8 * 1024 * 1024;
+/// Largest user key.
+pub const MAX_KEY: usize = 255;
+/// Most arguments in one command, including its name.
+pub const MAX_ARGS: usize = 1024;
+
+/// Current unix time in seconds.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

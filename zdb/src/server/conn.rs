@@ -1,0 +1,188 @@
+//! One client connection: read, frame, execute, reply.
+//!
+//! Memory per client is bounded: the input buffer grows only as bytes arrive, never past
+//! `MAX_FRAME`, and growth beyond a small base is paid for from a server-wide budget; a client
+//! whose budget cannot be granted within a few seconds is disconnected. Replies are flushed
+//! before more input is read, so a client that does not read its replies stops being read.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::state::{NsHandle, Shared};
+use crate::cmd::{self, Flow};
+use crate::protocol::{self, Reply};
+
+/// Input bytes a client may buffer without drawing on the shared budget.
+const BASE_INPUT: usize = 64 * 1024;
+/// Flush replies once this much is pending.
+pub(crate) const FLUSH_AT: usize = 64 * 1024;
+/// How long a client may wait for input budget before it is disconnected.
+const BUDGET_WAIT: Duration = Duration::from_secs(5);
+
+/// Per-connection state.
+pub struct Session {
+    /// Client id.
+    pub id: u64,
+    /// Current namespace.
+    pub ns: Arc<NsHandle>,
+    /// May write in the current namespace.
+    pub writable: bool,
+    /// Logged in as admin (always true without `--admin`).
+    pub admin: bool,
+    /// Pending AUTH SECURE challenge.
+    pub nonce: Option<String>,
+    /// MASTER mode: requests carry a trailing owner id.
+    pub master: bool,
+    /// MIRROR mode.
+    pub mirror: bool,
+}
+
+/// Output side of a connection: a reply buffer and the socket it drains into.
+pub struct Output<W> {
+    /// Pending reply bytes.
+    pub buf: BytesMut,
+    writer: W,
+    shared: Arc<Shared>,
+}
+
+impl<W: AsyncWrite + Unpin> Output<W> {
+    /// Append a reply.
+    pub fn reply(&mut self, r: Reply) {
+        r.encode(&mut self.buf);
+    }
+
+    /// Send pending bytes if there are many (keeps large replies bounded in memory).
+    pub async fn flush_if_big(&mut self) -> std::io::Result<()> {
+        if self.buf.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Send all pending bytes.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.writer.write_all(&self.buf).await?;
+            self.shared.stats.network_tx.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Serve one client until it leaves or breaks the protocol.
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S, shared: Arc<Shared>) {
+    let (mut reader, writer) = tokio::io::split(stream);
+    let mut session = Session {
+        id: shared.new_client(),
+        ns: shared.default_ns(),
+        writable: !shared.cfg.protect,
+        admin: shared.cfg.admin.is_none(),
+        nonce: None,
+        master: false,
+        mirror: false,
+    };
+    let mut out = Output { buf: BytesMut::with_capacity(4096), writer, shared: shared.clone() };
+    let mut input = BytesMut::with_capacity(4096);
+    let mut budget = Budget { shared: shared.clone(), held_kib: 0 };
+    loop {
+        // Execute every whole request already buffered.
+        loop {
+            match protocol::parse(&mut input) {
+                Ok(Some(args)) if args.is_empty() => {}
+                Ok(Some(args)) => match cmd::execute(&mut session, &shared, args, &mut out).await {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Close) | Err(_) => {
+                        let _ = out.flush().await;
+                        return;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    shared.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
+                    out.reply(Reply::err(e.to_string()));
+                    if !e.keeps_connection() {
+                        let _ = out.flush().await;
+                        return;
+                    }
+                }
+            }
+            if out.flush_if_big().await.is_err() {
+                return;
+            }
+        }
+        if out.flush().await.is_err() {
+            return;
+        }
+        budget.fit(input.len()).await;
+        if !budget.covers(input.len() + BASE_INPUT / 2) && !budget.grow(input.len() + BASE_INPUT).await {
+            out.reply(Reply::err("Server input buffers full, try again later"));
+            let _ = out.flush().await;
+            return;
+        }
+        if input.capacity() - input.len() < 4096 {
+            input.reserve(16 * 1024);
+        }
+        match reader.read_buf(&mut input).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                shared.stats.network_rx.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Input-buffer bytes a client holds from the shared budget (in KiB), beyond `BASE_INPUT`.
+struct Budget {
+    shared: Arc<Shared>,
+    held_kib: u32,
+}
+
+impl Budget {
+    fn need_kib(len: usize) -> u32 {
+        u32::try_from(len.saturating_sub(BASE_INPUT).div_ceil(1024)).unwrap_or(u32::MAX)
+    }
+
+    fn covers(&self, len: usize) -> bool {
+        Self::need_kib(len) <= self.held_kib
+    }
+
+    /// Give back what a shrunken buffer no longer needs.
+    async fn fit(&mut self, len: usize) {
+        let need = Self::need_kib(len);
+        if need < self.held_kib {
+            self.shared.input_budget.add_permits((self.held_kib - need) as usize);
+            self.held_kib = need;
+        }
+    }
+
+    /// Take enough budget for `len` buffered bytes; false if it did not come in time.
+    async fn grow(&mut self, len: usize) -> bool {
+        let need = Self::need_kib(len);
+        if need <= self.held_kib {
+            return true;
+        }
+        let more = need - self.held_kib;
+        let acquire = self.shared.input_budget.clone().acquire_many_owned(more);
+        match tokio::time::timeout(BUDGET_WAIT, acquire).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                self.held_kib = need;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        if self.held_kib > 0 {
+            self.shared.input_budget.add_permits(self.held_kib as usize);
+        }
+    }
+}

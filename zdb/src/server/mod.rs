@@ -1,0 +1,76 @@
+//! The server: shared state, listeners, and the per-connection loop.
+//!
+//! `run` takes bound listeners and a shutdown future, so tests can bind port 0 and stop the
+//! server when they like; `main.rs` only parses flags and calls it.
+
+mod conn;
+mod state;
+
+pub use conn::{Output, Session};
+pub use state::{NsHandle, Shared, Stats};
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, UnixListener};
+
+/// Bound sockets to serve.
+#[derive(Default)]
+pub struct Listeners {
+    /// TCP listener.
+    pub tcp: Option<TcpListener>,
+    /// Unix socket listener.
+    pub unix: Option<UnixListener>,
+}
+
+/// Serve clients until `shutdown` completes or a client runs STOP; then make every namespace
+/// durable.
+pub async fn run(listeners: Listeners, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
+    let accept_tcp = {
+        let shared = shared.clone();
+        async move {
+            let Some(l) = listeners.tcp else { return std::future::pending().await };
+            loop {
+                match l.accept().await {
+                    Ok((s, _)) => {
+                        let _ = s.set_nodelay(true);
+                        let _ = socket2_keepalive(&s);
+                        tokio::spawn(conn::serve(s, shared.clone()));
+                    }
+                    Err(e) => accept_error(e).await,
+                }
+            }
+        }
+    };
+    let accept_unix = {
+        let shared = shared.clone();
+        async move {
+            let Some(l) = listeners.unix else { return std::future::pending().await };
+            loop {
+                match l.accept().await {
+                    Ok((s, _)) => {
+                        tokio::spawn(conn::serve(s, shared.clone()));
+                    }
+                    Err(e) => accept_error(e).await,
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = accept_tcp => {}
+        () = accept_unix => {}
+        () = shutdown => {}
+        () = shared.stopped() => {}
+    }
+    shared.sync_all();
+}
+
+/// Out of file descriptors and similar: log, back off briefly, keep accepting.
+async fn accept_error(e: std::io::Error) {
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
+fn socket2_keepalive(s: &tokio::net::TcpStream) -> std::io::Result<()> {
+    rustix::net::sockopt::set_socket_keepalive(s, true).map_err(std::io::Error::from)
+}

@@ -1,0 +1,258 @@
+//! State shared by all connections: the namespace registry, counters, hooks.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+use tokio::sync::{Notify, Semaphore, broadcast};
+
+use crate::config::Config;
+use crate::engine::{Namespace, OpenError};
+use crate::format::Descriptor;
+use crate::hooks::Hooks;
+use crate::storage::Storage;
+
+/// Name of the namespace every client starts in.
+pub const DEFAULT_NS: &[u8] = b"default";
+
+/// One namespace as the server holds it.
+pub struct NsHandle {
+    /// The engine object; reads share the lock, writes take it exclusively.
+    pub ns: RwLock<Namespace>,
+    /// Set by NSDEL: clients still attached get an error and are disconnected.
+    pub removed: AtomicBool,
+    /// Commands executed in this namespace (for WAIT): (client id, command name).
+    pub events: broadcast::Sender<(u64, &'static str)>,
+}
+
+impl NsHandle {
+    fn new(ns: Namespace) -> Arc<Self> {
+        Arc::new(Self {
+            ns: RwLock::new(ns),
+            removed: AtomicBool::new(false),
+            events: broadcast::channel(64).0,
+        })
+    }
+}
+
+/// Server-wide counters reported by INFO.
+#[derive(Default)]
+pub struct Stats {
+    /// Connections accepted since boot.
+    pub clients_lifetime: AtomicU64,
+    /// Commands executed.
+    pub commands_executed: AtomicU64,
+    /// Commands that failed.
+    pub commands_failed: AtomicU64,
+    /// Commands refused for lack of rights.
+    pub commands_unauthorized: AtomicU64,
+    /// Bytes received.
+    pub network_rx: AtomicU64,
+    /// Bytes sent.
+    pub network_tx: AtomicU64,
+    /// Bytes read from data files.
+    pub data_read_bytes: AtomicU64,
+    /// Bytes written to data files.
+    pub data_write_bytes: AtomicU64,
+}
+
+/// Everything connections share.
+pub struct Shared {
+    /// Validated configuration.
+    pub cfg: Config,
+    /// Disk access.
+    pub storage: Arc<dyn Storage>,
+    namespaces: RwLock<BTreeMap<Vec<u8>, Arc<NsHandle>>>,
+    /// Hook runner.
+    pub hooks: Hooks,
+    /// Counters.
+    pub stats: Stats,
+    /// Unix time of boot.
+    pub boot_time: u64,
+    /// Random id of this server instance.
+    pub instance_id: String,
+    /// Budget of input-buffer bytes (in KiB permits) shared by all clients.
+    pub input_budget: Arc<Semaphore>,
+    next_client: AtomicU64,
+    stop: Notify,
+    stopping: AtomicBool,
+}
+
+impl Shared {
+    /// Open every namespace under the index root (creating `default` if missing).
+    pub fn open(cfg: Config, storage: Arc<dyn Storage>) -> Result<Arc<Shared>, OpenError> {
+        for root in [&cfg.index, &cfg.data] {
+            storage.create_dir_all(root).map_err(|source| OpenError::Io {
+                op: "create directory",
+                path: root.clone(),
+                source,
+            })?;
+        }
+        let mut names: Vec<Vec<u8>> = storage
+            .list_dir(&cfg.index)
+            .map_err(|source| OpenError::Io { op: "list", path: cfg.index.clone(), source })?
+            .into_iter()
+            .map(|n| std::os::unix::ffi::OsStringExt::into_vec(n))
+            .filter(|n| !n.starts_with(b"."))
+            .filter(|n| storage.exists(&cfg.index.join(OsStr::from_bytes(n))))
+            .collect();
+        if !names.iter().any(|n| n == DEFAULT_NS) {
+            names.push(DEFAULT_NS.to_vec());
+        }
+        let mut map = BTreeMap::new();
+        for name in names {
+            let dir = cfg.index.join(OsStr::from_bytes(&name));
+            if !is_dir(&*storage, &dir) && name != DEFAULT_NS {
+                continue;
+            }
+            let mut ns = Namespace::open(storage.clone(), &cfg.index, &cfg.data, &name, cfg.engine.clone())?;
+            if name == DEFAULT_NS {
+                ns.maxsize_override = cfg.maxsize;
+            }
+            tracing::info!(
+                namespace = %String::from_utf8_lossy(&name),
+                entries = ns.entries(),
+                "namespace loaded"
+            );
+            map.insert(name, NsHandle::new(ns));
+        }
+        let budget_kib = (cfg.max_input_total / 1024).max(64 * 1024);
+        Ok(Arc::new(Shared {
+            hooks: Hooks::new(cfg.hook.clone(), cfg.zdbid.clone()),
+            cfg,
+            storage,
+            namespaces: RwLock::new(map),
+            stats: Stats::default(),
+            boot_time: crate::now_secs(),
+            instance_id: hex::encode(rand::random::<[u8; 4]>()),
+            input_budget: Arc::new(Semaphore::new(budget_kib)),
+            next_client: AtomicU64::new(1),
+            stop: Notify::new(),
+            stopping: AtomicBool::new(false),
+        }))
+    }
+
+    /// A namespace by name.
+    pub fn get(&self, name: &[u8]) -> Option<Arc<NsHandle>> {
+        self.namespaces.read().get(name).cloned()
+    }
+
+    /// The default namespace.
+    pub fn default_ns(&self) -> Arc<NsHandle> {
+        match self.get(DEFAULT_NS) {
+            Some(ns) => ns,
+            // `open` always creates it and NSDEL refuses to remove it.
+            None => unreachable_default(),
+        }
+    }
+
+    /// All namespace names, sorted.
+    pub fn names(&self) -> Vec<Vec<u8>> {
+        self.namespaces.read().keys().cloned().collect()
+    }
+
+    /// Create a namespace (NSNEW). `Ok(false)` if it exists.
+    pub fn create(&self, name: &[u8]) -> Result<bool, OpenError> {
+        let mut map = self.namespaces.write();
+        if map.contains_key(name) {
+            return Ok(false);
+        }
+        let ns = Namespace::create(
+            self.storage.clone(),
+            &self.cfg.index,
+            &self.cfg.data,
+            Descriptor::new(name),
+            self.cfg.engine.clone(),
+        )?;
+        map.insert(name.to_vec(), NsHandle::new(ns));
+        Ok(true)
+    }
+
+    /// Delete a namespace and its files (NSDEL).
+    pub fn delete(&self, name: &[u8]) -> Result<bool, std::io::Error> {
+        let Some(handle) = self.namespaces.write().remove(name) else {
+            return Ok(false);
+        };
+        handle.removed.store(true, Ordering::SeqCst);
+        let (idir, ddir) = handle.ns.read().dirs();
+        self.storage.remove_dir_all(&idir)?;
+        self.storage.remove_dir_all(&ddir)?;
+        self.storage.sync_dir(&self.cfg.index)?;
+        self.storage.sync_dir(&self.cfg.data)?;
+        Ok(true)
+    }
+
+    /// Drop a namespace's in-memory state and load it again from disk (RELOAD).
+    pub fn reload(&self, name: &[u8]) -> Result<bool, OpenError> {
+        let Some(handle) = self.get(name) else { return Ok(false) };
+        let mut guard = handle.ns.write();
+        let _ = guard.sync_now();
+        let mut fresh = Namespace::open(self.storage.clone(), &self.cfg.index, &self.cfg.data, name, self.cfg.engine.clone())?;
+        fresh.maxsize_override = guard.maxsize_override;
+        fresh.lock = guard.lock;
+        *guard = fresh;
+        Ok(true)
+    }
+
+    /// A new client id (and count it).
+    pub fn new_client(&self) -> u64 {
+        self.stats.clients_lifetime.fetch_add(1, Ordering::Relaxed);
+        self.next_client.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Ask the server to stop (STOP).
+    pub fn request_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop.notify_waiters();
+    }
+
+    /// Completes once STOP was requested.
+    pub async fn stopped(&self) {
+        loop {
+            let notified = self.stop.notified();
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// fsync every namespace (at shutdown).
+    pub fn sync_all(&self) {
+        for handle in self.namespaces.read().values() {
+            if let Err(e) = handle.ns.write().sync_now() {
+                tracing::error!(error = %e, "final sync failed");
+            }
+        }
+    }
+
+    /// The password that guards a namespace (the admin password on `default` with --protect).
+    pub fn password_of(&self, ns: &Namespace) -> Option<Vec<u8>> {
+        if ns.name() == DEFAULT_NS && self.cfg.protect {
+            return self.cfg.admin.as_ref().map(|a| a.as_bytes().to_vec());
+        }
+        ns.descriptor().password.clone()
+    }
+
+    /// Whether a namespace can be read without its password.
+    pub fn is_public(&self, ns: &Namespace) -> bool {
+        if ns.name() == DEFAULT_NS && self.cfg.protect {
+            return true;
+        }
+        ns.descriptor().public
+    }
+}
+
+#[cold]
+fn unreachable_default() -> Arc<NsHandle> {
+    // Kept as a loud failure rather than a silent fallback: it would be a logic error.
+    panic!("default namespace missing")
+}
+
+fn is_dir(storage: &dyn Storage, path: &Path) -> bool {
+    storage.list_dir(path).is_ok()
+}

@@ -1,0 +1,195 @@
+//! Restart and read back; many data files with --datasize 512k; RELOAD
+//! (reference §7, §8.5).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+
+type Model = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+fn write_workload(c: &mut Client, seed: u64, n: usize, size: usize) -> Model {
+    let mut m = Model::new();
+    for i in 0..n {
+        let k = format!("key-{seed}-{i:05}").into_bytes();
+        let v = pseudo_bytes(seed * 100_000 + i as u64, 1 + (i * 7919) % size);
+        assert_eq!(c.set(&k, &v), Reply::bulk(&k));
+        m.insert(k, Some(v));
+    }
+    for i in (0..n).step_by(7) {
+        let k = format!("key-{seed}-{i:05}").into_bytes();
+        let v = pseudo_bytes(seed * 100_000 + 50_000 + i as u64, 100);
+        assert_eq!(c.set(&k, &v), Reply::bulk(&k));
+        m.insert(k, Some(v));
+    }
+    for i in (3..n).step_by(11) {
+        let k = format!("key-{seed}-{i:05}").into_bytes();
+        assert_eq!(c.del(&k), Reply::ok());
+        m.insert(k, None);
+    }
+    m
+}
+
+fn verify(c: &mut Client, m: &Model) {
+    for (k, v) in m {
+        let want = match v {
+            Some(v) => Reply::bulk(v),
+            None => Reply::nil(),
+        };
+        let got = c.get(k);
+        assert!(
+            got == want,
+            "key {:?}: got {got:?}, want {want:?}",
+            String::from_utf8_lossy(k)
+        );
+    }
+    let live = m.values().filter(|v| v.is_some()).count() as i64;
+    assert_eq!(c.dbsize(), live);
+}
+
+#[test]
+fn restart_after_sigkill_and_sigterm() {
+    let mut s = Server::start(&["--mode", "user"]);
+    let mut c = s.client();
+    let m = write_workload(&mut c, 1, 300, 3000);
+    c.c(&["NSNEW", "other"]);
+    c.select("other");
+    let m2 = write_workload(&mut c, 2, 50, 500);
+    s.restart(); // SIGKILL
+    let mut c = s.client();
+    verify(&mut c, &m);
+    c.select("other");
+    verify(&mut c, &m2);
+    // writes after restart continue the files
+    assert_eq!(c.set(b"post", b"restart"), Reply::bulk("post"));
+    s.restart_graceful(); // SIGTERM
+    let mut c = s.client();
+    verify(&mut c, &m);
+    c.select("other");
+    verify(&mut c, &m2);
+    assert_eq!(c.get(b"post"), Reply::bulk("restart"));
+}
+
+#[test]
+fn namespace_properties_persist() {
+    let mut s = Server::start(&["--mode", "user"]);
+    let mut c = s.client();
+    c.c(&["NSNEW", "props"]);
+    c.c(&["NSSET", "props", "password", "ppw"]);
+    c.c(&["NSSET", "props", "public", "0"]);
+    c.c(&["NSSET", "props", "maxsize", "123456"]);
+    c.c(&["NSSET", "props", "worm", "1"]);
+    c.c(&["NSSET", "props", "lock", "1"]);
+    s.restart();
+    let mut c = s.client();
+    let info = c.nsinfo("props");
+    assert_eq!(info_get(&info, "password").unwrap(), "yes");
+    assert_eq!(info_get(&info, "public").unwrap(), "no");
+    assert_eq!(info_get(&info, "worm").unwrap(), "yes");
+    assert_eq!(info_get(&info, "data_limits_bytes").unwrap(), "123456");
+    assert_eq!(info_get(&info, "locked").unwrap(), "no", "lock is volatile");
+    assert_eq!(
+        c.c(&["SELECT", "props"]),
+        Reply::err("Namespace protected and private")
+    );
+    assert_eq!(c.c(&["SELECT", "props", "ppw"]), Reply::ok());
+    assert_eq!(c.set(b"k", b"v"), Reply::bulk("k"));
+}
+
+#[test]
+fn rotation_with_small_datasize() {
+    let mut s = Server::start(&["--mode", "user", "--datasize", "512k"]);
+    let mut c = s.client();
+    let m = write_workload(&mut c, 3, 600, 12_000);
+    let ddir = s.data.join("default");
+    let idir = s.index.join("default");
+    let last = last_file(&ddir, "d").unwrap();
+    assert!(last >= 4, "expected ≥ 5 data files, got {}", last + 1);
+    assert_eq!(
+        last_file(&idir, "i"),
+        Some(last),
+        "index and data rotate together"
+    );
+    for n in 0..=last {
+        let len = std::fs::metadata(ddir.join(format!("d{n}"))).unwrap().len();
+        assert!(
+            len <= 512 * 1024 + 18 + 255,
+            "d{n} is {len} bytes, over --datasize 512k"
+        );
+        let raw = std::fs::read(ddir.join(format!("d{n}"))).unwrap();
+        assert_eq!(u32::from_le_bytes(raw[24..28].try_into().unwrap()), n);
+        let raw = std::fs::read(idir.join(format!("i{n}"))).unwrap();
+        assert_eq!(u32::from_le_bytes(raw[24..28].try_into().unwrap()), n);
+    }
+    verify(&mut c, &m);
+    s.restart();
+    let mut c = s.client();
+    verify(&mut c, &m);
+    // new writes after restart go to the last file (or a new one)
+    let m2 = write_workload(&mut c, 4, 100, 12_000);
+    s.restart();
+    let mut c = s.client();
+    verify(&mut c, &m);
+    verify_partial(&mut c, &m2);
+}
+
+fn verify_partial(c: &mut Client, m: &Model) {
+    for (k, v) in m {
+        let want = match v {
+            Some(v) => Reply::bulk(v),
+            None => Reply::nil(),
+        };
+        assert_eq!(c.get(k), want, "key {:?}", String::from_utf8_lossy(k));
+    }
+}
+
+#[test]
+fn datasize_plain_bytes_accepted() {
+    let s = Server::start(&["--mode", "user", "--datasize", "524288"]);
+    let mut c = s.client();
+    for i in 0..8 {
+        c.set(format!("k{i}").as_bytes(), &pseudo_bytes(i, 100_000));
+    }
+    assert!(s.data.join("default").join("d1").exists());
+}
+
+#[test]
+fn reload_after_restart_and_seq() {
+    let mut s = Server::start(&[]);
+    let mut c = s.client();
+    c.c(&["NSNEW", "sq"]);
+    c.c(&["NSSET", "sq", "mode", "seq"]);
+    c.select("sq");
+    for i in 0..30u64 {
+        assert_eq!(
+            c.set(b"", format!("v{i}").as_bytes()),
+            Reply::bulk(seq_id(i))
+        );
+    }
+    c.set(&seq_id(4), b"v4b");
+    c.del(&seq_id(5));
+    assert_eq!(c.c(&["RELOAD", "sq"]), Reply::ok());
+    assert_eq!(c.get(&seq_id(4)), Reply::bulk("v4b"));
+    assert_eq!(c.get(&seq_id(5)), Reply::nil());
+    assert_eq!(c.dbsize(), 29);
+    assert_eq!(c.set(b"", b"next"), Reply::bulk(seq_id(31)));
+    s.restart();
+    let mut c = s.client();
+    c.select("sq");
+    assert_eq!(c.get(&seq_id(4)), Reply::bulk("v4b"));
+    assert_eq!(c.get(&seq_id(31)), Reply::bulk("next"));
+    assert_eq!(c.dbsize(), 30);
+}
+
+#[test]
+fn second_instance_refused_by_lockfile() {
+    let s = Server::start(&["--mode", "user"]);
+    let mut s2 = Server::new_at(&s.root, &["--mode", "user"], &[]);
+    let st = s2.launch_expect_exit(std::time::Duration::from_secs(5));
+    match st {
+        Some(st) => assert!(!st.success()),
+        None => panic!("a second zdb started on the same data dir"),
+    }
+    let mut c = s.client();
+    assert_eq!(c.c(&["PING"]), Reply::simple("PONG"));
+}
