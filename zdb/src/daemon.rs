@@ -29,10 +29,16 @@ fn lock_root(root: &Path) -> anyhow::Result<File> {
 
 /// Raise the open-file limit to its hard maximum (many clients, many files).
 fn raise_nofile() {
-    if let Ok(lim) = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum.ok_or(()) {
+    if let Ok(lim) = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .ok_or(())
+    {
         let _ = rustix::process::setrlimit(
             rustix::process::Resource::Nofile,
-            rustix::process::Rlimit { current: Some(lim), maximum: Some(lim) },
+            rustix::process::Rlimit {
+                current: Some(lim),
+                maximum: Some(lim),
+            },
         );
     }
 }
@@ -41,7 +47,8 @@ async fn bind(args: &Args) -> anyhow::Result<Listeners> {
     let mut l = Listeners::default();
     if let Some(path) = &args.socket {
         let _ = std::fs::remove_file(path);
-        l.unix = Some(UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?);
+        l.unix =
+            Some(UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?);
     }
     if args.socket.is_none() || args.dualnet {
         let addr = if args.listen.contains(':') {
@@ -65,10 +72,17 @@ async fn bind(args: &Args) -> anyhow::Result<Listeners> {
 pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
     raise_nofile();
     let _locks = (lock_root(&cfg.index)?, lock_root(&cfg.data)?);
-    let shared: Arc<Shared> = Shared::open(cfg.clone(), Arc::new(FsStorage)).context("opening namespaces")?;
+    let shared: Arc<Shared> =
+        Shared::open(cfg.clone(), Arc::new(FsStorage)).context("opening namespaces")?;
     let hooks = shared.hooks.clone();
     hooks
-        .run_blocking("namespaces-init", &[cfg.index.display().to_string(), cfg.data.display().to_string()])
+        .run_blocking(
+            "namespaces-init",
+            &[
+                cfg.index.display().to_string(),
+                cfg.data.display().to_string(),
+            ],
+        )
         .await;
     let listeners = bind(&args).await?;
     if hooks.enabled() && hooks.run_blocking("ready", &[]).await != Some(0) {
@@ -76,10 +90,11 @@ pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!(mode = ?cfg.engine.run_mode, sync = cfg.engine.sync, "zdb ready");
     let shutdown = async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -45,7 +45,12 @@ pub struct Hooks {
 impl Hooks {
     /// A runner for `exe` (none: every event is a no-op).
     pub fn new(exe: Option<PathBuf>, zdbid: String) -> Self {
-        Self { exe, zdbid, runs: Arc::default(), next_id: Arc::default() }
+        Self {
+            exe,
+            zdbid,
+            runs: Arc::default(),
+            next_id: Arc::default(),
+        }
     }
 
     /// Whether a hook is configured.
@@ -78,8 +83,13 @@ impl Hooks {
 
     async fn run(&self, exe: PathBuf, event: &str, args: &[String]) -> Option<i32> {
         let mut cmd = Command::new(&exe);
-        cmd.arg(event).arg(&self.zdbid).args(args).kill_on_drop(false);
-        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        cmd.arg(event)
+            .arg(&self.zdbid)
+            .args(args)
+            .kill_on_drop(false);
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         {
             let mut runs = self.runs.lock();
             runs.push(HookRun {

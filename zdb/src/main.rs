@@ -6,7 +6,9 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let level = if args.verbose { "debug" } else { "info" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cfg = Config::from_args(&args).map_err(anyhow::Error::msg)?;

@@ -17,7 +17,12 @@ pub(super) fn index(s: &Session, args: &[Bytes]) -> Reply {
         match args.get(2) {
             None => {
                 let dirty = s.ns.ns.read().dirty();
-                Ok(Reply::Array(dirty.into_iter().map(|d| Reply::Int(i64::from(d))).collect()))
+                Ok(Reply::Array(
+                    dirty
+                        .into_iter()
+                        .map(|d| Reply::Int(i64::from(d)))
+                        .collect(),
+                ))
             }
             Some(r) if r.eq_ignore_ascii_case(b"RESET") && args.len() == 3 => {
                 s.ns.ns.write().reset_dirty();

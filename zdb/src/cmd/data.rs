@@ -7,10 +7,10 @@ use bytes::Bytes;
 use tokio::io::AsyncWrite;
 
 use super::{Output, PERMISSION_DENIED, either, readable, writable};
+use crate::MAX_KEY;
 use crate::engine::{CheckResult, HistoryError, Mode, OpError, Rotation, SetOutcome};
 use crate::protocol::Reply;
 use crate::server::{Session, Shared};
-use crate::MAX_KEY;
 
 /// Key checks shared by the read commands: `-Invalid key` over 255 bytes, `-Invalid argument`
 /// when empty.
@@ -47,12 +47,27 @@ pub(super) async fn after_rotation(s: &Session, sh: &Shared, rot: Option<Rotatio
     if !sh.hooks.enabled() {
         return;
     }
-    let dirty = rot.dirty.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
-    let args = vec![rot.old_index.display().to_string(), rot.new_index.display().to_string(), dirty];
+    let dirty = rot
+        .dirty
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let args = vec![
+        rot.old_index.display().to_string(),
+        rot.new_index.display().to_string(),
+        dirty,
+    ];
     if sh.hooks.run_blocking("jump-index", &args).await == Some(0) {
         s.ns.ns.write().reset_dirty();
     }
-    sh.hooks.fire("jump-data", vec![rot.old_data.display().to_string(), rot.new_data.display().to_string()]);
+    sh.hooks.fire(
+        "jump-data",
+        vec![
+            rot.old_data.display().to_string(),
+            rot.new_data.display().to_string(),
+        ],
+    );
 }
 
 pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply {
@@ -70,9 +85,13 @@ pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply 
             return Err(Reply::err("Invalid argument, key needed"));
         }
         writable(s, &ns)?;
-        let (outcome, rot) = ns.set(key, value, ts).map_err(|e| Reply::err(e.to_string()))?;
+        let (outcome, rot) = ns
+            .set(key, value, ts)
+            .map_err(|e| Reply::err(e.to_string()))?;
         if matches!(outcome, SetOutcome::Stored(_)) {
-            sh.stats.data_write_bytes.fetch_add(value.len() as u64, Ordering::Relaxed);
+            sh.stats
+                .data_write_bytes
+                .fetch_add(value.len() as u64, Ordering::Relaxed);
         }
         Ok((outcome, rot))
     })();
@@ -97,14 +116,23 @@ async fn fetch(s: &Session, sh: &Shared, key: &[u8]) -> Result<Option<Vec<u8>>, 
     };
     let value = match first {
         Err(OpError::MissingData(path)) if sh.hooks.enabled() => {
-            let status = sh.hooks.run_blocking("missing-data", &[path.display().to_string()]).await;
-            if status == Some(0) { s.ns.ns.read().get(key) } else { Err(OpError::MissingData(path)) }
+            let status = sh
+                .hooks
+                .run_blocking("missing-data", &[path.display().to_string()])
+                .await;
+            if status == Some(0) {
+                s.ns.ns.read().get(key)
+            } else {
+                Err(OpError::MissingData(path))
+            }
         }
         other => other,
     };
     let value = value.map_err(|e| Reply::err(e.to_string()))?;
     if let Some(v) = &value {
-        sh.stats.data_read_bytes.fetch_add(v.len() as u64, Ordering::Relaxed);
+        sh.stats
+            .data_read_bytes
+            .fetch_add(v.len() as u64, Ordering::Relaxed);
     }
     Ok(value)
 }
@@ -133,7 +161,11 @@ pub(super) async fn get<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-pub(super) async fn mget<W: AsyncWrite + Unpin>(s: &Session, args: &[Bytes], out: &mut Output<W>) -> std::io::Result<()> {
+pub(super) async fn mget<W: AsyncWrite + Unpin>(
+    s: &Session,
+    args: &[Bytes],
+    out: &mut Output<W>,
+) -> std::io::Result<()> {
     if args.len() < 2 {
         out.reply(Reply::err("Invalid arguments"));
         return Ok(());
@@ -214,7 +246,9 @@ pub(super) fn length(s: &Session, args: &[Bytes]) -> Reply {
         let key = read_key(args)?;
         let ns = s.ns.ns.read();
         readable(&ns)?;
-        Ok(ns.length(key).map_or(Reply::Nil, |l| Reply::Int(i64::from(l))))
+        Ok(ns
+            .length(key)
+            .map_or(Reply::Nil, |l| Reply::Int(i64::from(l))))
     })())
 }
 
@@ -223,7 +257,9 @@ pub(super) fn keytime(s: &Session, args: &[Bytes]) -> Reply {
         let key = read_key(args)?;
         let ns = s.ns.ns.read();
         readable(&ns)?;
-        Ok(ns.keytime(key).map_or(Reply::Nil, |t| Reply::Int(i64::from(t))))
+        Ok(ns
+            .keytime(key)
+            .map_or(Reply::Nil, |t| Reply::Int(i64::from(t))))
     })())
 }
 
@@ -232,7 +268,9 @@ pub(super) fn keycur(s: &Session, args: &[Bytes]) -> Reply {
         let key = read_key(args)?;
         let ns = s.ns.ns.read();
         readable(&ns)?;
-        ns.keycur(key).map(Reply::Bulk).ok_or_else(|| Reply::err("Key not found"))
+        ns.keycur(key)
+            .map(Reply::Bulk)
+            .ok_or_else(|| Reply::err("Key not found"))
     })())
 }
 

@@ -123,7 +123,9 @@ pub async fn execute<W: AsyncWrite + Unpin>(
     if let Reply::Error(msg) = &reply {
         sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
         if msg == PERMISSION_DENIED {
-            sh.stats.commands_unauthorized.fetch_add(1, Ordering::Relaxed);
+            sh.stats
+                .commands_unauthorized
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
     out.reply(reply);
@@ -142,13 +144,19 @@ fn publish(s: &Session, cmd: Cmd) -> Flow {
 
 /// Refuse unless admin.
 pub(crate) fn need_admin(s: &Session) -> Result<(), Reply> {
-    if s.admin { Ok(()) } else { Err(Reply::err(PERMISSION_DENIED)) }
+    if s.admin {
+        Ok(())
+    } else {
+        Err(Reply::err(PERMISSION_DENIED))
+    }
 }
 
 /// Refuse reads on a frozen namespace.
 pub(crate) fn readable(ns: &Namespace) -> Result<(), Reply> {
     if ns.lock == LockState::Frozen {
-        return Err(Reply::err("Namespace is temporarily frozen (read-write disabled)"));
+        return Err(Reply::err(
+            "Namespace is temporarily frozen (read-write disabled)",
+        ));
     }
     Ok(())
 }

@@ -27,7 +27,13 @@ pub(super) fn nsnew(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
         if name.len() > MAX_NAME {
             return Err(Reply::err("Namespace too long"));
         }
-        if name.is_empty() || name == b"." || name == b".." || name == DEFAULT || name.contains(&b'/') || name.contains(&0) {
+        if name.is_empty()
+            || name == b"."
+            || name == b".."
+            || name == DEFAULT
+            || name.contains(&b'/')
+            || name.contains(&0)
+        {
             return Err(Reply::err("This name is not allowed"));
         }
         match sh.create(name) {
@@ -53,9 +59,13 @@ pub(super) fn nsdel(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
         if name == DEFAULT {
             return Err(Reply::err("Cannot remove default namespace"));
         }
-        let Some(target) = sh.get(name) else { return Err(Reply::err("This namespace doesn't exists")) };
+        let Some(target) = sh.get(name) else {
+            return Err(Reply::err("This namespace doesn't exists"));
+        };
         if Arc::ptr_eq(&target, &s.ns) {
-            return Err(Reply::err("Cannot remove namespace you're currently using."));
+            return Err(Reply::err(
+                "Cannot remove namespace you're currently using.",
+            ));
         }
         if let Err(e) = sh.delete(name) {
             tracing::error!(namespace = %lossy(name), error = %e, "namespace removal failed");
@@ -79,7 +89,9 @@ pub(super) fn nsinfo(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
         if args.len() != 2 {
             return Err(Reply::err("Unexpected arguments"));
         }
-        let handle = sh.get(&args[1]).ok_or_else(|| Reply::err("Namespace not found"))?;
+        let handle = sh
+            .get(&args[1])
+            .ok_or_else(|| Reply::err("Namespace not found"))?;
         let ns = handle.ns.read();
         Ok(Reply::Bulk(info_text(s, sh, &ns).into_bytes()))
     })())
@@ -105,8 +117,20 @@ fn info_text(s: &Session, sh: &Shared, ns: &Namespace) -> String {
     let _ = writeln!(t, "index_size_bytes: {idx}");
     let _ = writeln!(t, "index_size_kb: {:.2}", idx as f64 / 1024.0);
     // 0-db prints bswap64(nextentry) with %08llx; 0-db-fs parses exactly that.
-    let _ = writeln!(t, "next_internal_id: 0x{:08x}", ns.next_entry().swap_bytes());
-    let _ = writeln!(t, "mode: {}", if ns.mode() == Mode::User { "userkey" } else { "sequential" });
+    let _ = writeln!(
+        t,
+        "next_internal_id: 0x{:08x}",
+        ns.next_entry().swap_bytes()
+    );
+    let _ = writeln!(
+        t,
+        "mode: {}",
+        if ns.mode() == Mode::User {
+            "userkey"
+        } else {
+            "sequential"
+        }
+    );
     let st = ns.stats;
     let _ = writeln!(t, "stats_index_io_errors: {}", st.index_io_errors);
     let _ = writeln!(t, "stats_index_io_error_last: {}", st.index_io_error_last);
@@ -115,7 +139,11 @@ fn info_text(s: &Session, sh: &Shared, ns: &Namespace) -> String {
     let _ = writeln!(t, "stats_data_io_error_last: {}", st.data_io_error_last);
     let _ = writeln!(t, "stats_data_faults: {}", st.data_faults);
     if ns.maxsize() > 0 {
-        let _ = writeln!(t, "space_available: {}", ns.maxsize().saturating_sub(ns.data_size_bytes()));
+        let _ = writeln!(
+            t,
+            "space_available: {}",
+            ns.maxsize().saturating_sub(ns.data_size_bytes())
+        );
     }
     let (idir, ddir) = ns.dirs();
     let free = |p: &std::path::Path| ns.storage().free_space(p).unwrap_or(0);
@@ -148,7 +176,9 @@ pub(super) fn nsset(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
             return Err(Reply::err("Unexpected arguments"));
         }
         let (name, prop, value) = (&args[1][..], &args[2][..], &args[3][..]);
-        let handle = sh.get(name).ok_or_else(|| Reply::err("Namespace not found"))?;
+        let handle = sh
+            .get(name)
+            .ok_or_else(|| Reply::err("Namespace not found"))?;
         if prop.len() > 256 || value.len() > 63 {
             return Err(Reply::err("Argument too long"));
         }
@@ -161,14 +191,30 @@ pub(super) fn nsset(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
         }
         match prop {
             b"maxsize" => desc.maxsize = atoll(value),
-            b"password" => desc.password = (value != b"*" && !value.is_empty()).then(|| value.to_vec()),
+            b"password" => {
+                desc.password = (value != b"*" && !value.is_empty()).then(|| value.to_vec())
+            }
             b"public" => desc.public = flag,
             b"worm" => desc.worm = flag,
-            b"lock" => ns.lock = if flag { LockState::Locked } else { LockState::Open },
-            b"freeze" => ns.lock = if flag { LockState::Frozen } else { LockState::Open },
+            b"lock" => {
+                ns.lock = if flag {
+                    LockState::Locked
+                } else {
+                    LockState::Open
+                }
+            }
+            b"freeze" => {
+                ns.lock = if flag {
+                    LockState::Frozen
+                } else {
+                    LockState::Open
+                }
+            }
             b"mode" => {
                 if sh.cfg.engine.run_mode != RunMode::Mixed {
-                    return Err(Reply::err("This server instance is configured to use a single runtime mode"));
+                    return Err(Reply::err(
+                        "This server instance is configured to use a single runtime mode",
+                    ));
                 }
                 let mode = match value {
                     b"user" => Mode::User,
@@ -203,7 +249,9 @@ pub(super) fn nsset(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
 fn atoll(v: &[u8]) -> u64 {
     v.iter()
         .take_while(|b| b.is_ascii_digit())
-        .fold(0u64, |acc, d| acc.saturating_mul(10).saturating_add(u64::from(d - b'0')))
+        .fold(0u64, |acc, d| {
+            acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        })
 }
 
 pub(super) fn select(s: &mut Session, sh: &Shared, args: &[Bytes]) -> Reply {
@@ -218,7 +266,9 @@ pub(super) fn select(s: &mut Session, sh: &Shared, args: &[Bytes]) -> Reply {
         if name.len() > MAX_NAME {
             return Err(Reply::err("Namespace too long"));
         }
-        let handle = sh.get(name).ok_or_else(|| Reply::err("Namespace not found"))?;
+        let handle = sh
+            .get(name)
+            .ok_or_else(|| Reply::err("Namespace not found"))?;
         let (password, public) = {
             let ns = handle.ns.read();
             (sh.password_of(&ns), sh.is_public(&ns))
@@ -244,7 +294,9 @@ pub(super) fn select(s: &mut Session, sh: &Shared, args: &[Bytes]) -> Reply {
                     return Err(Reply::err("Only SECURE extra method supported"));
                 }
                 let Some(nonce) = s.nonce.clone() else {
-                    return Err(Reply::err("No CHALLENGE requested, secure authentication not available"));
+                    return Err(Reply::err(
+                        "No CHALLENGE requested, secure authentication not available",
+                    ));
                 };
                 if args[3].len() != 40 {
                     return Err(Reply::err("Invalid hash length"));
@@ -253,7 +305,14 @@ pub(super) fn select(s: &mut Session, sh: &Shared, args: &[Bytes]) -> Reply {
                 s.nonce = None;
                 match &password {
                     None => true,
-                    Some(p) if same_secret(challenge_hash(&nonce, p).as_bytes(), &args[3].to_ascii_lowercase()) => true,
+                    Some(p)
+                        if same_secret(
+                            challenge_hash(&nonce, p).as_bytes(),
+                            &args[3].to_ascii_lowercase(),
+                        ) =>
+                    {
+                        true
+                    }
                     Some(_) => return Err(Reply::err("Access denied")),
                 }
             }
@@ -304,7 +363,8 @@ pub(super) fn flush(s: &Session, sh: &Shared) -> Reply {
             return Err(Reply::err("Flushing public namespace denied"));
         }
         writable(s, &ns)?;
-        ns.flush().map_err(|_| Reply::err("Internal Server Error"))?;
+        ns.flush()
+            .map_err(|_| Reply::err("Internal Server Error"))?;
         Ok(Reply::ok())
     })())
 }

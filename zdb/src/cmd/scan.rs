@@ -15,8 +15,12 @@ pub(super) fn scan(s: &Session, args: &[Bytes], reverse: bool) -> Reply {
         let ns = s.ns.ns.read();
         readable(&ns)?;
         let cursor = args.get(1).map(|c| &c[..]);
-        let page = if reverse { ns.rscan(cursor) } else { ns.scan(cursor) }
-            .map_err(|()| Reply::err("Invalid key format"))?;
+        let page = if reverse {
+            ns.rscan(cursor)
+        } else {
+            ns.scan(cursor)
+        }
+        .map_err(|_| Reply::err("Invalid key format"))?;
         if page.items.is_empty() {
             return Err(Reply::err("No more data"));
         }
@@ -31,7 +35,10 @@ pub(super) fn scan(s: &Session, args: &[Bytes], reverse: bool) -> Reply {
                 ])
             })
             .collect();
-        Ok(Reply::Array(vec![Reply::Bulk(page.cursor), Reply::Array(items)]))
+        Ok(Reply::Array(vec![
+            Reply::Bulk(page.cursor),
+            Reply::Array(items),
+        ]))
     })())
 }
 
@@ -43,7 +50,9 @@ pub(super) fn kscan(s: &Session, args: &[Bytes]) -> Reply {
         let ns = s.ns.ns.read();
         readable(&ns)?;
         if ns.mode() == Mode::Seq {
-            return Err(Reply::err("Index running mode doesn't support this feature"));
+            return Err(Reply::err(
+                "Index running mode doesn't support this feature",
+            ));
         }
         let keys = ns.kscan(&args[1]);
         if keys.is_empty() {

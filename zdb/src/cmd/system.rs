@@ -42,7 +42,9 @@ pub(super) fn auth(s: &mut Session, sh: &Shared, args: &[Bytes]) -> Reply {
             3 => return auth_secure(s, sh, &args[1], &args[2]),
             _ => return Err(Reply::err("Unexpected arguments")),
         }
-        let Some(admin) = &sh.cfg.admin else { return Err(Reply::err("Authentication disabled")) };
+        let Some(admin) = &sh.cfg.admin else {
+            return Err(Reply::err("Authentication disabled"));
+        };
         if args[1].len() > 128 {
             return Err(Reply::err("Password too long"));
         }
@@ -64,13 +66,17 @@ fn auth_secure(s: &mut Session, sh: &Shared, method: &[u8], arg: &[u8]) -> Resul
         return Ok(Reply::Status(nonce));
     }
     let Some(nonce) = s.nonce.clone() else {
-        return Err(Reply::err("No CHALLENGE requested, secure authentication not available"));
+        return Err(Reply::err(
+            "No CHALLENGE requested, secure authentication not available",
+        ));
     };
     if arg.len() != 40 {
         return Err(Reply::err("Invalid hash length"));
     }
     s.nonce = None;
-    let Some(admin) = &sh.cfg.admin else { return Err(Reply::err("Authentication disabled")) };
+    let Some(admin) = &sh.cfg.admin else {
+        return Err(Reply::err("Authentication disabled"));
+    };
     let expected = challenge_hash(&nonce, admin.as_bytes());
     if !same_secret(expected.as_bytes(), &arg.to_ascii_lowercase()) {
         return Err(Reply::err("Access denied"));
@@ -83,10 +89,15 @@ pub(super) async fn wait(s: &Session, args: &[Bytes]) -> Reply {
     if !(2..=3).contains(&args.len()) {
         return Reply::err("Invalid arguments");
     }
-    let Some(target) = Cmd::lookup(&args[1]) else { return Reply::err("Unknown command to watch") };
+    let Some(target) = Cmd::lookup(&args[1]) else {
+        return Reply::err("Unknown command to watch");
+    };
     let timeout_ms = match args.get(2) {
         None => 5000,
-        Some(t) => match std::str::from_utf8(t).ok().and_then(|t| t.parse::<u64>().ok()) {
+        Some(t) => match std::str::from_utf8(t)
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+        {
             Some(ms) if (100..=1_800_000).contains(&ms) => ms,
             _ => return Reply::err("Invalid timeout"),
         },
@@ -96,7 +107,9 @@ pub(super) async fn wait(s: &Session, args: &[Bytes]) -> Reply {
     let watch = async {
         loop {
             match rx.recv().await {
-                Ok((client, name)) if client != me && (target == Cmd::Any || name == target.name()) => {
+                Ok((client, name))
+                    if client != me && (target == Cmd::Any || name == target.name()) =>
+                {
                     return Some(name);
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}

@@ -54,7 +54,10 @@ impl Files {
         let path = self.path(kind, id);
         let file = match self.storage.open(&path, OpenMode::ReadWrite) {
             Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(30) || e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(e)
+                if e.raw_os_error() == Some(30)
+                    || e.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
                 self.storage.open(&path, OpenMode::ReadOnly)?
             }
             Err(e) => return Err(e),

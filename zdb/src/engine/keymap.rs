@@ -2,9 +2,9 @@
 //!
 //! One hash table entry per live key: the key bytes (boxed, exact length) and a 16-byte
 //! location. No bucket array is preallocated, so an idle server costs nothing; the table
-//! grows by doubling. Cost per key on x86_64: 16 (box pointer + length) + 16 (location)
-//! + 1 control byte, at a load factor of up to 7/8, plus the key's own heap allocation
-//! (key length rounded up to the allocator's 16-byte classes).
+//! grows by doubling. Cost per key on x86_64: 16 (box pointer + length), 16 (location) and
+//! 1 control byte, at a load factor of up to 7/8, plus the key's own heap allocation (key
+//! length rounded up to the allocator's 16-byte classes).
 
 use hashbrown::HashMap;
 

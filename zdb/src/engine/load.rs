@@ -53,12 +53,16 @@ fn parse_index(buf: &[u8], mode: Mode) -> (Vec<Parsed>, usize) {
     let mut out = Vec::new();
     let mut pos = index::HEADER_LEN;
     while let Some(rest) = buf.get(pos..) {
-        let Ok(hdr) = IndexEntryHeader::decode(rest) else { break };
+        let Ok(hdr) = IndexEntryHeader::decode(rest) else {
+            break;
+        };
         let key_ok = match mode {
             Mode::User => hdr.idlength > 0,
             Mode::Seq => usize::from(hdr.idlength) == index::SEQ_KEY_LEN,
         };
-        let Some(key) = rest.get(index::ENTRY_HEADER_LEN..hdr.entry_len()) else { break };
+        let Some(key) = rest.get(index::ENTRY_HEADER_LEN..hdr.entry_len()) else {
+            break;
+        };
         if !key_ok || hdr.flags & !crate::format::FLAG_DELETED != 0 {
             break;
         }
@@ -93,10 +97,13 @@ impl Namespace {
             storage
                 .create_dir_all(dir)
                 .map_err(io_err("create directory", dir))?;
-            storage.sync_dir(root).map_err(io_err("sync directory", root))?;
+            storage
+                .sync_dir(root)
+                .map_err(io_err("sync directory", root))?;
         }
         let path = idir.join(DESCRIPTOR);
-        write_atomic(&*storage, &path, &desc.encode()).map_err(io_err("write descriptor", &path))?;
+        write_atomic(&*storage, &path, &desc.encode())
+            .map_err(io_err("write descriptor", &path))?;
         Self::open(storage, index_root, data_root, &desc.name, cfg)
     }
 
@@ -139,7 +146,11 @@ impl Namespace {
         while storage.exists(&files.path(FileKind::Index, count)) {
             count += 1;
         }
-        let default_mode = if cfg.run_mode == RunMode::Seq { Mode::Seq } else { Mode::User };
+        let default_mode = if cfg.run_mode == RunMode::Seq {
+            Mode::Seq
+        } else {
+            Mode::User
+        };
         let placeholder = Active {
             id: 0,
             index: Arc::new(NullFile),
@@ -190,7 +201,10 @@ impl Namespace {
         let mut tail_start = data::HEADER_LEN as u64;
         for id in 0..count {
             let path = self.files.path(FileKind::Index, id);
-            let file = self.files.get(FileKind::Index, id).map_err(io_err("open index", &path))?;
+            let file = self
+                .files
+                .get(FileKind::Index, id)
+                .map_err(io_err("open index", &path))?;
             let buf = read_all(&*file).map_err(io_err("read index", &path))?;
             let header = IndexHeader::decode(&buf);
             let mode = match header {
@@ -214,9 +228,13 @@ impl Namespace {
             }
             if header.is_err() {
                 // Torn creation of the last index file: write its header again.
-                let hdr = IndexHeader { fileid: id, mode: self.mode.as_byte() };
+                let hdr = IndexHeader {
+                    fileid: id,
+                    mode: self.mode.as_byte(),
+                };
                 file.set_len(0).map_err(io_err("truncate index", &path))?;
-                file.write_at(&hdr.encode(), 0).map_err(io_err("write index", &path))?;
+                file.write_at(&hdr.encode(), 0)
+                    .map_err(io_err("write index", &path))?;
                 file.sync().map_err(io_err("sync index", &path))?;
             }
             let (mut entries, mut end) = if header.is_ok() {
@@ -236,7 +254,8 @@ impl Namespace {
                 }
                 if end < buf.len() {
                     tracing::warn!(path = %path.display(), from = buf.len(), to = end, "torn index tail cut");
-                    file.set_len(end as u64).map_err(io_err("truncate index", &path))?;
+                    file.set_len(end as u64)
+                        .map_err(io_err("truncate index", &path))?;
                     file.sync().map_err(io_err("sync index", &path))?;
                 }
             } else if end < buf.len() {
@@ -247,7 +266,8 @@ impl Namespace {
             for e in &entries {
                 let df = self.data_file_of(id, &e.hdr);
                 if df == last {
-                    let e_end = u64::from(e.hdr.offset) + Self::data_entry_len(e.key.len(), e.hdr.length as usize);
+                    let e_end = u64::from(e.hdr.offset)
+                        + Self::data_entry_len(e.key.len(), e.hdr.length as usize);
                     if e_end > tail_start {
                         tail_start = e_end;
                         self.last_data_off = e.hdr.offset;
@@ -255,42 +275,61 @@ impl Namespace {
                 }
                 self.apply_index_entry(id, e.off, &e.hdr, &e.key);
             }
-            self.index_sizes.push(u32::try_from(end).unwrap_or(u32::MAX));
+            self.index_sizes
+                .push(u32::try_from(end).unwrap_or(u32::MAX));
         }
 
         // Active pair.
         let ipath = self.files.path(FileKind::Index, last);
-        let index_file = self.files.get(FileKind::Index, last).map_err(io_err("open index", &ipath))?;
+        let index_file = self
+            .files
+            .get(FileKind::Index, last)
+            .map_err(io_err("open index", &ipath))?;
         let dpath = self.files.path(FileKind::Data, last);
         let data_file = match self.files.get(FileKind::Data, last) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let f = self.files.storage.open(&dpath, OpenMode::CreateNew).map_err(io_err("create data", &dpath))?;
+                let f = self
+                    .files
+                    .storage
+                    .open(&dpath, OpenMode::CreateNew)
+                    .map_err(io_err("create data", &dpath))?;
                 self.files.put(FileKind::Data, last, f.clone());
                 f
             }
             Err(e) => return Err(io_err("open data", &dpath)(e)),
         };
         let dlen = data_file.len().map_err(io_err("stat data", &dpath))?;
-        if dlen < data::HEADER_LEN as u64 || DataHeader::decode(&read_header(&*data_file)).is_err() {
+        if dlen < data::HEADER_LEN as u64 || DataHeader::decode(&read_header(&*data_file)).is_err()
+        {
             if dlen > data::HEADER_LEN as u64 {
                 tracing::warn!(path = %dpath.display(), "bad data header rewritten");
             }
-            data_file.set_len(0).map_err(io_err("truncate data", &dpath))?;
+            data_file
+                .set_len(0)
+                .map_err(io_err("truncate data", &dpath))?;
             data_file
                 .write_at(&DataHeader { fileid: last }.encode(), 0)
                 .map_err(io_err("write data", &dpath))?;
             data_file.sync().map_err(io_err("sync data", &dpath))?;
-            self.files.storage.sync_dir(&self.files.data_dir).map_err(io_err("sync directory", &dpath))?;
+            self.files
+                .storage
+                .sync_dir(&self.files.data_dir)
+                .map_err(io_err("sync directory", &dpath))?;
         }
         self.active = Active {
             id: last,
             index: index_file,
             data: data_file,
-            index_size: self.index_sizes.last().copied().unwrap_or(index::HEADER_LEN as u32),
+            index_size: self
+                .index_sizes
+                .last()
+                .copied()
+                .unwrap_or(index::HEADER_LEN as u32),
             data_size: 0,
         };
-        self.tail_scan(tail_start).map_err(io_err("recover data tail", &dpath))?;
+        self.tail_scan(tail_start)
+            .map_err(io_err("recover data tail", &dpath))?;
         Ok(())
     }
 
@@ -314,7 +353,12 @@ impl Namespace {
                     self.dead_bytes += size;
                     self.keys.remove(key)
                 } else {
-                    let loc = Loc { file, idx_off: off, data_off: hdr.offset, len: hdr.length };
+                    let loc = Loc {
+                        file,
+                        idx_off: off,
+                        data_off: hdr.offset,
+                        len: hdr.length,
+                    };
                     self.live_bytes += u64::from(hdr.length);
                     let old = self.keys.insert(key, loc);
                     if old.is_none() {
@@ -336,12 +380,19 @@ impl Namespace {
     /// Does this index entry point at a whole data entry with the same key, length and CRC?
     fn entry_matches_data(&self, file: u32, e: &Parsed) -> bool {
         let df = self.data_file_of(file, &e.hdr);
-        let Ok(data) = self.files.get(FileKind::Data, df) else { return false };
+        let Ok(data) = self.files.get(FileKind::Data, df) else {
+            return false;
+        };
         let mut buf = vec![0u8; data::ENTRY_HEADER_LEN + e.key.len() + e.hdr.length as usize];
-        if data.read_exact_at(&mut buf, u64::from(e.hdr.offset)).is_err() {
+        if data
+            .read_exact_at(&mut buf, u64::from(e.hdr.offset))
+            .is_err()
+        {
             return false;
         }
-        let Ok(dh) = DataEntryHeader::decode(&buf) else { return false };
+        let Ok(dh) = DataEntryHeader::decode(&buf) else {
+            return false;
+        };
         let key_end = data::ENTRY_HEADER_LEN + e.key.len();
         dh.idlength == e.hdr.idlength
             && dh.datalength == e.hdr.length
@@ -361,13 +412,19 @@ impl Namespace {
             if data.read_exact_at(&mut hbuf, pos).is_err() {
                 break;
             }
-            let Ok(h) = DataEntryHeader::decode(&hbuf) else { break };
+            let Ok(h) = DataEntryHeader::decode(&hbuf) else {
+                break;
+            };
             let key_ok = match self.mode {
                 Mode::User => h.idlength > 0,
                 Mode::Seq => usize::from(h.idlength) == index::SEQ_KEY_LEN,
             };
             let end = pos + h.entry_len();
-            if !key_ok || end > len || h.datalength as usize > crate::MAX_VALUE || (h.deleted() && h.datalength != 0) {
+            if !key_ok
+                || end > len
+                || h.datalength as usize > crate::MAX_VALUE
+                || (h.deleted() && h.datalength != 0)
+            {
                 break;
             }
             let mut body = vec![0u8; usize::from(h.idlength) + h.datalength as usize];
@@ -384,13 +441,22 @@ impl Namespace {
             pos = end;
         }
         if pos < len {
-            tracing::warn!(file = self.active.id, from = len, to = pos, "torn data tail cut");
+            tracing::warn!(
+                file = self.active.id,
+                from = len,
+                to = pos,
+                "torn data tail cut"
+            );
             data.set_len(pos)?;
         }
         self.active.data_size = u32::try_from(pos).unwrap_or(u32::MAX);
         if replayed > 0 || pos < len {
             if replayed > 0 {
-                tracing::info!(file = self.active.id, entries = replayed, "data entries re-indexed");
+                tracing::info!(
+                    file = self.active.id,
+                    entries = replayed,
+                    "data entries re-indexed"
+                );
             }
             data.sync()?;
             self.active.index.sync()?;

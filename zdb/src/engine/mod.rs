@@ -17,7 +17,10 @@ mod write;
 
 pub use keymap::{KeyMap, Loc};
 pub use namespace::{LockState, Namespace, NsStats};
-pub use read::{CURSOR_LEN, CheckResult, HistoryError, HistoryItem, RawEntry, RawError, ScanItem, ScanPage};
+pub use read::{
+    BadCursor, CURSOR_LEN, CheckResult, HistoryError, HistoryItem, RawEntry, RawError, ScanItem,
+    ScanPage,
+};
 pub use write::{Rotation, SetOutcome};
 
 use std::path::PathBuf;
@@ -146,7 +149,9 @@ pub enum OpError {
     #[error("Cannot write index right now")]
     IndexWrite,
     /// An earlier write or fsync failed; writes stay refused until a restart.
-    #[error("Cannot write data right now (namespace poisoned by an earlier i/o error, restart required)")]
+    #[error(
+        "Cannot write data right now (namespace poisoned by an earlier i/o error, restart required)"
+    )]
     Poisoned,
     /// The stored value does not match its checksum.
     #[error("Data corrupted")]
@@ -164,3 +169,6 @@ pub enum OpError {
     #[error("Cannot delete key (index)")]
     DeleteIndex,
 }
+
+#[cfg(test)]
+mod tests;

@@ -223,7 +223,10 @@ impl Namespace {
         if id >= self.next_entry {
             return None;
         }
-        let file = self.seq_first.partition_point(|&first| first <= id).checked_sub(1)?;
+        let file = self
+            .seq_first
+            .partition_point(|&first| first <= id)
+            .checked_sub(1)?;
         let first = *self.seq_first.get(file)?;
         let off = index::HEADER_LEN as u64 + (id - first) * index::SEQ_ENTRY_LEN as u64;
         Some((u32::try_from(file).ok()?, u32::try_from(off).ok()?))

@@ -88,7 +88,11 @@ const SCAN_MAX_ITEMS: usize = 10_000;
 
 impl Namespace {
     /// Read one index entry header and key.
-    pub(crate) fn read_index_entry(&self, file: u32, off: u32) -> std::io::Result<(IndexEntryHeader, Vec<u8>)> {
+    pub(crate) fn read_index_entry(
+        &self,
+        file: u32,
+        off: u32,
+    ) -> std::io::Result<(IndexEntryHeader, Vec<u8>)> {
         let h = if file == self.active.id {
             self.active.index.clone()
         } else {
@@ -97,15 +101,24 @@ impl Namespace {
         let mut buf = [0u8; index::ENTRY_HEADER_LEN + 255];
         let n = h.read_at(&mut buf, u64::from(off))?;
         let got = buf.get(..n).unwrap_or_default();
-        let hdr = IndexEntryHeader::decode(got).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let hdr = IndexEntryHeader::decode(got)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         let key = got
             .get(index::ENTRY_HEADER_LEN..hdr.entry_len())
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short index entry"))?;
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short index entry")
+            })?;
         Ok((hdr, key.to_vec()))
     }
 
     /// Read and verify a value: header must match key and length, value must match its CRC.
-    pub(crate) fn read_value(&self, file: u32, off: u32, key: &[u8], len: u32) -> Result<Vec<u8>, OpError> {
+    pub(crate) fn read_value(
+        &self,
+        file: u32,
+        off: u32,
+        key: &[u8],
+        len: u32,
+    ) -> Result<Vec<u8>, OpError> {
         let handle = if file == self.active.id {
             self.active.data.clone()
         } else {
@@ -118,7 +131,9 @@ impl Namespace {
             }
         };
         let mut buf = vec![0u8; data::ENTRY_HEADER_LEN + key.len() + len as usize];
-        handle.read_exact_at(&mut buf, u64::from(off)).map_err(|_| OpError::ReadFailed)?;
+        handle
+            .read_exact_at(&mut buf, u64::from(off))
+            .map_err(|_| OpError::ReadFailed)?;
         let hdr = DataEntryHeader::decode(&buf).map_err(|_| OpError::Corrupted)?;
         let (head, value) = buf.split_at(data::ENTRY_HEADER_LEN + key.len());
         if usize::from(hdr.idlength) != key.len()
@@ -147,7 +162,9 @@ impl Namespace {
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, OpError> {
         match self.mode {
             Mode::User => match self.keys.get(key) {
-                Some(loc) => self.read_value(loc.file, loc.data_off, key, loc.len).map(Some),
+                Some(loc) => self
+                    .read_value(loc.file, loc.data_off, key, loc.len)
+                    .map(Some),
                 None => Ok(None),
             },
             Mode::Seq => match self.seq_live_slot(key) {
@@ -193,7 +210,8 @@ impl Namespace {
 
     /// KEYCUR: the 17-byte cursor of a live key.
     pub fn keycur(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.current(key).map(|(file, off, h)| cursor_of(file, off, &h))
+        self.current(key)
+            .map(|(file, off, h)| cursor_of(file, off, &h))
     }
 
     fn is_live(&self, file: u32, off: u32, hdr: &IndexEntryHeader, key: &[u8]) -> bool {
@@ -201,7 +219,10 @@ impl Namespace {
             return false;
         }
         match self.mode {
-            Mode::User => self.keys.get(key).is_some_and(|l| l.file == file && l.idx_off == off),
+            Mode::User => self
+                .keys
+                .get(key)
+                .is_some_and(|l| l.file == file && l.idx_off == off),
             Mode::Seq => true,
         }
     }
@@ -211,37 +232,55 @@ impl Namespace {
         if cur.len() != CURSOR_LEN {
             return None;
         }
-        let word = |i: usize| cur.get(i..i + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
-        let (idlen, file, length, off, crc) = (*cur.first()?, word(1)?, word(5)?, word(9)?, word(13)?);
+        let word = |i: usize| {
+            cur.get(i..i + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+        };
+        let (idlen, file, length, off, crc) =
+            (*cur.first()?, word(1)?, word(5)?, word(9)?, word(13)?);
         if file > self.active.id || off < index::HEADER_LEN as u32 {
             return None;
         }
         let (hdr, _) = self.read_index_entry(file, off).ok()?;
-        (hdr.idlength == idlen && hdr.length == length && hdr.crc == crc).then_some((file, off, hdr))
+        (hdr.idlength == idlen && hdr.length == length && hdr.crc == crc)
+            .then_some((file, off, hdr))
     }
 
     fn index_size(&self, file: u32) -> u32 {
-        self.index_sizes.get(file as usize).copied().unwrap_or(index::HEADER_LEN as u32)
+        self.index_sizes
+            .get(file as usize)
+            .copied()
+            .unwrap_or(index::HEADER_LEN as u32)
     }
 
     /// SCAN forward in append order, after `cursor` (or from the start).
-    /// `Err(())` means the cursor is invalid; an empty page means no more data.
-    pub fn scan(&self, cursor: Option<&[u8]>) -> Result<ScanPage, ()> {
+    /// An empty page means no more data.
+    pub fn scan(&self, cursor: Option<&[u8]>) -> Result<ScanPage, BadCursor> {
         let (mut file, mut off) = match cursor {
             None => (0, index::HEADER_LEN as u32),
             Some(c) => {
-                let (f, o, h) = self.resolve_cursor(c).ok_or(())?;
+                let (f, o, h) = self.resolve_cursor(c).ok_or(BadCursor)?;
                 (f, o + h.entry_len() as u32)
             }
         };
         let started = Instant::now();
-        let mut page = ScanPage { cursor: Vec::new(), items: Vec::new() };
+        let mut page = ScanPage {
+            cursor: Vec::new(),
+            items: Vec::new(),
+        };
         while file <= self.active.id {
             while off < self.index_size(file) {
-                let Ok((hdr, key)) = self.read_index_entry(file, off) else { break };
+                let Ok((hdr, key)) = self.read_index_entry(file, off) else {
+                    break;
+                };
                 if self.is_live(file, off, &hdr, &key) {
                     page.cursor = cursor_of(file, off, &hdr);
-                    page.items.push(ScanItem { key, size: hdr.length, timestamp: hdr.timestamp });
+                    page.items.push(ScanItem {
+                        key,
+                        size: hdr.length,
+                        timestamp: hdr.timestamp,
+                    });
                     if page.items.len() >= SCAN_MAX_ITEMS || started.elapsed() >= SCAN_SLICE {
                         return Ok(page);
                     }
@@ -255,21 +294,30 @@ impl Namespace {
     }
 
     /// RSCAN: backwards along the `previous` chain, before `cursor` (or from the end).
-    pub fn rscan(&self, cursor: Option<&[u8]>) -> Result<ScanPage, ()> {
+    pub fn rscan(&self, cursor: Option<&[u8]>) -> Result<ScanPage, BadCursor> {
         let mut pos = match cursor {
             None => self.last_position(),
             Some(c) => {
-                let (f, o, h) = self.resolve_cursor(c).ok_or(())?;
+                let (f, o, h) = self.resolve_cursor(c).ok_or(BadCursor)?;
                 self.previous_position(f, o, &h)
             }
         };
         let started = Instant::now();
-        let mut page = ScanPage { cursor: Vec::new(), items: Vec::new() };
+        let mut page = ScanPage {
+            cursor: Vec::new(),
+            items: Vec::new(),
+        };
         while let Some((file, off)) = pos {
-            let Ok((hdr, key)) = self.read_index_entry(file, off) else { break };
+            let Ok((hdr, key)) = self.read_index_entry(file, off) else {
+                break;
+            };
             if self.is_live(file, off, &hdr, &key) {
                 page.cursor = cursor_of(file, off, &hdr);
-                page.items.push(ScanItem { key, size: hdr.length, timestamp: hdr.timestamp });
+                page.items.push(ScanItem {
+                    key,
+                    size: hdr.length,
+                    timestamp: hdr.timestamp,
+                });
                 if page.items.len() >= SCAN_MAX_ITEMS || started.elapsed() >= SCAN_SLICE {
                     return Ok(page);
                 }
@@ -281,23 +329,33 @@ impl Namespace {
 
     /// Position of the last index entry, if any.
     fn last_position(&self) -> Option<(u32, u32)> {
-        let file = (0..=self.active.id).rev().find(|&f| self.index_size(f) > index::HEADER_LEN as u32)?;
-        (file == self.active.id || self.last_index_off >= index::HEADER_LEN as u32).then_some((file, self.last_index_off))
+        let file = (0..=self.active.id)
+            .rev()
+            .find(|&f| self.index_size(f) > index::HEADER_LEN as u32)?;
+        (file == self.active.id || self.last_index_off >= index::HEADER_LEN as u32)
+            .then_some((file, self.last_index_off))
     }
 
     /// Position of the entry appended before the one at (file, off).
     fn previous_position(&self, file: u32, off: u32, hdr: &IndexEntryHeader) -> Option<(u32, u32)> {
         if off > index::HEADER_LEN as u32 {
-            return (hdr.previous >= index::HEADER_LEN as u32 && hdr.previous < off).then_some((file, hdr.previous));
+            return (hdr.previous >= index::HEADER_LEN as u32 && hdr.previous < off)
+                .then_some((file, hdr.previous));
         }
         // First entry of its file: the previous one is in the nearest non-empty older file.
-        let prev_file = (0..file).rev().find(|&f| self.index_size(f) > index::HEADER_LEN as u32)?;
+        let prev_file = (0..file)
+            .rev()
+            .find(|&f| self.index_size(f) > index::HEADER_LEN as u32)?;
         (hdr.previous >= index::HEADER_LEN as u32).then_some((prev_file, hdr.previous))
     }
 
     /// KSCAN: live keys starting with `prefix`, in hash order (user mode only).
     pub fn kscan(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
-        self.keys.keys().filter(|k| k.starts_with(prefix)).map(<[u8]>::to_vec).collect()
+        self.keys
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .map(<[u8]>::to_vec)
+            .collect()
     }
 
     /// HISTORY: the current version, or the version at `ekey`.
@@ -308,15 +366,25 @@ impl Namespace {
                 (file, hdr)
             }
             Some(e) => {
-                let file = e.get(0..4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).ok_or(HistoryError::BadArgs)?;
-                let off = e.get(4..8).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).ok_or(HistoryError::BadArgs)?;
+                let file = e
+                    .get(0..4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_le_bytes)
+                    .ok_or(HistoryError::BadArgs)?;
+                let off = e
+                    .get(4..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_le_bytes)
+                    .ok_or(HistoryError::BadArgs)?;
                 if file == 0 && off == 0 {
                     return Err(HistoryError::NoMore);
                 }
                 if file > self.active.id || off < index::HEADER_LEN as u32 {
                     return Err(HistoryError::IndexQuery);
                 }
-                let (hdr, k) = self.read_index_entry(file, off).map_err(|_| HistoryError::IndexQuery)?;
+                let (hdr, k) = self
+                    .read_index_entry(file, off)
+                    .map_err(|_| HistoryError::IndexQuery)?;
                 if k != key {
                     return Err(HistoryError::InvalidKey);
                 }
@@ -324,32 +392,56 @@ impl Namespace {
             }
         };
         let df = self.data_file_of(file, &hdr);
-        let payload = self.read_value(df, hdr.offset, key, hdr.length).map_err(HistoryError::Read)?;
+        let payload = self
+            .read_value(df, hdr.offset, key, hdr.length)
+            .map_err(HistoryError::Read)?;
         let parent = (hdr.parentid != 0 || hdr.parentoff != 0).then(|| {
             let mut p = hdr.parentid.to_le_bytes().to_vec();
             p.extend_from_slice(&hdr.parentoff.to_le_bytes());
             p
         });
-        Ok(HistoryItem { parent, timestamp: hdr.timestamp, payload })
+        Ok(HistoryItem {
+            parent,
+            timestamp: hdr.timestamp,
+            payload,
+        })
     }
 
     /// DATA RAW: the data entry at (file, offset).
     pub fn data_raw(&self, file: u32, off: u64) -> Result<RawEntry, RawError> {
-        let handle = self.files.get(FileKind::Data, file).map_err(|_| RawError::Invalid)?;
+        let handle = self
+            .files
+            .get(FileKind::Data, file)
+            .map_err(|_| RawError::Invalid)?;
         let len = handle.len().map_err(|_| RawError::Invalid)?;
         if off >= len {
             return Err(RawError::Eof);
         }
         let mut hbuf = [0u8; data::ENTRY_HEADER_LEN];
-        handle.read_exact_at(&mut hbuf, off).map_err(|_| RawError::Invalid)?;
+        handle
+            .read_exact_at(&mut hbuf, off)
+            .map_err(|_| RawError::Invalid)?;
         let hdr = DataEntryHeader::decode(&hbuf).map_err(|_| RawError::Invalid)?;
-        if hdr.deleted() || hdr.idlength == 0 || off + hdr.entry_len() > len || hdr.datalength as usize > crate::MAX_VALUE {
+        if hdr.deleted()
+            || hdr.idlength == 0
+            || off + hdr.entry_len() > len
+            || hdr.datalength as usize > crate::MAX_VALUE
+        {
             return Err(RawError::Invalid);
         }
         let mut body = vec![0u8; usize::from(hdr.idlength) + hdr.datalength as usize];
-        handle.read_exact_at(&mut body, off + data::ENTRY_HEADER_LEN as u64).map_err(|_| RawError::Invalid)?;
+        handle
+            .read_exact_at(&mut body, off + data::ENTRY_HEADER_LEN as u64)
+            .map_err(|_| RawError::Invalid)?;
         let payload = body.split_off(usize::from(hdr.idlength));
-        Ok(RawEntry { key: body, previous: hdr.previous, crc: hdr.crc, flags: hdr.flags, timestamp: hdr.timestamp, payload })
+        Ok(RawEntry {
+            key: body,
+            previous: hdr.previous,
+            crc: hdr.crc,
+            flags: hdr.flags,
+            timestamp: hdr.timestamp,
+            payload,
+        })
     }
 
     /// Path of data file `id` (for the missing-data hook).
@@ -357,6 +449,10 @@ impl Namespace {
         self.files.path(FileKind::Data, id)
     }
 }
+
+/// A SCAN cursor that does not name a readable index entry matching its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadCursor;
 
 /// Why HISTORY failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

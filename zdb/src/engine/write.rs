@@ -48,8 +48,13 @@ impl Namespace {
         let index = storage
             .open(&ipath, OpenMode::Truncate)
             .map_err(|e| (ipath.clone(), e))?;
-        let hdr = IndexHeader { fileid: id, mode: self.mode.as_byte() };
-        index.write_at(&hdr.encode(), 0).map_err(|e| (ipath.clone(), e))?;
+        let hdr = IndexHeader {
+            fileid: id,
+            mode: self.mode.as_byte(),
+        };
+        index
+            .write_at(&hdr.encode(), 0)
+            .map_err(|e| (ipath.clone(), e))?;
         index.sync().map_err(|e| (ipath.clone(), e))?;
         let data = storage
             .open(&dpath, OpenMode::Truncate)
@@ -118,8 +123,18 @@ impl Namespace {
     }
 
     /// Append a data entry; on failure cut it back and poison.
-    fn append_data(&mut self, key: &[u8], value: &[u8], flags: u8, ts: u32) -> Result<u32, OpError> {
-        let crc = if flags & FLAG_DELETED != 0 { 0 } else { crc32(value) };
+    fn append_data(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        flags: u8,
+        ts: u32,
+    ) -> Result<u32, OpError> {
+        let crc = if flags & FLAG_DELETED != 0 {
+            0
+        } else {
+            crc32(value)
+        };
         let hdr = DataEntryHeader {
             idlength: key.len() as u8,
             datalength: value.len() as u32,
@@ -142,7 +157,11 @@ impl Namespace {
     }
 
     /// Append an index entry to the active index file; on failure cut it back and poison.
-    pub(crate) fn append_index(&mut self, hdr: &IndexEntryHeader, key: &[u8]) -> Result<u32, OpError> {
+    pub(crate) fn append_index(
+        &mut self,
+        hdr: &IndexEntryHeader,
+        key: &[u8],
+    ) -> Result<u32, OpError> {
         let mut buf = Vec::with_capacity(index::ENTRY_HEADER_LEN + key.len());
         hdr.encode_into(key, &mut buf);
         let off = self.active.index_size;
@@ -205,7 +224,11 @@ impl Namespace {
 
     /// Apply the sync policy after a write: `--sync` always, `--synctime` when due.
     fn after_write(&mut self) -> Result<(), OpError> {
-        let due = self.cfg.sync || self.cfg.synctime.is_some_and(|t| self.last_sync.elapsed() >= t);
+        let due = self.cfg.sync
+            || self
+                .cfg
+                .synctime
+                .is_some_and(|t| self.last_sync.elapsed() >= t);
         if due && let Err(e) = self.sync_now() {
             self.poison(FileKind::Data, &e);
             return Err(OpError::DataWrite);
@@ -223,7 +246,12 @@ impl Namespace {
 
     /// SET in user mode, or in sequential mode (empty key = new id, 8-byte key = update).
     /// Returns the outcome and a rotation if one happened first.
-    pub fn set(&mut self, key: &[u8], value: &[u8], ts: u32) -> Result<(SetOutcome, Option<Rotation>), OpError> {
+    pub fn set(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        ts: u32,
+    ) -> Result<(SetOutcome, Option<Rotation>), OpError> {
         self.check_writable()?;
         match self.mode {
             Mode::User => self.set_user(key, value, ts),
@@ -231,10 +259,21 @@ impl Namespace {
         }
     }
 
-    fn set_user(&mut self, key: &[u8], value: &[u8], ts: u32) -> Result<(SetOutcome, Option<Rotation>), OpError> {
+    fn set_user(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        ts: u32,
+    ) -> Result<(SetOutcome, Option<Rotation>), OpError> {
         let old = self.keys.get(key);
         if let Some(loc) = old {
-            if loc.len as usize == value.len() && self.read_value(loc.file, loc.data_off, key, loc.len).ok().as_deref() == Some(value) {
+            if loc.len as usize == value.len()
+                && self
+                    .read_value(loc.file, loc.data_off, key, loc.len)
+                    .ok()
+                    .as_deref()
+                    == Some(value)
+            {
                 return Ok((SetOutcome::Unchanged, None));
             }
             if self.desc.worm {
@@ -260,7 +299,16 @@ impl Namespace {
         if let Some(old) = old {
             self.flag_deleted(old.file, old.idx_off)?;
         }
-        self.record_user_set(key, Loc { file: self.active.id, idx_off, data_off, len: hdr.length }, old);
+        self.record_user_set(
+            key,
+            Loc {
+                file: self.active.id,
+                idx_off,
+                data_off,
+                len: hdr.length,
+            },
+            old,
+        );
         self.after_write()?;
         Ok((SetOutcome::Stored(key.to_vec()), rotation))
     }
@@ -277,10 +325,16 @@ impl Namespace {
         }
     }
 
-    fn set_seq(&mut self, key: &[u8], value: &[u8], ts: u32) -> Result<(SetOutcome, Option<Rotation>), OpError> {
+    fn set_seq(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        ts: u32,
+    ) -> Result<(SetOutcome, Option<Rotation>), OpError> {
         if key.is_empty() {
             self.check_maxsize(value.len(), 0)?;
-            let rotation = self.rotate_if_full(Self::data_entry_len(index::SEQ_KEY_LEN, value.len()))?;
+            let rotation =
+                self.rotate_if_full(Self::data_entry_len(index::SEQ_KEY_LEN, value.len()))?;
             let id = self.next_entry.to_le_bytes();
             let data_off = self.append_data(&id, value, 0, ts)?;
             self.append_seq_slot(&id, data_off, value.len() as u32, crc32(value), ts)?;
@@ -289,16 +343,32 @@ impl Namespace {
         }
         let (file, off, old) = self.seq_live_slot(key).ok_or(OpError::SeqUpdateOnly)?;
         let old_file = self.data_file_of(file, &old);
-        if old.length as usize == value.len() && self.read_value(old_file, old.offset, key, old.length).ok().as_deref() == Some(value) {
+        if old.length as usize == value.len()
+            && self
+                .read_value(old_file, old.offset, key, old.length)
+                .ok()
+                .as_deref()
+                == Some(value)
+        {
             return Ok((SetOutcome::Unchanged, None));
         }
         if self.desc.worm {
             return Err(OpError::Worm);
         }
         self.check_maxsize(value.len(), old.length)?;
-        let rotation = self.rotate_if_full(Self::data_entry_len(index::SEQ_KEY_LEN, value.len()))?;
+        let rotation =
+            self.rotate_if_full(Self::data_entry_len(index::SEQ_KEY_LEN, value.len()))?;
         let data_off = self.append_data(key, value, 0, ts)?;
-        self.seq_update_slot(key, file, off, old, data_off, value.len() as u32, crc32(value), ts)?;
+        self.seq_update_slot(
+            key,
+            file,
+            off,
+            old,
+            data_off,
+            value.len() as u32,
+            crc32(value),
+            ts,
+        )?;
         self.after_write()?;
         Ok((SetOutcome::Stored(key.to_vec()), rotation))
     }
@@ -311,7 +381,14 @@ impl Namespace {
         (!hdr.deleted()).then_some((file, off, hdr))
     }
 
-    fn append_seq_slot(&mut self, id: &[u8], data_off: u32, len: u32, crc: u32, ts: u32) -> Result<(), OpError> {
+    fn append_seq_slot(
+        &mut self,
+        id: &[u8],
+        data_off: u32,
+        len: u32,
+        crc: u32,
+        ts: u32,
+    ) -> Result<(), OpError> {
         let hdr = IndexEntryHeader {
             idlength: index::SEQ_KEY_LEN as u8,
             offset: data_off,
@@ -388,8 +465,10 @@ impl Namespace {
             return Err(OpError::WormDelete);
         }
         let rotation = self.rotate_if_full(Self::data_entry_len(key.len(), 0))?;
-        self.append_data(key, &[], FLAG_DELETED, ts).map_err(|_| OpError::DeleteData)?;
-        self.flag_deleted(file, idx_off).map_err(|_| OpError::DeleteIndex)?;
+        self.append_data(key, &[], FLAG_DELETED, ts)
+            .map_err(|_| OpError::DeleteData)?;
+        self.flag_deleted(file, idx_off)
+            .map_err(|_| OpError::DeleteIndex)?;
         self.record_delete(key, len);
         self.after_write()?;
         Ok(rotation)
@@ -408,7 +487,12 @@ impl Namespace {
     }
 
     /// Recovery: bring the index up to date with one whole data entry found past its end.
-    pub(crate) fn replay_data_entry(&mut self, pos: u32, h: &DataEntryHeader, key: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn replay_data_entry(
+        &mut self,
+        pos: u32,
+        h: &DataEntryHeader,
+        key: &[u8],
+    ) -> std::io::Result<()> {
         let to_io = |e: OpError| std::io::Error::other(e.to_string());
         match self.mode {
             Mode::User => {
@@ -436,7 +520,16 @@ impl Namespace {
                 if let Some(old) = old {
                     self.flag_deleted(old.file, old.idx_off).map_err(to_io)?;
                 }
-                self.record_user_set(key, Loc { file: self.active.id, idx_off, data_off: pos, len: h.datalength }, old);
+                self.record_user_set(
+                    key,
+                    Loc {
+                        file: self.active.id,
+                        idx_off,
+                        data_off: pos,
+                        len: h.datalength,
+                    },
+                    old,
+                );
             }
             Mode::Seq => {
                 let id = key.try_into().map(u64::from_le_bytes).unwrap_or(u64::MAX);
@@ -446,14 +539,20 @@ impl Namespace {
                         self.record_delete(key, old.length);
                     }
                 } else if id == self.next_entry {
-                    self.append_seq_slot(key, pos, h.datalength, h.crc, h.timestamp).map_err(to_io)?;
+                    self.append_seq_slot(key, pos, h.datalength, h.crc, h.timestamp)
+                        .map_err(to_io)?;
                 } else if let Some((f, o, old)) = self.seq_live_slot(key) {
                     if !(old.dataid == self.active.id && old.offset == pos) {
-                        self.seq_update_slot(key, f, o, old, pos, h.datalength, h.crc, h.timestamp).map_err(to_io)?;
+                        self.seq_update_slot(key, f, o, old, pos, h.datalength, h.crc, h.timestamp)
+                            .map_err(to_io)?;
                     }
                 } else {
                     self.stats.data_faults += 1;
-                    tracing::warn!(id, offset = pos, "data entry for an id with no slot skipped");
+                    tracing::warn!(
+                        id,
+                        offset = pos,
+                        "data entry for an id with no slot skipped"
+                    );
                 }
             }
         }
@@ -471,7 +570,9 @@ impl Namespace {
             let prefix = if kind == FileKind::Index { 'i' } else { 'd' };
             for name in storage.list_dir(&dir).unwrap_or_default() {
                 let n = name.to_string_lossy();
-                let numbered = n.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()));
+                let numbered = n.strip_prefix(prefix).is_some_and(|rest| {
+                    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
+                });
                 if numbered && let Err(e) = storage.remove_file(&dir.join(&name)) {
                     result = Err(e);
                 }
@@ -505,7 +606,10 @@ impl Namespace {
 
     /// Change the mode of a fresh namespace (mixed mode only): rewrite the header of `i0`.
     pub fn set_mode(&mut self, mode: Mode) -> std::io::Result<()> {
-        let hdr = IndexHeader { fileid: self.active.id, mode: mode.as_byte() };
+        let hdr = IndexHeader {
+            fileid: self.active.id,
+            mode: mode.as_byte(),
+        };
         self.active.index.write_at(&hdr.encode(), 0)?;
         self.active.index.sync()?;
         self.mode = mode;

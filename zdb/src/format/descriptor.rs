@@ -107,8 +107,8 @@ mod tests {
         assert_eq!(
             bytes,
             [
-                1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, b'd', b'e', b'f', b'a', b'u',
-                b'l', b't'
+                1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, b'd', b'e', b'f', b'a', b'u', b'l',
+                b't'
             ]
         );
         assert_eq!(Descriptor::decode(&bytes), Ok(d));

@@ -110,7 +110,10 @@ mod tests {
     fn crc_matches_0db_variant() {
         // Init 0 / no xorout: the empty input gives 0, unlike standard CRC-32C.
         assert_eq!(crc32(b""), 0);
-        assert_eq!(crc32_append(crc32(b"hello "), b"world"), crc32(b"hello world"));
+        assert_eq!(
+            crc32_append(crc32(b"hello "), b"world"),
+            crc32(b"hello world")
+        );
         assert_ne!(crc32(b"a"), crc32c::crc32c(b"a"));
     }
 }

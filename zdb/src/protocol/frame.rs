@@ -80,15 +80,24 @@ fn parse_int(digits: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let v = digits.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+    let v = digits
+        .iter()
+        .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
     Some(if neg { -v } else { v })
 }
 
 fn parse_array(buf: &mut BytesMut) -> Parsed {
     let Some(end) = find_crlf(buf, 1) else {
-        return if buf.len() > 32 { Err(FrameError::Malformed) } else { Ok(None) };
+        return if buf.len() > 32 {
+            Err(FrameError::Malformed)
+        } else {
+            Ok(None)
+        };
     };
-    let count = buf.get(1..end).and_then(parse_int).ok_or(FrameError::Malformed)?;
+    let count = buf
+        .get(1..end)
+        .and_then(parse_int)
+        .ok_or(FrameError::Malformed)?;
     if count <= 0 {
         let _ = buf.split_to(end + 2);
         return Err(FrameError::MissingArguments);
@@ -107,9 +116,16 @@ fn parse_array(buf: &mut BytesMut) -> Parsed {
             Some(_) => return Err(FrameError::Malformed),
         }
         let Some(line_end) = find_crlf(buf, pos + 1) else {
-            return if buf.len() - pos > 32 { Err(FrameError::Malformed) } else { need_more(buf) };
+            return if buf.len() - pos > 32 {
+                Err(FrameError::Malformed)
+            } else {
+                need_more(buf)
+            };
         };
-        let len = buf.get(pos + 1..line_end).and_then(parse_int).ok_or(FrameError::Malformed)?;
+        let len = buf
+            .get(pos + 1..line_end)
+            .and_then(parse_int)
+            .ok_or(FrameError::Malformed)?;
         if len < 0 {
             return Err(FrameError::Malformed);
         }
@@ -128,20 +144,36 @@ fn parse_array(buf: &mut BytesMut) -> Parsed {
         pos = start + len + 2;
     }
     let frame = buf.split_to(pos).freeze();
-    Ok(Some(spans.into_iter().map(|(s, l)| frame.slice(s..s + l)).collect()))
+    Ok(Some(
+        spans
+            .into_iter()
+            .map(|(s, l)| frame.slice(s..s + l))
+            .collect(),
+    ))
 }
 
 fn need_more(buf: &BytesMut) -> Parsed {
-    if buf.len() > MAX_FRAME { Err(FrameError::TooBig) } else { Ok(None) }
+    if buf.len() > MAX_FRAME {
+        Err(FrameError::TooBig)
+    } else {
+        Ok(None)
+    }
 }
 
 fn parse_inline(buf: &mut BytesMut) -> Parsed {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
-        return if buf.len() > MAX_LINE { Err(FrameError::NotArray) } else { Ok(None) };
+        return if buf.len() > MAX_LINE {
+            Err(FrameError::NotArray)
+        } else {
+            Ok(None)
+        };
     };
     let line = buf.split_to(nl + 1).freeze();
     let text = line.slice(..line.len() - 1);
-    let text = text.strip_suffix(b"\r").map(|t| line.slice_ref(t)).unwrap_or(text);
+    let text = text
+        .strip_suffix(b"\r")
+        .map(|t| line.slice_ref(t))
+        .unwrap_or(text);
     if text.iter().any(|&b| b < 0x20 && b != b'\t') {
         return Err(FrameError::NotArray);
     }
@@ -219,7 +251,13 @@ mod tests {
     fn array_and_partial() {
         let full = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
         let (r, left) = p(full);
-        assert_eq!(r, Ok(Some(vec![Bytes::from_static(b"GET"), Bytes::from_static(b"k")])));
+        assert_eq!(
+            r,
+            Ok(Some(vec![
+                Bytes::from_static(b"GET"),
+                Bytes::from_static(b"k")
+            ]))
+        );
         assert_eq!(left, 0);
         for cut in 0..full.len() {
             let (r, left) = p(&full[..cut]);
@@ -246,9 +284,16 @@ mod tests {
         let (r, _) = p(b"SET k \"a b\\\"c\"\r\n");
         assert_eq!(
             r,
-            Ok(Some(vec![Bytes::from_static(b"SET"), Bytes::from_static(b"k"), Bytes::from_static(b"a b\"c")]))
+            Ok(Some(vec![
+                Bytes::from_static(b"SET"),
+                Bytes::from_static(b"k"),
+                Bytes::from_static(b"a b\"c")
+            ]))
         );
         assert_eq!(p(b"PING").0, Ok(None));
-        assert_eq!(p(b"\r\nPING\n").0, Ok(Some(vec![Bytes::from_static(b"PING")])));
+        assert_eq!(
+            p(b"\r\nPING\n").0,
+            Ok(Some(vec![Bytes::from_static(b"PING")]))
+        );
     }
 }

@@ -45,7 +45,11 @@ impl Reply {
             Reply::Nil => out.put_slice(b"$-1\r\n"),
             Reply::ArrayHeader(n) => line(out, b'*', itoa::Buffer::new().format(*n).as_bytes()),
             Reply::Array(items) => {
-                line(out, b'*', itoa::Buffer::new().format(items.len()).as_bytes());
+                line(
+                    out,
+                    b'*',
+                    itoa::Buffer::new().format(items.len()).as_bytes(),
+                );
                 for i in items {
                     i.encode(out);
                 }

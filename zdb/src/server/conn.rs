@@ -67,7 +67,10 @@ impl<W: AsyncWrite + Unpin> Output<W> {
     pub async fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
             self.writer.write_all(&self.buf).await?;
-            self.shared.stats.network_tx.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+            self.shared
+                .stats
+                .network_tx
+                .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
             self.buf.clear();
         }
         Ok(())
@@ -75,7 +78,10 @@ impl<W: AsyncWrite + Unpin> Output<W> {
 }
 
 /// Serve one client until it leaves or breaks the protocol.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S, shared: Arc<Shared>) {
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
+    shared: Arc<Shared>,
+) {
     let (mut reader, writer) = tokio::io::split(stream);
     let mut session = Session {
         id: shared.new_client(),
@@ -86,9 +92,16 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S
         master: false,
         mirror: false,
     };
-    let mut out = Output { buf: BytesMut::with_capacity(4096), writer, shared: shared.clone() };
+    let mut out = Output {
+        buf: BytesMut::with_capacity(4096),
+        writer,
+        shared: shared.clone(),
+    };
     let mut input = BytesMut::with_capacity(4096);
-    let mut budget = Budget { shared: shared.clone(), held_kib: 0 };
+    let mut budget = Budget {
+        shared: shared.clone(),
+        held_kib: 0,
+    };
     loop {
         // Execute every whole request already buffered.
         loop {
@@ -119,7 +132,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S
             return;
         }
         budget.fit(input.len()).await;
-        if !budget.covers(input.len() + BASE_INPUT / 2) && !budget.grow(input.len() + BASE_INPUT).await {
+        if !budget.covers(input.len() + BASE_INPUT / 2)
+            && !budget.grow(input.len() + BASE_INPUT).await
+        {
             out.reply(Reply::err("Server input buffers full, try again later"));
             let _ = out.flush().await;
             return;
@@ -130,7 +145,10 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S
         match reader.read_buf(&mut input).await {
             Ok(0) | Err(_) => return,
             Ok(n) => {
-                shared.stats.network_rx.fetch_add(n as u64, Ordering::Relaxed);
+                shared
+                    .stats
+                    .network_rx
+                    .fetch_add(n as u64, Ordering::Relaxed);
             }
         }
     }
@@ -155,7 +173,9 @@ impl Budget {
     async fn fit(&mut self, len: usize) {
         let need = Self::need_kib(len);
         if need < self.held_kib {
-            self.shared.input_budget.add_permits((self.held_kib - need) as usize);
+            self.shared
+                .input_budget
+                .add_permits((self.held_kib - need) as usize);
             self.held_kib = need;
         }
     }

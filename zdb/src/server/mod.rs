@@ -29,7 +29,9 @@ pub async fn run(listeners: Listeners, shared: Arc<Shared>, shutdown: impl Futur
     let accept_tcp = {
         let shared = shared.clone();
         async move {
-            let Some(l) = listeners.tcp else { return std::future::pending().await };
+            let Some(l) = listeners.tcp else {
+                return std::future::pending().await;
+            };
             loop {
                 match l.accept().await {
                     Ok((s, _)) => {
@@ -45,7 +47,9 @@ pub async fn run(listeners: Listeners, shared: Arc<Shared>, shutdown: impl Futur
     let accept_unix = {
         let shared = shared.clone();
         async move {
-            let Some(l) = listeners.unix else { return std::future::pending().await };
+            let Some(l) = listeners.unix else {
+                return std::future::pending().await;
+            };
             loop {
                 match l.accept().await {
                     Ok((s, _)) => {

@@ -86,17 +86,23 @@ impl Shared {
     /// Open every namespace under the index root (creating `default` if missing).
     pub fn open(cfg: Config, storage: Arc<dyn Storage>) -> Result<Arc<Shared>, OpenError> {
         for root in [&cfg.index, &cfg.data] {
-            storage.create_dir_all(root).map_err(|source| OpenError::Io {
-                op: "create directory",
-                path: root.clone(),
-                source,
-            })?;
+            storage
+                .create_dir_all(root)
+                .map_err(|source| OpenError::Io {
+                    op: "create directory",
+                    path: root.clone(),
+                    source,
+                })?;
         }
         let mut names: Vec<Vec<u8>> = storage
             .list_dir(&cfg.index)
-            .map_err(|source| OpenError::Io { op: "list", path: cfg.index.clone(), source })?
+            .map_err(|source| OpenError::Io {
+                op: "list",
+                path: cfg.index.clone(),
+                source,
+            })?
             .into_iter()
-            .map(|n| std::os::unix::ffi::OsStringExt::into_vec(n))
+            .map(std::os::unix::ffi::OsStringExt::into_vec)
             .filter(|n| !n.starts_with(b"."))
             .filter(|n| storage.exists(&cfg.index.join(OsStr::from_bytes(n))))
             .collect();
@@ -109,7 +115,13 @@ impl Shared {
             if !is_dir(&*storage, &dir) && name != DEFAULT_NS {
                 continue;
             }
-            let mut ns = Namespace::open(storage.clone(), &cfg.index, &cfg.data, &name, cfg.engine.clone())?;
+            let mut ns = Namespace::open(
+                storage.clone(),
+                &cfg.index,
+                &cfg.data,
+                &name,
+                cfg.engine.clone(),
+            )?;
             if name == DEFAULT_NS {
                 ns.maxsize_override = cfg.maxsize;
             }
@@ -188,10 +200,18 @@ impl Shared {
 
     /// Drop a namespace's in-memory state and load it again from disk (RELOAD).
     pub fn reload(&self, name: &[u8]) -> Result<bool, OpenError> {
-        let Some(handle) = self.get(name) else { return Ok(false) };
+        let Some(handle) = self.get(name) else {
+            return Ok(false);
+        };
         let mut guard = handle.ns.write();
         let _ = guard.sync_now();
-        let mut fresh = Namespace::open(self.storage.clone(), &self.cfg.index, &self.cfg.data, name, self.cfg.engine.clone())?;
+        let mut fresh = Namespace::open(
+            self.storage.clone(),
+            &self.cfg.index,
+            &self.cfg.data,
+            name,
+            self.cfg.engine.clone(),
+        )?;
         fresh.maxsize_override = guard.maxsize_override;
         fresh.lock = guard.lock;
         *guard = fresh;

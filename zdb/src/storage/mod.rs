@@ -19,6 +19,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// An open file.
+#[expect(
+    clippy::len_without_is_empty,
+    reason = "a file's emptiness is never asked; its size is"
+)]
 pub trait StorageFile: Send + Sync {
     /// Read at `off` into `buf`; returns the bytes read (short only at end of file).
     fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize>;

@@ -65,7 +65,11 @@ impl SimStorage {
             ..State::default()
         };
         for (path, &ino) in &st.durable_names {
-            let bytes = st.inodes.get(ino).map(|n| n.durable.clone()).unwrap_or_default();
+            let bytes = st
+                .inodes
+                .get(ino)
+                .map(|n| n.durable.clone())
+                .unwrap_or_default();
             out.inodes.push(Inode {
                 now: bytes.clone(),
                 durable: bytes,
@@ -118,7 +122,10 @@ impl SimStorage {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{}: not found", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: not found", path.display()),
+    )
 }
 
 struct SimFile {
@@ -130,7 +137,11 @@ struct SimFile {
 impl StorageFile for SimFile {
     fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize> {
         let st = self.state.lock();
-        let data = &st.inodes.get(self.ino).ok_or_else(|| io::Error::other("stale"))?.now;
+        let data = &st
+            .inodes
+            .get(self.ino)
+            .ok_or_else(|| io::Error::other("stale"))?
+            .now;
         let start = usize::try_from(off).unwrap_or(usize::MAX).min(data.len());
         let n = buf.len().min(data.len() - start);
         buf.get_mut(..n)
@@ -152,7 +163,10 @@ impl StorageFile for SimFile {
                 return Err(io::Error::from_raw_os_error(28));
             }
         }
-        let node = st.inodes.get_mut(self.ino).ok_or_else(|| io::Error::other("stale"))?;
+        let node = st
+            .inodes
+            .get_mut(self.ino)
+            .ok_or_else(|| io::Error::other("stale"))?;
         if node.now.len() < end {
             node.now.resize(end, 0);
         }
@@ -164,7 +178,11 @@ impl StorageFile for SimFile {
     }
     fn len(&self) -> io::Result<u64> {
         let st = self.state.lock();
-        Ok(st.inodes.get(self.ino).map(|n| n.now.len() as u64).unwrap_or(0))
+        Ok(st
+            .inodes
+            .get(self.ino)
+            .map(|n| n.now.len() as u64)
+            .unwrap_or(0))
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut st = self.state.lock();
@@ -234,7 +252,10 @@ impl Storage for SimStorage {
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
-        st.names.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
+        st.names
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
     }
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
@@ -282,7 +303,10 @@ impl Storage for SimStorage {
     }
     fn free_space(&self, _path: &Path) -> io::Result<u64> {
         let st = self.state.lock();
-        Ok(st.capacity.map(|c| c.saturating_sub(st.used())).unwrap_or(u64::MAX / 2))
+        Ok(st
+            .capacity
+            .map(|c| c.saturating_sub(st.used()))
+            .unwrap_or(u64::MAX / 2))
     }
 }
 
@@ -303,6 +327,9 @@ mod tests {
         s.sync_dir(dir).expect("sync dir");
         a.write_at(b" world", 5).expect("write");
         let after = s.power_cut();
-        assert_eq!(after.read_file(&dir.join("a")).as_deref(), Some(&b"hello"[..]));
+        assert_eq!(
+            after.read_file(&dir.join("a")).as_deref(),
+            Some(&b"hello"[..])
+        );
     }
 }

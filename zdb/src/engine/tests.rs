@@ -1,0 +1,271 @@
+//! Engine tests on the in-memory storage: power cuts, torn tails, full disks, bit flips.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::storage::Storage;
+use crate::storage::sim::SimStorage;
+
+const IDX: &str = "/i";
+const DAT: &str = "/d";
+
+fn cfg(sync: bool) -> EngineConfig {
+    EngineConfig {
+        datasize: 4096,
+        sync,
+        synctime: None,
+        run_mode: RunMode::Mixed,
+    }
+}
+
+fn open(sim: &SimStorage, sync: bool) -> Namespace {
+    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+    storage.create_dir_all(Path::new(IDX)).unwrap();
+    storage.create_dir_all(Path::new(DAT)).unwrap();
+    Namespace::open(
+        storage,
+        Path::new(IDX),
+        Path::new(DAT),
+        b"default",
+        cfg(sync),
+    )
+    .unwrap()
+}
+
+/// Every version ever written per key (None = deleted), and the last acknowledged one.
+#[derive(Default)]
+struct Model {
+    history: HashMap<Vec<u8>, Vec<Option<Vec<u8>>>>,
+    acked: HashMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+fn random_op(ns: &mut Namespace, rng: &mut StdRng, model: &mut Model, step: usize) {
+    let key = format!("key-{}", rng.gen_range(0..40)).into_bytes();
+    if rng.gen_bool(0.2) {
+        model.history.entry(key.clone()).or_default().push(None);
+        match ns.del(&key, 1) {
+            Ok(_) => {
+                model.acked.insert(key, None);
+            }
+            Err(OpError::KeyNotFound) => {}
+            Err(e) => panic!("del failed: {e}"),
+        }
+    } else {
+        let len = rng.gen_range(0..300);
+        let value: Vec<u8> = (0..len).map(|i| (i + step) as u8).collect();
+        model
+            .history
+            .entry(key.clone())
+            .or_default()
+            .push(Some(value.clone()));
+        ns.set(&key, &value, 1).unwrap();
+        model.acked.insert(key, Some(value));
+    }
+}
+
+#[test]
+fn power_cut_with_sync_loses_no_acknowledged_write() {
+    let mut rng = StdRng::seed_from_u64(7);
+    for trial in 0..30 {
+        let sim = SimStorage::new();
+        let mut ns = open(&sim, true);
+        let mut model = Model::default();
+        let steps = rng.gen_range(1..200);
+        for step in 0..steps {
+            random_op(&mut ns, &mut rng, &mut model, step);
+        }
+        let after = sim.power_cut();
+        let ns = open(&after, true);
+        for (key, want) in &model.acked {
+            assert_eq!(
+                ns.get(key).unwrap(),
+                *want,
+                "trial {trial} key {}",
+                String::from_utf8_lossy(key)
+            );
+        }
+        let live = model.acked.values().filter(|v| v.is_some()).count() as u64;
+        assert_eq!(ns.entries(), live, "trial {trial}");
+    }
+}
+
+#[test]
+fn power_cut_without_sync_opens_clean_with_written_versions_only() {
+    let mut rng = StdRng::seed_from_u64(11);
+    for trial in 0..40 {
+        let sim = SimStorage::new();
+        let mut ns = open(&sim, false);
+        let mut model = Model::default();
+        for step in 0..rng.gen_range(1..300) {
+            random_op(&mut ns, &mut rng, &mut model, step);
+            if rng.gen_bool(0.05) {
+                ns.sync_now().unwrap();
+            }
+        }
+        let mut ns = open(&sim.power_cut(), false);
+        for (key, versions) in &model.history {
+            if let Some(v) = ns.get(key).unwrap() {
+                assert!(
+                    versions.contains(&Some(v)),
+                    "trial {trial}: garbage for {}",
+                    String::from_utf8_lossy(key)
+                );
+            }
+        }
+        // And it keeps working.
+        ns.set(b"after", b"cut", 1).unwrap();
+        assert_eq!(ns.get(b"after").unwrap().as_deref(), Some(&b"cut"[..]));
+    }
+}
+
+/// Write a few entries, then cut the last data and index files at every offset.
+#[test]
+fn truncated_tails_keep_every_whole_entry() {
+    let sim = SimStorage::new();
+    let mut ns = open(&sim, true);
+    let mut written = Vec::new();
+    for i in 0..12u8 {
+        let key = vec![b'k', i];
+        let value = vec![i; 20 + usize::from(i)];
+        ns.set(&key, &value, 1).unwrap();
+        written.push((key, value));
+    }
+    let (file, _) = ns.current_position();
+    drop(ns);
+    for kind in ["d", "i"] {
+        let path = if kind == "d" {
+            format!("{DAT}/default/d{file}")
+        } else {
+            format!("{IDX}/default/i{file}")
+        };
+        let full = sim.read_file(Path::new(&path)).unwrap();
+        for cut in 0..full.len() {
+            let copy = sim.power_cut();
+            copy.write_file(Path::new(&path), &full[..cut]);
+            let mut ns = open(&copy, true);
+            // Every entry whose data survived whole must read back; nothing reads wrong.
+            for (key, value) in &written {
+                if let Some(v) = ns.get(key).unwrap() {
+                    assert_eq!(&v, value);
+                }
+            }
+            if kind == "i" {
+                // The data file is whole: re-indexing must bring every key back.
+                for (key, value) in &written {
+                    assert_eq!(
+                        ns.get(key).unwrap().as_ref(),
+                        Some(value),
+                        "index cut at {cut}"
+                    );
+                }
+            }
+            ns.set(b"new", b"entry", 1).unwrap();
+            let again = open(&copy, true);
+            assert_eq!(again.get(b"new").unwrap().as_deref(), Some(&b"entry"[..]));
+        }
+        // Garbage appended is cut too.
+        let copy = sim.power_cut();
+        let mut junk = full.clone();
+        junk.extend_from_slice(&[0xAB; 77]);
+        copy.write_file(Path::new(&path), &junk);
+        let ns = open(&copy, true);
+        for (key, value) in &written {
+            assert_eq!(ns.get(key).unwrap().as_ref(), Some(value));
+        }
+    }
+}
+
+#[test]
+fn full_disk_poisons_and_keeps_acknowledged_data() {
+    let sim = SimStorage::new();
+    let mut ns = open(&sim, true);
+    sim.set_capacity(Some(20_000));
+    let mut acked = Vec::new();
+    let err = loop {
+        let key = format!("k{}", acked.len()).into_bytes();
+        match ns.set(&key, &[7u8; 500], 1) {
+            Ok(_) => acked.push(key),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(err, OpError::DataWrite | OpError::IndexWrite),
+        "{err:?}"
+    );
+    assert_eq!(ns.set(b"more", b"x", 1).unwrap_err(), OpError::Poisoned);
+    assert!(ns.poisoned().is_some());
+    for k in &acked {
+        assert!(ns.get(k).unwrap().is_some());
+    }
+    sim.set_capacity(None);
+    let ns = open(&sim, true);
+    for k in &acked {
+        assert_eq!(ns.get(k).unwrap().as_deref(), Some(&[7u8; 500][..]));
+    }
+}
+
+#[test]
+fn failed_fsync_poisons() {
+    let sim = SimStorage::new();
+    let mut ns = open(&sim, true);
+    ns.set(b"a", b"1", 1).unwrap();
+    sim.fail_syncs(true);
+    assert_eq!(ns.set(b"b", b"2", 1).unwrap_err(), OpError::DataWrite);
+    sim.fail_syncs(false);
+    assert_eq!(ns.set(b"c", b"3", 1).unwrap_err(), OpError::Poisoned);
+}
+
+#[test]
+fn bit_flips_in_value_key_or_length_are_caught() {
+    let sim = SimStorage::new();
+    let mut ns = open(&sim, true);
+    ns.set(b"key", b"some value", 1).unwrap();
+    let path = format!("{DAT}/default/d0");
+    let clean = sim.read_file(Path::new(&path)).unwrap();
+    let entry = crate::format::data::HEADER_LEN;
+    // Every bit of the entry: length field, CRC field, key and value.
+    for byte in entry + 1..clean.len() {
+        if (entry + 5..entry + 9).contains(&byte) || (entry + 13..entry + 18).contains(&byte) {
+            continue; // `previous`, flags and timestamp are not covered by the CRC
+        }
+        for bit in 0..8 {
+            let mut bad = clean.clone();
+            bad[byte] ^= 1 << bit;
+            sim.write_file(Path::new(&path), &bad);
+            let res = ns.get(b"key");
+            assert!(
+                matches!(res, Err(OpError::Corrupted)),
+                "byte {byte} bit {bit}: {res:?}"
+            );
+            assert_eq!(ns.check(b"key"), CheckResult::Corrupted);
+        }
+    }
+    sim.write_file(Path::new(&path), &clean);
+    assert_eq!(ns.get(b"key").unwrap().as_deref(), Some(&b"some value"[..]));
+}
+
+#[test]
+fn overwrite_is_safe_between_append_and_flag() {
+    // Crash after the new index entry is appended but before the old one is flagged:
+    // both entries are live on disk, and the newer one must win.
+    let sim = SimStorage::new();
+    let mut ns = open(&sim, true);
+    ns.set(b"k", b"old", 1).unwrap();
+    ns.set(b"k", b"new", 1).unwrap();
+    drop(ns);
+    let path = format!("{IDX}/default/i0");
+    let mut idx = sim.read_file(Path::new(&path)).unwrap();
+    let first = crate::format::index::HEADER_LEN + crate::format::index::FLAGS_OFFSET;
+    assert_eq!(idx[first], crate::format::FLAG_DELETED);
+    idx[first] = 0;
+    sim.write_file(Path::new(&path), &idx);
+    let ns = open(&sim, true);
+    assert_eq!(ns.get(b"k").unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(ns.entries(), 1);
+}
