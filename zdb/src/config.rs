@@ -140,6 +140,7 @@ impl Config {
                 sync: args.sync,
                 synctime: args.synctime.map(Duration::from_secs),
                 run_mode,
+                group_commit: true,
             },
             admin,
             protect: args.protect,

@@ -8,7 +8,7 @@ use tokio::io::AsyncWrite;
 
 use super::{Output, PERMISSION_DENIED, either, readable, writable};
 use crate::MAX_KEY;
-use crate::engine::{CheckResult, HistoryError, Mode, OpError, Rotation, SetOutcome};
+use crate::engine::{CheckResult, Durability, HistoryError, Mode, OpError, Rotation, SetOutcome};
 use crate::protocol::Reply;
 use crate::server::{Session, Shared};
 
@@ -37,6 +37,14 @@ fn timestamp(s: &Session, arg: Option<&Bytes>) -> Result<u32, Reply> {
             .ok()
             .and_then(|t| t.parse::<u32>().ok())
             .ok_or_else(|| Reply::err("Invalid argument")),
+    }
+}
+
+/// `--sync`: wait, outside the namespace lock, until the write is on disk (group commit).
+async fn durable(commit: Option<(u64, Arc<Durability>)>) -> Result<(), Reply> {
+    match commit {
+        Some((token, d)) => d.wait(token).await.map_err(|e| Reply::err(e.to_string())),
+        None => Ok(()),
     }
 }
 
@@ -207,11 +215,15 @@ pub(super) async fn del(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply 
         let ts = timestamp(s, args.get(2))?;
         let mut ns = s.ns.ns.write();
         writable(s, &ns)?;
-        ns.del(key, ts).map_err(|e| Reply::err(e.to_string()))
+        let rot = ns.del(key, ts).map_err(|e| Reply::err(e.to_string()))?;
+        Ok((rot, ns.commit_token().map(|t| (t, ns.durability()))))
     })();
     match result {
         Err(r) => r,
-        Ok(rot) => {
+        Ok((rot, commit)) => {
+            if let Err(r) = durable(commit).await {
+                return r;
+            }
             after_rotation(s, sh, rot).await;
             Reply::ok()
         }

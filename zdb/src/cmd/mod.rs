@@ -57,6 +57,7 @@ commands! {
     KeyTime => "KEYTIME", Info => "INFO", Stop => "STOP", DbSize => "DBSIZE", NsNew => "NSNEW",
     NsDel => "NSDEL", NsList => "NSLIST", NsSet => "NSSET", NsInfo => "NSINFO",
     NsJump => "NSJUMP", Select => "SELECT", Reload => "RELOAD", Flush => "FLUSH",
+    Echo => "ECHO",
 }
 
 /// `-Permission denied`
@@ -89,6 +90,9 @@ pub async fn execute<W: AsyncWrite + Unpin>(
         Cmd::Mirror => system::mirror(s),
         Cmd::Master => system::master(s),
         Cmd::Ping => Reply::Status("PONG".into()),
+        // Not in 0-db: `redis-cli --pipe` ends a bulk load with ECHO to know it is done.
+        Cmd::Echo if args.len() == 2 => Reply::Bulk(args[1].to_vec()),
+        Cmd::Echo => Reply::err("Unexpected arguments"),
         Cmd::Time => system::time(),
         Cmd::Auth => system::auth(s, sh, &args),
         Cmd::Hooks => system::hooks(s, sh),

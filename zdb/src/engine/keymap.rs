@@ -1,12 +1,17 @@
-//! In-memory index of user-mode keys.
+//! In-memory index of user-mode keys, compact: about 34 bytes + key length + 1 per live key.
 //!
-//! One hash table entry per live key: the key bytes (boxed, exact length) and a 16-byte
-//! location. No bucket array is preallocated, so an idle server costs nothing; the table
-//! grows by doubling. Cost per key on x86_64: 16 (box pointer + length), 16 (location) and
-//! 1 control byte, at a load factor of up to 7/8, plus the key's own heap allocation (key
-//! length rounded up to the allocator's 16-byte classes).
+//! Keys live back to back in an arena of fixed 1 MiB chunks (a length byte, then the key), so
+//! there is no per-key allocation and no doubling slack. The hash table holds 20-byte slots:
+//! a 32-bit arena reference and the 16-byte location. No bucket array is preallocated (0-db
+//! reserves 2^24 buckets up front); the table grows by doubling, so its load factor stays
+//! between 7/16 and 7/8 (20 bytes + 1 control byte per bucket).
+//!
+//! Deleted keys leave dead bytes in the arena; once they outweigh the live ones the arena is
+//! rebuilt. The arena addresses at most 4 GiB of keys (4096 chunks).
 
-use hashbrown::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 /// Where the current version of a key lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,50 +26,186 @@ pub struct Loc {
     pub len: u32,
 }
 
+#[derive(Clone, Copy)]
+struct Slot {
+    key: u32,
+    loc: Loc,
+}
+
+const CHUNK_BITS: u32 = 20;
+const CHUNK: usize = 1 << CHUNK_BITS;
+const MAX_CHUNKS: usize = 1 << (32 - CHUNK_BITS);
+
+#[derive(Default)]
+struct Arena {
+    chunks: Vec<Vec<u8>>,
+    live: u64,
+    dead: u64,
+}
+
+impl Arena {
+    fn get(&self, r: u32) -> &[u8] {
+        let (c, off) = ((r >> CHUNK_BITS) as usize, (r as usize) & (CHUNK - 1));
+        let Some(chunk) = self.chunks.get(c) else { return &[] };
+        let len = chunk.get(off).copied().map_or(0, usize::from);
+        chunk.get(off + 1..off + 1 + len).unwrap_or_default()
+    }
+
+    fn push(&mut self, key: &[u8]) -> Option<u32> {
+        let need = key.len() + 1;
+        if self.chunks.last().is_none_or(|c| c.len() + need > CHUNK) {
+            if self.chunks.len() >= MAX_CHUNKS {
+                return None;
+            }
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        let c = self.chunks.len() - 1;
+        let chunk = self.chunks.last_mut()?;
+        let off = chunk.len();
+        chunk.push(u8::try_from(key.len()).ok()?);
+        chunk.extend_from_slice(key);
+        self.live += need as u64;
+        Some(((c as u32) << CHUNK_BITS) | off as u32)
+    }
+
+    fn bytes(&self) -> u64 {
+        (self.chunks.len() * CHUNK) as u64
+    }
+}
+
 /// Live user-mode keys.
 #[derive(Default)]
 pub struct KeyMap {
-    map: HashMap<Box<[u8]>, Loc>,
+    table: HashTable<Slot>,
+    arena: Arena,
+    hasher: DefaultHashBuilder,
 }
+
+/// The arena is full (4 GiB of keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyMapFull;
 
 impl KeyMap {
     /// Location of a live key.
     pub fn get(&self, key: &[u8]) -> Option<Loc> {
-        self.map.get(key).copied()
+        let hash = self.hasher.hash_one(key);
+        self.table
+            .find(hash, |s| self.arena.get(s.key) == key)
+            .map(|s| s.loc)
     }
+
     /// Insert or replace; returns the previous location.
-    pub fn insert(&mut self, key: &[u8], loc: Loc) -> Option<Loc> {
-        match self.map.get_mut(key) {
-            Some(slot) => Some(std::mem::replace(slot, loc)),
-            None => {
-                self.map.insert(key.into(), loc);
-                None
+    pub fn insert(&mut self, key: &[u8], loc: Loc) -> Result<Option<Loc>, KeyMapFull> {
+        let hash = self.hasher.hash_one(key);
+        let (arena, hasher) = (&self.arena, &self.hasher);
+        // One probe for both outcomes: the vacant entry keeps its slot for the insert.
+        match self.table.entry(hash, |s| arena.get(s.key) == key, |s| hasher.hash_one(arena.get(s.key))) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => Ok(Some(std::mem::replace(&mut e.get_mut().loc, loc))),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let r = self.arena.push(key).ok_or(KeyMapFull)?;
+                v.insert(Slot { key: r, loc });
+                Ok(None)
             }
         }
     }
+
+    /// Whether a new key of this length fits in the arena.
+    pub fn has_room(&self, key_len: usize) -> bool {
+        self.arena.chunks.len() < MAX_CHUNKS
+            || self.arena.chunks.last().is_some_and(|c| c.len() + key_len < CHUNK)
+    }
+
     /// Remove; returns the location it had.
     pub fn remove(&mut self, key: &[u8]) -> Option<Loc> {
-        self.map.remove(key)
+        let hash = self.hasher.hash_one(key);
+        let arena = &self.arena;
+        let entry = self.table.find_entry(hash, |s| arena.get(s.key) == key).ok()?;
+        let (slot, _) = entry.remove();
+        let size = key.len() as u64 + 1;
+        self.arena.live -= size;
+        self.arena.dead += size;
+        if self.arena.dead > self.arena.live && self.arena.dead > CHUNK as u64 {
+            self.compact();
+        }
+        Some(slot.loc)
     }
+
+    /// Rebuild the arena with live keys only.
+    fn compact(&mut self) {
+        let mut fresh = Arena::default();
+        for slot in self.table.iter_mut() {
+            // Cannot fail: the live keys fit where live and dead keys fitted before.
+            if let Some(r) = fresh.push(self.arena.get(slot.key)) {
+                slot.key = r;
+            }
+        }
+        self.arena = fresh;
+    }
+
+    /// Make room for `additional` more keys at once.
+    pub fn reserve(&mut self, additional: usize) {
+        let (arena, hasher) = (&self.arena, &self.hasher);
+        self.table.reserve(additional, |s| hasher.hash_one(arena.get(s.key)));
+    }
+
+    /// Give back table space when far fewer keys are live than were reserved.
+    pub fn shrink_if_sparse(&mut self) {
+        if self.table.capacity() > 4 * self.table.len().max(1024) {
+            let (arena, hasher) = (&self.arena, &self.hasher);
+            self.table.shrink_to(self.table.len(), |s| hasher.hash_one(arena.get(s.key)));
+        }
+    }
+
     /// Number of live keys.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
     /// No live keys.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.is_empty()
     }
     /// Drop everything.
     pub fn clear(&mut self) {
-        self.map = HashMap::new();
+        self.table = HashTable::new();
+        self.arena = Arena::default();
     }
     /// All keys, in hash order.
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
-        self.map.keys().map(|k| &**k)
+        self.table.iter().map(|s| self.arena.get(s.key))
     }
-    /// Approximate heap bytes held, for NSINFO `index_size_bytes`.
-    pub fn memory_estimate(&self, key_bytes: u64) -> u64 {
-        let slot = (std::mem::size_of::<Box<[u8]>>() + std::mem::size_of::<Loc>() + 1) as u64;
-        self.map.capacity() as u64 * slot + key_bytes
+    /// Bytes of memory held (table buckets and arena chunks), for NSINFO `index_size_bytes`.
+    pub fn memory_bytes(&self) -> u64 {
+        let bucket = (std::mem::size_of::<Slot>() + 1) as u64;
+        self.table.capacity() as u64 * bucket + self.arena.bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(n: u32) -> Loc {
+        Loc { file: n, idx_off: n + 1, data_off: n + 2, len: n + 3 }
+    }
+
+    #[test]
+    fn insert_get_replace_remove_and_compact() {
+        let mut m = KeyMap::default();
+        for i in 0..50_000u32 {
+            assert_eq!(m.insert(format!("key-{i}").as_bytes(), loc(i)), Ok(None));
+        }
+        assert_eq!(m.insert(b"key-7", loc(99)), Ok(Some(loc(7))));
+        assert_eq!(m.get(b"key-7"), Some(loc(99)));
+        for i in 0..45_000u32 {
+            assert!(m.remove(format!("key-{i}").as_bytes()).is_some());
+        }
+        // Enough dead keys to have forced a compaction: survivors must still be found.
+        for i in 45_000..50_000u32 {
+            assert_eq!(m.get(format!("key-{i}").as_bytes()), Some(loc(i)));
+        }
+        assert_eq!(m.len(), 5_000);
+        assert_eq!(m.get(b"key-1"), None);
+        assert_eq!(m.keys().count(), 5_000);
+        assert_eq!(std::mem::size_of::<Slot>(), 20);
     }
 }

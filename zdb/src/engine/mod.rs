@@ -8,6 +8,7 @@
 //!   without losing the key.
 //! - After an I/O error on a write or an fsync the namespace is poisoned and refuses writes.
 
+mod durability;
 mod files;
 mod keymap;
 mod load;
@@ -15,6 +16,7 @@ mod namespace;
 mod read;
 mod write;
 
+pub use durability::Durability;
 pub use keymap::{KeyMap, Loc};
 pub use namespace::{LockState, Namespace, NsStats};
 pub use read::{
@@ -71,6 +73,9 @@ pub struct EngineConfig {
     pub synctime: Option<Duration>,
     /// Server mode.
     pub run_mode: RunMode,
+    /// With `sync`: leave the fsync to the caller, who waits on [`Namespace::commit_token`]
+    /// through [`Durability`] so concurrent writers share fsyncs (the server does this).
+    pub group_commit: bool,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +85,7 @@ impl Default for EngineConfig {
             sync: false,
             synctime: None,
             run_mode: RunMode::Mixed,
+            group_commit: false,
         }
     }
 }

@@ -67,8 +67,6 @@ pub struct Namespace {
     pub(crate) next_entry: u64,
     /// Live keys (sequential mode; user mode uses `keys.len()`).
     pub(crate) seq_live: u64,
-    /// Sum of live key lengths (user mode), for the memory estimate.
-    pub(crate) key_bytes: u64,
     /// Sum of live value lengths.
     pub(crate) live_bytes: u64,
     /// Bytes of superseded and deleted entries still on disk.
@@ -85,6 +83,10 @@ pub struct Namespace {
     pub(crate) unsynced: Vec<Arc<dyn StorageFile>>,
     /// Set after a failed write or fsync: every later write is refused.
     pub(crate) poisoned: Option<String>,
+    /// Group commit state (`--sync` in the server).
+    pub(crate) durability: Arc<super::Durability>,
+    /// Token of the last write waiting for group commit.
+    pub(crate) commit_token: Option<u64>,
     pub(crate) last_sync: Instant,
     /// Volatile lock / freeze.
     pub lock: LockState,
@@ -125,7 +127,7 @@ impl Namespace {
     /// Estimated bytes of memory used by the in-memory index.
     pub fn index_size_bytes(&self) -> u64 {
         match self.mode {
-            Mode::User => self.keys.memory_estimate(self.key_bytes),
+            Mode::User => self.keys.memory_bytes(),
             Mode::Seq => (self.seq_first.len() * 8) as u64,
         }
     }
@@ -202,8 +204,18 @@ impl Namespace {
         self.poisoned = Some(err.to_string());
     }
 
+    /// Group commit: the token to wait for after the last write (None if nothing to wait for).
+    pub fn commit_token(&mut self) -> Option<u64> {
+        self.commit_token.take()
+    }
+
+    /// Group commit state, to wait on outside the namespace lock.
+    pub fn durability(&self) -> Arc<super::Durability> {
+        self.durability.clone()
+    }
+
     pub(crate) fn check_writable(&self) -> Result<(), OpError> {
-        if self.poisoned.is_some() {
+        if self.poisoned.is_some() || self.durability.failed() {
             return Err(OpError::Poisoned);
         }
         Ok(())

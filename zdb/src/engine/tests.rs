@@ -21,6 +21,7 @@ fn cfg(sync: bool) -> EngineConfig {
         sync,
         synctime: None,
         run_mode: RunMode::Mixed,
+        group_commit: false,
     }
 }
 
@@ -268,4 +269,31 @@ fn overwrite_is_safe_between_append_and_flag() {
     let ns = open(&sim, true);
     assert_eq!(ns.get(b"k").unwrap().as_deref(), Some(&b"new"[..]));
     assert_eq!(ns.entries(), 1);
+}
+
+#[test]
+fn group_commit_makes_writes_durable_once_waited() {
+    let sim = SimStorage::new();
+    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+    storage.create_dir_all(Path::new(IDX)).unwrap();
+    storage.create_dir_all(Path::new(DAT)).unwrap();
+    let cfg = EngineConfig { group_commit: true, ..cfg(true) };
+    let mut ns = Namespace::open(storage, Path::new(IDX), Path::new(DAT), b"default", cfg).unwrap();
+    ns.set(b"a", b"1", 1).unwrap();
+    let token = ns.commit_token().unwrap();
+    ns.set(b"b", b"2", 1).unwrap();
+    let token_b = ns.commit_token().unwrap();
+    // Not yet waited: a power cut may lose both.
+    assert_eq!(open(&sim.power_cut(), true).get(b"b").unwrap(), None);
+    // One wait covers every write noted before it.
+    ns.durability().wait_blocking(token).unwrap();
+    ns.durability().wait_blocking(token_b).unwrap();
+    let after = open(&sim.power_cut(), true);
+    assert_eq!(after.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(after.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+    sim.fail_syncs(true);
+    ns.set(b"c", b"3", 1).unwrap();
+    let token_c = ns.commit_token().unwrap();
+    assert_eq!(ns.durability().wait_blocking(token_c), Err(OpError::DataWrite));
+    assert_eq!(ns.set(b"d", b"4", 1).unwrap_err(), OpError::Poisoned);
 }

@@ -224,6 +224,12 @@ impl Namespace {
 
     /// Apply the sync policy after a write: `--sync` always, `--synctime` when due.
     fn after_write(&mut self) -> Result<(), OpError> {
+        if self.cfg.sync && self.cfg.group_commit {
+            let files = [self.active.data.clone(), self.active.index.clone()];
+            let unsynced = std::mem::take(&mut self.unsynced);
+            self.commit_token = Some(self.durability.note(files.into_iter().chain(unsynced)));
+            return Ok(());
+        }
         let due = self.cfg.sync
             || self
                 .cfg
@@ -281,6 +287,9 @@ impl Namespace {
             }
         }
         self.check_maxsize(value.len(), old.map_or(0, |l| l.len))?;
+        if old.is_none() && !self.keys.has_room(key.len()) {
+            return Err(OpError::IndexWrite);
+        }
         let rotation = self.rotate_if_full(Self::data_entry_len(key.len(), value.len()))?;
         let data_off = self.append_data(key, value, 0, ts)?;
         let hdr = IndexEntryHeader {
@@ -314,14 +323,17 @@ impl Namespace {
     }
 
     fn record_user_set(&mut self, key: &[u8], loc: Loc, old: Option<Loc>) {
-        self.keys.insert(key, loc);
+        // Room was checked before the write (`set_user`); a full arena here only happens while
+        // replaying at open, where the key is then served after the next restart with more room.
+        if self.keys.insert(key, loc).is_err() {
+            self.stats.index_faults += 1;
+            tracing::error!("in-memory key arena full: key not indexed");
+            return;
+        }
         self.live_bytes += u64::from(loc.len);
-        match old {
-            Some(old) => {
-                self.live_bytes -= u64::from(old.len);
-                self.dead_bytes += Self::data_entry_len(key.len(), old.len as usize);
-            }
-            None => self.key_bytes += key.len() as u64,
+        if let Some(old) = old {
+            self.live_bytes -= u64::from(old.len);
+            self.dead_bytes += Self::data_entry_len(key.len(), old.len as usize);
         }
     }
 
@@ -478,7 +490,6 @@ impl Namespace {
         match self.mode {
             Mode::User => {
                 self.keys.remove(key);
-                self.key_bytes -= key.len() as u64;
             }
             Mode::Seq => self.seq_live -= 1,
         }
@@ -592,7 +603,6 @@ impl Namespace {
         self.unsynced.clear();
         self.next_entry = 0;
         self.seq_live = 0;
-        self.key_bytes = 0;
         self.live_bytes = 0;
         self.dead_bytes = 0;
         self.last_index_off = 0;

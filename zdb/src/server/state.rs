@@ -115,6 +115,7 @@ impl Shared {
             if !is_dir(&*storage, &dir) && name != DEFAULT_NS {
                 continue;
             }
+            let started = std::time::Instant::now();
             let mut ns = Namespace::open(
                 storage.clone(),
                 &cfg.index,
@@ -128,6 +129,7 @@ impl Shared {
             tracing::info!(
                 namespace = %String::from_utf8_lossy(&name),
                 entries = ns.entries(),
+                ms = started.elapsed().as_millis() as u64,
                 "namespace loaded"
             );
             map.insert(name, NsHandle::new(ns));
