@@ -97,9 +97,9 @@ EOF
     for c in fixed:256K fixed:1M fixed:4M cdc:256K cdc:1M; do
       rm -rf "$WORK/cs"
       local s e
-      s=$(now); "$FLIST" pack --quiet --chunking "$c" --store "dir://$WORK/cs" -o "$WORK/c1.fl" "$a" >/dev/null; e=$(now)
+      s=$(now); "$FLIST" pack --quiet --chunking "$c" --store "dir://$WORK/cs" -o "$WORK/c1.fl" "$a" >/dev/null 2>&1; e=$(now)
       local s1; s1=$(du -sb "$WORK/cs" | cut -f1)
-      "$FLIST" pack --quiet --chunking "$c" --store "dir://$WORK/cs" -o "$WORK/c2.fl" "$b" >/dev/null
+      "$FLIST" pack --quiet --chunking "$c" --store "dir://$WORK/cs" -o "$WORK/c2.fl" "$b" >/dev/null 2>&1
       local s2; s2=$(du -sb "$WORK/cs" | cut -f1)
       printf '%-28s %-12s %10d %10d %11.1f%% %8.2f\n' "$name" "$c" "$s1" $((s2 - s1)) \
         "$(echo "100 * ($s2 - $s1) / $s1" | bc -l)" "$(echo "$e - $s" | bc -l)"

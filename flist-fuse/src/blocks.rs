@@ -75,7 +75,9 @@ pub fn decode(stored: &[u8], b: &BlockRef, p: &Params) -> std::result::Result<Ve
         )));
     }
     if p.encrypted && blake3::derive_key(KEY_CONTEXT, &plain) != b.key {
-        return Err(StoreError::Decode("plaintext does not match its key".into()));
+        return Err(StoreError::Decode(
+            "plaintext does not match its key".into(),
+        ));
     }
     Ok(plain)
 }

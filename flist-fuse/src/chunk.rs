@@ -55,7 +55,11 @@ impl ChunkParams {
     pub fn check(&self) -> Result<(), String> {
         match self.chunking {
             Chunking::Fixed => {
-                if self.max == 0 || self.max > MAX_BLOCK || self.min != self.max || self.avg != self.max {
+                if self.max == 0
+                    || self.max > MAX_BLOCK
+                    || self.min != self.max
+                    || self.avg != self.max
+                {
                     return Err(format!("block size must be 1..={MAX_BLOCK}"));
                 }
             }
@@ -156,7 +160,9 @@ mod tests {
 
     #[test]
     fn fixed_and_cdc() {
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..300_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         assert_eq!(cut(&data, ChunkParams::fixed(100_000)), vec![100_000; 3]);
         assert_eq!(cut(&data[..5], ChunkParams::fixed(100_000)), vec![5]);
         assert!(cut(&[], ChunkParams::fixed(10)).is_empty());

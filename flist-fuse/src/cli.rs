@@ -2,7 +2,6 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -208,7 +207,10 @@ pub fn reader(fl: &Flist, file: &Path, stores: &[String]) -> Result<BlockReader>
         stores.to_vec()
     };
     if specs.is_empty() {
-        return Err(Error::invalid(file, "the flist names no store; pass --store URL"));
+        return Err(Error::invalid(
+            file,
+            "the flist names no store; pass --store URL",
+        ));
     }
     let st = store::open(&specs).map_err(|e| Error::Store {
         path: file.to_path_buf(),
@@ -356,15 +358,26 @@ pub fn cmd_ls(file: &Path, path: &str, recursive: bool) -> Result<()> {
 pub fn cmd_stat(file: &Path, path: &str) -> Result<()> {
     let fl = format::read_file(file)?;
     let ino = lookup(&fl, file, path)?;
-    let i = fl.inode(ino).ok_or_else(|| Error::corrupt(file, "bad inode"))?;
+    let i = fl
+        .inode(ino)
+        .ok_or_else(|| Error::corrupt(file, "bad inode"))?;
     let mut o = Vec::new();
     let _ = writeln!(o, "path: {path}");
     let _ = writeln!(o, "inode: {ino}");
     let _ = writeln!(o, "mode: {:06o} ({})", i.mode, mode_string(i.mode));
-    let _ = writeln!(o, "uid: {}\ngid: {}\nnlink: {}\nsize: {}", i.uid, i.gid, i.nlink, i.size);
+    let _ = writeln!(
+        o,
+        "uid: {}\ngid: {}\nnlink: {}\nsize: {}",
+        i.uid, i.gid, i.nlink, i.size
+    );
     let _ = writeln!(o, "mtime: {}.{:09}", i.mtime_sec, i.mtime_nsec);
     if matches!(i.file_type(), format::S_IFCHR | format::S_IFBLK) {
-        let _ = writeln!(o, "rdev: {},{}", rustix::fs::major(i.rdev), rustix::fs::minor(i.rdev));
+        let _ = writeln!(
+            o,
+            "rdev: {},{}",
+            rustix::fs::major(i.rdev),
+            rustix::fs::minor(i.rdev)
+        );
     }
     if i.is_symlink() {
         o.extend_from_slice(b"target: ");
@@ -467,7 +480,11 @@ pub fn cmd_inspect(file: &Path) -> Result<()> {
         p.chunk.avg,
         p.chunk.max,
         p.level,
-        if p.encrypted { "convergent chacha20poly1305" } else { "none" }
+        if p.encrypted {
+            "convergent chacha20poly1305"
+        } else {
+            "none"
+        }
     );
     let _ = writeln!(
         o,
@@ -481,7 +498,11 @@ pub fn cmd_inspect(file: &Path) -> Result<()> {
         counts[5],
         fl.dirents.len() + 1
     );
-    let _ = writeln!(o, "content: {bytes} bytes in {} block references", fl.blocks.len());
+    let _ = writeln!(
+        o,
+        "content: {bytes} bytes in {} block references",
+        fl.blocks.len()
+    );
     let _ = writeln!(
         o,
         "unique blocks: {} ({up} bytes, {us} stored); dedup ratio {:.2}x; compression {:.2}x",
@@ -497,9 +518,4 @@ pub fn cmd_inspect(file: &Path) -> Result<()> {
         let _ = writeln!(o, "signature: {}", hex(&s.public_key));
     }
     std::io::stdout().write_all(o.as_bytes()).ctx("stdout")
-}
-
-/// Best-effort display of raw bytes.
-pub fn show(b: &[u8]) -> String {
-    String::from_utf8_lossy(std::ffi::OsStr::from_bytes(b).as_bytes()).to_string()
 }

@@ -495,9 +495,9 @@ fn decode_trailer(b: &[u8]) -> std::result::Result<Trailer, String> {
                     signature: vr.arr()?,
                 });
             }
-            TAG_ROUTE => t.routes.push(
-                String::from_utf8(v.to_vec()).map_err(|_| "store route is not UTF-8")?,
-            ),
+            TAG_ROUTE => t
+                .routes
+                .push(String::from_utf8(v.to_vec()).map_err(|_| "store route is not UTF-8")?),
             TAG_PREFETCH => {
                 if !len.is_multiple_of(4) {
                     return Err("bad prefetch record length".into());
@@ -642,8 +642,12 @@ impl Flist {
         let mut refs = vec![0u32; self.inodes.len()];
         for (ino, i) in self.inodes.iter().enumerate() {
             let ft = i.file_type();
-            let xr = range(i.xattr_first as u64, i.xattr_count as u64, self.xattrs.len())
-                .ok_or(format!("inode {ino}: xattr range out of bounds"))?;
+            let xr = range(
+                i.xattr_first as u64,
+                i.xattr_count as u64,
+                self.xattrs.len(),
+            )
+            .ok_or(format!("inode {ino}: xattr range out of bounds"))?;
             for x in &self.xattrs[xr] {
                 range(x.name_off as u64, x.name_len as u64, self.names.len())
                     .ok_or(format!("inode {ino}: xattr name out of bounds"))?;
@@ -691,7 +695,10 @@ impl Flist {
                         .ok_or(format!("inode {ino}: blocks out of bounds"))?;
                     let mut off = 0u64;
                     for b in &self.blocks[br] {
-                        if b.file_offset != off || b.plain_len == 0 || b.plain_len > self.params.chunk.max {
+                        if b.file_offset != off
+                            || b.plain_len == 0
+                            || b.plain_len > self.params.chunk.max
+                        {
                             return Err(format!("inode {ino}: inconsistent block offsets"));
                         }
                         off += b.plain_len as u64;
@@ -719,7 +726,10 @@ impl Flist {
                 return Err(format!("inode {ino} is unreachable"));
             }
             if i.is_dir() && refs[ino] != 1 {
-                return Err(format!("directory inode {ino} is linked {} times", refs[ino]));
+                return Err(format!(
+                    "directory inode {ino} is linked {} times",
+                    refs[ino]
+                ));
             }
         }
         // Every directory is reached from the root exactly once: no cycles.
@@ -738,12 +748,7 @@ impl Flist {
                 }
             }
         }
-        if self
-            .inodes
-            .iter()
-            .zip(&seen)
-            .any(|(i, s)| i.is_dir() && !s)
-        {
+        if self.inodes.iter().zip(&seen).any(|(i, s)| i.is_dir() && !s) {
             return Err("directory not reachable from the root".into());
         }
         Ok(())
@@ -828,7 +833,11 @@ impl Flist {
         let Some(i) = self.inode(ino) else {
             return Vec::new();
         };
-        let Some(r) = range(i.xattr_first as u64, i.xattr_count as u64, self.xattrs.len()) else {
+        let Some(r) = range(
+            i.xattr_first as u64,
+            i.xattr_count as u64,
+            self.xattrs.len(),
+        ) else {
             return Vec::new();
         };
         self.xattrs[r]
@@ -889,7 +898,10 @@ mod tests {
 
     #[test]
     fn hex_roundtrip() {
-        assert_eq!(unhex(&hex(&[0, 1, 0xab, 0xff])), Some(vec![0, 1, 0xab, 0xff]));
+        assert_eq!(
+            unhex(&hex(&[0, 1, 0xab, 0xff])),
+            Some(vec![0, 1, 0xab, 0xff])
+        );
         assert_eq!(unhex("zz"), None);
     }
 

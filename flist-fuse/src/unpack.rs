@@ -18,9 +18,7 @@ use rustix::process::{Gid, Uid};
 
 use crate::blocks::BlockReader;
 use crate::error::{Error, IoContext, Result};
-use crate::format::{
-    Flist, Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK,
-};
+use crate::format::{Flist, Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK};
 
 struct Ctx<'a> {
     fl: &'a Flist,
@@ -36,7 +34,10 @@ pub fn unpack(fl: &Flist, reader: &BlockReader, dest: &Path) -> Result<()> {
     if let Ok(md) = std::fs::symlink_metadata(dest) {
         let empty = md.is_dir() && std::fs::read_dir(dest).ctx(dest)?.next().is_none();
         if !empty {
-            return Err(Error::invalid(dest, "destination exists and is not an empty folder"));
+            return Err(Error::invalid(
+                dest,
+                "destination exists and is not an empty folder",
+            ));
         }
     }
     let parent = match dest.parent() {
@@ -68,7 +69,9 @@ pub fn unpack(fl: &Flist, reader: &BlockReader, dest: &Path) -> Result<()> {
         };
         let rootfd = cx.root.try_clone().ctx(&tmp)?;
         cx.fill(0, &rootfd, Path::new(""))?;
-        let ri = *fl.inode(0).ok_or_else(|| Error::corrupt(&reader.file, "no root"))?;
+        let ri = *fl
+            .inode(0)
+            .ok_or_else(|| Error::corrupt(&reader.file, "no root"))?;
         cx.meta_fd(&rootfd, &ri, 0, &tmp)?;
         rustix::fs::syncfs(&rootfd).ctx(&tmp)?;
         Ok(())
@@ -105,11 +108,7 @@ impl Ctx<'_> {
 
     fn meta_fd(&self, fd: &OwnedFd, i: &Inode, ino: u32, p: &Path) -> Result<()> {
         self.owner_ok(
-            rustix::fs::fchown(
-                fd,
-                Some(Uid::from_raw(i.uid)),
-                Some(Gid::from_raw(i.gid)),
-            ),
+            rustix::fs::fchown(fd, Some(Uid::from_raw(i.uid)), Some(Gid::from_raw(i.gid))),
             p,
         )?;
         rustix::fs::fchmod(fd, Mode::from_raw_mode(i.mode & 0o7777)).ctx(p)?;
@@ -131,8 +130,13 @@ impl Ctx<'_> {
             p,
         )?;
         if !i.is_symlink() {
-            rustix::fs::chmodat(dirfd, name, Mode::from_raw_mode(i.mode & 0o7777), AtFlags::empty())
-                .ctx(p)?;
+            rustix::fs::chmodat(
+                dirfd,
+                name,
+                Mode::from_raw_mode(i.mode & 0o7777),
+                AtFlags::empty(),
+            )
+            .ctx(p)?;
         }
         let tp = self.tmp.join(p.strip_prefix(&self.tmp).unwrap_or(p));
         for (n, v) in self.fl.xattrs_of(ino) {
@@ -178,7 +182,11 @@ impl Ctx<'_> {
                     let fd = rustix::fs::openat(
                         dirfd,
                         name,
-                        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
                         Mode::from_raw_mode(0o600),
                     )
                     .ctx(&p)?;
@@ -203,7 +211,12 @@ impl Ctx<'_> {
                         .ctx(&p)?;
                     self.meta_at(dirfd, name, &i, ino, &p)?;
                 }
-                t => return Err(Error::corrupt(&self.reader.file, format!("file type {t:o}"))),
+                t => {
+                    return Err(Error::corrupt(
+                        &self.reader.file,
+                        format!("file type {t:o}"),
+                    ));
+                }
             }
         }
         Ok(())

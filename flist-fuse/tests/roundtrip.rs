@@ -62,7 +62,14 @@ fn encrypted_blocks_round_trip_and_hide_plaintext() {
     let sp = t.path().join("store");
     let fl = t.path().join("e.fl");
     ok(flist!(
-        "pack", "--quiet", "--encrypt", "--store", dir_url(&sp), "-o", fl, src
+        "pack",
+        "--quiet",
+        "--encrypt",
+        "--store",
+        dir_url(&sp),
+        "-o",
+        fl,
+        src
     ));
     let mut n = 0;
     for shard in std::fs::read_dir(&sp).unwrap() {
@@ -173,7 +180,10 @@ fn corrupt_truncated_missing_and_tampered_fail_clearly() {
 
     // Tamper with a block: verify, cat and unpack fail, naming the flist and the block.
     let blocks = block_files(&sp);
-    let victim = blocks.iter().max_by_key(|p| std::fs::metadata(p).unwrap().len()).unwrap();
+    let victim = blocks
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
     let orig = std::fs::read(victim).unwrap();
     let mut tam = orig.clone();
     tam[orig.len() / 2] ^= 1;
@@ -185,7 +195,10 @@ fn corrupt_truncated_missing_and_tampered_fail_clearly() {
     fails(flist!("unpack", fl, dest), &name);
     assert!(!dest.exists(), "nothing written half");
     assert!(std::fs::read_dir(t.path()).unwrap().all(|e| {
-        !e.unwrap().file_name().to_string_lossy().contains("flist-tmp")
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("flist-tmp")
     }));
 
     // Missing block.
@@ -221,7 +234,15 @@ fn path_escape_is_rejected_at_pack_and_read() {
         std::fs::write(&tp, raw).unwrap();
         let out = t.path().join(format!("{name}.fl"));
         fails(
-            flist!("pack", "--quiet", "--store", dir_url(&t.path().join("s")), "-o", out, tp),
+            flist!(
+                "pack",
+                "--quiet",
+                "--store",
+                dir_url(&t.path().join("s")),
+                "-o",
+                out,
+                tp
+            ),
             "escapes the root",
         );
         assert!(!out.exists());
@@ -273,11 +294,20 @@ fn serve(root: PathBuf) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool
                         }
                     }
                     let rel = path.trim_start_matches('/');
-                    let body = if rel.contains("..") { None } else { std::fs::read(root.join(rel)).ok() };
+                    let body = if rel.contains("..") {
+                        None
+                    } else {
+                        std::fs::read(root.join(rel)).ok()
+                    };
                     let res = match body {
                         Some(b) => {
-                            let _ = write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", b.len());
-                            if method == "GET" { w.write_all(&b) } else { Ok(()) }
+                            let _ =
+                                write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", b.len());
+                            if method == "GET" {
+                                w.write_all(&b)
+                            } else {
+                                Ok(())
+                            }
                         }
                         None => write!(w, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
                     };
@@ -305,7 +335,15 @@ fn http_store_serves_a_dir_store() {
     );
     // Read-only: packing to it fails; a missing block is reported.
     fails(
-        flist!("pack", "--quiet", "--store", url, "-o", t.path().join("x.fl"), src),
+        flist!(
+            "pack",
+            "--quiet",
+            "--store",
+            url,
+            "-o",
+            t.path().join("x.fl"),
+            src
+        ),
         "read-only",
     );
     for b in block_files(&sp) {
@@ -325,16 +363,25 @@ fn routes_shard_and_replicate() {
     let (a, b, c) = (t.path().join("a"), t.path().join("b"), t.path().join("c"));
     let fl = t.path().join("r.fl");
     ok(flist!(
-        "pack", "--quiet",
-        "--store", format!("00-7f={}", dir_url(&a)),
-        "--store", format!("80-ff={}", dir_url(&b)),
-        "--store", format!("00-ff={}", dir_url(&c)),
-        "-o", fl, src
+        "pack",
+        "--quiet",
+        "--store",
+        format!("00-7f={}", dir_url(&a)),
+        "--store",
+        format!("80-ff={}", dir_url(&b)),
+        "--store",
+        format!("00-ff={}", dir_url(&c)),
+        "-o",
+        fl,
+        src
     ));
     let (na, nb, nc) = (block_files(&a), block_files(&b), block_files(&c));
     assert_eq!(na.len() + nb.len(), 40);
     assert_eq!(nc.len(), 40, "replica holds every block");
-    assert!(na.iter().all(|p| *p.file_name().unwrap().to_string_lossy() < *"80"));
+    assert!(
+        na.iter()
+            .all(|p| *p.file_name().unwrap().to_string_lossy() < *"80")
+    );
     // Routes are recorded in the trailer; losing a shard is covered by the replica.
     for p in &na {
         std::fs::remove_file(p).unwrap();
@@ -363,7 +410,9 @@ fn busybox_root_filesystem_round_trips() {
     }
     let t = common::tmp();
     let root = t.path().join("rootfs");
-    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "proc", "tmp"] {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "proc", "tmp",
+    ] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy(bb, root.join("bin/busybox")).unwrap();
@@ -377,7 +426,7 @@ fn busybox_root_filesystem_round_trips() {
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &root.join("dev/console"),
+        root.join("dev/console"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::from_raw_mode(0o600),
         rustix::fs::makedev(5, 1),
@@ -390,6 +439,9 @@ fn busybox_root_filesystem_round_trips() {
     let out = t.path().join("out");
     ok(flist!("unpack", fl, out));
     common::assert_same(&snapshot(&root), &snapshot(&out));
-    let o = std::process::Command::new(out.join("bin/busybox")).arg("true").status().unwrap();
+    let o = std::process::Command::new(out.join("bin/busybox"))
+        .arg("true")
+        .status()
+        .unwrap();
     assert!(o.success());
 }

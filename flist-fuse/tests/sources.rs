@@ -23,7 +23,13 @@ fn tar_plain_gzip_zstd_round_trip() {
     common::make_tree(&src);
     let tarp = t.path().join("tree.tar");
     let st = std::process::Command::new("tar")
-        .args(["--format=pax", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-cf"])
+        .args([
+            "--format=pax",
+            "--xattrs",
+            "--xattrs-include=*",
+            "--numeric-owner",
+            "-cf",
+        ])
         .arg(&tarp)
         .arg("-C")
         .arg(&src)
@@ -53,7 +59,10 @@ fn tar_plain_gzip_zstd_round_trip() {
         ok(flist!("unpack", fl, out));
         common::assert_same(&expect, &snapshot(&out));
     }
-    assert!(ids.iter().all(|i| *i == ids[0]), "compression does not change the image");
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "compression does not change the image"
+    );
     assert_ne!(ids[0], dir_id, "the socket is missing from the tar");
 }
 
@@ -115,7 +124,10 @@ fn check_merged(fl: &Path) {
 
 fn sha256_name(data: &[u8], n: usize) -> String {
     // Test digests only need to be unique names.
-    format!("{}{n:02}", flist_fuse::format::hex(blake3::hash(data).as_bytes()))
+    format!(
+        "{}{n:02}",
+        flist_fuse::format::hex(blake3::hash(data).as_bytes())
+    )
 }
 
 #[test]
@@ -172,7 +184,15 @@ fn oci_layout_with_whiteouts() {
     )
     .unwrap();
     fails(
-        flist!("pack", "--quiet", "--store", store, "-o", t.path().join("x.fl"), img),
+        flist!(
+            "pack",
+            "--quiet",
+            "--store",
+            store,
+            "-o",
+            t.path().join("x.fl"),
+            img
+        ),
         "bad digest",
     );
 }

@@ -45,10 +45,20 @@ fn zdb_store_round_trip() {
         return;
     };
     let t = common::tmp();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let _srv = Server(
         Command::new(&bin)
-            .args(["--listen", "127.0.0.1", "--port", &port.to_string(), "--data"])
+            .args([
+                "--listen",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--data",
+            ])
             .arg(t.path().join("data"))
             .arg("--index")
             .arg(t.path().join("index"))
@@ -66,7 +76,10 @@ fn zdb_store_round_trip() {
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     };
-    assert!(matches!(c.call(&[b"NSNEW", b"blocks"]).unwrap(), Reply::Status(_)));
+    assert!(matches!(
+        c.call(&[b"NSNEW", b"blocks"]).unwrap(),
+        Reply::Status(_)
+    ));
 
     // Store API: put, identical put (nil reply), exists, get, batch.
     let url = format!("zdb://{addr}/blocks");

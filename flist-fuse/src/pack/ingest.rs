@@ -145,8 +145,7 @@ impl Ingest {
             self.progress.inc(c.len() as u64);
             self.batch_bytes += c.len();
             self.batch.push((node, c));
-            if (self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_ITEMS)
-                && !self.flush()
+            if (self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_ITEMS) && !self.flush()
             {
                 broken = true;
                 return Err(std::io::Error::other("store worker stopped"));

@@ -95,7 +95,8 @@ pub fn pack(source: &Path, output: &Path, opts: &PackOptions) -> Result<PackRepo
         }
     }
     let (refs, stats) = ing.finish(output)?;
-    let body = tree::build_body(&tree, &refs, &opts.params).map_err(|m| Error::invalid(source, m))?;
+    let body =
+        tree::build_body(&tree, &refs, &opts.params).map_err(|m| Error::invalid(source, m))?;
     let trailer = Trailer {
         routes: opts.stores.iter().map(|s| store::redact(s)).collect(),
         ..Trailer::default()

@@ -59,8 +59,8 @@ pub fn layers(root: &Path) -> Result<Vec<PathBuf>> {
             .layers
             .iter()
             .map(|l| {
-                let comps = super::tree::split_path(l.as_bytes())
-                    .map_err(|m| Error::invalid(&dm, m))?;
+                let comps =
+                    super::tree::split_path(l.as_bytes()).map_err(|m| Error::invalid(&dm, m))?;
                 let mut p = root.to_path_buf();
                 for c in comps {
                     p.push(String::from_utf8_lossy(&c).to_string());

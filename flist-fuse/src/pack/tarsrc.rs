@@ -19,7 +19,9 @@ pub fn open_decompressed(p: &Path) -> Result<Box<dyn Read>> {
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::read::MultiGzDecoder::new(r)))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(r).ctx(p)?))
+        Ok(Box::new(
+            zstd::stream::read::Decoder::with_buffer(r).ctx(p)?,
+        ))
     } else {
         Ok(Box::new(r))
     }
@@ -108,7 +110,11 @@ pub fn apply_tar<R: Read>(
                 let x = x.ctx(src)?;
                 let k = x.key_bytes();
                 let v = x.value_bytes();
-                let num = || std::str::from_utf8(v).ok().and_then(|s| s.parse::<u32>().ok());
+                let num = || {
+                    std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|s| s.parse::<u32>().ok())
+                };
                 match k {
                     b"uid" => meta.uid = num().ok_or_else(|| bad("bad pax uid".into()))?,
                     b"gid" => meta.gid = num().ok_or_else(|| bad("bad pax gid".into()))?,

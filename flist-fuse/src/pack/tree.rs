@@ -183,7 +183,12 @@ impl Tree {
     }
 
     /// Add a hard link at `comps` to the node at `target`.
-    pub fn link(&mut self, comps: &[Vec<u8>], target: &[Vec<u8>], layer: u32) -> Result<(), String> {
+    pub fn link(
+        &mut self,
+        comps: &[Vec<u8>],
+        target: &[Vec<u8>],
+        layer: u32,
+    ) -> Result<(), String> {
         let t = self.lookup(target).ok_or_else(|| {
             format!(
                 "hard link target {:?} not found",
@@ -324,7 +329,10 @@ pub fn build_body(
             }
             Kind::File { size } => {
                 i.mode |= S_IFREG;
-                let bl = blocks_of.get(&order[k - 1]).map(Vec::as_slice).unwrap_or(&[]);
+                let bl = blocks_of
+                    .get(&order[k - 1])
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
                 i.first = blocks.len() as u64;
                 i.count = bl.len() as u64;
                 i.size = *size;

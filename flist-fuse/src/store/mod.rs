@@ -153,7 +153,10 @@ mod tests {
     fn specs() {
         assert_eq!(redact("zdb://u:p@h:1/ns"), "zdb://h:1/ns");
         assert_eq!(redact("dir:///a@b/c"), "dir:///a@b/c");
-        assert_eq!(parse_spec("00-7f=dir:///x").ok(), Some((0, 0x7f, "dir:///x")));
+        assert_eq!(
+            parse_spec("00-7f=dir:///x").ok(),
+            Some((0, 0x7f, "dir:///x"))
+        );
         assert_eq!(parse_spec("dir:///x=y").ok(), Some((0, 0xff, "dir:///x=y")));
         assert!(parse_spec("80-7f=dir:///x").is_err());
     }

@@ -69,7 +69,10 @@ impl Store for RouteStore {
     }
 
     fn put_batch(&self, blocks: &[(Hash, Vec<u8>)]) -> Result<(), StoreError> {
-        if let Some((id, _)) = blocks.iter().find(|(id, _)| self.matching(id).next().is_none()) {
+        if let Some((id, _)) = blocks
+            .iter()
+            .find(|(id, _)| self.matching(id).next().is_none())
+        {
             return Err(self.none(id));
         }
         for (lo, hi, s) in &self.routes {

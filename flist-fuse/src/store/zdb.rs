@@ -155,7 +155,9 @@ impl ZdbStore {
             url: redact(url),
             msg: msg.into(),
         };
-        let rest = url.strip_prefix("zdb://").ok_or_else(|| bad("not zdb://"))?;
+        let rest = url
+            .strip_prefix("zdb://")
+            .ok_or_else(|| bad("not zdb://"))?;
         let (auth, rest) = match rest.rsplit_once('@') {
             Some((a, r)) => (Some(a), r),
             None => (None, rest),
@@ -169,7 +171,10 @@ impl ZdbStore {
         if hostport.is_empty() {
             return Err(bad("missing host"));
         }
-        let addr = if hostport.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        let addr = if hostport
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
             hostport.to_string()
         } else {
             format!("{hostport}:9900")
@@ -192,10 +197,7 @@ impl ZdbStore {
         }
         match c.call(&args).map_err(Fail::Io)? {
             Reply::Status(_) => Ok(c),
-            Reply::Error(e) => Err(Fail::Server(format!(
-                "SELECT {}: {e}",
-                self.namespace
-            ))),
+            Reply::Error(e) => Err(Fail::Server(format!("SELECT {}: {e}", self.namespace))),
             r => Err(Fail::Server(format!("SELECT: unexpected reply {r:?}"))),
         }
     }

@@ -44,7 +44,10 @@ pub fn ok(o: Output) -> String {
 pub fn fails(o: Output, needle: &str) -> String {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!o.status.success(), "expected failure, got success: {err}");
-    assert!(err.contains(needle), "error {err:?} does not mention {needle:?}");
+    assert!(
+        err.contains(needle),
+        "error {err:?} does not mention {needle:?}"
+    );
     err
 }
 
@@ -103,7 +106,9 @@ fn lchown(p: &Path, u: u32, g: u32) {
 
 /// Pseudo-random bytes (deterministic).
 pub fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut v = Vec::with_capacity(n + 8);
     while v.len() < n {
         x ^= x << 13;
@@ -142,7 +147,7 @@ pub fn make_tree(root: &Path) {
     std::fs::hard_link(j("etc/hard"), j("hard3")).unwrap();
     rustix::fs::mknodat(
         CWD,
-        &j("null"),
+        j("null"),
         FileType::CharacterDevice,
         Mode::from_raw_mode(0o666),
         rustix::fs::makedev(1, 3),
@@ -150,24 +155,47 @@ pub fn make_tree(root: &Path) {
     .unwrap();
     rustix::fs::mknodat(
         CWD,
-        &j("loop0"),
+        j("loop0"),
         FileType::BlockDevice,
         Mode::from_raw_mode(0o660),
         rustix::fs::makedev(7, 0),
     )
     .unwrap();
-    rustix::fs::mknodat(CWD, &j("fifo"), FileType::Fifo, Mode::from_raw_mode(0o644), 0).unwrap();
+    rustix::fs::mknodat(
+        CWD,
+        j("fifo"),
+        FileType::Fifo,
+        Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
     drop(std::os::unix::net::UnixListener::bind(j("sock")).unwrap());
     let weird = root.join(OsStr::from_bytes(b"caf\xe9"));
     std::fs::write(&weird, b"latin1 name").unwrap();
     let wdir = root.join(OsStr::from_bytes(b"\xff\xfedir"));
     std::fs::create_dir(&wdir).unwrap();
     std::fs::write(wdir.join(OsStr::from_bytes(b"n\x01\x7f")), b"x").unwrap();
-    rustix::fs::lsetxattr(j("etc/hello"), "user.color", b"blue", rustix::fs::XattrFlags::empty())
-        .unwrap();
-    rustix::fs::lsetxattr(j("etc"), "user.dir", b"\x00\xffbin", rustix::fs::XattrFlags::empty())
-        .unwrap();
-    rustix::fs::lsetxattr(j("abs"), "trusted.t", b"sym", rustix::fs::XattrFlags::empty()).unwrap();
+    rustix::fs::lsetxattr(
+        j("etc/hello"),
+        "user.color",
+        b"blue",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    rustix::fs::lsetxattr(
+        j("etc"),
+        "user.dir",
+        b"\x00\xffbin",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    rustix::fs::lsetxattr(
+        j("abs"),
+        "trusted.t",
+        b"sym",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
     // Distinct nanosecond times, children before their folders.
     let mut all = Vec::new();
     collect(root, &mut all);
@@ -215,7 +243,12 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Desc> {
     all.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
     for p in all {
         let md = std::fs::symlink_metadata(&p).unwrap();
-        let rel = p.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+        let rel = p
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
         let ft = md.file_type();
         let kind = if ft.is_dir() {
             'd'
@@ -251,9 +284,13 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Desc> {
                 content: ft
                     .is_file()
                     .then(|| *blake3::hash(&std::fs::read(&p).unwrap()).as_bytes()),
-                target: ft
-                    .is_symlink()
-                    .then(|| std::fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec()),
+                target: ft.is_symlink().then(|| {
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .as_os_str()
+                        .as_bytes()
+                        .to_vec()
+                }),
                 rdev: md.rdev(),
                 nlink: if ft.is_dir() { 0 } else { md.nlink() },
                 xattrs,
@@ -266,11 +303,22 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Desc> {
 
 /// Compare two snapshots with a readable message.
 pub fn assert_same(a: &BTreeMap<Vec<u8>, Desc>, b: &BTreeMap<Vec<u8>, Desc>) {
-    let ka: Vec<_> = a.keys().map(|k| String::from_utf8_lossy(k).to_string()).collect();
-    let kb: Vec<_> = b.keys().map(|k| String::from_utf8_lossy(k).to_string()).collect();
+    let ka: Vec<_> = a
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).to_string())
+        .collect();
+    let kb: Vec<_> = b
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).to_string())
+        .collect();
     assert_eq!(ka, kb, "entry lists differ");
     for (k, da) in a {
-        assert_eq!(Some(da), b.get(k), "entry {:?} differs", String::from_utf8_lossy(k));
+        assert_eq!(
+            Some(da),
+            b.get(k),
+            "entry {:?} differs",
+            String::from_utf8_lossy(k)
+        );
     }
 }
 
