@@ -103,6 +103,30 @@ pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
     };
     server::run(listeners, shared.clone(), shutdown).await;
     hooks.run_blocking("close", &[]).await;
+    if hooks.enabled() {
+        for name in shared.names() {
+            let Some(handle) = shared.get(&name) else {
+                continue;
+            };
+            let args = {
+                let ns = handle.ns.read();
+                let (index, data) = ns.active_paths();
+                let dirty = ns
+                    .dirty()
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                vec![
+                    String::from_utf8_lossy(&name).into_owned(),
+                    index.display().to_string(),
+                    data.display().to_string(),
+                    dirty,
+                ]
+            };
+            hooks.run_blocking("namespace-closing", &args).await;
+        }
+    }
     if let Some(p) = &args.socket {
         let _ = std::fs::remove_file(p);
     }

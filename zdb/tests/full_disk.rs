@@ -117,6 +117,7 @@ fn enospc_refuses_cleanly_and_keeps_acknowledged_writes() {
         "refusal must be a clear '-Cannot write…' error, got -{refusal}"
     );
     assert!(!acked.is_empty(), "no write succeeded at all");
+    eprintln!("{} writes acknowledged before -{refusal}", acked.len());
     assert!(s.is_running(), "server died on ENOSPC");
 
     // reads keep working; writes keep being refused until restart

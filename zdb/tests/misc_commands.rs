@@ -218,7 +218,18 @@ fn index_file_layout() {
 }
 
 #[test]
-fn mirror_and_master() {
+fn mirror_and_master_replies() {
+    let s = Server::start(&["--mode", "user"]);
+    let mut m = s.client();
+    assert_eq!(m.c(&["MIRROR"]), Reply::simple("Starting mirroring"));
+    let mut ms = s.client();
+    assert_eq!(ms.c(&["MASTER"]), Reply::simple("Hello, master"));
+}
+
+#[test]
+fn mirror_forwards_commands() {
+    // §4: the MIRROR connection receives other clients' commands as
+    // `*N :ts $ns :owner <args…>` (owner id unreliable in C v2).
     let s = Server::start(&["--mode", "user"]);
     let mut m = s.client();
     assert_eq!(m.c(&["MIRROR"]), Reply::simple("Starting mirroring"));
@@ -235,7 +246,12 @@ fn mirror_and_master() {
         &v[3..],
         &[Reply::bulk("SET"), Reply::bulk("mk"), Reply::bulk("mv")]
     );
+}
 
+#[test]
+fn master_strips_owner_id() {
+    let s = Server::start(&["--mode", "user"]);
+    let mut o = s.client();
     let mut ms = s.client();
     ms.c(&["NSNEW", "pns"]);
     ms.c(&["NSSET", "pns", "password", "rawpw"]);
@@ -246,6 +262,8 @@ fn mirror_and_master() {
     let info = parse_info(&ms.c(&["NSINFO", "pns", "7"]).text());
     assert_eq!(info_get(&info, "password_raw").unwrap(), "rawpw");
     assert_eq!(o.get(b"ok"), Reply::bulk("ov"));
+    let plain = parse_info(&o.c(&["NSINFO", "pns"]).text());
+    assert!(info_get(&plain, "password_raw").is_none());
 }
 
 fn write_hook(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {

@@ -74,7 +74,8 @@ fn select_and_dbsize_isolation() {
         c.c(&["SELECT", &"x".repeat(129)]),
         Reply::err("Namespace too long")
     );
-    assert_eq!(c.c(&["SELECT", ""]), Reply::err("Invalid argument"));
+    assert_eq!(c.c(&["SELECT"]), Reply::err("Invalid argument"));
+    assert_eq!(c.c(&["SELECT", ""]), Reply::err("Namespace not found"));
     // failed SELECT keeps the current namespace
     assert_eq!(c.get(b"k"), Reply::bulk("default-value"));
 }

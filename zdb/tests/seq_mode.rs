@@ -30,6 +30,10 @@ fn seq_ids_and_update_consumes_id() {
     assert_eq!(c.cmd(&[b"EXISTS", &seq_id(1)]), Reply::Int(1));
     assert_eq!(c.cmd(&[b"LENGTH", &seq_id(0)]), Reply::Int(2));
     assert_eq!(c.cmd(&[b"CHECK", &seq_id(0)]), Reply::Int(1));
+    assert!(c.cmd(&[b"KEYTIME", &seq_id(0)]).int() > 1_600_000_000);
+    assert_eq!(c.cmd(&[b"KEYTIME", &seq_id(2)]), Reply::nil());
+    assert_eq!(c.cmd(&[b"KEYCUR", &seq_id(1)]).bytes().len(), 17);
+    assert_eq!(c.cmd(&[b"KEYCUR", &seq_id(2)]), Reply::err("Key not found"));
     assert_eq!(
         c.cmd(&[b"MGET", &seq_id(0), &seq_id(2), &seq_id(3)]),
         Reply::Array(Some(vec![

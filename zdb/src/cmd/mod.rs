@@ -79,6 +79,9 @@ pub async fn execute<W: AsyncWrite + Unpin>(
         return Ok(Flow::Close);
     }
     sh.stats.commands_executed.fetch_add(1, Ordering::Relaxed);
+    if s.mirror.is_none() && sh.mirror.receiver_count() > 0 {
+        mirror_copy(s, sh, &args);
+    }
     let Some(cmd) = args.first().and_then(|a| Cmd::lookup(a)) else {
         sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
         out.reply(Reply::err("Command not supported"));
@@ -87,7 +90,7 @@ pub async fn execute<W: AsyncWrite + Unpin>(
     let reply = match cmd {
         Cmd::Any => Reply::err("This is not a valid command"),
         Cmd::Wait => system::wait(s, &args).await,
-        Cmd::Mirror => system::mirror(s),
+        Cmd::Mirror => system::mirror(s, sh),
         Cmd::Master => system::master(s),
         Cmd::Ping => Reply::Status("PONG".into()),
         // Not in 0-db: `redis-cli --pipe` ends a bulk load with ECHO to know it is done.
@@ -132,12 +135,30 @@ pub async fn execute<W: AsyncWrite + Unpin>(
                 .fetch_add(1, Ordering::Relaxed);
         }
     }
+    if matches!(cmd, Cmd::Set | Cmd::SetX | Cmd::Del)
+        && !matches!(reply, Reply::Error(_) | Reply::Nil)
+    {
+        out.acknowledges_write(&s.ns);
+    }
     out.reply(reply);
     let flow = publish(s, cmd);
     if cmd == Cmd::Stop && s.admin {
         return Ok(Flow::Close);
     }
     Ok(flow)
+}
+
+/// Send MIRROR clients a copy of this command: `*N :ts $namespace :owner <args...>`.
+fn mirror_copy(s: &Session, sh: &Shared, args: &[Bytes]) {
+    let mut frame = bytes::BytesMut::new();
+    Reply::ArrayHeader(args.len() + 3).encode(&mut frame);
+    Reply::Int(crate::now_secs() as i64).encode(&mut frame);
+    Reply::Bulk(s.ns.ns.read().name().to_vec()).encode(&mut frame);
+    Reply::Int(s.id as i64).encode(&mut frame);
+    for a in args {
+        crate::protocol::encode_bulk(&mut frame, a);
+    }
+    let _ = sh.mirror.send(frame.freeze());
 }
 
 /// Tell WAITing clients of this namespace that `cmd` ran.

@@ -154,11 +154,11 @@ pub(super) fn stop(s: &Session, sh: &Arc<Shared>) -> Reply {
     Reply::Status("Stopping".into())
 }
 
-pub(super) fn mirror(s: &mut Session) -> Reply {
+pub(super) fn mirror(s: &mut Session, sh: &Shared) -> Reply {
     if let Err(e) = need_admin(s) {
         return e;
     }
-    s.mirror = true;
+    s.mirror = Some(sh.mirror.subscribe());
     Reply::Status("Starting mirroring".into())
 }
 

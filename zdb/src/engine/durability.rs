@@ -31,7 +31,10 @@ pub struct Durability {
 
 impl Default for Durability {
     fn default() -> Self {
-        Self { state: Mutex::default(), synced: watch::channel(0).0 }
+        Self {
+            state: Mutex::default(),
+            synced: watch::channel(0).0,
+        }
     }
 }
 

@@ -47,11 +47,20 @@ impl Files {
 
     /// An open handle (read-write when possible) to file `id`, cached.
     pub(crate) fn get(&self, kind: FileKind, id: u32) -> std::io::Result<Arc<dyn StorageFile>> {
+        let path = self.path(kind, id);
         let mut cache = self.cache.lock();
         if let Some(f) = cache.get(&(kind, id)) {
+            // Immutable data files may be offloaded (deleted) by a hook script while we hold
+            // them open: a read must then fail and fire `missing-data`, as in 0-db.
+            if kind == FileKind::Data && !self.storage.exists(&path) {
+                cache.remove(&(kind, id));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "data file removed",
+                ));
+            }
             return Ok(f.clone());
         }
-        let path = self.path(kind, id);
         let file = match self.storage.open(&path, OpenMode::ReadWrite) {
             Ok(f) => f,
             Err(e)

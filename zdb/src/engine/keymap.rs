@@ -46,7 +46,9 @@ struct Arena {
 impl Arena {
     fn get(&self, r: u32) -> &[u8] {
         let (c, off) = ((r >> CHUNK_BITS) as usize, (r as usize) & (CHUNK - 1));
-        let Some(chunk) = self.chunks.get(c) else { return &[] };
+        let Some(chunk) = self.chunks.get(c) else {
+            return &[];
+        };
         let len = chunk.get(off).copied().map_or(0, usize::from);
         chunk.get(off + 1..off + 1 + len).unwrap_or_default()
     }
@@ -99,8 +101,14 @@ impl KeyMap {
         let hash = self.hasher.hash_one(key);
         let (arena, hasher) = (&self.arena, &self.hasher);
         // One probe for both outcomes: the vacant entry keeps its slot for the insert.
-        match self.table.entry(hash, |s| arena.get(s.key) == key, |s| hasher.hash_one(arena.get(s.key))) {
-            hashbrown::hash_table::Entry::Occupied(mut e) => Ok(Some(std::mem::replace(&mut e.get_mut().loc, loc))),
+        match self.table.entry(
+            hash,
+            |s| arena.get(s.key) == key,
+            |s| hasher.hash_one(arena.get(s.key)),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => {
+                Ok(Some(std::mem::replace(&mut e.get_mut().loc, loc)))
+            }
             hashbrown::hash_table::Entry::Vacant(v) => {
                 let r = self.arena.push(key).ok_or(KeyMapFull)?;
                 v.insert(Slot { key: r, loc });
@@ -112,14 +120,21 @@ impl KeyMap {
     /// Whether a new key of this length fits in the arena.
     pub fn has_room(&self, key_len: usize) -> bool {
         self.arena.chunks.len() < MAX_CHUNKS
-            || self.arena.chunks.last().is_some_and(|c| c.len() + key_len < CHUNK)
+            || self
+                .arena
+                .chunks
+                .last()
+                .is_some_and(|c| c.len() + key_len < CHUNK)
     }
 
     /// Remove; returns the location it had.
     pub fn remove(&mut self, key: &[u8]) -> Option<Loc> {
         let hash = self.hasher.hash_one(key);
         let arena = &self.arena;
-        let entry = self.table.find_entry(hash, |s| arena.get(s.key) == key).ok()?;
+        let entry = self
+            .table
+            .find_entry(hash, |s| arena.get(s.key) == key)
+            .ok()?;
         let (slot, _) = entry.remove();
         let size = key.len() as u64 + 1;
         self.arena.live -= size;
@@ -145,14 +160,16 @@ impl KeyMap {
     /// Make room for `additional` more keys at once.
     pub fn reserve(&mut self, additional: usize) {
         let (arena, hasher) = (&self.arena, &self.hasher);
-        self.table.reserve(additional, |s| hasher.hash_one(arena.get(s.key)));
+        self.table
+            .reserve(additional, |s| hasher.hash_one(arena.get(s.key)));
     }
 
     /// Give back table space when far fewer keys are live than were reserved.
     pub fn shrink_if_sparse(&mut self) {
         if self.table.capacity() > 4 * self.table.len().max(1024) {
             let (arena, hasher) = (&self.arena, &self.hasher);
-            self.table.shrink_to(self.table.len(), |s| hasher.hash_one(arena.get(s.key)));
+            self.table
+                .shrink_to(self.table.len(), |s| hasher.hash_one(arena.get(s.key)));
         }
     }
 
@@ -185,7 +202,12 @@ mod tests {
     use super::*;
 
     fn loc(n: u32) -> Loc {
-        Loc { file: n, idx_off: n + 1, data_off: n + 2, len: n + 3 }
+        Loc {
+            file: n,
+            idx_off: n + 1,
+            data_off: n + 2,
+            len: n + 3,
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::{EngineConfig, FileKind, Mode, OpenError, RunMode};
 use crate::format::{
     DataEntryHeader, DataHeader, Descriptor, IndexEntryHeader, IndexHeader, data, index,
 };
+use crate::storage::append::Appender;
 use crate::storage::{OpenMode, Storage, StorageFile, write_atomic};
 
 /// Descriptor file name.
@@ -50,7 +51,8 @@ struct Parsed {
 impl Parsed {
     fn key<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         let start = self.off as usize + index::ENTRY_HEADER_LEN;
-        buf.get(start..start + usize::from(self.hdr.idlength)).unwrap_or_default()
+        buf.get(start..start + usize::from(self.hdr.idlength))
+            .unwrap_or_default()
     }
 }
 
@@ -64,7 +66,11 @@ struct Entries<'a> {
 
 impl<'a> Entries<'a> {
     fn new(buf: &'a [u8], mode: Mode) -> Self {
-        Self { buf, mode, end: index::HEADER_LEN.min(buf.len()) }
+        Self {
+            buf,
+            mode,
+            end: index::HEADER_LEN.min(buf.len()),
+        }
     }
 }
 
@@ -77,7 +83,8 @@ impl Iterator for Entries<'_> {
             Mode::User => hdr.idlength > 0,
             Mode::Seq => usize::from(hdr.idlength) == index::SEQ_KEY_LEN,
         };
-        if !key_ok || hdr.entry_len() > rest.len() || hdr.flags & !crate::format::FLAG_DELETED != 0 {
+        if !key_ok || hdr.entry_len() > rest.len() || hdr.flags & !crate::format::FLAG_DELETED != 0
+        {
             return None;
         }
         let off = u32::try_from(self.end).ok()?;
@@ -162,8 +169,8 @@ impl Namespace {
         };
         let placeholder = Active {
             id: 0,
-            index: Arc::new(NullFile),
-            data: Arc::new(NullFile),
+            index: Arc::new(Appender::new(Arc::new(NullFile), 0)),
+            data: Arc::new(Appender::new(Arc::new(NullFile), 0)),
             index_size: index::HEADER_LEN as u32,
             data_size: data::HEADER_LEN as u32,
         };
@@ -339,10 +346,12 @@ impl Namespace {
                 .sync_dir(&self.files.data_dir)
                 .map_err(io_err("sync directory", &dpath))?;
         }
+        let index_len = index_file.len().map_err(io_err("stat index", &ipath))?;
+        let data_len = data_file.len().map_err(io_err("stat data", &dpath))?;
         self.active = Active {
             id: last,
-            index: index_file,
-            data: data_file,
+            index: Arc::new(Appender::new(index_file, index_len)),
+            data: Arc::new(Appender::new(data_file, data_len)),
             index_size: self
                 .index_sizes
                 .last()

@@ -10,6 +10,7 @@ use super::files::Files;
 use super::keymap::KeyMap;
 use super::{EngineConfig, FileKind, Mode, OpError};
 use crate::format::{Descriptor, data, index};
+use crate::storage::append::Appender;
 use crate::storage::{Storage, StorageFile, write_atomic};
 
 /// Volatile access restriction (NSSET lock / freeze; not persisted, as in 0-db).
@@ -44,8 +45,10 @@ pub struct NsStats {
 /// The active (highest-numbered) file pair.
 pub(crate) struct Active {
     pub(crate) id: u32,
-    pub(crate) index: Arc<dyn StorageFile>,
-    pub(crate) data: Arc<dyn StorageFile>,
+    /// Buffered: appends reach the file at [`Namespace::flush_pending`].
+    pub(crate) index: Arc<Appender>,
+    /// Buffered like `index`.
+    pub(crate) data: Arc<Appender>,
     /// Next append offset in `iN`.
     pub(crate) index_size: u32,
     /// Next append offset in `dN`.
@@ -173,6 +176,36 @@ impl Namespace {
     /// True while nothing was ever written (mode may still change).
     pub fn is_fresh(&self) -> bool {
         self.active.id == 0 && self.active.index_size as usize == index::HEADER_LEN
+    }
+
+    /// Handle of file `id` of `kind`: the buffered one for the active pair.
+    pub(crate) fn handle(&self, kind: FileKind, id: u32) -> std::io::Result<Arc<dyn StorageFile>> {
+        if id == self.active.id {
+            return Ok(match kind {
+                FileKind::Index => self.active.index.clone(),
+                FileKind::Data => self.active.data.clone(),
+            });
+        }
+        self.files.get(kind, id)
+    }
+
+    /// Write buffered appends to the files (data first). Called before acknowledging them; on
+    /// failure the namespace is poisoned and the appends are gone.
+    pub fn flush_pending(&mut self) -> Result<(), OpError> {
+        if let Err(e) = self.active.data.flush() {
+            self.poison(FileKind::Data, &e);
+            return Err(OpError::DataWrite);
+        }
+        if let Err(e) = self.active.index.flush() {
+            self.poison(FileKind::Index, &e);
+            return Err(OpError::IndexWrite);
+        }
+        self.check_writable()
+    }
+
+    /// Whether appends wait in memory.
+    pub fn has_pending(&self) -> bool {
+        self.active.data.has_pending() || self.active.index.has_pending()
     }
 
     /// Rewrite the descriptor atomically after a settings change.

@@ -277,7 +277,10 @@ fn group_commit_makes_writes_durable_once_waited() {
     let storage: Arc<dyn Storage> = Arc::new(sim.clone());
     storage.create_dir_all(Path::new(IDX)).unwrap();
     storage.create_dir_all(Path::new(DAT)).unwrap();
-    let cfg = EngineConfig { group_commit: true, ..cfg(true) };
+    let cfg = EngineConfig {
+        group_commit: true,
+        ..cfg(true)
+    };
     let mut ns = Namespace::open(storage, Path::new(IDX), Path::new(DAT), b"default", cfg).unwrap();
     ns.set(b"a", b"1", 1).unwrap();
     let token = ns.commit_token().unwrap();
@@ -294,6 +297,9 @@ fn group_commit_makes_writes_durable_once_waited() {
     sim.fail_syncs(true);
     ns.set(b"c", b"3", 1).unwrap();
     let token_c = ns.commit_token().unwrap();
-    assert_eq!(ns.durability().wait_blocking(token_c), Err(OpError::DataWrite));
+    assert_eq!(
+        ns.durability().wait_blocking(token_c),
+        Err(OpError::DataWrite)
+    );
     assert_eq!(ns.set(b"d", b"4", 1).unwrap_err(), OpError::Poisoned);
 }

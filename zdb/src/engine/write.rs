@@ -12,7 +12,10 @@ use super::{FileKind, Mode, OpError};
 use crate::format::{
     DataEntryHeader, DataHeader, FLAG_DELETED, IndexEntryHeader, IndexHeader, crc32, data, index,
 };
-use crate::storage::OpenMode;
+use std::sync::Arc;
+
+use crate::storage::append::Appender;
+use crate::storage::{OpenMode, StorageFile};
 
 /// Outcome of a SET.
 #[derive(Debug, PartialEq, Eq)]
@@ -74,8 +77,8 @@ impl Namespace {
         self.files.put(FileKind::Data, id, data.clone());
         self.active = Active {
             id,
-            index,
-            data,
+            index: Arc::new(Appender::new(index, index::HEADER_LEN as u64)),
+            data: Arc::new(Appender::new(data, data::HEADER_LEN as u64)),
             index_size: index::HEADER_LEN as u32,
             data_size: data::HEADER_LEN as u32,
         };
@@ -146,8 +149,8 @@ impl Namespace {
         let mut buf = Vec::with_capacity(data::ENTRY_HEADER_LEN + key.len() + value.len());
         hdr.encode_into(key, value, &mut buf);
         let off = self.active.data_size;
+        // The appender cuts the file back itself if a flush fails.
         if let Err(e) = self.active.data.write_at(&buf, u64::from(off)) {
-            let _ = self.active.data.set_len(u64::from(off));
             self.poison(FileKind::Data, &e);
             return Err(OpError::DataWrite);
         }
@@ -166,7 +169,6 @@ impl Namespace {
         hdr.encode_into(key, &mut buf);
         let off = self.active.index_size;
         if let Err(e) = self.active.index.write_at(&buf, u64::from(off)) {
-            let _ = self.active.index.set_len(u64::from(off));
             self.poison(FileKind::Index, &e);
             return Err(OpError::IndexWrite);
         }
@@ -181,12 +183,7 @@ impl Namespace {
 
     /// Rewrite bytes of an existing index entry in place (flag or sequential slot).
     fn write_index_in_place(&mut self, file: u32, off: u64, bytes: &[u8]) -> Result<(), OpError> {
-        let handle = if file == self.active.id {
-            Ok(self.active.index.clone())
-        } else {
-            self.files.get(FileKind::Index, file)
-        };
-        let res = handle.and_then(|h| {
+        let res = self.handle(FileKind::Index, file).and_then(|h| {
             h.write_at(bytes, off)?;
             if file != self.active.id {
                 self.unsynced.push(h);
@@ -205,7 +202,7 @@ impl Namespace {
         let off = u64::from(idx_off) + index::FLAGS_OFFSET as u64;
         // Read the current flags so other bits survive.
         let mut flags = [0u8; 1];
-        if let Ok(h) = self.files.get(FileKind::Index, file) {
+        if let Ok(h) = self.handle(FileKind::Index, file) {
             let _ = h.read_exact_at(&mut flags, off);
         }
         self.write_index_in_place(file, off, &[flags[0] | FLAG_DELETED])
@@ -225,7 +222,8 @@ impl Namespace {
     /// Apply the sync policy after a write: `--sync` always, `--synctime` when due.
     fn after_write(&mut self) -> Result<(), OpError> {
         if self.cfg.sync && self.cfg.group_commit {
-            let files = [self.active.data.clone(), self.active.index.clone()];
+            let files: [Arc<dyn StorageFile>; 2] =
+                [self.active.data.clone(), self.active.index.clone()];
             let unsynced = std::mem::take(&mut self.unsynced);
             self.commit_token = Some(self.durability.note(files.into_iter().chain(unsynced)));
             return Ok(());

@@ -37,8 +37,8 @@ pub struct Session {
     pub nonce: Option<String>,
     /// MASTER mode: requests carry a trailing owner id.
     pub master: bool,
-    /// MIRROR mode.
-    pub mirror: bool,
+    /// MIRROR mode: copies of other clients' commands arrive here.
+    pub mirror: Option<tokio::sync::broadcast::Receiver<bytes::Bytes>>,
 }
 
 /// Output side of a connection: a reply buffer and the socket it drains into.
@@ -47,6 +47,10 @@ pub struct Output<W> {
     pub buf: BytesMut,
     writer: W,
     shared: Arc<Shared>,
+    /// Namespaces holding buffered appends that replies in `buf` acknowledge.
+    wrote: Vec<Arc<NsHandle>>,
+    /// Where in `buf` the first reply acknowledging a buffered append starts.
+    first_ack: Option<usize>,
 }
 
 impl<W: AsyncWrite + Unpin> Output<W> {
@@ -63,8 +67,36 @@ impl<W: AsyncWrite + Unpin> Output<W> {
         Ok(())
     }
 
-    /// Send all pending bytes.
+    /// Note that the reply about to be encoded at the current end of `buf` acknowledges an
+    /// append buffered in `ns`: it may only leave once that append is in the file.
+    pub fn acknowledges_write(&mut self, ns: &Arc<NsHandle>) {
+        self.first_ack.get_or_insert(self.buf.len());
+        if !self.wrote.iter().any(|w| Arc::ptr_eq(w, ns)) {
+            self.wrote.push(ns.clone());
+        }
+    }
+
+    /// Write the appends that pending replies acknowledge. If that fails, the replies from the
+    /// first such acknowledgement on are replaced by one error and the connection must close.
+    fn settle(&mut self) -> std::io::Result<()> {
+        let mut failed = None;
+        for ns in self.wrote.drain(..) {
+            if let Err(e) = ns.ns.write().flush_pending() {
+                failed = Some(e);
+            }
+        }
+        let first = self.first_ack.take();
+        if let (Some(e), Some(pos)) = (failed, first) {
+            self.buf.truncate(pos);
+            Reply::err(e.to_string()).encode(&mut self.buf);
+            return Err(std::io::Error::other("write failed before acknowledgement"));
+        }
+        Ok(())
+    }
+
+    /// Send all pending bytes (after the appends they acknowledge).
     pub async fn flush(&mut self) -> std::io::Result<()> {
+        let settled = self.settle();
         if !self.buf.is_empty() {
             self.writer.write_all(&self.buf).await?;
             self.shared
@@ -73,7 +105,7 @@ impl<W: AsyncWrite + Unpin> Output<W> {
                 .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
             self.buf.clear();
         }
-        Ok(())
+        settled
     }
 }
 
@@ -90,12 +122,14 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         admin: shared.cfg.admin.is_none(),
         nonce: None,
         master: false,
-        mirror: false,
+        mirror: None,
     };
     let mut out = Output {
         buf: BytesMut::with_capacity(4096),
         writer,
         shared: shared.clone(),
+        wrote: Vec::new(),
+        first_ack: None,
     };
     let mut input = BytesMut::with_capacity(4096);
     let mut budget = Budget {
@@ -142,7 +176,23 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);
         }
-        match reader.read_buf(&mut input).await {
+        let read = match session.mirror.as_mut() {
+            None => reader.read_buf(&mut input).await,
+            Some(rx) => tokio::select! {
+                r = reader.read_buf(&mut input) => r,
+                copy = rx.recv() => {
+                    match copy {
+                        Ok(frame) => out.buf.extend_from_slice(&frame),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(client = session.id, skipped = n, "mirror client too slow, copies dropped");
+                        }
+                        Err(_) => session.mirror = None,
+                    }
+                    continue;
+                }
+            },
+        };
+        match read {
             Ok(0) | Err(_) => return,
             Ok(n) => {
                 shared

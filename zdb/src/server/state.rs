@@ -69,6 +69,8 @@ pub struct Shared {
     namespaces: RwLock<BTreeMap<Vec<u8>, Arc<NsHandle>>>,
     /// Hook runner.
     pub hooks: Hooks,
+    /// Copies of commands for MIRROR clients (bounded: a slow mirror loses copies, with a notice).
+    pub mirror: broadcast::Sender<bytes::Bytes>,
     /// Counters.
     pub stats: Stats,
     /// Unix time of boot.
@@ -137,6 +139,7 @@ impl Shared {
         let budget_kib = (cfg.max_input_total / 1024).max(64 * 1024);
         Ok(Arc::new(Shared {
             hooks: Hooks::new(cfg.hook.clone(), cfg.zdbid.clone()),
+            mirror: broadcast::channel(4096).0,
             cfg,
             storage,
             namespaces: RwLock::new(map),

@@ -10,6 +10,7 @@
 //! - Nothing is durable until `sync` (file data and size) and, for a created, renamed or
 //!   removed name, `sync_dir` of its parent.
 
+pub mod append;
 pub mod fs;
 pub mod sim;
 
