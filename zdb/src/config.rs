@@ -9,16 +9,19 @@ use crate::engine::{EngineConfig, RunMode};
 
 /// zdb: append-only key-value store speaking RESP, compatible with 0-db.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "zdb", version, about)]
+#[command(name = "zdb", version, about, args_conflicts_with_subcommands = false)]
 pub struct Args {
+    /// Offline tools (without one, zdb serves)
+    #[command(subcommand)]
+    pub command: Option<Tool>,
     /// Data files root
-    #[arg(long, default_value = "./zdb-data")]
+    #[arg(long, global = true, default_value = "./zdb-data")]
     pub data: PathBuf,
     /// Index files root
-    #[arg(long, default_value = "./zdb-index")]
+    #[arg(long, global = true, default_value = "./zdb-index")]
     pub index: PathBuf,
     /// Running mode: user, seq (or its old name direct); none = mixed
-    #[arg(long, value_parser = ["user", "seq", "direct"])]
+    #[arg(long, global = true, value_parser = ["user", "seq", "direct"])]
     pub mode: Option<String>,
     /// Data file size before rotation (suffixes k, M, G, T; 1024-based); 512k..4G
     #[arg(long, default_value = "256M", value_parser = parse_datasize)]
@@ -63,6 +66,21 @@ pub struct Args {
     /// Log more (debug level)
     #[arg(long, short)]
     pub verbose: bool,
+}
+
+/// Offline tools.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Tool {
+    /// Verify every entry (CRCs, index against data) of a stopped server's folders; exit status 1
+    /// if anything is wrong
+    Check {
+        /// Only these namespaces (default: all)
+        #[arg(long = "namespace")]
+        namespaces: Vec<String>,
+        /// Rebuild the index files from the data files (old ones are kept in `.backup-<time>/`)
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 /// Parse `--datasize` with 0-db's suffixes.

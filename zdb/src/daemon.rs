@@ -132,3 +132,56 @@ pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `zdb check [--namespace NS]... [--repair]`: returns whether everything checked clean.
+pub fn check(cfg: &Config, namespaces: &[String], repair: bool) -> anyhow::Result<bool> {
+    let _locks = (lock_root(&cfg.index)?, lock_root(&cfg.data)?);
+    let storage: Arc<dyn crate::storage::Storage> = Arc::new(FsStorage);
+    let mut names: Vec<Vec<u8>> = namespaces.iter().map(|n| n.as_bytes().to_vec()).collect();
+    if names.is_empty() {
+        for entry in std::fs::read_dir(&cfg.index)
+            .with_context(|| format!("listing {}", cfg.index.display()))?
+        {
+            let entry = entry?;
+            if entry.file_type()?.is_dir()
+                && !entry.file_name().as_encoded_bytes().starts_with(b".")
+            {
+                names.push(entry.file_name().as_encoded_bytes().to_vec());
+            }
+        }
+        names.sort();
+    }
+    let mut clean = true;
+    for name in names {
+        let shown = String::from_utf8_lossy(&name).into_owned();
+        if repair {
+            let report = crate::engine::Namespace::repair(
+                storage.clone(),
+                &cfg.index,
+                &cfg.data,
+                &name,
+                cfg.engine.clone(),
+            )
+            .with_context(|| format!("repairing namespace {shown}"))?;
+            println!(
+                "# namespace {shown}: index rebuilt, {} entries indexed",
+                report.indexed
+            );
+            for s in &report.skipped {
+                println!("{s}");
+            }
+        }
+        let ns = crate::engine::Namespace::open(
+            storage.clone(),
+            &cfg.index,
+            &cfg.data,
+            &name,
+            cfg.engine.clone(),
+        )
+        .with_context(|| format!("opening namespace {shown}"))?;
+        let report = ns.check_all();
+        println!("# namespace {shown}\n{}", report.render());
+        clean &= report.clean();
+    }
+    Ok(clean)
+}

@@ -12,6 +12,10 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cfg = Config::from_args(&args).map_err(anyhow::Error::msg)?;
+    if let Some(zdb::config::Tool::Check { namespaces, repair }) = &args.command {
+        let clean = zdb::daemon::check(&cfg, namespaces, *repair)?;
+        std::process::exit(if clean { 0 } else { 1 });
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -11,8 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const FIXTURE: &str = "/work/shared/fixtures/zdb-v2";
-const MANIFEST: &str = "/work/shared/fixtures/zdb-v2.manifest.json";
+/// The shared fixtures sit beside the repository (`../shared`), in CI too.
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/zdb-v2");
+const MANIFEST: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/zdb-v2.manifest.json"
+);
 
 fn reader_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/zdb_layout.py")
@@ -90,7 +94,7 @@ fn start_on_fixture() -> (tempfile::TempDir, Server) {
 #[test]
 fn reader_agrees_with_fixture_manifest() {
     if !fixture_available() {
-        skip_or_fail("fixture /work/shared/fixtures/zdb-v2 missing");
+        skip_or_fail("fixture ../shared/fixtures/zdb-v2 missing");
         return;
     }
     let got = run_reader(
@@ -116,7 +120,7 @@ fn reader_agrees_with_fixture_manifest() {
 #[test]
 fn zdb_serves_c_written_fixture() {
     if !fixture_available() {
-        skip_or_fail("fixture /work/shared/fixtures/zdb-v2 missing");
+        skip_or_fail("fixture ../shared/fixtures/zdb-v2 missing");
         return;
     }
     let manifest = Json::parse(&std::fs::read_to_string(MANIFEST).unwrap());
@@ -209,7 +213,7 @@ fn zdb_serves_c_written_fixture() {
 #[test]
 fn fixture_write_restart_and_reader() {
     if !fixture_available() {
-        skip_or_fail("fixture /work/shared/fixtures/zdb-v2 missing");
+        skip_or_fail("fixture ../shared/fixtures/zdb-v2 missing");
         return;
     }
     let manifest = Json::parse(&std::fs::read_to_string(MANIFEST).unwrap());

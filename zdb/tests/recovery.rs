@@ -17,30 +17,45 @@ struct Base {
     /// entries of the last data file (pristine)
     last_entries: Vec<DataEntry>,
     last_index_entries: Vec<IndexEntry>,
+    seq: bool,
 }
 
 const ARGS: &[&str] = &["--mode", "user", "--datasize", "512k"];
+const SEQ_ARGS: &[&str] = &["--mode", "seq", "--datasize", "512k"];
+
+fn args(seq: bool) -> &'static [&'static str] {
+    if seq { SEQ_ARGS } else { ARGS }
+}
 
 fn build_base() -> Base {
+    build_base_mode(false)
+}
+
+fn build_base_mode(seq: bool) -> Base {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
     let mut values = BTreeMap::new();
     {
-        let mut s = Server::start_at(&root, ARGS);
+        let mut s = Server::start_at(&root, args(seq));
         let mut c = s.client();
+        let mut put = |c: &mut Client, name: String, v: Vec<u8>| {
+            let k = if seq {
+                seq_id(values.len() as u64)
+            } else {
+                name.into_bytes()
+            };
+            let setk: &[u8] = if seq { b"" } else { &k };
+            assert_eq!(c.set(setk, &v), Reply::bulk(&k));
+            values.insert(k, v);
+        };
         // ~600 KB of large values: forces a rotation to d1/i1
         for i in 0..12u64 {
-            let k = format!("big-{i:02}").into_bytes();
-            let v = pseudo_bytes(i, 50_000);
-            assert_eq!(c.set(&k, &v), Reply::bulk(&k));
-            values.insert(k, v);
+            put(&mut c, format!("big-{i:02}"), pseudo_bytes(i, 50_000));
         }
         // small entries in the last file
         for i in 0..30u64 {
-            let k = format!("small-{i:02}").into_bytes();
             let v = pseudo_bytes(100 + i, 100 + (i as usize * 97) % 3000);
-            assert_eq!(c.set(&k, &v), Reply::bulk(&k));
-            values.insert(k, v);
+            put(&mut c, format!("small-{i:02}"), v);
         }
         s.kill();
     }
@@ -63,6 +78,7 @@ fn build_base() -> Base {
         last,
         last_entries,
         last_index_entries,
+        seq,
     }
 }
 
@@ -122,7 +138,7 @@ fn run_case(base: &Base, label: &str, m: Mutation, data_cut: Option<u64>) {
     let whole = whole_keys(base, data_cut);
 
     eprintln!("case: {label}");
-    let mut s = Server::start_at(tmp.path(), ARGS);
+    let mut s = Server::start_at(tmp.path(), args(base.seq));
     let mut c = s.client();
     let check = |c: &mut Client, phase: &str| {
         for (k, v) in &base.values {
@@ -148,21 +164,35 @@ fn run_case(base: &Base, label: &str, m: Mutation, data_cut: Option<u64>) {
     check(&mut c, "first start");
     // new writes are accepted and survive another restart
     let nv = pseudo_bytes(424242, 2000);
-    assert_eq!(
-        c.set(b"after-recovery", &nv),
-        Reply::bulk("after-recovery"),
-        "[{label}] write after recovery"
-    );
-    assert_eq!(c.get(b"after-recovery"), Reply::bulk(&nv));
+    let newkey: Vec<u8> = if base.seq {
+        let r = c.set(b"", &nv);
+        let id = match &r {
+            Reply::Bulk(Some(id)) if id.len() == 8 => id.clone(),
+            other => panic!("[{label}] seq write after recovery: {other:?}"),
+        };
+        assert!(
+            !base.values.contains_key(&id) || !whole.contains_key(&id),
+            "[{label}] new id {id:?} reuses a live id"
+        );
+        id
+    } else {
+        assert_eq!(
+            c.set(b"after-recovery", &nv),
+            Reply::bulk("after-recovery"),
+            "[{label}] write after recovery"
+        );
+        b"after-recovery".to_vec()
+    };
+    assert_eq!(c.get(&newkey), Reply::bulk(&nv));
     s.restart();
     let mut c = s.client();
     assert_eq!(
-        c.get(b"after-recovery"),
+        c.get(&newkey),
         Reply::bulk(&nv),
         "[{label}] write after recovery lost on restart"
     );
     let mut whole2 = whole.clone();
-    whole2.insert(b"after-recovery".to_vec(), nv);
+    whole2.insert(newkey, nv);
     for (k, v) in &whole {
         assert_eq!(
             c.get(k),
@@ -336,4 +366,37 @@ fn torn_headers_of_last_files() {
             None,
         );
     }
+}
+
+#[test]
+fn seq_mode_truncations() {
+    let base = build_base_mode(true);
+    let de = &base.last_entries;
+    let ie = &base.last_index_entries;
+    let n = de.len().min(ie.len());
+    for cut in [de[n / 2].offset, de[n / 2].offset + 9, de[n - 1].end - 1] {
+        run_case(
+            &base,
+            &format!("seq data cut at {cut}"),
+            Mutation::TruncData(cut),
+            Some(cut),
+        );
+    }
+    for cut in [29, ie[n / 2].offset + 3, ie[n - 1].end - 1] {
+        run_case(
+            &base,
+            &format!("seq index cut at {cut}"),
+            Mutation::TruncIndex(cut),
+            None,
+        );
+    }
+    run_case(
+        &base,
+        "seq junk on both",
+        Mutation::Append {
+            index: Some(pseudo_bytes(5, 100)),
+            data: Some(pseudo_bytes(6, 100)),
+        },
+        None,
+    );
 }

@@ -218,3 +218,24 @@ fn scan_rscan_history_in_seq_mode() {
         Reply::err("Index running mode doesn't support this feature")
     );
 }
+
+#[test]
+fn scan_many_pages() {
+    let s = Server::start(&["--mode", "user"]);
+    let mut c = s.client();
+    let mut buf = Vec::new();
+    let n = 5000;
+    for i in 0..n {
+        buf.extend(encode(&[b"SET", format!("m{i:05}").as_bytes(), b"v"]));
+    }
+    c.send_raw(&buf).unwrap();
+    for _ in 0..n {
+        c.read_reply().unwrap();
+    }
+    let expected: Vec<String> = (0..n).map(|i| format!("m{i:05}")).collect();
+    let fwd = scan_all(&mut c, "SCAN", None);
+    assert_eq!(keys(&fwd), expected);
+    let mut rev = expected.clone();
+    rev.reverse();
+    assert_eq!(keys(&scan_all(&mut c, "RSCAN", None)), rev);
+}

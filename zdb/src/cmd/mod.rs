@@ -57,7 +57,7 @@ commands! {
     KeyTime => "KEYTIME", Info => "INFO", Stop => "STOP", DbSize => "DBSIZE", NsNew => "NSNEW",
     NsDel => "NSDEL", NsList => "NSLIST", NsSet => "NSSET", NsInfo => "NSINFO",
     NsJump => "NSJUMP", Select => "SELECT", Reload => "RELOAD", Flush => "FLUSH",
-    Echo => "ECHO",
+    Echo => "ECHO", NsCheck => "NSCHECK",
 }
 
 /// `-Permission denied`
@@ -126,6 +126,7 @@ pub async fn execute<W: AsyncWrite + Unpin>(
         Cmd::Select => namespace::select(s, sh, &args),
         Cmd::Reload => namespace::reload(s, sh, &args),
         Cmd::Flush => namespace::flush(s, sh),
+        Cmd::NsCheck => namespace::nscheck(s, sh, &args),
     };
     if let Reply::Error(msg) = &reply {
         sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);

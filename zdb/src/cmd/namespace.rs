@@ -368,3 +368,19 @@ pub(super) fn flush(s: &Session, sh: &Shared) -> Reply {
         Ok(Reply::ok())
     })())
 }
+
+/// NSCHECK [namespace] (admin): verify every entry; the report as a bulk string.
+pub(super) fn nscheck(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
+    either((|| {
+        need_admin(s)?;
+        let handle = match args.len() {
+            1 => s.ns.clone(),
+            2 => sh
+                .get(&args[1])
+                .ok_or_else(|| Reply::err("Namespace not found"))?,
+            _ => return Err(Reply::err("Unexpected arguments")),
+        };
+        let report = handle.ns.read().check_all();
+        Ok(Reply::Bulk(report.render().into_bytes()))
+    })())
+}

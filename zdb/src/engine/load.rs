@@ -27,7 +27,10 @@ use crate::storage::{OpenMode, Storage, StorageFile, write_atomic};
 /// Descriptor file name.
 pub(crate) const DESCRIPTOR: &str = "zdb-namespace";
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> OpenError + 'a {
+pub(crate) fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> OpenError + 'a {
     move |source| OpenError::Io {
         op,
         path: path.to_path_buf(),
@@ -167,6 +170,37 @@ impl Namespace {
         } else {
             Mode::User
         };
+        let mut ns = Self::blank(cfg, files, desc, default_mode);
+        let d0 = ns.files.path(FileKind::Data, 0);
+        let has_data = storage
+            .open(&d0, OpenMode::ReadOnly)
+            .and_then(|f| f.len())
+            .is_ok_and(|len| len > data::HEADER_LEN as u64);
+        if count == 0 && has_data {
+            // Index lost but data present: rebuild the index rather than start empty.
+            tracing::warn!(path = %d0.display(), "no index files: rebuilding the index from the data files");
+            ns.rebuild_from_data(cfg_mode_hint(&ns))?;
+            return Ok(ns);
+        }
+        if count == 0 {
+            ns.create_pair(0).map_err(|(path, source)| OpenError::Io {
+                op: "create file",
+                path,
+                source,
+            })?;
+            return Ok(ns);
+        }
+        ns.load(count)?;
+        Ok(ns)
+    }
+
+    /// A namespace object with no files loaded yet.
+    pub(crate) fn blank(
+        cfg: EngineConfig,
+        files: Files,
+        desc: Descriptor,
+        default_mode: Mode,
+    ) -> Namespace {
         let placeholder = Active {
             id: 0,
             index: Arc::new(Appender::new(Arc::new(NullFile), 0)),
@@ -174,7 +208,7 @@ impl Namespace {
             index_size: index::HEADER_LEN as u32,
             data_size: data::HEADER_LEN as u32,
         };
-        let mut ns = Namespace {
+        Namespace {
             cfg,
             files,
             desc,
@@ -198,17 +232,7 @@ impl Namespace {
             lock: LockState::Open,
             maxsize_override: None,
             stats: NsStats::default(),
-        };
-        if count == 0 {
-            ns.create_pair(0).map_err(|(path, source)| OpenError::Io {
-                op: "create file",
-                path,
-                source,
-            })?;
-            return Ok(ns);
         }
-        ns.load(count)?;
-        Ok(ns)
     }
 
     fn load(&mut self, count: u32) -> Result<(), OpenError> {
@@ -510,6 +534,31 @@ impl Namespace {
     }
 }
 
+/// Mode to rebuild a namespace in when no index header says: sequential if the first data
+/// entry carries id 0 as an 8-byte key (what a sequential namespace always starts with).
+fn cfg_mode_hint(ns: &Namespace) -> Mode {
+    match ns.cfg.run_mode {
+        RunMode::Seq => return Mode::Seq,
+        RunMode::User => return Mode::User,
+        RunMode::Mixed => {}
+    }
+    let Ok(d0) = ns.files.get(FileKind::Data, 0) else {
+        return Mode::User;
+    };
+    let mut head = [0u8; data::ENTRY_HEADER_LEN + index::SEQ_KEY_LEN];
+    if d0
+        .read_exact_at(&mut head, data::HEADER_LEN as u64)
+        .is_err()
+    {
+        return Mode::User;
+    }
+    let first_is_id0 = head.first() == Some(&(index::SEQ_KEY_LEN as u8))
+        && head
+            .get(data::ENTRY_HEADER_LEN..)
+            .is_some_and(|k| k.iter().all(|&b| b == 0));
+    if first_is_id0 { Mode::Seq } else { Mode::User }
+}
+
 fn read_header(file: &dyn StorageFile) -> [u8; data::HEADER_LEN] {
     let mut h = [0u8; data::HEADER_LEN];
     let _ = file.read_exact_at(&mut h, 0);
@@ -517,7 +566,7 @@ fn read_header(file: &dyn StorageFile) -> [u8; data::HEADER_LEN] {
 }
 
 /// Placeholder handle used only while a namespace is being built.
-struct NullFile;
+pub(crate) struct NullFile;
 
 impl StorageFile for NullFile {
     fn read_at(&self, _buf: &mut [u8], _off: u64) -> std::io::Result<usize> {

@@ -8,14 +8,17 @@
 //!   without losing the key.
 //! - After an I/O error on a write or an fsync the namespace is poisoned and refuses writes.
 
+mod check;
 mod durability;
 mod files;
 mod keymap;
 mod load;
 mod namespace;
 mod read;
+mod repair;
 mod write;
 
+pub use check::CheckReport;
 pub use durability::Durability;
 pub use keymap::{KeyMap, Loc};
 pub use namespace::{LockState, Namespace, NsStats};
@@ -23,6 +26,7 @@ pub use read::{
     BadCursor, CURSOR_LEN, CheckResult, HistoryError, HistoryItem, RawEntry, RawError, ScanItem,
     ScanPage,
 };
+pub use repair::RebuildReport;
 pub use write::{Rotation, SetOutcome};
 
 use std::path::PathBuf;
