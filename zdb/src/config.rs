@@ -63,6 +63,10 @@ pub struct Args {
     /// Total bytes all clients together may hold in input buffers
     #[arg(long, default_value_t = 1 << 30)]
     pub max_input_total: usize,
+    /// Compact a namespace in the background once this many bytes of it are dead
+    /// (overwritten or deleted); 0 = only on COMPACT
+    #[arg(long, default_value_t = 1 << 30)]
+    pub compact_dead_bytes: u64,
     /// Log more (debug level)
     #[arg(long, short)]
     pub verbose: bool,
@@ -119,6 +123,8 @@ pub struct Config {
     pub hook: Option<PathBuf>,
     /// Total input buffer budget.
     pub max_input_total: usize,
+    /// Background compaction threshold in dead bytes (0 = off).
+    pub compact_dead_bytes: u64,
     /// How clients reach us, as passed to hooks (`tcp://addr:port` or `unix://path`).
     pub zdbid: String,
 }
@@ -165,6 +171,7 @@ impl Config {
             maxsize: args.maxsize,
             hook: args.hook.clone(),
             max_input_total: args.max_input_total,
+            compact_dead_bytes: args.compact_dead_bytes,
             zdbid,
         })
     }

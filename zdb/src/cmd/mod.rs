@@ -57,7 +57,7 @@ commands! {
     KeyTime => "KEYTIME", Info => "INFO", Stop => "STOP", DbSize => "DBSIZE", NsNew => "NSNEW",
     NsDel => "NSDEL", NsList => "NSLIST", NsSet => "NSSET", NsInfo => "NSINFO",
     NsJump => "NSJUMP", Select => "SELECT", Reload => "RELOAD", Flush => "FLUSH",
-    Echo => "ECHO", NsCheck => "NSCHECK",
+    Echo => "ECHO", NsCheck => "NSCHECK", Compact => "COMPACT",
 }
 
 /// `-Permission denied`
@@ -127,6 +127,7 @@ pub async fn execute<W: AsyncWrite + Unpin>(
         Cmd::Reload => namespace::reload(s, sh, &args),
         Cmd::Flush => namespace::flush(s, sh),
         Cmd::NsCheck => namespace::nscheck(s, sh, &args),
+        Cmd::Compact => namespace::compact(s, sh, &args).await,
     };
     if let Reply::Error(msg) = &reply {
         sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);

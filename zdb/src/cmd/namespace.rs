@@ -384,3 +384,28 @@ pub(super) fn nscheck(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
         Ok(Reply::Bulk(report.render().into_bytes()))
     })())
 }
+
+/// COMPACT [namespace] (admin): reclaim the space of overwritten and deleted entries.
+pub(super) async fn compact(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
+    let handle = match (need_admin(s), args.len()) {
+        (Err(e), _) => return e,
+        (Ok(()), 1) => s.ns.clone(),
+        (Ok(()), 2) => match sh.get(&args[1]) {
+            Some(h) => h,
+            None => return Reply::err("Namespace not found"),
+        },
+        _ => return Reply::err("Unexpected arguments"),
+    };
+    match tokio::task::spawn_blocking(move || handle.compact()).await {
+        Ok(Some(Ok(st))) => Reply::Status(format!(
+            "Compacted: files={} reclaimed_bytes={}",
+            st.files, st.reclaimed
+        )),
+        Ok(None) => Reply::err("Compaction already running"),
+        Ok(Some(Err(e))) => {
+            tracing::error!(error = %e, "compaction failed");
+            Reply::err("Compaction failed, see server log")
+        }
+        Err(_) => Reply::err("Internal Server Error"),
+    }
+}

@@ -83,6 +83,11 @@ impl Files {
         self.cache.lock().insert((kind, id), file);
     }
 
+    /// Forget one handle (after its file was replaced).
+    pub(crate) fn forget(&self, kind: FileKind, id: u32) {
+        self.cache.lock().remove(&(kind, id));
+    }
+
     /// Forget all handles (after files were removed or rewritten).
     pub(crate) fn forget_all(&self) {
         self.cache.lock().clear();

@@ -160,6 +160,8 @@ impl Namespace {
             Err(e) => return Err(io_err("open descriptor", &desc_path)(e)),
         };
 
+        super::compact::settle_compactions(&*storage, &idir, &ddir)
+            .map_err(io_err("settle compaction", &idir))?;
         let files = Files::new(storage.clone(), idir, ddir);
         let mut count = 0u32;
         while storage.exists(&files.path(FileKind::Index, count)) {

@@ -9,6 +9,7 @@
 //! - After an I/O error on a write or an fsync the namespace is poisoned and refuses writes.
 
 mod check;
+mod compact;
 mod durability;
 mod files;
 mod keymap;
@@ -19,6 +20,7 @@ mod repair;
 mod write;
 
 pub use check::CheckReport;
+pub use compact::{CompactBuilt, CompactPlan, CompactStats};
 pub use durability::Durability;
 pub use keymap::{KeyMap, Loc};
 pub use namespace::{LockState, Namespace, NsStats};

@@ -303,3 +303,138 @@ fn group_commit_makes_writes_durable_once_waited() {
     );
     assert_eq!(ns.set(b"d", b"4", 1).unwrap_err(), OpError::Poisoned);
 }
+
+/// A namespace with several closed pairs full of overwritten and deleted keys.
+fn churned(sim: &SimStorage) -> (Namespace, HashMap<Vec<u8>, Vec<u8>>) {
+    let mut ns = open(sim, true);
+    let mut live = HashMap::new();
+    for round in 0..10u8 {
+        for i in 0..30u8 {
+            let key = vec![b'k', i];
+            if (i + round) % 5 == 0 {
+                if live.remove(&key).is_some() {
+                    ns.del(&key, 1).unwrap();
+                }
+                continue;
+            }
+            let value = vec![round ^ i; 40 + usize::from(i)];
+            ns.set(&key, &value, 1).unwrap();
+            live.insert(key, value);
+        }
+    }
+    (ns, live)
+}
+
+fn assert_serves(ns: &Namespace, live: &HashMap<Vec<u8>, Vec<u8>>) {
+    for (k, v) in live {
+        assert_eq!(ns.get(k).unwrap().as_ref(), Some(v), "key {k:?}");
+    }
+    assert_eq!(ns.entries(), live.len() as u64);
+    let report = ns.check_all();
+    assert!(report.clean(), "{}", report.render());
+}
+
+fn disk_bytes(sim: &SimStorage, ns: &Namespace) -> usize {
+    let (file, _) = ns.current_position();
+    (0..=file)
+        .map(|f| {
+            sim.read_file(Path::new(&format!("{DAT}/default/d{f}")))
+                .map_or(0, |b| b.len())
+                + sim
+                    .read_file(Path::new(&format!("{IDX}/default/i{f}")))
+                    .map_or(0, |b| b.len())
+        })
+        .sum()
+}
+
+#[test]
+fn compaction_reclaims_space_and_keeps_every_live_key() {
+    let sim = SimStorage::new();
+    let (mut ns, live) = churned(&sim);
+    assert!(ns.compactable_files().len() >= 3);
+    let before = disk_bytes(&sim, &ns);
+    let dead_before = ns.dead_bytes();
+    for f in ns.compactable_files() {
+        if let Some(plan) = ns.compact_plan(f) {
+            let built = plan.build().unwrap();
+            ns.compact_commit(built).unwrap();
+        }
+    }
+    assert!(disk_bytes(&sim, &ns) < before, "nothing reclaimed");
+    assert!(ns.dead_bytes() < dead_before);
+    assert_serves(&ns, &live);
+    // Nothing left to do, and the result opens again (also after a power cut).
+    assert!(
+        ns.compactable_files()
+            .iter()
+            .all(|&f| ns.compact_plan(f).is_none())
+    );
+    drop(ns);
+    assert_serves(&open(&sim.power_cut(), true), &live);
+}
+
+#[test]
+fn compaction_survives_writes_between_plan_and_commit() {
+    let sim = SimStorage::new();
+    let (mut ns, mut live) = churned(&sim);
+    let plan = ns.compact_plan(0).unwrap();
+    let built = plan.build().unwrap();
+    // Meanwhile: overwrite and delete keys whose live version is in pair 0.
+    let in_zero: Vec<Vec<u8>> = live
+        .keys()
+        .filter(|k| ns.keys.get(k).unwrap().file == 0)
+        .cloned()
+        .collect();
+    for (n, k) in in_zero.iter().enumerate() {
+        if n % 2 == 0 {
+            ns.del(k, 1).unwrap();
+            live.remove(k);
+        } else {
+            ns.set(k, b"newer", 1).unwrap();
+            live.insert(k.clone(), b"newer".to_vec());
+        }
+    }
+    ns.compact_commit(built).unwrap();
+    assert_serves(&ns, &live);
+    drop(ns);
+    assert_serves(&open(&sim, true), &live);
+}
+
+#[test]
+fn compaction_crash_at_every_step_opens_with_every_live_key() {
+    for step in 0..4 {
+        let sim = SimStorage::new();
+        let (ns, live) = churned(&sim);
+        let plan = ns.compact_plan(1).unwrap();
+        let _built = plan.build().unwrap();
+        let (i1, d1) = (format!("{IDX}/default/i1"), format!("{DAT}/default/d1"));
+        let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+        if step >= 1 {
+            crate::storage::write_atomic(
+                &*storage,
+                Path::new(&format!("{IDX}/default/compact-1")),
+                b"1",
+            )
+            .unwrap();
+        }
+        if step >= 2 {
+            storage
+                .rename(Path::new(&format!("{d1}.compact")), Path::new(&d1))
+                .unwrap();
+            storage
+                .sync_dir(Path::new(&format!("{DAT}/default")))
+                .unwrap();
+        }
+        if step >= 3 {
+            storage
+                .rename(Path::new(&format!("{i1}.compact")), Path::new(&i1))
+                .unwrap();
+            storage
+                .sync_dir(Path::new(&format!("{IDX}/default")))
+                .unwrap();
+        }
+        drop(ns);
+        let after = open(&sim.power_cut(), true);
+        assert_serves(&after, &live);
+    }
+}

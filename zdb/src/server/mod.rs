@@ -60,13 +60,51 @@ pub async fn run(listeners: Listeners, shared: Arc<Shared>, shutdown: impl Futur
             }
         }
     };
+    let compactor = background_compaction(shared.clone());
     tokio::select! {
+        () = compactor => {}
         () = accept_tcp => {}
         () = accept_unix => {}
         () = shutdown => {}
         () = shared.stopped() => {}
     }
     shared.sync_all();
+}
+
+/// Compact namespaces whose dead bytes passed `--compact-dead-bytes`.
+async fn background_compaction(shared: Arc<Shared>) {
+    let threshold = shared.cfg.compact_dead_bytes;
+    if threshold == 0 {
+        return std::future::pending().await;
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        for name in shared.names() {
+            let Some(handle) = shared.get(&name) else {
+                continue;
+            };
+            let due = {
+                let ns = handle.ns.read();
+                ns.dead_bytes() >= threshold
+                    && ns.poisoned().is_none()
+                    && !ns.compactable_files().is_empty()
+            };
+            if !due {
+                continue;
+            }
+            let ns_name = String::from_utf8_lossy(&name).into_owned();
+            match tokio::task::spawn_blocking(move || handle.compact()).await {
+                Ok(Some(Ok(st))) => {
+                    tracing::info!(namespace = %ns_name, files = st.files, reclaimed = st.reclaimed, "compacted")
+                }
+                Ok(Some(Err(e))) => {
+                    tracing::error!(namespace = %ns_name, error = %e, "background compaction failed")
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Out of file descriptors and similar: log, back off briefly, keep accepting.

@@ -27,14 +27,40 @@ pub struct NsHandle {
     pub removed: AtomicBool,
     /// Commands executed in this namespace (for WAIT): (client id, command name).
     pub events: broadcast::Sender<(u64, &'static str)>,
+    /// A compaction is running.
+    pub compacting: AtomicBool,
 }
 
 impl NsHandle {
+    /// Compact every closed file pair with dead entries, one at a time, holding the exclusive
+    /// lock only while each rewritten pair is swapped in. `None` if one is already running.
+    pub fn compact(&self) -> Option<Result<crate::engine::CompactStats, crate::engine::OpenError>> {
+        if self.compacting.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        let result = (|| {
+            let mut total = crate::engine::CompactStats::default();
+            let files = self.ns.read().compactable_files();
+            for file in files {
+                let plan = self.ns.read().compact_plan(file);
+                let Some(plan) = plan else { continue };
+                let built = plan.build()?;
+                let stats = self.ns.write().compact_commit(built)?;
+                total.files += stats.files;
+                total.reclaimed += stats.reclaimed;
+            }
+            Ok(total)
+        })();
+        self.compacting.store(false, Ordering::SeqCst);
+        Some(result)
+    }
+
     fn new(ns: Namespace) -> Arc<Self> {
         Arc::new(Self {
             ns: RwLock::new(ns),
             removed: AtomicBool::new(false),
             events: broadcast::channel(64).0,
+            compacting: AtomicBool::new(false),
         })
     }
 }
