@@ -1,1 +1,13 @@
-//! node-init: supervisor, node identity and blueprint engine (issue 8; not built yet).
+//! node-init: node identity, the blueprint engine and the node daemon (`node-init`), plus the
+//! library behind the `zos` CLI.
+#![deny(missing_docs, clippy::unwrap_used, unsafe_code)]
+
+pub mod api;
+pub mod blueprint;
+pub mod daemon;
+pub mod engine;
+pub mod fsutil;
+pub mod handlers;
+pub mod identity;
+pub mod jcs;
+pub mod keys;

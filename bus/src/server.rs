@@ -1,0 +1,284 @@
+//! The server side: a registry of typed handlers by `name@version`, the built-in `health@1`
+//! method, and the accept loop.
+
+use crate::Method;
+use crate::api::health::{GetHealth, Health, HealthStatus};
+use crate::error::RemoteError;
+use crate::events::{DEFAULT_QUEUE, Publisher};
+use crate::frame::{
+    ClientFrame, Event, FrameError, ServerFrame, read_frame, write_frame, write_raw,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use tokio::io::AsyncReadExt;
+use tokio::net::{UnixListener, UnixStream};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Handler = Arc<dyn Fn(Value) -> BoxFuture<Result<Value, RemoteError>> + Send + Sync>;
+
+/// A health probe: returns the status and an optional detail line (no secrets).
+pub type HealthCheck = Arc<dyn Fn() -> (HealthStatus, Option<String>) + Send + Sync>;
+
+/// A bus server for one daemon. Register handlers, then [`Server::serve`].
+pub struct Server {
+    service: String,
+    handlers: HashMap<(String, u32), Handler>,
+    publisher: Publisher,
+    queue: usize,
+    health: Option<HealthCheck>,
+}
+
+struct Shared {
+    service: String,
+    handlers: HashMap<(String, u32), Handler>,
+    publisher: Publisher,
+    queue: usize,
+    health: Option<HealthCheck>,
+    started: Instant,
+}
+
+impl Server {
+    /// A server for `service` (e.g. `storaged`), answering `health@1` already.
+    pub fn new(service: impl Into<String>) -> Self {
+        Server {
+            service: service.into(),
+            handlers: HashMap::new(),
+            publisher: Publisher::default(),
+            queue: DEFAULT_QUEUE,
+            health: None,
+        }
+    }
+
+    /// Registers the handler of method `M`. A later registration of the same method replaces it.
+    pub fn handle<M, F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        M: Method,
+        F: Fn(M::Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<M::Reply, RemoteError>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let handler: Handler = Arc::new(move |params: Value| {
+            let f = f.clone();
+            Box::pin(async move {
+                let params = if params.is_null() {
+                    Value::Object(Default::default())
+                } else {
+                    params
+                };
+                let req: M::Request = serde_json::from_value(params).map_err(|e| {
+                    RemoteError::invalid(format!(
+                        "bad parameters for {}@{}: {e}",
+                        M::NAME,
+                        M::VERSION
+                    ))
+                })?;
+                let reply = f(req).await?;
+                serde_json::to_value(reply)
+                    .map_err(|e| RemoteError::internal(format!("reply does not serialize: {e}")))
+            })
+        });
+        self.handlers
+            .insert((M::NAME.to_string(), M::VERSION), handler);
+        self
+    }
+
+    /// Sets the probe behind `health@1` (default: always ok).
+    pub fn health_check(&mut self, check: HealthCheck) -> &mut Self {
+        self.health = Some(check);
+        self
+    }
+
+    /// Sets the per-subscriber event queue length (default 256).
+    pub fn event_queue(&mut self, len: usize) -> &mut Self {
+        self.queue = len.max(1);
+        self
+    }
+
+    /// The publisher for this server's events; clone it into the daemon's code.
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.clone()
+    }
+
+    /// Serves connections from `listener` until `shutdown` completes, then removes the socket
+    /// file so callers see promptly that the daemon is gone.
+    pub async fn serve(self, listener: UnixListener, shutdown: impl Future<Output = ()>) {
+        let path = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.to_path_buf()));
+        let shared = Arc::new(Shared {
+            service: self.service,
+            handlers: self.handlers,
+            publisher: self.publisher,
+            queue: self.queue,
+            health: self.health,
+            started: Instant::now(),
+        });
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let shared = shared.clone();
+                        tokio::spawn(async move { connection(shared, stream).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!(service = %shared.service, error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        if let Some(path) = path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Shared {
+    async fn dispatch(
+        &self,
+        method: &str,
+        version: u32,
+        params: Value,
+    ) -> Result<Value, RemoteError> {
+        if method == <GetHealth as Method>::NAME && version == <GetHealth as Method>::VERSION {
+            let (status, detail) = match &self.health {
+                Some(check) => check(),
+                None => (HealthStatus::Ok, None),
+            };
+            let health = Health {
+                service: self.service.clone(),
+                status,
+                detail,
+                pid: std::process::id(),
+                uptime_secs: self.started.elapsed().as_secs(),
+                methods: self.method_list(),
+            };
+            return serde_json::to_value(health).map_err(|e| RemoteError::internal(e.to_string()));
+        }
+        match self.handlers.get(&(method.to_string(), version)) {
+            Some(h) => h(params).await,
+            None => {
+                let mut known: Vec<u32> = self
+                    .handlers
+                    .keys()
+                    .filter(|(n, _)| n == method)
+                    .map(|(_, v)| *v)
+                    .collect();
+                known.sort_unstable();
+                let msg = if known.is_empty() {
+                    format!("{} has no method {method}", self.service)
+                } else {
+                    format!(
+                        "{} serves {method} only in versions {known:?}, not {version}",
+                        self.service
+                    )
+                };
+                Err(RemoteError::new(crate::ErrorCode::UnknownMethod, msg))
+            }
+        }
+    }
+
+    fn method_list(&self) -> Vec<String> {
+        let mut m: Vec<String> = self
+            .handlers
+            .keys()
+            .map(|(n, v)| format!("{n}@{v}"))
+            .chain(std::iter::once("health@1".to_string()))
+            .collect();
+        m.sort();
+        m
+    }
+}
+
+async fn connection(shared: Arc<Shared>, mut stream: UnixStream) {
+    loop {
+        let frame: ClientFrame = match read_frame(&mut stream).await {
+            Ok(f) => f,
+            Err(FrameError::Closed) => return,
+            Err(e) => {
+                tracing::debug!(service = %shared.service, error = %e, "dropping bad connection");
+                return;
+            }
+        };
+        match frame {
+            ClientFrame::Call {
+                id,
+                method,
+                version,
+                params,
+            } => {
+                let reply = match shared.dispatch(&method, version, params).await {
+                    Ok(v) => ServerFrame::Reply {
+                        id,
+                        result: Some(v),
+                        error: None,
+                    },
+                    Err(e) => ServerFrame::Reply {
+                        id,
+                        result: None,
+                        error: Some(e),
+                    },
+                };
+                if write_frame(&mut stream, &reply).await.is_err() {
+                    return;
+                }
+            }
+            ClientFrame::Subscribe { topic } => {
+                subscription(&shared, stream, topic).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn subscription(shared: &Shared, stream: UnixStream, topic: String) {
+    let (mut rd, mut wr) = stream.into_split();
+    let mut sub = shared.publisher.subscribe(&topic, shared.queue);
+    if write_frame(
+        &mut wr,
+        &ServerFrame::Subscribed {
+            topic: topic.clone(),
+        },
+    )
+    .await
+    .is_err()
+    {
+        return;
+    }
+    let mut probe = [0u8; 64];
+    loop {
+        tokio::select! {
+            next = sub.rx.recv() => match next {
+                Some(body) => {
+                    if write_raw(&mut wr, &body).await.is_err() {
+                        return;
+                    }
+                }
+                None => break,
+            },
+            // The client sends nothing after subscribing; a read returning means it went away.
+            _ = rd.read(&mut probe) => return,
+        }
+    }
+    if sub.overflowed.load(Ordering::Acquire) {
+        tracing::info!(service = %shared.service, topic = %topic, "dropped slow event subscriber");
+        let notice = ServerFrame::Event(Event {
+            topic: crate::DROPPED_TOPIC.to_string(),
+            seq: shared.publisher.next_seq(),
+            data: serde_json::json!({
+                "reason": "subscriber too slow: event queue full",
+                "queue": shared.queue,
+                "topic": topic,
+            }),
+        });
+        let _ = write_frame(&mut wr, &notice).await;
+    }
+}

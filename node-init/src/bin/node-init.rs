@@ -1,0 +1,79 @@
+//! `node-init`: the node daemon. `node-init --dev DIR` runs a whole node on a laptop.
+
+use anyhow::Context;
+use clap::Parser;
+use node_init::daemon::{Config, default_storaged_bin, run};
+use node_init::engine::Backoff;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "node-init",
+    about = "Node identity, blueprint engine and node API"
+)]
+struct Cli {
+    /// Dev node in DIR: file-backed disks, starts storaged (needs root: loop devices, mounts)
+    #[arg(long, value_name = "DIR", conflicts_with = "node")]
+    dev: Option<PathBuf>,
+    /// Node folder (production)
+    #[arg(long, env = "ZOS_NODE", value_name = "DIR")]
+    node: Option<PathBuf>,
+    /// Also start storaged as a child (implied by --dev)
+    #[arg(long)]
+    start_storaged: bool,
+    /// storaged binary (default: next to node-init, else from PATH)
+    #[arg(long)]
+    storaged_bin: Option<PathBuf>,
+    /// Seconds to wait for storaged to become healthy
+    #[arg(long, default_value_t = 120)]
+    storaged_timeout: u64,
+    /// First retry delay for failed workloads, in milliseconds
+    #[arg(long, default_value_t = 1000)]
+    retry_base_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let (node_dir, dev) = match (cli.dev, cli.node) {
+        (Some(d), _) => (d, true),
+        (None, Some(n)) => (n, false),
+        (None, None) => anyhow::bail!("give --dev DIR for a dev node, or --node DIR (or ZOS_NODE)"),
+    };
+    let node_dir = std::path::absolute(&node_dir).context("node folder")?;
+    let cfg = Config {
+        node_dir: node_dir.clone(),
+        start_storaged: dev || cli.start_storaged,
+        dev,
+        storaged_bin: cli.storaged_bin.unwrap_or_else(default_storaged_bin),
+        storaged_timeout: Duration::from_secs(cli.storaged_timeout),
+        backoff: Backoff {
+            base: Duration::from_millis(cli.retry_base_ms),
+            ..Backoff::default()
+        },
+    };
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    };
+    run(cfg, shutdown, |id, socket| {
+        println!(
+            "node ready: id {id}, api {}, export ZOS_NODE={}",
+            socket.display(),
+            node_dir.display()
+        );
+    })
+    .await
+    .with_context(|| format!("node {}", node_dir.display()))
+}

@@ -1,0 +1,64 @@
+//! `zos`: keys, signing and the deployments of a local node. One file per subcommand.
+
+mod delete;
+mod deploy;
+mod get;
+mod key;
+mod node;
+mod sign;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "zos",
+    about = "Sign blueprints and manage the deployments of a node"
+)]
+struct Cli {
+    /// The node's folder (its API socket is DIR/run/node-init.sock)
+    #[arg(long, env = "ZOS_NODE", global = true, value_name = "DIR")]
+    node: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Owner keys
+    #[command(subcommand)]
+    Key(key::KeyCmd),
+    /// Add your signature to a blueprint file (owners sign in turn)
+    Sign(sign::Args),
+    /// Submit a blueprint (signing it first with each --key)
+    Deploy(deploy::Args),
+    /// Show a deployment (passwords redacted)
+    Get(get::GetArgs),
+    /// List deployments
+    List(get::ListArgs),
+    /// Delete a deployment (signed with each --key)
+    Delete(delete::Args),
+    /// Show the node's identity
+    Node(node::Args),
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Key(k) => key::run(k),
+        Cmd::Sign(a) => sign::run(a),
+        Cmd::Deploy(a) => deploy::run(cli.node, a).await,
+        Cmd::Get(a) => get::get(cli.node, a).await,
+        Cmd::List(a) => get::list(cli.node, a).await,
+        Cmd::Delete(a) => delete::run(cli.node, a).await,
+        Cmd::Node(a) => node::run(cli.node, a).await,
+    };
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

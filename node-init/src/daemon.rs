@@ -1,0 +1,229 @@
+//! The node daemon: prepare the node folder, bring up storaged (dev mode), establish the
+//! identity, start the engine and serve the node API on the bus.
+//!
+//! Node folder layout:
+//! ```text
+//! <node>/identity.key          node key (copies in <pool mountpoint>/.zos/node.key)
+//! <node>/run/<service>.sock    bus sockets (folder 0700, sockets 0600)
+//! <node>/state/                engine records
+//! <node>/storaged/, disks/     storaged's state and, in dev mode, its file-backed disks
+//! ```
+
+use crate::engine::{Backoff, Engine, EngineError};
+use crate::handlers::{StorageCapacity, storage_handlers};
+use crate::identity::{IDENTITY_IN_POOL, IdentityError, NodeIdentity};
+use bus::api::health::HealthStatus;
+use bus::api::storage::ListDisks;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// Bus service name (socket `node-init.sock`).
+pub const SERVICE: &str = "node-init";
+
+/// Daemon failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Preparing a folder failed.
+    #[error("cannot prepare {}", path.display())]
+    Folder {
+        /// Folder.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// storaged could not be started.
+    #[error("cannot start storaged ({}): {reason}", bin.display())]
+    Storaged {
+        /// Binary.
+        bin: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Identity.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// Engine.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Bus.
+    #[error(transparent)]
+    Bus(#[from] bus::BusError),
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The node folder.
+    pub node_dir: PathBuf,
+    /// Start storaged as a child (dev mode), unless one already answers on its socket.
+    pub start_storaged: bool,
+    /// Dev mode: storaged gets file-backed disks in `<node>/disks`.
+    pub dev: bool,
+    /// storaged binary.
+    pub storaged_bin: PathBuf,
+    /// How long to wait for storaged's health.
+    pub storaged_timeout: Duration,
+    /// Retry timing.
+    pub backoff: Backoff,
+}
+
+impl Config {
+    /// The run folder.
+    pub fn run_dir(&self) -> PathBuf {
+        self.node_dir.join("run")
+    }
+}
+
+/// The storaged binary next to the running executable, else `storaged` from PATH.
+pub fn default_storaged_bin() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("storaged")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("storaged"))
+}
+
+fn folder(path: &Path) -> Result<(), DaemonError> {
+    crate::fsutil::create_private_dir(path).map_err(|source| DaemonError::Folder {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Runs the node until `shutdown` completes. `ready` is called once the API is served.
+pub async fn run(
+    cfg: Config,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(&str, &Path),
+) -> Result<(), DaemonError> {
+    let run_dir = cfg.run_dir();
+    for d in [&cfg.node_dir, &run_dir, &cfg.node_dir.join("state")] {
+        folder(d)?;
+    }
+    let storaged = bus::Client::new(bus::service_socket(&run_dir, "storaged"));
+    let mut child = None;
+    if cfg.start_storaged {
+        child = start_storaged(&cfg, &storaged).await?;
+    }
+
+    let copies = pool_copies(&storaged).await;
+    let identity = Arc::new(NodeIdentity::load_or_create(
+        &cfg.node_dir.join("identity.key"),
+        &copies,
+    )?);
+    tracing::info!(node_id = %identity.node_id(), copies = copies.len(), "node identity ready");
+
+    let mut server = bus::Server::new(SERVICE);
+    let engine = Engine::start(
+        &cfg.node_dir.join("state"),
+        storage_handlers(&storaged),
+        Arc::new(StorageCapacity(storaged.clone())),
+        server.publisher(),
+        cfg.backoff,
+    )?;
+    crate::api::register(&mut server, &engine, &identity);
+    let e = engine.clone();
+    server.health_check(Arc::new(move || {
+        if e.is_poisoned() {
+            (
+                HealthStatus::Degraded,
+                Some("state store write failed; restart after fixing the disk".into()),
+            )
+        } else {
+            (HealthStatus::Ok, None)
+        }
+    }));
+    let socket = bus::service_socket(&run_dir, SERVICE);
+    let listener = bus::bind(&socket).await?;
+    ready(&identity.node_id(), &socket);
+    server.serve(listener, shutdown).await;
+
+    if let Some(mut c) = child.take() {
+        stop_child(&mut c).await;
+    }
+    Ok(())
+}
+
+/// Identity copy paths on every mounted pool (empty when storaged is unreachable).
+async fn pool_copies(storaged: &bus::Client) -> Vec<PathBuf> {
+    match storaged.call::<ListDisks>(&bus::api::Empty {}).await {
+        Ok(list) => list
+            .disks
+            .into_iter()
+            .filter_map(|d| d.mountpoint)
+            .map(|m| m.join(IDENTITY_IN_POOL))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list pools: identity kept only in the node folder");
+            Vec::new()
+        }
+    }
+}
+
+/// Starts storaged unless one already answers (re-adopted after a node-init restart), then waits
+/// for its health.
+async fn start_storaged(cfg: &Config, client: &bus::Client) -> Result<Option<Child>, DaemonError> {
+    if let Ok(h) = client.health().await {
+        tracing::info!(pid = h.pid, "storaged already running: adopting it");
+        return Ok(None);
+    }
+    let bin = cfg.storaged_bin.clone();
+    let fail = |reason: String| DaemonError::Storaged {
+        bin: bin.clone(),
+        reason,
+    };
+    let mut cmd = Command::new(&bin);
+    cmd.arg("--run-dir")
+        .arg(cfg.run_dir())
+        .arg("--state-dir")
+        .arg(cfg.node_dir.join("storaged"));
+    if cfg.dev {
+        let disks = cfg.node_dir.join("disks");
+        folder(&disks)?;
+        cmd.arg("--dev-disks").arg(disks);
+    }
+    cmd.env("ZOS_NODE", &cfg.node_dir)
+        .stdin(std::process::Stdio::null());
+    let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
+    let deadline = tokio::time::Instant::now() + cfg.storaged_timeout;
+    loop {
+        if client.health().await.is_ok() {
+            tracing::info!("storaged is up");
+            return Ok(Some(child));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(fail(format!(
+                "exited with {status} before becoming healthy"
+            )));
+        }
+        if tokio::time::Instant::now() > deadline {
+            stop_child(&mut child).await;
+            return Err(fail(format!(
+                "not healthy after {:?}",
+                cfg.storaged_timeout
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// SIGTERM, then SIGKILL after 10 s.
+async fn stop_child(child: &mut Child) {
+    if let Some(pid) = child
+        .id()
+        .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _ = child.kill().await;
+}
