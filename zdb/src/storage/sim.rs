@@ -33,9 +33,43 @@ struct State {
     dirs: BTreeSet<PathBuf>,
     capacity: Option<u64>,
     fail_syncs: bool,
+    /// Mutating operations so far, and the one after which to take a power-cut image.
+    ops: u64,
+    cut_at: Option<u64>,
+    cut_image: Option<Box<State>>,
 }
 
 impl State {
+    /// What a reboot would find: durable names with their durable bytes.
+    fn durable_image(&self) -> State {
+        let mut out = State {
+            dirs: self.dirs.clone(),
+            ..State::default()
+        };
+        for (path, &ino) in &self.durable_names {
+            let bytes = self
+                .inodes
+                .get(ino)
+                .map(|n| n.durable.clone())
+                .unwrap_or_default();
+            out.inodes.push(Inode {
+                now: bytes.clone(),
+                durable: bytes,
+            });
+            out.names.insert(path.clone(), out.inodes.len() - 1);
+            out.durable_names.insert(path.clone(), out.inodes.len() - 1);
+        }
+        out
+    }
+
+    /// Count a mutating operation; take the armed power-cut image when its turn comes.
+    fn tick(&mut self) {
+        self.ops += 1;
+        if self.cut_at == Some(self.ops) {
+            self.cut_image = Some(Box::new(self.durable_image()));
+        }
+    }
+
     fn used(&self) -> u64 {
         let live: BTreeSet<usize> = self.names.values().copied().collect();
         live.iter()
@@ -59,27 +93,31 @@ impl SimStorage {
 
     /// What a machine would find after losing power now.
     pub fn power_cut(&self) -> SimStorage {
-        let st = self.state.lock();
-        let mut out = State {
-            dirs: st.dirs.clone(),
-            ..State::default()
-        };
-        for (path, &ino) in &st.durable_names {
-            let bytes = st
-                .inodes
-                .get(ino)
-                .map(|n| n.durable.clone())
-                .unwrap_or_default();
-            out.inodes.push(Inode {
-                now: bytes.clone(),
-                durable: bytes,
-            });
-            out.names.insert(path.clone(), out.inodes.len() - 1);
-            out.durable_names.insert(path.clone(), out.inodes.len() - 1);
-        }
         SimStorage {
-            state: Arc::new(Mutex::new(out)),
+            state: Arc::new(Mutex::new(self.state.lock().durable_image())),
         }
+    }
+
+    /// Cut the power right after the `n`-th mutating operation from now (write, truncate,
+    /// sync, rename, remove): the image is kept for [`SimStorage::cut_image`] while the
+    /// program goes on, unaware.
+    pub fn arm_power_cut(&self, n: u64) {
+        let mut st = self.state.lock();
+        st.cut_at = Some(st.ops + n);
+        st.cut_image = None;
+    }
+
+    /// The image taken by an armed power cut, once it happened.
+    pub fn cut_image(&self) -> Option<SimStorage> {
+        let st = self.state.lock();
+        st.cut_image.as_ref().map(|img| SimStorage {
+            state: Arc::new(Mutex::new(img.durable_image())),
+        })
+    }
+
+    /// Whether the armed power cut happened.
+    pub fn cut_happened(&self) -> bool {
+        self.state.lock().cut_image.is_some()
     }
 
     /// Limit the total bytes of all files; writes beyond fail with ENOSPC.
@@ -174,6 +212,7 @@ impl StorageFile for SimFile {
             .get_mut(off..end)
             .unwrap_or_default()
             .copy_from_slice(buf);
+        st.tick();
         Ok(())
     }
     fn len(&self) -> io::Result<u64> {
@@ -190,6 +229,7 @@ impl StorageFile for SimFile {
         if let Some(n) = st.inodes.get_mut(self.ino) {
             n.now.resize(len, 0);
         }
+        st.tick();
         Ok(())
     }
     fn sync(&self) -> io::Result<()> {
@@ -200,6 +240,7 @@ impl StorageFile for SimFile {
         if let Some(n) = st.inodes.get_mut(self.ino) {
             n.durable = n.now.clone();
         }
+        st.tick();
         Ok(())
     }
 }
@@ -248,10 +289,12 @@ impl Storage for SimStorage {
         let mut st = self.state.lock();
         let ino = st.names.remove(from).ok_or_else(|| not_found(from))?;
         st.names.insert(to.to_path_buf(), ino);
+        st.tick();
         Ok(())
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
+        st.tick();
         st.names
             .remove(path)
             .map(|_| ())
@@ -278,6 +321,7 @@ impl Storage for SimStorage {
             .collect();
         st.durable_names.retain(|p, _| !in_dir(p));
         st.durable_names.extend(now);
+        st.tick();
         Ok(())
     }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
