@@ -14,6 +14,8 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hooks;
 pub mod protocol;
 pub mod server;

@@ -61,6 +61,7 @@ pub(super) async fn after_rotation(s: &Session, sh: &Shared, rot: Option<Rotatio
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(" ");
+    let writers_wait = s.ns.hook_gate.write().await;
     let args = vec![
         rot.old_index.display().to_string(),
         rot.new_index.display().to_string(),
@@ -69,6 +70,7 @@ pub(super) async fn after_rotation(s: &Session, sh: &Shared, rot: Option<Rotatio
     if sh.hooks.run_blocking("jump-index", &args).await == Some(0) {
         s.ns.ns.write().reset_dirty();
     }
+    drop(writers_wait);
     sh.hooks.fire(
         "jump-data",
         vec![
@@ -79,6 +81,7 @@ pub(super) async fn after_rotation(s: &Session, sh: &Shared, rot: Option<Rotatio
 }
 
 pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply {
+    let gate = s.ns.hook_gate.read().await;
     let result = (|| {
         if !(3..=4).contains(&args.len()) {
             return Err(Reply::err("Unexpected arguments"));
@@ -101,11 +104,19 @@ pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply 
                 .data_write_bytes
                 .fetch_add(value.len() as u64, Ordering::Relaxed);
         }
-        Ok((outcome, rot))
+        Ok((
+            outcome,
+            rot,
+            ns.commit_token().map(|t| (t, ns.durability())),
+        ))
     })();
     match result {
         Err(r) => r,
-        Ok((outcome, rot)) => {
+        Ok((outcome, rot, commit)) => {
+            drop(gate);
+            if let Err(r) = durable(commit).await {
+                return r;
+            }
             after_rotation(s, sh, rot).await;
             match outcome {
                 SetOutcome::Stored(k) => Reply::Bulk(k),
@@ -201,6 +212,7 @@ pub(super) async fn mget<W: AsyncWrite + Unpin>(
 }
 
 pub(super) async fn del(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply {
+    let gate = s.ns.hook_gate.read().await;
     let result = (|| {
         if !(2..=3).contains(&args.len()) {
             return Err(Reply::err("Unexpected arguments"));
@@ -221,6 +233,7 @@ pub(super) async fn del(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply 
     match result {
         Err(r) => r,
         Ok((rot, commit)) => {
+            drop(gate);
             if let Err(r) = durable(commit).await {
                 return r;
             }

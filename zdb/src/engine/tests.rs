@@ -487,3 +487,30 @@ fn power_cut_at_random_points() {
         assert!(report.clean(), "trial {trial}: {}", report.render());
     }
 }
+
+#[test]
+fn nscheck_catches_every_flip_in_index_fields_checked_against_data() {
+    let sim = SimStorage::new();
+    let mut ns = open(&sim, true);
+    ns.set(b"key", b"some value", 1234).unwrap();
+    let path = format!("{IDX}/default/i0");
+    let clean = sim.read_file(Path::new(&path)).unwrap();
+    assert!(ns.check_all().clean());
+    let entry = crate::format::index::HEADER_LEN;
+    // idlength, offset, length, timestamp, crc and key: everything the data header repeats.
+    let fields = (0..9).chain(18..26).chain(34..37);
+    for byte in fields {
+        for bit in 0..8 {
+            let mut bad = clean.clone();
+            bad[entry + byte] ^= 1 << bit;
+            sim.write_file(Path::new(&path), &bad);
+            let report = ns.check_all();
+            assert!(
+                !report.clean(),
+                "flip at entry byte {byte} bit {bit} not caught"
+            );
+        }
+    }
+    sim.write_file(Path::new(&path), &clean);
+    assert!(ns.check_all().clean());
+}

@@ -183,6 +183,14 @@ impl Namespace {
 
     /// Rewrite bytes of an existing index entry in place (flag or sequential slot).
     fn write_index_in_place(&mut self, file: u32, off: u64, bytes: &[u8]) -> Result<(), OpError> {
+        // An in-place write that goes straight to a file (an older entry, or one already
+        // flushed) must not land before the appends it belongs with: flag the old version
+        // deleted only once the new version's data and index entry are in the files, or a
+        // crash in between would lose both versions.
+        let in_buffer = file == self.active.id && self.active.index.holds(off, bytes.len());
+        if !in_buffer {
+            self.flush_pending()?;
+        }
         let res = self.handle(FileKind::Index, file).and_then(|h| {
             h.write_at(bytes, off)?;
             if file != self.active.id {

@@ -125,13 +125,14 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         mirror: None,
     };
     let mut out = Output {
-        buf: BytesMut::with_capacity(4096),
+        buf: BytesMut::new(),
         writer,
         shared: shared.clone(),
         wrote: Vec::new(),
         first_ack: None,
     };
-    let mut input = BytesMut::with_capacity(4096);
+    // Idle clients cost little: buffers start empty and grow with what arrives.
+    let mut input = BytesMut::new();
     let mut budget = Budget {
         shared: shared.clone(),
         held_kib: 0,
@@ -173,7 +174,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             let _ = out.flush().await;
             return;
         }
-        if input.capacity() - input.len() < 4096 {
+        if input.is_empty() && input.capacity() < 512 {
+            input.reserve(512);
+        } else if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);
         }
         let read = match session.mirror.as_mut() {

@@ -29,6 +29,9 @@ pub struct NsHandle {
     pub events: broadcast::Sender<(u64, &'static str)>,
     /// A compaction is running.
     pub compacting: AtomicBool,
+    /// Writers hold it shared; a blocking `jump-index` hook holds it exclusively, so only
+    /// writers of this namespace wait for the hook (0-db stops the whole server).
+    pub hook_gate: tokio::sync::RwLock<()>,
 }
 
 impl NsHandle {
@@ -61,6 +64,7 @@ impl NsHandle {
             removed: AtomicBool::new(false),
             events: broadcast::channel(64).0,
             compacting: AtomicBool::new(false),
+            hook_gate: tokio::sync::RwLock::new(()),
         })
     }
 }

@@ -64,6 +64,12 @@ impl Appender {
         Ok(())
     }
 
+    /// Whether `len` bytes at `off` lie wholly inside the buffered (unwritten) bytes.
+    pub fn holds(&self, off: u64, len: usize) -> bool {
+        let p = self.pending.lock();
+        off >= p.base && off + len as u64 <= p.base + p.buf.len() as u64
+    }
+
     /// Whether anything waits to be written.
     pub fn has_pending(&self) -> bool {
         !self.pending.lock().buf.is_empty()
