@@ -15,6 +15,9 @@ use zdb::server::{Listeners, Shared, run};
 use zdb::storage::Storage;
 use zdb::storage::sim::SimStorage;
 
+/// Acknowledged (key, value) pairs, in order.
+type Acked = Vec<(Vec<u8>, Vec<u8>)>;
+
 fn config(sync: bool) -> Config {
     Config {
         data: "/d".into(),
@@ -72,7 +75,7 @@ async fn trial(sync: bool, cut_after: Duration) {
             let _ = stopped.await;
         },
     ));
-    let acked: Arc<Mutex<Vec<(Vec<u8>, Vec<u8>)>>> = Arc::default();
+    let acked: Arc<Mutex<Acked>> = Arc::default();
     let clients: Vec<_> = (0..8)
         .map(|c| {
             let acked = acked.clone();
