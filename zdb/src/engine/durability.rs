@@ -81,14 +81,24 @@ impl Durability {
         }
     }
 
+    /// fsync every file, concurrently (data and index fsyncs overlap instead of queueing).
     fn sync_files(files: &[Arc<dyn StorageFile>]) -> bool {
-        files.iter().all(|f| match f.sync() {
+        let one = |f: &Arc<dyn StorageFile>| match f.sync() {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, "fsync failed; namespace refuses writes until restart");
                 false
             }
-        })
+        };
+        match files {
+            [] => true,
+            [f] => one(f),
+            [first, rest @ ..] => std::thread::scope(|scope| {
+                let others: Vec<_> = rest.iter().map(|f| scope.spawn(move || one(f))).collect();
+                let mine = one(first);
+                others.into_iter().fold(mine, |ok, h| h.join().unwrap_or(false) && ok)
+            }),
+        }
     }
 
     fn settled(&self, token: u64) -> Option<Result<(), OpError>> {
