@@ -96,7 +96,9 @@ impl Durability {
             [first, rest @ ..] => std::thread::scope(|scope| {
                 let others: Vec<_> = rest.iter().map(|f| scope.spawn(move || one(f))).collect();
                 let mine = one(first);
-                others.into_iter().fold(mine, |ok, h| h.join().unwrap_or(false) && ok)
+                others
+                    .into_iter()
+                    .fold(mine, |ok, h| h.join().unwrap_or(false) && ok)
             }),
         }
     }

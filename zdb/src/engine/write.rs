@@ -187,9 +187,17 @@ impl Namespace {
         // flushed) must not land before the appends it belongs with: flag the old version
         // deleted only once the new version's data and index entry are in the files, or a
         // crash in between would lose both versions.
+        // With `--sync` the new version must even be durable first: the kernel may write the
+        // flag's page back before our fsync of the appends.
         let in_buffer = file == self.active.id && self.active.index.holds(off, bytes.len());
         if !in_buffer {
             self.flush_pending()?;
+            if self.cfg.sync
+                && let Err(e) = self.sync_now()
+            {
+                self.poison(FileKind::Data, &e);
+                return Err(OpError::DataWrite);
+            }
         }
         let res = self.handle(FileKind::Index, file).and_then(|h| {
             h.write_at(bytes, off)?;
