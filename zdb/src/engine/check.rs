@@ -109,6 +109,9 @@ impl Namespace {
             Ok(h) => h,
             Err(e) => return Some(format!("data file d{df} unreadable: {e}")),
         };
+        if hdr.length as usize > crate::MAX_VALUE {
+            return Some(format!("impossible length {}", hdr.length));
+        }
         let mut buf = vec![0u8; data::ENTRY_HEADER_LEN + key.len() + hdr.length as usize];
         if let Err(e) = handle.read_exact_at(&mut buf, u64::from(hdr.offset)) {
             return Some(format!("data d{df}@{} unreadable: {e}", hdr.offset));

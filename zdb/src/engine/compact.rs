@@ -226,6 +226,11 @@ impl CompactPlan {
         let mut prev_index = 0u32;
         let mut prev_data = 0u32;
         for (_, hdr, key) in &self.live {
+            if hdr.length as usize > crate::MAX_VALUE {
+                return Err(io_err("verify", &ipath)(std::io::Error::other(
+                    "impossible length in index",
+                )));
+            }
             let mut entry = vec![0u8; data::ENTRY_HEADER_LEN + key.len() + hdr.length as usize];
             old_data
                 .read_exact_at(&mut entry, u64::from(hdr.offset))

@@ -86,7 +86,11 @@ impl Iterator for Entries<'_> {
             Mode::User => hdr.idlength > 0,
             Mode::Seq => usize::from(hdr.idlength) == index::SEQ_KEY_LEN,
         };
-        if !key_ok || hdr.entry_len() > rest.len() || hdr.flags & !crate::format::FLAG_DELETED != 0
+        // A length over the value limit is garbage: stop here, never allocate it.
+        if !key_ok
+            || hdr.entry_len() > rest.len()
+            || hdr.length as usize > crate::MAX_VALUE
+            || hdr.flags & !crate::format::FLAG_DELETED != 0
         {
             return None;
         }

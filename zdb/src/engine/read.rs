@@ -130,6 +130,10 @@ impl Namespace {
                 Err(_) => return Err(OpError::ReadFailed),
             }
         };
+        // Lengths come from disk: never allocate more than a value can be.
+        if len as usize > crate::MAX_VALUE {
+            return Err(OpError::Corrupted);
+        }
         let mut buf = vec![0u8; data::ENTRY_HEADER_LEN + key.len() + len as usize];
         handle
             .read_exact_at(&mut buf, u64::from(off))
