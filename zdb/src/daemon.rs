@@ -43,6 +43,17 @@ fn raise_nofile() {
     }
 }
 
+/// Listen with a deep accept backlog (bursts of thousands of connections are not refused).
+fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let sock = if addr.is_ipv6() { tokio::net::TcpSocket::new_v6()? } else { tokio::net::TcpSocket::new_v4()? };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(4096)
+}
+
 async fn bind(args: &Args) -> anyhow::Result<Listeners> {
     let mut l = Listeners::default();
     if let Some(path) = &args.socket {
@@ -56,10 +67,10 @@ async fn bind(args: &Args) -> anyhow::Result<Listeners> {
         } else {
             format!("{}:{}", args.listen, args.port)
         };
-        let sock = match TcpListener::bind(&addr).await {
+        let sock = match listen(&addr) {
             Ok(s) => s,
             // A host without IPv6 still serves on the default `::`.
-            Err(_) if args.listen == "::" => TcpListener::bind(("0.0.0.0", args.port)).await?,
+            Err(_) if args.listen == "::" => listen(&format!("0.0.0.0:{}", args.port))?,
             Err(e) => return Err(e).with_context(|| format!("binding {addr}")),
         };
         tracing::info!(addr = %sock.local_addr()?, "listening");
