@@ -67,6 +67,12 @@ pub struct Args {
     /// (overwritten or deleted); 0 = only on COMPACT
     #[arg(long, default_value_t = 1 << 30)]
     pub compact_dead_bytes: u64,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100) at /metrics
+    #[arg(long)]
+    pub metrics: Option<String>,
+    /// Log commands slower than this many milliseconds
+    #[arg(long, default_value_t = 100)]
+    pub slow_ms: u64,
     /// Log more (debug level)
     #[arg(long, short)]
     pub verbose: bool,
@@ -125,6 +131,8 @@ pub struct Config {
     pub max_input_total: usize,
     /// Background compaction threshold in dead bytes (0 = off).
     pub compact_dead_bytes: u64,
+    /// Commands slower than this are logged.
+    pub slow: Duration,
     /// How clients reach us, as passed to hooks (`tcp://addr:port` or `unix://path`).
     pub zdbid: String,
 }
@@ -172,6 +180,7 @@ impl Config {
             hook: args.hook.clone(),
             max_input_total: args.max_input_total,
             compact_dead_bytes: args.compact_dead_bytes,
+            slow: Duration::from_millis(args.slow_ms),
             zdbid,
         })
     }

@@ -48,7 +48,11 @@ fn listen(addr: &str) -> std::io::Result<TcpListener> {
     let addr: std::net::SocketAddr = addr
         .parse()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let sock = if addr.is_ipv6() { tokio::net::TcpSocket::new_v6()? } else { tokio::net::TcpSocket::new_v4()? };
+    let sock = if addr.is_ipv6() {
+        tokio::net::TcpSocket::new_v6()?
+    } else {
+        tokio::net::TcpSocket::new_v4()?
+    };
     sock.set_reuseaddr(true)?;
     sock.bind(addr)?;
     sock.listen(4096)
@@ -96,6 +100,13 @@ pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
         )
         .await;
     let listeners = bind(&args).await?;
+    if let Some(addr) = &args.metrics {
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding metrics on {addr}"))?;
+        tracing::info!(addr = %l.local_addr()?, "metrics at /metrics");
+        tokio::spawn(crate::metrics::serve(l, shared.clone()));
+    }
     if hooks.enabled() && hooks.run_blocking("ready", &[]).await != Some(0) {
         bail!("ready hook failed: start aborted");
     }

@@ -17,6 +17,7 @@ pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hooks;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod storage;

@@ -15,7 +15,14 @@ fn raise_nofile(want: u64) -> bool {
         return true;
     }
     let max = cur.maximum.map_or(want, |m| m.max(want));
-    setrlimit(Resource::Nofile, Rlimit { current: Some(want), maximum: Some(max) }).is_ok()
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(want),
+            maximum: Some(max),
+        },
+    )
+    .is_ok()
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -44,11 +51,16 @@ fn ten_thousand_idle_connections_and_a_normal_load() {
     // Every idle connection is really accepted (one descriptor each in the server).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let fds = std::fs::read_dir(format!("/proc/{}/fd", s.pid())).unwrap().count();
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", s.pid()))
+            .unwrap()
+            .count();
         if fds >= 10_000 {
             break;
         }
-        assert!(Instant::now() < deadline, "server holds only {fds} descriptors");
+        assert!(
+            Instant::now() < deadline,
+            "server holds only {fds} descriptors"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let mut c = s.client();
@@ -58,7 +70,11 @@ fn ten_thousand_idle_connections_and_a_normal_load() {
         assert_eq!(c.set(k.as_bytes(), b"v"), Reply::bulk(&k));
         assert_eq!(c.get(k.as_bytes()), Reply::bulk("v"));
     }
-    assert!(started.elapsed() < Duration::from_secs(60), "load starved: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "load starved: {:?}",
+        started.elapsed()
+    );
     let rss = rss_kib(s.pid());
     assert!(rss < 256 * 1024, "10k idle clients cost {rss} KiB");
     drop(idle);
@@ -71,7 +87,8 @@ fn half_frames_hold_nothing_up() {
     for i in 0..50 {
         let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
         // Declares a 4 MiB value, sends a few bytes of it, then stalls.
-        c.write_all(format!("*3\r\n$3\r\nSET\r\n$2\r\nh{}\r\n$4194304\r\n", i % 10).as_bytes()).unwrap();
+        c.write_all(format!("*3\r\n$3\r\nSET\r\n$2\r\nh{}\r\n$4194304\r\n", i % 10).as_bytes())
+            .unwrap();
         c.write_all(&[b'x'; 1000]).unwrap();
         stalled.push(c);
     }

@@ -103,6 +103,7 @@ pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply 
             sh.stats
                 .data_write_bytes
                 .fetch_add(value.len() as u64, Ordering::Relaxed);
+            sh.metrics.written_bytes.inc_by(value.len() as u64);
         }
         Ok((
             outcome,
@@ -152,6 +153,7 @@ async fn fetch(s: &Session, sh: &Shared, key: &[u8]) -> Result<Option<Vec<u8>>, 
         sh.stats
             .data_read_bytes
             .fetch_add(v.len() as u64, Ordering::Relaxed);
+        sh.metrics.read_bytes.inc_by(v.len() as u64);
     }
     Ok(value)
 }

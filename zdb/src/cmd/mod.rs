@@ -68,6 +68,34 @@ const NS_GONE: &str = "Your active namespace is not available anymore (probably 
 pub async fn execute<W: AsyncWrite + Unpin>(
     s: &mut Session,
     sh: &Arc<Shared>,
+    args: Vec<Bytes>,
+    out: &mut Output<W>,
+) -> std::io::Result<Flow> {
+    let started = std::time::Instant::now();
+    let name = args
+        .first()
+        .and_then(|a| Cmd::lookup(a))
+        .map_or("unknown", Cmd::name);
+    let errors_before = sh.stats.commands_failed.load(Ordering::Relaxed);
+    let flow = dispatch(s, sh, args, out).await;
+    let took = started.elapsed();
+    let failed = sh.stats.commands_failed.load(Ordering::Relaxed) != errors_before;
+    sh.metrics.command(name, took, failed);
+    if took >= sh.cfg.slow {
+        tracing::warn!(
+            command = name,
+            client = s.id,
+            namespace = %String::from_utf8_lossy(s.ns.ns.read().name()),
+            ms = took.as_millis() as u64,
+            "slow command"
+        );
+    }
+    flow
+}
+
+async fn dispatch<W: AsyncWrite + Unpin>(
+    s: &mut Session,
+    sh: &Arc<Shared>,
     mut args: Vec<Bytes>,
     out: &mut Output<W>,
 ) -> std::io::Result<Flow> {

@@ -115,6 +115,8 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     shared: Arc<Shared>,
 ) {
     let (mut reader, writer) = tokio::io::split(stream);
+    shared.metrics.clients.inc();
+    let _connected = Connected(shared.clone());
     let mut session = Session {
         id: shared.new_client(),
         ns: shared.default_ns(),
@@ -257,5 +259,14 @@ impl Drop for Budget {
         if self.held_kib > 0 {
             self.shared.input_budget.add_permits(self.held_kib as usize);
         }
+    }
+}
+
+/// Counts a client in the `clients` gauge for as long as it is connected.
+struct Connected(Arc<Shared>);
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.0.metrics.clients.dec();
     }
 }

@@ -103,6 +103,8 @@ pub struct Shared {
     pub mirror: broadcast::Sender<bytes::Bytes>,
     /// Counters.
     pub stats: Stats,
+    /// Prometheus series.
+    pub metrics: crate::metrics::Metrics,
     /// Unix time of boot.
     pub boot_time: u64,
     /// Random id of this server instance.
@@ -174,6 +176,7 @@ impl Shared {
             storage,
             namespaces: RwLock::new(map),
             stats: Stats::default(),
+            metrics: crate::metrics::Metrics::default(),
             boot_time: crate::now_secs(),
             instance_id: hex::encode(rand::random::<[u8; 4]>()),
             input_budget: Arc::new(Semaphore::new(budget_kib)),
