@@ -67,6 +67,12 @@ pub struct Args {
     /// (overwritten or deleted); 0 = only on COMPACT
     #[arg(long, default_value_t = 1 << 30)]
     pub compact_dead_bytes: u64,
+    /// Follow this leader (HOST:PORT): stream its namespaces, refuse client writes until PROMOTE
+    #[arg(long)]
+    pub replicate_from: Option<String>,
+    /// File holding the leader's admin password (also ZDB_REPLICATE_ADMIN)
+    #[arg(long, env = "ZDB_REPLICATE_ADMIN", hide_env_values = true)]
+    pub replicate_admin_file: Option<PathBuf>,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100) at /metrics
     #[arg(long)]
     pub metrics: Option<String>,

@@ -100,6 +100,28 @@ pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
         )
         .await;
     let listeners = bind(&args).await?;
+    if let Some(leader) = &args.replicate_from {
+        let password = match &args.replicate_admin_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("reading {}", f.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        shared
+            .follower
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        tracing::info!(leader = %leader, "following leader");
+        tokio::spawn(crate::server::replica::follow(
+            shared.clone(),
+            leader.clone(),
+            password,
+        ));
+    }
     if let Some(addr) = &args.metrics {
         let l = TcpListener::bind(addr)
             .await

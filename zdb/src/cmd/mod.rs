@@ -4,6 +4,7 @@
 mod admin;
 mod data;
 mod namespace;
+mod replicate;
 mod scan;
 mod system;
 
@@ -57,7 +58,8 @@ commands! {
     KeyTime => "KEYTIME", Info => "INFO", Stop => "STOP", DbSize => "DBSIZE", NsNew => "NSNEW",
     NsDel => "NSDEL", NsList => "NSLIST", NsSet => "NSSET", NsInfo => "NSINFO",
     NsJump => "NSJUMP", Select => "SELECT", Reload => "RELOAD", Flush => "FLUSH",
-    Echo => "ECHO", NsCheck => "NSCHECK", Compact => "COMPACT",
+    Echo => "ECHO", NsCheck => "NSCHECK", Compact => "COMPACT", Replicate => "REPLICATE",
+    Promote => "PROMOTE",
 }
 
 /// `-Permission denied`
@@ -134,6 +136,12 @@ async fn dispatch<W: AsyncWrite + Unpin>(
         Cmd::Set | Cmd::SetX => data::set(s, sh, &args).await,
         Cmd::Get => return data::get(s, sh, &args, out).await.map(|()| publish(s, cmd)),
         Cmd::MGet => return data::mget(s, &args, out).await.map(|()| publish(s, cmd)),
+        Cmd::Replicate => {
+            return replicate::stream(s, sh, &args, out)
+                .await
+                .map(|()| Flow::Close);
+        }
+        Cmd::Promote => system::promote(s, sh),
         Cmd::Del => data::del(s, sh, &args).await,
         Cmd::Exists => data::exists(s, &args),
         Cmd::Check => data::check(s, &args),
@@ -216,9 +224,14 @@ pub(crate) fn readable(ns: &Namespace) -> Result<(), Reply> {
     Ok(())
 }
 
-/// Refuse writes for read-only sessions and locked or frozen namespaces.
+/// Refuse writes for read-only sessions, followers, and locked or frozen namespaces.
 pub(crate) fn writable(s: &Session, ns: &Namespace) -> Result<(), Reply> {
     readable(ns)?;
+    if s.follower.load(Ordering::SeqCst) {
+        return Err(Reply::err(
+            "Read-only replica (PROMOTE it to accept writes)",
+        ));
+    }
     if !s.writable {
         return Err(Reply::err("Namespace is in read-only mode"));
     }

@@ -227,3 +227,16 @@ pub(super) fn info(sh: &Shared) -> Reply {
     );
     Reply::Bulk(text.into_bytes())
 }
+
+/// PROMOTE (admin): a follower stops replicating and accepts writes.
+pub(super) fn promote(s: &Session, sh: &Shared) -> Reply {
+    if let Err(e) = need_admin(s) {
+        return e;
+    }
+    if !sh.is_follower() {
+        return Reply::err("Not a replica");
+    }
+    sh.promote();
+    tracing::info!("promoted: replication stopped, writes accepted");
+    Reply::ok()
+}

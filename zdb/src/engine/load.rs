@@ -234,6 +234,7 @@ impl Namespace {
             poisoned: None,
             durability: Default::default(),
             commit_token: None,
+            replaying: false,
             last_sync: Instant::now(),
             lock: LockState::Open,
             maxsize_override: None,

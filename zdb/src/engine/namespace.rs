@@ -88,6 +88,8 @@ pub struct Namespace {
     pub(crate) poisoned: Option<String>,
     /// Group commit state (`--sync` in the server).
     pub(crate) durability: Arc<super::Durability>,
+    /// Applying a replicated entry: worm and maxsize were enforced by the leader.
+    pub(crate) replaying: bool,
     /// Token of the last write waiting for group commit.
     pub(crate) commit_token: Option<u64>,
     pub(crate) last_sync: Instant,

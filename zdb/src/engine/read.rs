@@ -411,8 +411,18 @@ impl Namespace {
         })
     }
 
-    /// DATA RAW: the data entry at (file, offset).
+    /// DATA RAW: the data entry at (file, offset); tombstones are refused as in 0-db.
     pub fn data_raw(&self, file: u32, off: u64) -> Result<RawEntry, RawError> {
+        let entry = self.data_entry(file, off)?;
+        if entry.flags & crate::format::FLAG_DELETED != 0 {
+            return Err(RawError::Invalid);
+        }
+        Ok(entry)
+    }
+
+    /// The data entry at (file, offset) as written to the file (buffered appends are not
+    /// visible yet), tombstones included: what replication streams.
+    pub fn data_entry(&self, file: u32, off: u64) -> Result<RawEntry, RawError> {
         let handle = self
             .files
             .get(FileKind::Data, file)
@@ -426,8 +436,7 @@ impl Namespace {
             .read_exact_at(&mut hbuf, off)
             .map_err(|_| RawError::Invalid)?;
         let hdr = DataEntryHeader::decode(&hbuf).map_err(|_| RawError::Invalid)?;
-        if hdr.deleted()
-            || hdr.idlength == 0
+        if hdr.idlength == 0
             || off + hdr.entry_len() > len
             || hdr.datalength as usize > crate::MAX_VALUE
         {

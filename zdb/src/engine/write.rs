@@ -258,7 +258,8 @@ impl Namespace {
 
     fn check_maxsize(&self, new_len: usize, old_len: u32) -> Result<(), OpError> {
         let max = self.maxsize();
-        if max > 0 && self.live_bytes + new_len as u64 > max + u64::from(old_len) {
+        if max > 0 && !self.replaying && self.live_bytes + new_len as u64 > max + u64::from(old_len)
+        {
             return Err(OpError::NoSpace);
         }
         Ok(())
@@ -296,7 +297,7 @@ impl Namespace {
             {
                 return Ok((SetOutcome::Unchanged, None));
             }
-            if self.desc.worm {
+            if self.desc.worm && !self.replaying {
                 return Err(OpError::Worm);
             }
         }
@@ -378,7 +379,7 @@ impl Namespace {
         {
             return Ok((SetOutcome::Unchanged, None));
         }
-        if self.desc.worm {
+        if self.desc.worm && !self.replaying {
             return Err(OpError::Worm);
         }
         self.check_maxsize(value.len(), old.length)?;
@@ -487,7 +488,7 @@ impl Namespace {
                 (f, o, h.length)
             }
         };
-        if self.desc.worm {
+        if self.desc.worm && !self.replaying {
             return Err(OpError::WormDelete);
         }
         let rotation = self.rotate_if_full(Self::data_entry_len(key.len(), 0))?;
@@ -638,5 +639,60 @@ impl Namespace {
         self.active.index.sync()?;
         self.mode = mode;
         Ok(())
+    }
+}
+
+impl Namespace {
+    /// Follower: apply one data entry streamed from the leader (SET or tombstone), with the
+    /// leader's timestamp. The leader already applied worm and maxsize; sequential ids come
+    /// out the same because the leader's operations are replayed in order.
+    pub fn apply_replicated(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        deleted: bool,
+        ts: u32,
+    ) -> Result<Option<Rotation>, OpError> {
+        self.replaying = true;
+        let result = self.apply_replicated_inner(key, value, deleted, ts);
+        self.replaying = false;
+        result
+    }
+
+    fn apply_replicated_inner(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        deleted: bool,
+        ts: u32,
+    ) -> Result<Option<Rotation>, OpError> {
+        if deleted {
+            return match self.del(key, ts) {
+                Err(OpError::KeyNotFound) => Ok(None),
+                other => other,
+            };
+        }
+        let key = match self.mode {
+            Mode::Seq => {
+                let id = key
+                    .try_into()
+                    .map(u64::from_le_bytes)
+                    .map_err(|_| OpError::SeqUpdateOnly)?;
+                if id == self.next_entry {
+                    &[][..]
+                } else if id > self.next_entry {
+                    return Err(OpError::SeqUpdateOnly);
+                } else {
+                    key
+                }
+            }
+            Mode::User => key,
+        };
+        match self.set(key, value, ts) {
+            Ok((_, rot)) => Ok(rot),
+            // Already applied before a restart of either side.
+            Err(OpError::SeqUpdateOnly) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

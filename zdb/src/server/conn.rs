@@ -39,6 +39,8 @@ pub struct Session {
     pub master: bool,
     /// MIRROR mode: copies of other clients' commands arrive here.
     pub mirror: Option<tokio::sync::broadcast::Receiver<bytes::Bytes>>,
+    /// Set while this server follows a leader: client writes are refused.
+    pub follower: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Output side of a connection: a reply buffer and the socket it drains into.
@@ -125,6 +127,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         nonce: None,
         master: false,
         mirror: None,
+        follower: shared.follower.clone(),
     };
     let mut out = Output {
         buf: BytesMut::new(),

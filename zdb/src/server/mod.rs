@@ -4,6 +4,7 @@
 //! server when they like; `main.rs` only parses flags and calls it.
 
 mod conn;
+pub mod replica;
 mod state;
 
 pub use conn::{Output, Session};

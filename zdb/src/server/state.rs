@@ -105,6 +105,8 @@ pub struct Shared {
     pub stats: Stats,
     /// Prometheus series.
     pub metrics: crate::metrics::Metrics,
+    /// True while following a leader (`--replicate-from`), until PROMOTE.
+    pub follower: Arc<AtomicBool>,
     /// Unix time of boot.
     pub boot_time: u64,
     /// Random id of this server instance.
@@ -177,6 +179,7 @@ impl Shared {
             namespaces: RwLock::new(map),
             stats: Stats::default(),
             metrics: crate::metrics::Metrics::default(),
+            follower: Arc::new(AtomicBool::new(false)),
             boot_time: crate::now_secs(),
             instance_id: hex::encode(rand::random::<[u8; 4]>()),
             input_budget: Arc::new(Semaphore::new(budget_kib)),
@@ -260,6 +263,37 @@ impl Shared {
     pub fn new_client(&self) -> u64 {
         self.stats.clients_lifetime.fetch_add(1, Ordering::Relaxed);
         self.next_client.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether this server follows a leader.
+    pub fn is_follower(&self) -> bool {
+        self.follower.load(Ordering::SeqCst)
+    }
+
+    /// Stop following: replication tasks end, client writes are accepted.
+    pub fn promote(&self) {
+        self.follower.store(false, Ordering::SeqCst);
+    }
+
+    /// Open a namespace for replication, creating it with the leader's settings if missing.
+    pub fn ensure(&self, desc: Descriptor) -> Result<Arc<NsHandle>, OpenError> {
+        if let Some(h) = self.get(&desc.name) {
+            return Ok(h);
+        }
+        let mut map = self.namespaces.write();
+        if let Some(h) = map.get(&desc.name) {
+            return Ok(h.clone());
+        }
+        let ns = Namespace::create(
+            self.storage.clone(),
+            &self.cfg.index,
+            &self.cfg.data,
+            desc.clone(),
+            self.cfg.engine.clone(),
+        )?;
+        let h = NsHandle::new(ns);
+        map.insert(desc.name, h.clone());
+        Ok(h)
     }
 
     /// Ask the server to stop (STOP).

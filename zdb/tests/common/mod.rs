@@ -414,6 +414,21 @@ impl Server {
         }
     }
 
+    /// Kill (SIGKILL) and start again on the same dirs, args and port (for peers that
+    /// reconnect to it).
+    pub fn restart_same_port(&mut self) {
+        self.kill();
+        let mut child = self.spawn();
+        match wait_ready(self.port, &mut child, Duration::from_secs(10)) {
+            Ok(()) => self.child = Some(child),
+            Err(e) => panic!(
+                "zdb did not come back on port {}: {e}\n{}",
+                self.port,
+                self.log_text()
+            ),
+        }
+    }
+
     /// Launch and return the exit status if the process exits within `wait`
     /// (used for "must refuse to start" tests). Returns None if it is serving.
     pub fn launch_expect_exit(&mut self, wait: Duration) -> Option<ExitStatus> {
