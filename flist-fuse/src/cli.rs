@@ -105,6 +105,83 @@ pub enum Cmd {
     },
     /// Summary: identity, parameters, entry counts, sizes, dedup ratio.
     Inspect { file: PathBuf },
+    /// Mount read-only with FUSE, fetching blocks on first touch; serves in the foreground
+    /// until unmounted or signalled (SIGTERM/SIGINT unmount cleanly).
+    Mount(MountCmd),
+    /// Embed a prefetch list recorded by `mount --record` in the flist (no LIST: remove it).
+    EmbedPrefetch {
+        file: PathBuf,
+        list: Option<PathBuf>,
+    },
+    /// Containers: overlayfs (writable upper) on a shared read-only mount.
+    Container {
+        #[command(subcommand)]
+        cmd: ContainerCmd,
+    },
+}
+
+/// Arguments of `flist mount`.
+#[derive(Debug, clap::Args)]
+pub struct MountCmd {
+    /// Block cache folder, shared by all mounts of the node.
+    #[arg(long, default_value = crate::mount::DEFAULT_CACHE)]
+    pub cache: PathBuf,
+    /// Bound of the cache (K/M/G/T suffixes).
+    #[arg(long = "cache-size", default_value = "10G")]
+    pub cache_size: String,
+    /// Store URLs replacing the flist's routes (repeatable, `LO-HI=URL` allowed).
+    #[arg(long = "store")]
+    pub stores: Vec<String>,
+    /// Write the blocks this run reads to FILE at unmount (a prefetch list).
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// Prefetch the blocks of this list at mount (repeatable; adds to the embedded list).
+    #[arg(long)]
+    pub prefetch: Vec<PathBuf>,
+    /// Parallel store fetches.
+    #[arg(long = "fetch-workers", default_value_t = 32)]
+    pub fetch_workers: usize,
+    /// Threads answering the kernel.
+    #[arg(long, default_value_t = 4)]
+    pub threads: usize,
+    /// Memory cache of decoded blocks (K/M/G suffixes).
+    #[arg(long = "mem-cache", default_value = "256M")]
+    pub mem_cache: String,
+    /// Detach: run the daemon in its own session (log to --log) and return once mounted.
+    #[arg(long)]
+    pub daemon: bool,
+    /// Log file of the detached daemon.
+    #[arg(long, default_value = "/dev/null")]
+    pub log: PathBuf,
+    /// Internal: call setsid() first (used by --daemon).
+    #[arg(long = "new-session", hide = true)]
+    pub new_session: bool,
+    pub flist: PathBuf,
+    pub mountpoint: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCmd {
+    /// Mount a container: overlay with upper RW/upper, work RW/work on TARGET.
+    Start {
+        #[arg(long, default_value = crate::mount::overlay::DEFAULT_STATE)]
+        state: PathBuf,
+        #[arg(long, default_value = crate::mount::DEFAULT_CACHE)]
+        cache: PathBuf,
+        #[arg(long = "cache-size", default_value = "10G")]
+        cache_size: String,
+        #[arg(long = "store")]
+        stores: Vec<String>,
+        flist: PathBuf,
+        rw: PathBuf,
+        target: PathBuf,
+    },
+    /// Unmount a container; the shared read-only mount goes with the last one.
+    Stop {
+        #[arg(long, default_value = crate::mount::overlay::DEFAULT_STATE)]
+        state: PathBuf,
+        target: PathBuf,
+    },
 }
 
 /// Run a parsed command line.
@@ -145,7 +222,89 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Sign { key, file } => cmd_sign(&key, &file),
         Cmd::Keygen { output } => cmd_keygen(&output),
         Cmd::Inspect { file } => cmd_inspect(&file),
+        Cmd::Mount(m) => cmd_mount(m),
+        Cmd::EmbedPrefetch { file, list } => {
+            let n = crate::mount::prefetch::embed(&file, list.as_deref())?;
+            println!("{}: {n} blocks in the prefetch list", file.display());
+            Ok(())
+        }
+        Cmd::Container { cmd } => match cmd {
+            ContainerCmd::Start {
+                state,
+                cache,
+                cache_size,
+                stores,
+                flist,
+                rw,
+                target,
+            } => crate::mount::overlay::start(&crate::mount::overlay::StartArgs {
+                cache_size: size_arg(&cache_size, &cache)?,
+                state,
+                flist,
+                rw,
+                target,
+                cache,
+                stores,
+            }),
+            ContainerCmd::Stop { state, target } => crate::mount::overlay::stop(&state, &target),
+        },
     }
+}
+
+fn size_arg(s: &str, what: &Path) -> Result<u64> {
+    crate::mount::parse_size(s).map_err(|m| Error::invalid(what, m))
+}
+
+/// `flist mount`.
+pub fn cmd_mount(m: MountCmd) -> Result<()> {
+    let args = crate::mount::MountArgs {
+        cache_size: size_arg(&m.cache_size, &m.cache)?,
+        mem_cache: size_arg(&m.mem_cache, Path::new("--mem-cache"))?,
+        flist: m.flist.clone(),
+        mountpoint: m.mountpoint.clone(),
+        cache: m.cache.clone(),
+        stores: m.stores.clone(),
+        record: m.record.clone(),
+        prefetch: m.prefetch.clone(),
+        fetch_workers: m.fetch_workers,
+        threads: m.threads,
+        new_session: m.new_session,
+    };
+    if !m.daemon {
+        return crate::mount::run(&args);
+    }
+    // Re-run ourselves detached with the same options (absolute paths: the daemon's cwd
+    // does not matter), and return once the mount is there.
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut a: Vec<std::ffi::OsString> = vec![
+        "--cache".into(),
+        abs(&m.cache).into(),
+        "--cache-size".into(),
+        m.cache_size.into(),
+        "--fetch-workers".into(),
+        m.fetch_workers.to_string().into(),
+        "--threads".into(),
+        m.threads.to_string().into(),
+        "--mem-cache".into(),
+        m.mem_cache.into(),
+    ];
+    for s in &m.stores {
+        a.push("--store".into());
+        a.push(s.into());
+    }
+    if let Some(r) = &m.record {
+        a.push("--record".into());
+        a.push(r.clone().into());
+    }
+    for p in &m.prefetch {
+        a.push("--prefetch".into());
+        a.push(abs(p).into());
+    }
+    a.push(abs(&m.flist).into());
+    a.push(abs(&m.mountpoint).into());
+    let pid = crate::mount::spawn_daemon(&a, &m.mountpoint, &m.log)?;
+    println!("{pid}");
+    Ok(())
 }
 
 /// Arguments of `pack`.

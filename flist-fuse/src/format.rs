@@ -42,7 +42,8 @@
 //! Trailer: a sequence of records `tag u16, len u32, value[len]`; unknown tags are skipped.
 //! Tag 1 signature: ed25519 public key [32] + signature [64] over
 //! `b"flist-signature-v1\0" || identity`. Tag 2 store route (UTF-8, `[RANGE=]URL`).
-//! Tag 3 prefetch list (u32 inode numbers).
+//! Tag 3 prefetch list (u32 inode numbers). Tag 4 prefetch blocks (u32 indices into the block
+//! table, in the order a recorded run first touched them; see `flist embed-prefetch`).
 
 use std::path::Path;
 
@@ -62,6 +63,7 @@ pub const ROOT_INO: u32 = 0;
 pub const TAG_SIGNATURE: u16 = 1;
 pub const TAG_ROUTE: u16 = 2;
 pub const TAG_PREFETCH: u16 = 3;
+pub const TAG_PREFETCH_BLOCKS: u16 = 4;
 
 pub const S_IFMT: u32 = 0o170000;
 pub const S_IFSOCK: u32 = 0o140000;
@@ -202,6 +204,8 @@ pub struct Trailer {
     pub signatures: Vec<SignatureRec>,
     pub routes: Vec<String>,
     pub prefetch: Vec<u32>,
+    /// Blocks to fetch up front at mount (indices into the block table).
+    pub prefetch_blocks: Vec<u32>,
 }
 
 /// A decoded, validated flist.
@@ -343,6 +347,13 @@ pub fn encode_trailer(t: &Trailer) -> Vec<u8> {
         w.u16(TAG_PREFETCH);
         w.u32((t.prefetch.len() * 4) as u32);
         for i in &t.prefetch {
+            w.u32(*i);
+        }
+    }
+    if !t.prefetch_blocks.is_empty() {
+        w.u16(TAG_PREFETCH_BLOCKS);
+        w.u32((t.prefetch_blocks.len() * 4) as u32);
+        for i in &t.prefetch_blocks {
             w.u32(*i);
         }
     }
@@ -504,6 +515,14 @@ fn decode_trailer(b: &[u8]) -> std::result::Result<Trailer, String> {
                 }
                 while vr.pos < len {
                     t.prefetch.push(vr.u32()?);
+                }
+            }
+            TAG_PREFETCH_BLOCKS => {
+                if !len.is_multiple_of(4) {
+                    return Err("bad prefetch-blocks record length".into());
+                }
+                while vr.pos < len {
+                    t.prefetch_blocks.push(vr.u32()?);
                 }
             }
             _ => {}

@@ -2,13 +2,14 @@
 //! (`dir`, `zdb`, `http`, routes) and the `flist` command line. See FORMAT.md.
 //!
 //! Modules: [`format`] (encode/decode), [`chunk`] (fixed/CDC), [`blocks`] (block codec and
-//! the store-facing reader a mount reuses), [`store`], [`pack`], [`unpack`], [`sign`], [`cli`].
+//! the store-facing reader a mount reuses), [`store`], [`pack`], [`unpack`], [`sign`], [`cli`], [`mount`] (the lazy FUSE mount and containers).
 
 pub mod blocks;
 pub mod chunk;
 pub mod cli;
 pub mod error;
 pub mod format;
+pub mod mount;
 pub mod pack;
 pub mod sign;
 pub mod store;

@@ -1,0 +1,431 @@
+//! The on-disk block cache shared by every mount of the node (and every mount process).
+//!
+//! Layout: `CACHE/ab/<hex id>` holds one **decoded** (decompressed, decrypted) block behind
+//! a 48-byte header: magic `FLCACHE1`, plain length (u32), reserved (u32), blake3 of the
+//! plain bytes. Every read checks the length and the checksum, so a truncated or flipped
+//! file is detected, removed and refetched; it is never served.
+//!
+//! - Writes: temp file `.<id>.tmp-<pid>-<n>` in the shard, then `rename`: a reader sees the
+//!   whole file or none (no fsync: a cache file lost in a crash is just refetched, and a torn
+//!   one fails its checksum).
+//! - Cross-process locking (flock): `ab/.<id>.lock` is held while a block is fetched and
+//!   written, so two mount processes do not fetch the same block twice; `CACHE/.evict.lock`
+//!   is held by the one process evicting. Correctness never depends on the fetch lock
+//!   (files appear by atomic rename and are verified on read).
+//! - Bound: each process counts what it wrote since its last scan; when its estimate passes
+//!   the bound (or it wrote more than 1/8 of it since the last scan) it scans the cache and
+//!   deletes the least recently used files down to 90 % of the bound. The policy is the pure
+//!   function [`plan_eviction`]; "last used" is the file's mtime, refreshed on a hit at
+//!   most once a minute.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use rustix::fs::FlockOperation;
+
+use crate::format::{Hash, hex};
+
+pub const MAGIC: &[u8; 8] = b"FLCACHE1";
+pub const HEADER_LEN: usize = 48;
+/// Fraction of the bound eviction goes down to (in percent).
+const LOW_WATER_PCT: u64 = 90;
+/// Temp files older than this are leftovers of a dead process.
+const STALE_TEMP: Duration = Duration::from_secs(600);
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Errors of the cache (all are recoverable: the block is fetched from the store instead).
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One cache file as seen by a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub path: PathBuf,
+    pub size: u64,
+    /// Last use (mtime), seconds since the epoch.
+    pub last_use: i64,
+}
+
+/// Eviction policy: which entries to delete (indices into `entries`) so that the total is at
+/// most `low_water`, least recently used first; nothing when the total is within `max`.
+pub fn plan_eviction(entries: &[Entry], max: u64, low_water: u64) -> Vec<usize> {
+    let total: u64 = entries.iter().map(|e| e.size).sum();
+    if total <= max {
+        return Vec::new();
+    }
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by(|a, b| {
+        entries[*a]
+            .last_use
+            .cmp(&entries[*b].last_use)
+            .then_with(|| entries[*a].path.cmp(&entries[*b].path))
+    });
+    let mut left = total;
+    let mut out = Vec::new();
+    for k in order {
+        if left <= low_water {
+            break;
+        }
+        left -= entries[k].size;
+        out.push(k);
+    }
+    out
+}
+
+/// Result of a cache lookup.
+#[derive(Debug)]
+pub enum Lookup {
+    Hit(Vec<u8>),
+    Miss,
+    /// A file was there but failed its check; it has been removed.
+    Corrupt(String),
+}
+
+/// Statistics of one eviction pass.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EvictStats {
+    pub scanned_bytes: u64,
+    pub removed_files: usize,
+    pub removed_bytes: u64,
+}
+
+/// The shared on-disk cache.
+pub struct DiskCache {
+    root: PathBuf,
+    max_bytes: u64,
+    /// Bytes this process believes the cache holds (scan + own writes).
+    estimate: AtomicU64,
+    /// Bytes written since the last scan.
+    since_scan: AtomicU64,
+    evicting: Mutex<()>,
+}
+
+/// A held cross-process fetch lock on one block (released on drop).
+pub struct BlockLock {
+    _file: File,
+}
+
+impl DiskCache {
+    /// Open (creating, mode 0700) the cache folder and measure it.
+    pub fn open(root: &Path, max_bytes: u64) -> Result<Self, CacheError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(io(root))?;
+        let c = DiskCache {
+            root: root.to_path_buf(),
+            max_bytes,
+            estimate: AtomicU64::new(0),
+            since_scan: AtomicU64::new(0),
+            evicting: Mutex::new(()),
+        };
+        let total: u64 = c.scan()?.iter().map(|e| e.size).sum();
+        c.estimate.store(total, Ordering::Relaxed);
+        if total > max_bytes {
+            c.evict()?;
+        }
+        Ok(c)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    fn shard(&self, id: &Hash) -> PathBuf {
+        self.root.join(hex(&id[..1]))
+    }
+
+    /// Path of a block's cache file.
+    pub fn path(&self, id: &Hash) -> PathBuf {
+        self.shard(id).join(hex(id))
+    }
+
+    /// Read and verify a cached block of `plain_len` bytes.
+    pub fn get(&self, id: &Hash, plain_len: u32) -> Lookup {
+        let p = self.path(id);
+        let mut f = match File::open(&p) {
+            Ok(f) => f,
+            Err(_) => return Lookup::Miss,
+        };
+        let mut buf = Vec::with_capacity(HEADER_LEN + plain_len as usize);
+        if let Err(e) = f.read_to_end(&mut buf) {
+            return self.reject(&p, format!("read: {e}"));
+        }
+        match check_file(&buf, plain_len) {
+            Ok(()) => {}
+            Err(m) => return self.reject(&p, m),
+        }
+        // Refresh the last-use time (at most once a minute).
+        if let Ok(md) = f.metadata() {
+            let now = SystemTime::now();
+            let old = md
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_none_or(|d| d > Duration::from_secs(60));
+            if old {
+                let _ = f.set_modified(now);
+            }
+        }
+        buf.drain(..HEADER_LEN);
+        Lookup::Hit(buf)
+    }
+
+    fn reject(&self, p: &Path, msg: String) -> Lookup {
+        let _ = fs::remove_file(p);
+        Lookup::Corrupt(format!("{}: {msg}; removed", p.display()))
+    }
+
+    /// Take the cross-process fetch lock of a block (blocking).
+    pub fn lock_block(&self, id: &Hash) -> Result<BlockLock, CacheError> {
+        let shard = self.shard(id);
+        fs::create_dir_all(&shard).map_err(io(&shard))?;
+        let lp = shard.join(format!(".{}.lock", hex(id)));
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lp)
+            .map_err(io(&lp))?;
+        rustix::fs::flock(&f, FlockOperation::LockExclusive).map_err(|e| CacheError::Io {
+            path: lp.clone(),
+            source: e.into(),
+        })?;
+        Ok(BlockLock { _file: f })
+    }
+
+    /// Store a decoded block atomically; evicts when the bound is passed.
+    pub fn put(&self, id: &Hash, plain: &[u8]) -> Result<(), CacheError> {
+        let shard = self.shard(id);
+        fs::create_dir_all(&shard).map_err(io(&shard))?;
+        let tmp = shard.join(format!(
+            ".{}.tmp-{}-{}",
+            hex(id),
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let dst = self.path(id);
+        let res = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&header(plain))?;
+            f.write_all(plain)?;
+            drop(f);
+            fs::rename(&tmp, &dst)
+        })();
+        if let Err(e) = res {
+            let _ = fs::remove_file(&tmp);
+            return Err(CacheError::Io {
+                path: dst,
+                source: e,
+            });
+        }
+        let n = (HEADER_LEN + plain.len()) as u64;
+        let est = self.estimate.fetch_add(n, Ordering::Relaxed) + n;
+        let since = self.since_scan.fetch_add(n, Ordering::Relaxed) + n;
+        if est > self.max_bytes || since > self.max_bytes / 8 {
+            self.evict()?;
+        }
+        Ok(())
+    }
+
+    /// All cache files (temp files and locks excluded; stale temp files are removed).
+    pub fn scan(&self) -> Result<Vec<Entry>, CacheError> {
+        let mut out = Vec::new();
+        let rd = match fs::read_dir(&self.root) {
+            Ok(r) => r,
+            Err(e) => return Err(io(&self.root)(e)),
+        };
+        let now = SystemTime::now();
+        for shard in rd.flatten() {
+            let sp = shard.path();
+            let is_shard = shard.file_name().len() == 2 && sp.is_dir();
+            if !is_shard {
+                continue;
+            }
+            let Ok(files) = fs::read_dir(&sp) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let name = f.file_name();
+                let Ok(md) = f.metadata() else { continue };
+                let name = name.to_string_lossy();
+                if name.starts_with('.') {
+                    let stale = name.contains(".tmp-")
+                        && md
+                            .modified()
+                            .ok()
+                            .and_then(|m| now.duration_since(m).ok())
+                            .is_some_and(|d| d > STALE_TEMP);
+                    if stale {
+                        let _ = fs::remove_file(f.path());
+                    }
+                    continue;
+                }
+                out.push(Entry {
+                    path: f.path(),
+                    size: md.len(),
+                    last_use: md.mtime(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Bring the cache under its bound (one process at a time, across processes).
+    pub fn evict(&self) -> Result<EvictStats, CacheError> {
+        // One evicting thread per process at a time; the others wait and then rescan, so
+        // that every put ends with the cache under its bound.
+        let _g = self.evicting.lock().unwrap_or_else(|p| p.into_inner());
+        let lp = self.root.join(".evict.lock");
+        let lf = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lp)
+            .map_err(io(&lp))?;
+        if rustix::fs::flock(&lf, FlockOperation::NonBlockingLockExclusive).is_err() {
+            // Another process is evicting right now.
+            return Ok(EvictStats::default());
+        }
+        let entries = self.scan()?;
+        let mut st = EvictStats {
+            scanned_bytes: entries.iter().map(|e| e.size).sum(),
+            ..Default::default()
+        };
+        let low = self.max_bytes / 100 * LOW_WATER_PCT;
+        for k in plan_eviction(&entries, self.max_bytes, low) {
+            let e = &entries[k];
+            if fs::remove_file(&e.path).is_ok() {
+                st.removed_files += 1;
+                st.removed_bytes += e.size;
+                // The fetch lock file of the block goes with it.
+                if let (Some(dir), Some(name)) = (e.path.parent(), e.path.file_name()) {
+                    let mut l = std::ffi::OsString::from(".");
+                    l.push(name);
+                    l.push(".lock");
+                    let _ = fs::remove_file(dir.join(l));
+                }
+            }
+        }
+        self.estimate
+            .store(st.scanned_bytes - st.removed_bytes, Ordering::Relaxed);
+        self.since_scan.store(0, Ordering::Relaxed);
+        Ok(st)
+    }
+
+    /// Total bytes of the cache files (a scan).
+    pub fn size_on_disk(&self) -> u64 {
+        self.scan()
+            .map(|v| v.iter().map(|e| e.size).sum())
+            .unwrap_or(0)
+    }
+}
+
+fn header(plain: &[u8]) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&(plain.len() as u32).to_le_bytes());
+    h[16..48].copy_from_slice(blake3::hash(plain).as_bytes());
+    h
+}
+
+/// Check a whole cache file (header + plain bytes).
+pub fn check_file(buf: &[u8], plain_len: u32) -> Result<(), String> {
+    if buf.len() != HEADER_LEN + plain_len as usize {
+        return Err(format!(
+            "{} bytes, expected {} (truncated or foreign)",
+            buf.len(),
+            HEADER_LEN + plain_len as usize
+        ));
+    }
+    if &buf[..8] != MAGIC {
+        return Err("bad magic".into());
+    }
+    if buf[8..12] != plain_len.to_le_bytes() {
+        return Err("length field mismatch".into());
+    }
+    if blake3::hash(&buf[HEADER_LEN..]).as_bytes() != &buf[16..48] {
+        return Err("checksum mismatch (flipped bits)".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn e(n: &str, size: u64, t: i64) -> Entry {
+        Entry {
+            path: PathBuf::from(n),
+            size,
+            last_use: t,
+        }
+    }
+
+    #[test]
+    fn policy_evicts_lru_down_to_low_water() {
+        let v = vec![e("a", 40, 5), e("b", 40, 1), e("c", 40, 3)];
+        assert!(plan_eviction(&v, 120, 100).is_empty());
+        // 120 > 100: drop the oldest (b) then c until <= 50.
+        assert_eq!(plan_eviction(&v, 100, 90), vec![1]);
+        assert_eq!(plan_eviction(&v, 100, 50), vec![1, 2]);
+        assert_eq!(plan_eviction(&v, 10, 0), vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn put_get_corrupt_and_bound() {
+        let t = tempfile::tempdir().unwrap();
+        let c = DiskCache::open(t.path(), 10_000).unwrap();
+        let id = [7u8; 32];
+        let data = vec![5u8; 1000];
+        assert!(matches!(c.get(&id, 1000), Lookup::Miss));
+        c.put(&id, &data).unwrap();
+        match c.get(&id, 1000) {
+            Lookup::Hit(d) => assert_eq!(d, data),
+            other => panic!("{other:?}"),
+        }
+        // Flip a byte: detected, removed, then a miss.
+        let p = c.path(&id);
+        let mut b = fs::read(&p).unwrap();
+        b[HEADER_LEN + 3] ^= 1;
+        fs::write(&p, &b).unwrap();
+        assert!(matches!(c.get(&id, 1000), Lookup::Corrupt(_)));
+        assert!(!p.exists());
+        // Truncated.
+        c.put(&id, &data).unwrap();
+        fs::write(&p, &fs::read(&p).unwrap()[..500]).unwrap();
+        assert!(matches!(c.get(&id, 1000), Lookup::Corrupt(_)));
+        // Bound.
+        for k in 0..40u8 {
+            c.put(&[k; 32], &data).unwrap();
+            assert!(c.size_on_disk() <= 10_000, "over bound after {k}");
+        }
+        let _l = c.lock_block(&id).unwrap();
+    }
+}

@@ -1,0 +1,208 @@
+//! Containers: an overlayfs with a writable upper folder stacked on the read-only mount of
+//! an flist. Containers of one flist share one read-only mount (one daemon), counted by
+//! reference.
+//!
+//! State (default `/run/flist`): `STATE/.lock` (flock, serializes start/stop),
+//! `STATE/mounts/<identity>/ro` (the shared mount), `.../refs/<blake3(target)>` (one file
+//! per container, holding the target path: the reference count is the number of files, so
+//! it survives a crash of this command), `.../daemon.log`.
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rustix::fs::FlockOperation;
+use rustix::mount::MountFlags;
+
+use super::{log, mounted_type, spawn_daemon, unmount};
+use crate::error::{Error, IoContext, Result};
+use crate::format::{self, hex};
+
+/// Default state folder.
+pub const DEFAULT_STATE: &str = "/run/flist";
+
+/// What a container start needs.
+#[derive(Debug, Clone)]
+pub struct StartArgs {
+    pub state: PathBuf,
+    pub flist: PathBuf,
+    /// Holds `upper/` and `work/` of the overlay.
+    pub rw: PathBuf,
+    pub target: PathBuf,
+    pub cache: PathBuf,
+    pub cache_size: u64,
+    pub stores: Vec<String>,
+}
+
+struct StateLock {
+    _f: fs::File,
+}
+
+fn lock_state(state: &Path) -> Result<StateLock> {
+    fs::create_dir_all(state).ctx(state)?;
+    let lp = state.join(".lock");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lp)
+        .ctx(&lp)?;
+    rustix::fs::flock(&f, FlockOperation::LockExclusive).ctx(&lp)?;
+    Ok(StateLock { _f: f })
+}
+
+fn ref_name(target: &Path) -> String {
+    hex(&blake3::hash(target.as_os_str().as_bytes()).as_bytes()[..16])
+}
+
+fn refs(base: &Path) -> Vec<PathBuf> {
+    fs::read_dir(base.join("refs"))
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+fn check_opt_path(p: &Path) -> Result<()> {
+    let b = p.as_os_str().as_bytes();
+    if b.iter().any(|c| matches!(c, b',' | b':' | b'\\' | b'\n')) {
+        return Err(Error::invalid(
+            p,
+            "overlay paths may not contain ',', ':', '\\' or newlines",
+        ));
+    }
+    Ok(())
+}
+
+/// Shared read-only mount folder of an flist identity.
+pub fn ro_dir(state: &Path, identity_hex: &str) -> PathBuf {
+    state.join("mounts").join(identity_hex).join("ro")
+}
+
+/// Start a container: ensure the shared read-only mount, stack the overlay on `target`.
+pub fn start(a: &StartArgs) -> Result<()> {
+    let fl = format::read_file(&a.flist)?;
+    let id = hex(&fl.identity);
+    let _l = lock_state(&a.state)?;
+    let base = a.state.join("mounts").join(&id);
+    let ro = base.join("ro");
+    fs::create_dir_all(&ro).ctx(&ro)?;
+    fs::create_dir_all(base.join("refs")).ctx(&base)?;
+    fs::create_dir_all(&a.target).ctx(&a.target)?;
+    let target = fs::canonicalize(&a.target).ctx(&a.target)?;
+    let rname = ref_name(&target);
+    if base.join("refs").join(&rname).exists() && mounted_type(&target).is_some() {
+        return Err(Error::invalid(
+            &target,
+            "a container is already mounted here",
+        ));
+    }
+    let upper = a.rw.join("upper");
+    let work = a.rw.join("work");
+    fs::create_dir_all(&upper).ctx(&upper)?;
+    fs::create_dir_all(&work).ctx(&work)?;
+    let (upper, work) = (
+        fs::canonicalize(&upper).ctx(&upper)?,
+        fs::canonicalize(&work).ctx(&work)?,
+    );
+    let ro = fs::canonicalize(&ro).ctx(&ro)?;
+    for p in [&ro, &upper, &work, &target] {
+        check_opt_path(p)?;
+    }
+    let started = if mounted_type(&ro).is_some_and(|t| t.starts_with("fuse")) {
+        false
+    } else {
+        let flist = fs::canonicalize(&a.flist).ctx(&a.flist)?;
+        let mut args: Vec<OsString> = vec![
+            "--cache".into(),
+            a.cache.clone().into(),
+            "--cache-size".into(),
+            a.cache_size.to_string().into(),
+        ];
+        for s in &a.stores {
+            args.push("--store".into());
+            args.push(s.into());
+        }
+        args.push(flist.into());
+        args.push(ro.clone().into());
+        let pid = spawn_daemon(&args, &ro, &base.join("daemon.log"))?;
+        log(&format!(
+            "shared read-only mount of {id} at {} (daemon pid {pid})",
+            ro.display()
+        ));
+        true
+    };
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        ro.display(),
+        upper.display(),
+        work.display()
+    );
+    let cdata =
+        std::ffi::CString::new(data).map_err(|_| Error::invalid(&target, "NUL in a path"))?;
+    if let Err(e) = rustix::mount::mount(
+        "overlay",
+        &target,
+        "overlay",
+        MountFlags::empty(),
+        Some(cdata.as_c_str()),
+    ) {
+        if started && refs(&base).is_empty() {
+            let _ = unmount(&ro);
+        }
+        return Err(Error::io(&target, e.into()));
+    }
+    fs::write(
+        base.join("refs").join(&rname),
+        target.as_os_str().as_bytes(),
+    )
+    .ctx(&base)?;
+    log(&format!(
+        "container at {} on {id} ({} references)",
+        target.display(),
+        refs(&base).len()
+    ));
+    Ok(())
+}
+
+/// Stop a container: unmount its overlay, drop its reference, and unmount the shared
+/// read-only mount when it was the last one (its daemon then exits).
+pub fn stop(state: &Path, target: &Path) -> Result<()> {
+    let _l = lock_state(state)?;
+    let target = fs::canonicalize(target).ctx(target)?;
+    let rname = ref_name(&target);
+    let mounts = state.join("mounts");
+    let base = fs::read_dir(&mounts)
+        .ctx(&mounts)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|b| b.join("refs").join(&rname).exists())
+        .ok_or_else(|| Error::invalid(&target, "no container of ours is mounted here"))?;
+    if mounted_type(&target).is_some_and(|t| t == "overlay") {
+        unmount(&target)?;
+    }
+    fs::remove_file(base.join("refs").join(&rname)).ctx(&base)?;
+    let left = refs(&base).len();
+    if left == 0 {
+        let ro = base.join("ro");
+        if mounted_type(&ro).is_some() {
+            unmount(&ro)?;
+            let t0 = Instant::now();
+            while mounted_type(&ro).is_some() && t0.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        log(&format!("last container gone: unmounted {}", ro.display()));
+    } else {
+        log(&format!(
+            "container at {} stopped ({left} references left)",
+            target.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Number of containers using the shared mount of an identity.
+pub fn ref_count(state: &Path, identity_hex: &str) -> usize {
+    refs(&state.join("mounts").join(identity_hex)).len()
+}
