@@ -11,8 +11,11 @@
 //! A crash before the journal exists leaves the old pair (stray `.compact` files are removed
 //! at open); a crash after it is rolled forward at open. The result keeps the 0-db layout.
 //! HISTORY of a compacted-away version ends (new entries carry no parent), and SCAN or
-//! HISTORY cursors into the rewritten file fail with their usual errors. Sequential-mode
-//! namespaces are not compacted yet (their live slots can point into any data file).
+//! HISTORY cursors into the rewritten file fail with their usual errors.
+//!
+//! Sequential mode: slots are never dropped or moved (an id's slot is computed from it); only
+//! `dN` is rewritten, and the live slots pointing into it, in any index file, get their data
+//! offset patched, from a journal that lists every patch so a crash is finished at open.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,7 +34,12 @@ pub struct CompactPlan {
     file: u32,
     mode: Mode,
     /// Live entries: old index offset, header, key.
-    live: Vec<(u32, IndexEntryHeader, Vec<u8>)>,
+    pub(crate) live: Vec<(u32, IndexEntryHeader, Vec<u8>)>,
+    /// Sequential mode: the index file of each live slot (its offset is in `live`); slots
+    /// stay where they are and only their data offset is patched.
+    pub(crate) slot_files: Vec<u32>,
+    /// Sequential mode: dead slots (file, offset) still pointing into this data file.
+    pub(crate) dead_slots: Vec<(u32, u32)>,
     dead_bytes: u64,
     storage: Arc<dyn Storage>,
     index_dir: PathBuf,
@@ -40,9 +48,9 @@ pub struct CompactPlan {
 
 /// The rewritten pair, durable under temporary names.
 pub struct CompactBuilt {
-    plan: CompactPlan,
+    pub(crate) plan: CompactPlan,
     /// New (index offset, data offset) of each live entry, in plan order.
-    placed: Vec<(u32, u32)>,
+    pub(crate) placed: Vec<(u32, u32)>,
     index_len: u32,
 }
 
@@ -68,17 +76,16 @@ fn journal(index_dir: &Path, file: u32) -> PathBuf {
 impl Namespace {
     /// Closed pairs that may be compacted.
     pub fn compactable_files(&self) -> Vec<u32> {
-        if self.mode == Mode::Seq {
-            Vec::new()
-        } else {
-            (0..self.active.id).collect()
-        }
+        (0..self.active.id).collect()
     }
 
     /// Phase 1 (shared lock): list the live entries of pair `file`; `None` if nothing to reclaim.
     pub fn compact_plan(&self, file: u32) -> Option<CompactPlan> {
-        if self.mode == Mode::Seq || file >= self.active.id {
+        if file >= self.active.id {
             return None;
+        }
+        if self.mode == Mode::Seq {
+            return self.compact_plan_seq(file);
         }
         let size = *self.index_sizes.get(file as usize)?;
         let mut off = index::HEADER_LEN as u32;
@@ -118,6 +125,8 @@ impl Namespace {
             file,
             mode: self.mode,
             live,
+            slot_files: Vec::new(),
+            dead_slots: Vec::new(),
             dead_bytes: dead_bytes.max(data_dead),
             storage: self.files.storage.clone(),
             index_dir: self.files.index_dir.clone(),
@@ -125,8 +134,121 @@ impl Namespace {
         })
     }
 
+    /// Sequential mode: live slots of any index file whose value is in data file `file`.
+    fn compact_plan_seq(&self, file: u32) -> Option<CompactPlan> {
+        let mut live = Vec::new();
+        let mut slot_files = Vec::new();
+        let mut dead_slots = Vec::new();
+        for m in 0..=self.active.id {
+            let size = self.index_sizes.get(m as usize).copied().unwrap_or(0);
+            let mut off = index::HEADER_LEN as u32;
+            while off + index::SEQ_ENTRY_LEN as u32 <= size {
+                let (hdr, key) = self.read_index_entry(m, off).ok()?;
+                if hdr.dataid == file {
+                    if hdr.deleted() {
+                        dead_slots.push((m, off));
+                    } else {
+                        live.push((off, hdr, key));
+                        slot_files.push(m);
+                    }
+                }
+                off += index::SEQ_ENTRY_LEN as u32;
+            }
+        }
+        // Keep the data file's order.
+        let mut order: Vec<usize> = (0..live.len()).collect();
+        order.sort_by_key(|&i| live.get(i).map_or(0, |e| e.1.offset));
+        let live: Vec<_> = order.iter().filter_map(|&i| live.get(i).cloned()).collect();
+        let slot_files: Vec<u32> = order
+            .iter()
+            .filter_map(|&i| slot_files.get(i).copied())
+            .collect();
+        let data_len = self
+            .files
+            .get(FileKind::Data, file)
+            .and_then(|f| f.len())
+            .unwrap_or(0);
+        let live_data: u64 = live
+            .iter()
+            .map(|(_, h, k)| Self::data_entry_len(k.len(), h.length as usize))
+            .sum();
+        let dead = data_len.saturating_sub(data::HEADER_LEN as u64 + live_data);
+        (dead > 0).then(|| CompactPlan {
+            file,
+            mode: self.mode,
+            live,
+            slot_files,
+            dead_slots,
+            dead_bytes: dead,
+            storage: self.files.storage.clone(),
+            index_dir: self.files.index_dir.clone(),
+            data_dir: self.files.data_dir.clone(),
+        })
+    }
+
+    /// Sequential mode commit: journal the slot patches, swap the data file, patch the slots.
+    fn compact_commit_seq(&mut self, built: CompactBuilt) -> Result<CompactStats, OpenError> {
+        let plan = &built.plan;
+        let file = plan.file;
+        let storage = plan.storage.clone();
+        let dpath = self.files.path(FileKind::Data, file);
+        let mut patches = String::from("seq\n");
+        for (((off, hdr, key), m), (_, new_data)) in
+            plan.live.iter().zip(&plan.slot_files).zip(&built.placed)
+        {
+            // Only slots still pointing where the plan saw them (not updated or deleted since).
+            let current = self.read_index_entry(*m, *off).ok();
+            if current.is_some_and(|(h, k)| {
+                !h.deleted() && h.dataid == file && h.offset == hdr.offset && k == *key
+            }) {
+                patches.push_str(&format!(
+                    "{m} {off} {OFFSET_FIELD} {} {new_data}\n",
+                    hdr.offset
+                ));
+            }
+        }
+        // Dead slots keep their place but no longer point at reclaimed data.
+        for (m, off) in &plan.dead_slots {
+            patches.push_str(&format!(
+                "{m} {off} {DATAID_FIELD} {file} {}\n",
+                super::RECLAIMED
+            ));
+        }
+        let jpath = journal(&self.files.index_dir, file);
+        write_atomic(&*storage, &jpath, patches.as_bytes())
+            .map_err(io_err("write journal", &jpath))?;
+        storage
+            .rename(&tmp(&dpath), &dpath)
+            .map_err(io_err("rename", &dpath))?;
+        storage
+            .sync_dir(&self.files.data_dir)
+            .map_err(io_err("sync directory", &dpath))?;
+        self.files.forget(FileKind::Data, file);
+        // Patch through the namespace's own handles so buffered bytes stay coherent.
+        self.flush_pending()
+            .map_err(|e| io_err("flush", &dpath)(std::io::Error::other(e.to_string())))?;
+        apply_slot_patches(&*storage, &self.files.index_dir, &patches)
+            .map_err(io_err("patch index", &jpath))?;
+        self.files.forget_all();
+        storage
+            .remove_file(&jpath)
+            .map_err(io_err("remove journal", &jpath))?;
+        storage
+            .sync_dir(&self.files.index_dir)
+            .map_err(io_err("sync directory", &jpath))?;
+        self.dirty.extend(plan.slot_files.iter().copied());
+        self.dead_bytes = self.dead_bytes.saturating_sub(plan.dead_bytes);
+        Ok(CompactStats {
+            files: 1,
+            reclaimed: plan.dead_bytes,
+        })
+    }
+
     /// Phase 3 (exclusive lock): swap the rewritten pair in.
     pub fn compact_commit(&mut self, built: CompactBuilt) -> Result<CompactStats, OpenError> {
+        if built.plan.mode == Mode::Seq {
+            return self.compact_commit_seq(built);
+        }
         let plan = &built.plan;
         let file = plan.file;
         let storage = plan.storage.clone();
@@ -268,7 +390,12 @@ impl CompactPlan {
             prev_index = idx_off;
             placed.push((idx_off, data_off));
         }
-        for (path, bytes) in [(&dtmp, &dbuf), (&itmp, &ibuf)] {
+        let outputs: &[(&PathBuf, &Vec<u8>)] = if self.mode == Mode::Seq {
+            &[(&dtmp, &dbuf)]
+        } else {
+            &[(&dtmp, &dbuf), (&itmp, &ibuf)]
+        };
+        for &(path, bytes) in outputs {
             let f = storage
                 .open(path, OpenMode::Truncate)
                 .map_err(io_err("create", path))?;
@@ -303,6 +430,14 @@ pub(crate) fn settle_compactions(
         }
     }
     for id in &journals {
+        let text = storage
+            .open(&journal(index_dir, *id), OpenMode::ReadOnly)
+            .and_then(|f| {
+                let mut buf = vec![0u8; usize::try_from(f.len()?).unwrap_or(0).min(64 << 20)];
+                f.read_exact_at(&mut buf, 0)?;
+                Ok(String::from_utf8_lossy(&buf).into_owned())
+            })
+            .unwrap_or_default();
         for (dir, prefix) in [(data_dir, 'd'), (index_dir, 'i')] {
             let path = dir.join(format!("{prefix}{id}"));
             let t = tmp(&path);
@@ -311,6 +446,9 @@ pub(crate) fn settle_compactions(
                 storage.rename(&t, &path)?;
                 storage.sync_dir(dir)?;
             }
+        }
+        if text.starts_with("seq\n") {
+            apply_slot_patches(storage, index_dir, &text)?;
         }
         storage.remove_file(&journal(index_dir, *id))?;
         storage.sync_dir(index_dir)?;
@@ -322,6 +460,50 @@ pub(crate) fn settle_compactions(
                 storage.remove_file(&dir.join(&n))?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Offset of the data offset field in an index entry.
+const OFFSET_FIELD: u64 = 1;
+/// Offset of the data file id field in an index entry.
+const DATAID_FIELD: u64 = 14;
+
+/// Apply journaled slot patches `M OFF FIELD OLD NEW` (set the u32 at OFF + FIELD in `iM`
+/// from OLD to NEW), skipping slots that no longer hold OLD: idempotent, so a crash while
+/// patching is finished at the next open. Every patched file is fsynced.
+fn apply_slot_patches(storage: &dyn Storage, index_dir: &Path, text: &str) -> std::io::Result<()> {
+    let mut touched: Vec<(u32, Arc<dyn crate::storage::StorageFile>)> = Vec::new();
+    for line in text.lines().skip(1) {
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let [m, off, field, old, new] = v.as_slice() else {
+            continue;
+        };
+        let (Ok(m), Ok(old), Ok(new)) =
+            (u32::try_from(*m), u32::try_from(*old), u32::try_from(*new))
+        else {
+            continue;
+        };
+        let f = match touched.iter().find(|(id, _)| *id == m) {
+            Some((_, f)) => f.clone(),
+            None => {
+                let f = storage.open(&index_dir.join(format!("i{m}")), OpenMode::ReadWrite)?;
+                touched.push((m, f.clone()));
+                f
+            }
+        };
+        let at = off + field;
+        let mut cur = [0u8; 4];
+        f.read_exact_at(&mut cur, at)?;
+        if u32::from_le_bytes(cur) == old {
+            f.write_at(&new.to_le_bytes(), at)?;
+        }
+    }
+    for (_, f) in touched {
+        f.sync()?;
     }
     Ok(())
 }

@@ -452,6 +452,10 @@ impl Namespace {
 
     /// Does this index entry point at a whole data entry with the same key, length and CRC?
     fn entry_matches_data(&self, file: u32, e: &Parsed, key: &[u8]) -> bool {
+        // A dead sequential slot whose value compaction reclaimed is whole by definition.
+        if self.mode == Mode::Seq && e.hdr.deleted() && e.hdr.dataid == super::RECLAIMED {
+            return true;
+        }
         let df = self.data_file_of(file, &e.hdr);
         let Ok(data) = self.files.get(FileKind::Data, df) else {
             return false;

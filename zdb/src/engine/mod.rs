@@ -34,6 +34,10 @@ pub use write::{Rotation, SetOutcome};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// `dataid` of a dead sequential slot whose value was reclaimed by compaction (the slot itself
+/// stays: ids are positions).
+pub const RECLAIMED: u32 = u32::MAX;
+
 /// Key mode of a namespace, as stored in its index headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
