@@ -90,6 +90,7 @@ pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
     let shared: Arc<Shared> =
         Shared::open(cfg.clone(), Arc::new(FsStorage)).context("opening namespaces")?;
     let hooks = shared.hooks.clone();
+    hooks.install_crash_hook();
     hooks
         .run_blocking(
             "namespaces-init",

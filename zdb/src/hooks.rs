@@ -71,6 +71,21 @@ impl Hooks {
         self.run(exe, event, args).await
     }
 
+    /// Fire the `crash` hook from a panicking thread (0-db fires it on SIGSEGV): started with
+    /// std's process API, since the runtime may be what failed; not waited for.
+    pub fn install_crash_hook(&self) {
+        let Some(exe) = self.exe.clone() else { return };
+        let zdbid = self.zdbid.clone();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            let _ = std::process::Command::new(&exe)
+                .arg("crash")
+                .arg(&zdbid)
+                .spawn();
+        }));
+    }
+
     /// Run the hook in the background.
     pub fn fire(&self, event: &str, args: Vec<String>) {
         let Some(exe) = self.exe.clone() else { return };

@@ -51,6 +51,8 @@ fn compact_command_reclaims_and_keeps_keys() {
     let data_dir = s.data.join("default");
     let before = dir_bytes(&data_dir);
     let cursor = c.c(&["SCAN"]).array()[0].bytes();
+    // The current version of key-1 points at its parent (an older, overwritten version).
+    let parent = c.c(&["HISTORY", "key-1"]).array()[0].bytes();
     let reply = c.c(&["COMPACT"]);
     let text = reply.text();
     assert!(text.starts_with("Compacted: files="), "{reply:?}");
@@ -65,6 +67,13 @@ fn compact_command_reclaims_and_keeps_keys() {
     assert!(
         r == Reply::err("Invalid key format") || r.array().len() == 2,
         "{r:?}"
+    );
+    // HISTORY into the rewritten file ends with an error, never a wrong value.
+    let h = c.cmd(&[b"HISTORY", b"key-1", &parent]);
+    assert!(
+        h == Reply::err("Invalid arguments (index query)")
+            || h == Reply::err("Invalid arguments (invalid key)"),
+        "{h:?}"
     );
     // Nothing more to reclaim.
     assert_eq!(
