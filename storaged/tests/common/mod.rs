@@ -1,0 +1,313 @@
+//! Test harness for real loop devices, btrfs and zdb (as root).
+//!
+//! Every test gets a folder `/tmp/sdt-<pid>-<n>`; its [`Env`] guard kills the storaged daemon
+//! and the zdb servers running from that folder, unmounts everything under it, detaches its
+//! loop devices and removes it, also when the test fails. Leftovers of dead runs (folders whose
+//! pid is gone) are swept at start. Without root, btrfs-progs, loop devices or the zdb binary,
+//! tests skip with a message, but fail when `CI=true`.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const PREFIX: &str = "sdt-";
+pub const MIB: u64 = 1 << 20;
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        .unwrap_or(false)
+}
+
+fn in_path(bin: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).exists()))
+        .unwrap_or(false)
+}
+
+/// The zdb binary: `$ZDB_BIN` or the workspace's `target/debug/zdb`.
+pub fn zdb_bin() -> PathBuf {
+    std::env::var_os("ZDB_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/zdb"))
+}
+
+/// `Some(())` when the real-system tests can run; otherwise skips (or panics under CI=true).
+pub fn require() -> Option<()> {
+    let mut missing = Vec::new();
+    if !is_root() {
+        missing.push("root".to_string());
+    }
+    for b in ["mkfs.btrfs", "btrfs", "losetup", "chattr"] {
+        if !in_path(b) {
+            missing.push(format!(
+                "{b} (apt-get install btrfs-progs util-linux e2fsprogs)"
+            ));
+        }
+    }
+    if !Path::new("/dev/loop-control").exists() {
+        missing.push("/dev/loop-control".into());
+    }
+    if !std::fs::read_to_string("/proc/filesystems")
+        .unwrap_or_default()
+        .contains("btrfs")
+    {
+        missing.push("btrfs kernel module".into());
+    }
+    if !zdb_bin().exists() {
+        missing.push(format!("{} (cargo build -p zdb)", zdb_bin().display()));
+    }
+    if missing.is_empty() {
+        return Some(());
+    }
+    let msg = format!("real-system test needs: {}", missing.join(", "));
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+fn pids_using(dir: &Path) -> Vec<u32> {
+    let needle = dir.as_os_str().as_encoded_bytes().to_vec();
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if cmd.windows(needle.len()).any(|w| w == needle.as_slice()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Tears down everything a test created under `dir`.
+pub fn cleanup(dir: &Path) {
+    power_off(dir);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// What a reboot does to a test world: processes gone, pools unmounted, loop devices detached
+/// (files stay).
+pub fn power_off(dir: &Path) {
+    for pid in pids_using(dir) {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut targets: Vec<PathBuf> = storaged::system::parse_mountinfo(&mounts)
+        .into_iter()
+        .map(|m| m.target)
+        .filter(|t| t.starts_with(dir))
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.as_os_str().len()));
+    for t in targets {
+        let ok = Command::new("umount")
+            .arg(&t)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&t).status();
+        }
+    }
+    for e in std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("loop") {
+            continue;
+        }
+        let backing =
+            std::fs::read_to_string(e.path().join("loop/backing_file")).unwrap_or_default();
+        if Path::new(backing.trim()).starts_with(dir) {
+            let _ = Command::new("losetup")
+                .arg("-d")
+                .arg(format!("/dev/{name}"))
+                .status();
+        }
+    }
+}
+
+/// Sweeps folders of dead test runs.
+fn sweep() {
+    for e in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            cleanup(&e.path());
+        }
+    }
+}
+
+/// One test's world: a folder, images, a node config, a storaged daemon.
+pub struct Env {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub config: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl Env {
+    /// A fresh folder. `disks`: (name, MiB, class).
+    pub fn new(disks: &[(&str, u64, &str)]) -> Env {
+        sweep();
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let dir = PathBuf::from(format!("/tmp/{PREFIX}{}-{n}", std::process::id()));
+        cleanup(&dir);
+        std::fs::create_dir_all(dir.join("img")).unwrap();
+        let root = dir.join("root");
+        let base_port = 21000 + (std::process::id() % 500) as u16 * 10 + n as u16 * 3;
+        let disks: Vec<_> = disks
+            .iter()
+            .map(|(name, mib, class)| {
+                serde_json::json!({"path": dir.join("img").join(format!("{name}.img")), "size": mib * MIB, "class": class})
+            })
+            .collect();
+        let cfg = serde_json::json!({
+            "node_id": "testnode",
+            "disks": disks,
+            "zdb": {"binary": zdb_bin(), "listen": "127.0.0.1", "address": "127.0.0.1", "base_port": base_port},
+            "state_volume_size": 32 * MIB,
+            "refresh_secs": 1,
+        });
+        let config = dir.join("config.json");
+        std::fs::write(&config, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+        Env {
+            dir,
+            root,
+            config,
+            daemon: None,
+        }
+    }
+
+    pub fn image(&self, name: &str) -> PathBuf {
+        self.dir.join("img").join(format!("{name}.img"))
+    }
+
+    pub fn client(&self) -> bus::Client {
+        bus::Client::new(self.root.join("run/storaged.sock"))
+    }
+
+    /// Starts the daemon and waits until it answers health with `ok` (or `degraded`).
+    pub async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("storaged.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_storaged"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--root")
+            .arg(&self.root)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(h) = self.client().health().await
+                && h.status != bus::api::health::HealthStatus::Starting
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "storaged did not come up:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Simulates a reboot: everything stops, pools unmounted, loops detached, run folder gone.
+    pub fn reboot(&mut self) {
+        self.kill();
+        power_off(&self.dir);
+        let _ = std::fs::remove_dir_all(self.root.join("run"));
+    }
+
+    /// Kills the daemon hard (zdb servers keep running).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("storaged.log")).unwrap_or_default()
+    }
+
+    /// Polls `f` until it returns `Some` (20 s).
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- storaged log ---\n{}", self.log());
+        }
+        cleanup(&self.dir);
+    }
+}
+
+/// A redis connection to a namespace, selected with its password.
+pub fn redis_ns(
+    port: u16,
+    ns: &str,
+    password: Option<&str>,
+) -> redis::RedisResult<redis::Connection> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let mut con = client.get_connection_with_timeout(Duration::from_secs(5))?;
+    let mut sel = redis::cmd("SELECT");
+    sel.arg(ns);
+    if let Some(p) = password {
+        sel.arg(p);
+    }
+    sel.query::<()>(&mut con)?;
+    Ok(con)
+}
