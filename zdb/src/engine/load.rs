@@ -484,38 +484,16 @@ impl Namespace {
         let len = data.len()?;
         let mut pos = start.max(data::HEADER_LEN as u64);
         let mut replayed = 0u64;
-        while pos < len {
-            let mut hbuf = [0u8; data::ENTRY_HEADER_LEN];
-            if data.read_exact_at(&mut hbuf, pos).is_err() {
-                break;
-            }
-            let Ok(h) = DataEntryHeader::decode(&hbuf) else {
-                break;
-            };
-            let key_ok = match self.mode {
-                Mode::User => h.idlength > 0,
-                Mode::Seq => usize::from(h.idlength) == index::SEQ_KEY_LEN,
-            };
-            let end = pos + h.entry_len();
-            if !key_ok
-                || end > len
-                || h.datalength as usize > crate::MAX_VALUE
-                || (h.deleted() && h.datalength != 0)
-            {
-                break;
-            }
-            let mut body = vec![0u8; usize::from(h.idlength) + h.datalength as usize];
-            data.read_exact_at(&mut body, pos + data::ENTRY_HEADER_LEN as u64)?;
-            let (key, value) = body.split_at(usize::from(h.idlength));
-            if !h.deleted() && crate::format::crc32(value) != h.crc {
+        while let Some(e) = read_entry_at(&*data, pos, len, self.mode)? {
+            if !e.crc_ok() {
                 break;
             }
             let Ok(pos32) = u32::try_from(pos) else { break };
-            self.active.data_size = u32::try_from(end).unwrap_or(u32::MAX);
-            self.replay_data_entry(pos32, &h, key)?;
+            self.active.data_size = u32::try_from(e.end).unwrap_or(u32::MAX);
+            self.replay_data_entry(pos32, &e.hdr, e.key())?;
             self.last_data_off = pos32;
             replayed += 1;
-            pos = end;
+            pos = e.end;
         }
         if pos < len {
             tracing::warn!(
@@ -568,6 +546,64 @@ fn cfg_mode_hint(ns: &Namespace) -> Mode {
             .get(data::ENTRY_HEADER_LEN..)
             .is_some_and(|k| k.iter().all(|&b| b == 0));
     if first_is_id0 { Mode::Seq } else { Mode::User }
+}
+
+/// One whole data entry found by [`read_entry_at`].
+pub(crate) struct FoundEntry {
+    pub(crate) hdr: DataEntryHeader,
+    /// Key then value.
+    pub(crate) body: Vec<u8>,
+    /// Offset just past the entry.
+    pub(crate) end: u64,
+}
+
+impl FoundEntry {
+    pub(crate) fn key(&self) -> &[u8] {
+        self.body
+            .get(..usize::from(self.hdr.idlength))
+            .unwrap_or_default()
+    }
+    /// Tombstones carry no value to check; others must match their CRC.
+    pub(crate) fn crc_ok(&self) -> bool {
+        self.hdr.deleted()
+            || crate::format::crc32(
+                self.body
+                    .get(usize::from(self.hdr.idlength)..)
+                    .unwrap_or_default(),
+            ) == self.hdr.crc
+    }
+}
+
+/// The data entry at `pos` of a file of `len` bytes, if its header is plausible for `mode` and
+/// the whole entry is there; `None` where a walk must stop (end, torn or garbage bytes).
+pub(crate) fn read_entry_at(
+    data: &dyn StorageFile,
+    pos: u64,
+    len: u64,
+    mode: Mode,
+) -> std::io::Result<Option<FoundEntry>> {
+    let mut hbuf = [0u8; data::ENTRY_HEADER_LEN];
+    if pos >= len || data.read_exact_at(&mut hbuf, pos).is_err() {
+        return Ok(None);
+    }
+    let Ok(hdr) = DataEntryHeader::decode(&hbuf) else {
+        return Ok(None);
+    };
+    let key_ok = match mode {
+        Mode::User => hdr.idlength > 0,
+        Mode::Seq => usize::from(hdr.idlength) == index::SEQ_KEY_LEN,
+    };
+    let end = pos + hdr.entry_len();
+    if !key_ok
+        || end > len
+        || hdr.datalength as usize > crate::MAX_VALUE
+        || (hdr.deleted() && hdr.datalength != 0)
+    {
+        return Ok(None);
+    }
+    let mut body = vec![0u8; usize::from(hdr.idlength) + hdr.datalength as usize];
+    data.read_exact_at(&mut body, pos + data::ENTRY_HEADER_LEN as u64)?;
+    Ok(Some(FoundEntry { hdr, body, end }))
 }
 
 fn read_header(file: &dyn StorageFile) -> [u8; data::HEADER_LEN] {

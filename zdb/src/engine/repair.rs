@@ -9,10 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::files::Files;
-use super::load::io_err;
+use super::load::{io_err, read_entry_at};
 use super::namespace::{Active, Namespace};
 use super::{EngineConfig, FileKind, Mode, OpenError};
-use crate::format::{DataEntryHeader, Descriptor, IndexHeader, crc32, data, index};
+use crate::format::{Descriptor, IndexHeader, data, index};
 use crate::storage::append::Appender;
 use crate::storage::{OpenMode, Storage, StorageFile};
 
@@ -105,42 +105,20 @@ impl Namespace {
         report: &mut RebuildReport,
     ) -> std::io::Result<u64> {
         let mut pos = data::HEADER_LEN as u64;
-        while pos < len {
-            let mut hbuf = [0u8; data::ENTRY_HEADER_LEN];
-            if dat.read_exact_at(&mut hbuf, pos).is_err() {
-                break;
-            }
-            let Ok(h) = DataEntryHeader::decode(&hbuf) else {
-                break;
-            };
-            let key_ok = match self.mode {
-                Mode::User => h.idlength > 0,
-                Mode::Seq => usize::from(h.idlength) == index::SEQ_KEY_LEN,
-            };
-            let end = pos + h.entry_len();
-            if !key_ok
-                || end > len
-                || h.datalength as usize > crate::MAX_VALUE
-                || (h.deleted() && h.datalength != 0)
-            {
-                break;
-            }
-            let mut body = vec![0u8; usize::from(h.idlength) + h.datalength as usize];
-            dat.read_exact_at(&mut body, pos + data::ENTRY_HEADER_LEN as u64)?;
-            let (key, value) = body.split_at(usize::from(h.idlength));
+        while let Some(e) = read_entry_at(dat, pos, len, self.mode)? {
             let Ok(pos32) = u32::try_from(pos) else { break };
-            if !h.deleted() && crc32(value) != h.crc {
+            if e.crc_ok() {
+                self.replay_data_entry(pos32, &e.hdr, e.key())?;
+                self.last_data_off = pos32;
+                report.indexed += 1;
+            } else {
                 report.skipped.push(format!(
                     "d{}@{pos}: key {}: value does not match its crc, not indexed",
                     self.active.id,
-                    hex::encode(key)
+                    hex::encode(e.key())
                 ));
-            } else {
-                self.replay_data_entry(pos32, &h, key)?;
-                self.last_data_off = pos32;
-                report.indexed += 1;
             }
-            pos = end;
+            pos = e.end;
         }
         Ok(pos)
     }
