@@ -146,15 +146,23 @@ impl Namespace {
             flags,
             timestamp: ts,
         };
-        let mut buf = Vec::with_capacity(data::ENTRY_HEADER_LEN + key.len() + value.len());
-        hdr.encode_into(key, value, &mut buf);
+        // Large values are written from where they are, after their header, not copied.
+        let large = value.len() >= 64 << 10;
+        let inline: &[u8] = if large { &[] } else { value };
+        let mut buf = Vec::with_capacity(data::ENTRY_HEADER_LEN + key.len() + inline.len());
+        hdr.encode_into(key, inline, &mut buf);
         let off = self.active.data_size;
         // The appender cuts the file back itself if a flush fails.
-        if let Err(e) = self.active.data.write_at(&buf, u64::from(off)) {
+        let written = if large {
+            self.active.data.append_parts(&buf, value, u64::from(off))
+        } else {
+            self.active.data.write_at(&buf, u64::from(off))
+        };
+        if let Err(e) = written {
             self.poison(FileKind::Data, &e);
             return Err(OpError::DataWrite);
         }
-        self.active.data_size = off + buf.len() as u32;
+        self.active.data_size = off + (buf.len() + value.len() - inline.len()) as u32;
         self.last_data_off = off;
         Ok(off)
     }

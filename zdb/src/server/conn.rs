@@ -187,7 +187,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         if input.is_empty() && input.capacity() < 512 {
             input.reserve(512);
         } else if input.capacity() - input.len() < 4096 {
-            input.reserve(16 * 1024);
+            // Grow geometrically with what has arrived (never by a declared length), so a large
+            // value is not copied over and over while it streams in.
+            input.reserve(input.len().max(16 * 1024));
         }
         let read = match session.mirror.as_mut() {
             None => reader.read_buf(&mut input).await,

@@ -64,6 +64,27 @@ impl Appender {
         Ok(())
     }
 
+    /// Append an entry made of two parts at the end (`off`), straight to the file after the
+    /// buffer: a large value is written from where it lies instead of being copied. On failure
+    /// the file is cut back to `off`, so it never holds half an entry.
+    pub fn append_parts(&self, head: &[u8], body: &[u8], off: u64) -> io::Result<()> {
+        let mut p = self.pending.lock();
+        Self::flush_locked(&self.file, &mut p)?;
+        if p.base != off {
+            return Err(io::Error::other("append not at the end of the file"));
+        }
+        let written = self
+            .file
+            .write_at(head, off)
+            .and_then(|()| self.file.write_at(body, off + head.len() as u64));
+        if let Err(e) = written {
+            let _ = self.file.set_len(off);
+            return Err(e);
+        }
+        p.base = off + (head.len() + body.len()) as u64;
+        Ok(())
+    }
+
     /// Whether `len` bytes at `off` lie wholly inside the buffered (unwritten) bytes.
     pub fn holds(&self, off: u64, len: usize) -> bool {
         let p = self.pending.lock();
