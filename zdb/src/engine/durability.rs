@@ -11,6 +11,9 @@ use tokio::sync::watch;
 use super::OpError;
 use crate::storage::StorageFile;
 
+/// Scheduler turns a would-be leader gives other writers before it takes the batch.
+const GATHER_YIELDS: usize = 3;
+
 #[derive(Default)]
 struct State {
     /// Writes noted so far (a token is the value after one's own write).
@@ -119,6 +122,13 @@ impl Durability {
         loop {
             if let Some(done) = self.settled(token) {
                 return done;
+            }
+            if !self.state.lock().leading {
+                // About to lead a sync: let the writers that are ready right now append first,
+                // so one fsync covers them too instead of starting a round of its own.
+                for _ in 0..GATHER_YIELDS {
+                    tokio::task::yield_now().await;
+                }
             }
             if let Some((target, files)) = self.try_lead() {
                 let ok = tokio::task::spawn_blocking(move || Self::sync_files(&files))
