@@ -54,6 +54,9 @@ pub fn encode(plain: &[u8], p: &Params) -> std::result::Result<Encoded, String> 
 
 /// Decode stored bytes of a block (checks the id, decrypts, decompresses, checks length).
 pub fn decode(stored: &[u8], b: &BlockRef, p: &Params) -> std::result::Result<Vec<u8>, StoreError> {
+    if p.hash == crate::rfs::HASH_RFS {
+        return crate::rfs::decode_block(stored, b);
+    }
     check(&b.id, stored)?;
     let z;
     let z_ref: &[u8] = if p.encrypted {

@@ -105,6 +105,27 @@ pub enum Cmd {
     },
     /// Summary: identity, parameters, entry counts, sizes, dedup ratio.
     Inspect { file: PathBuf },
+    /// Convert an rfs `.fl` into our format. Every distinct block is fetched once from the
+    /// `.fl`'s routes (or --from-store), verified against its id and key, re-encoded as our
+    /// block (same 512 KiB boundaries) and stored in --store (blocks it holds are kept).
+    Convert {
+        /// Block store to write our blocks to (repeatable; `LO-HI=URL` allowed).
+        #[arg(long = "store", required = true)]
+        stores: Vec<String>,
+        /// Store URLs to read the rfs blocks from, replacing the `.fl`'s routes.
+        #[arg(long = "from-store")]
+        from_stores: Vec<String>,
+        /// The flist file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// zstd level.
+        #[arg(long, default_value_t = 3)]
+        level: i32,
+        /// Convergent encryption of the new blocks.
+        #[arg(long)]
+        encrypt: bool,
+        file: PathBuf,
+    },
     /// Mount read-only with FUSE, fetching blocks on first touch; serves in the foreground
     /// until unmounted or signalled (SIGTERM/SIGINT unmount cleanly).
     Mount(MountCmd),
@@ -222,6 +243,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Sign { key, file } => cmd_sign(&key, &file),
         Cmd::Keygen { output } => cmd_keygen(&output),
         Cmd::Inspect { file } => cmd_inspect(&file),
+        Cmd::Convert {
+            stores,
+            from_stores,
+            output,
+            level,
+            encrypt,
+            file,
+        } => cmd_convert(&file, &from_stores, &stores, &output, level, encrypt),
         Cmd::Mount(m) => cmd_mount(m),
         Cmd::EmbedPrefetch { file, list } => {
             let n = crate::mount::prefetch::embed(&file, list.as_deref())?;
@@ -371,23 +400,54 @@ pub fn reader(fl: &Flist, file: &Path, stores: &[String]) -> Result<BlockReader>
             "the flist names no store; pass --store URL",
         ));
     }
-    let st = store::open(&specs).map_err(|e| Error::Store {
+    let check: store::Check = if fl.params.hash == crate::rfs::HASH_RFS {
+        crate::rfs::check
+    } else {
+        store::check
+    };
+    let st = store::open_checked(&specs, check).map_err(|e| Error::Store {
         path: file.to_path_buf(),
         source: e,
     })?;
     Ok(BlockReader::new(st, fl.params, file))
 }
 
+/// `flist convert`.
+pub fn cmd_convert(
+    file: &Path,
+    from: &[String],
+    stores: &[String],
+    output: &Path,
+    level: i32,
+    encrypt: bool,
+) -> Result<()> {
+    if !crate::rfs::is_rfs(file)? {
+        return Err(Error::invalid(
+            file,
+            "not an rfs .fl (no SQLite header): nothing to convert",
+        ));
+    }
+    let fl = crate::rfs::read_file(file)?;
+    let r = reader(&fl, file, from)?;
+    let rep = crate::rfs::convert(&fl, &r, stores, output, level, encrypt)?;
+    eprintln!(
+        "converted {} entries; {} distinct blocks ({} bytes) fetched, verified and re-stored",
+        rep.entries, rep.blocks, rep.plain_bytes
+    );
+    println!("{}", hex(&rep.identity));
+    Ok(())
+}
+
 /// `flist unpack`.
 pub fn cmd_unpack(stores: &[String], file: &Path, dest: &Path) -> Result<()> {
-    let fl = format::read_file(file)?;
+    let fl = crate::rfs::read_any(file)?;
     let r = reader(&fl, file, stores)?;
     crate::unpack::unpack(&fl, &r, dest)
 }
 
 /// `flist verify`.
 pub fn cmd_verify(stores: &[String], pubkey: Option<&str>, file: &Path) -> Result<()> {
-    let fl = format::read_file(file)?;
+    let fl = crate::rfs::read_any(file)?;
     let req = pubkey.map(|k| sign::parse_public(k, file)).transpose()?;
     let signers = sign::verify(&fl, file, req.as_ref())?;
     let n = if fl.blocks.is_empty() {
@@ -490,7 +550,7 @@ fn ls_line(fl: &Flist, ino: u32, name: &[u8], out: &mut Vec<u8>) {
 
 /// `flist ls`.
 pub fn cmd_ls(file: &Path, path: &str, recursive: bool) -> Result<()> {
-    let fl = format::read_file(file)?;
+    let fl = crate::rfs::read_any(file)?;
     let ino = lookup(&fl, file, path)?;
     let mut out = Vec::new();
     if recursive {
@@ -515,7 +575,7 @@ pub fn cmd_ls(file: &Path, path: &str, recursive: bool) -> Result<()> {
 
 /// `flist stat`.
 pub fn cmd_stat(file: &Path, path: &str) -> Result<()> {
-    let fl = format::read_file(file)?;
+    let fl = crate::rfs::read_any(file)?;
     let ino = lookup(&fl, file, path)?;
     let i = fl
         .inode(ino)
@@ -556,7 +616,7 @@ pub fn cmd_stat(file: &Path, path: &str) -> Result<()> {
 
 /// `flist cat`.
 pub fn cmd_cat(stores: &[String], file: &Path, path: &str) -> Result<()> {
-    let fl = format::read_file(file)?;
+    let fl = crate::rfs::read_any(file)?;
     let ino = lookup(&fl, file, path)?;
     if !fl.inode(ino).is_some_and(|i| i.is_reg()) {
         return Err(Error::invalid(file, format!("{path}: not a regular file")));
@@ -599,7 +659,7 @@ pub fn cmd_keygen(output: &Path) -> Result<()> {
 
 /// `flist inspect`.
 pub fn cmd_inspect(file: &Path) -> Result<()> {
-    let fl = format::read_file(file)?;
+    let fl = crate::rfs::read_any(file)?;
     let mut counts = [0usize; 7];
     let mut bytes = 0u64;
     for i in &fl.inodes {
@@ -630,21 +690,28 @@ pub fn cmd_inspect(file: &Path) -> Result<()> {
     use std::fmt::Write as _;
     let _ = writeln!(o, "file: {}", file.display());
     let _ = writeln!(o, "identity: {}", hex(&fl.identity));
-    let _ = writeln!(o, "format: v{}", format::VERSION);
-    let _ = writeln!(
-        o,
-        "chunking: {:?} min {} avg {} max {}; hash blake3; compression zstd level {}; encryption {}",
-        p.chunk.chunking,
-        p.chunk.min,
-        p.chunk.avg,
-        p.chunk.max,
-        p.level,
-        if p.encrypted {
-            "convergent chacha20poly1305"
-        } else {
-            "none"
-        }
-    );
+    if p.hash == crate::rfs::HASH_RFS {
+        let _ = writeln!(
+            o,
+            "format: rfs .fl (SQLite); fixed 512 KiB blocks, BLAKE2b-256 ids and keys, snappy, AES-256-GCM"
+        );
+    } else {
+        let _ = writeln!(o, "format: v{}", format::VERSION);
+        let _ = writeln!(
+            o,
+            "chunking: {:?} min {} avg {} max {}; hash blake3; compression zstd level {}; encryption {}",
+            p.chunk.chunking,
+            p.chunk.min,
+            p.chunk.avg,
+            p.chunk.max,
+            p.level,
+            if p.encrypted {
+                "convergent chacha20poly1305"
+            } else {
+                "none"
+            }
+        );
+    }
     let _ = writeln!(
         o,
         "inodes: {} (files {}, dirs {}, symlinks {}, devices {}, fifos {}, sockets {}); entries {}",
@@ -671,7 +738,7 @@ pub fn cmd_inspect(file: &Path) -> Result<()> {
     );
     let _ = writeln!(o, "metadata: {} bytes", fl.body.len());
     for r in &fl.trailer.routes {
-        let _ = writeln!(o, "route: {r}");
+        let _ = writeln!(o, "route: {}", store::redact(r));
     }
     for s in &fl.trailer.signatures {
         let _ = writeln!(o, "signature: {}", hex(&s.public_key));

@@ -435,6 +435,12 @@ pub fn valid_name(n: &[u8]) -> bool {
 /// Read and decode an flist file.
 pub fn read_file(path: &Path) -> Result<Flist> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if bytes.starts_with(crate::rfs::SQLITE_MAGIC) {
+        return Err(Error::invalid(
+            path,
+            "an rfs .fl, not an flist: this command needs our format (see `flist convert`)",
+        ));
+    }
     decode(&bytes).map_err(|msg| Error::corrupt(path, msg))
 }
 
@@ -652,7 +658,7 @@ fn range(first: u64, count: u64, len: usize) -> Option<std::ops::Range<usize>> {
 
 impl Flist {
     /// Structural validation: every reference in range, names safe, a proper tree.
-    fn validate(&self) -> std::result::Result<(), String> {
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
         let root = self.inodes.first().ok_or("no root inode")?;
         if !root.is_dir() {
             return Err("root inode is not a directory".into());

@@ -6,7 +6,9 @@
 //! <node>/identity.key          node key (copies in <pool mountpoint>/.zos/node.key)
 //! <node>/run/<service>.sock    bus sockets (folder 0700, sockets 0600)
 //! <node>/state/                engine records
-//! <node>/storaged/, disks/     storaged's state and, in dev mode, its file-backed disks
+//! <node>/storaged.json         storaged's config written by node-init (node id, disks, zdb)
+//! <node>/storaged/, disks/     storaged's root and, in dev mode, its file-backed disks
+//! <node>/storaged.log          log of the storaged node-init started
 //! ```
 
 use crate::engine::{Backoff, Engine, EngineError};
@@ -105,16 +107,23 @@ pub async fn run(
         folder(d)?;
     }
     let storaged = bus::Client::new(bus::service_socket(&run_dir, "storaged"));
+    // The identity comes first: storaged needs the node id in its config (it labels its pools
+    // with it). Known copies before storaged runs: the pools of a storaged already running, else
+    // copies in pool folders that are still mounted.
+    let primary = cfg.node_dir.join("identity.key");
+    let early = if storaged.health().await.is_ok() {
+        pool_copies(&storaged).await
+    } else {
+        mounted_copies(&cfg.node_dir.join("storaged").join("pools"))
+    };
+    let identity = Arc::new(NodeIdentity::load_or_create(&primary, &early)?);
     let mut child = None;
     if cfg.start_storaged {
-        child = start_storaged(&cfg, &storaged).await?;
+        child = start_storaged(&cfg, &storaged, &identity.node_id()).await?;
     }
-
+    // then the key goes to every pool storaged reports
     let copies = pool_copies(&storaged).await;
-    let identity = Arc::new(NodeIdentity::load_or_create(
-        &cfg.node_dir.join("identity.key"),
-        &copies,
-    )?);
+    identity.spread(&primary, &copies)?;
     tracing::info!(node_id = %identity.node_id(), copies = copies.len(), "node identity ready");
 
     let mut server = bus::Server::new(SERVICE);
@@ -164,47 +173,95 @@ async fn pool_copies(storaged: &bus::Client) -> Vec<PathBuf> {
     }
 }
 
-/// Starts storaged unless one already answers (re-adopted after a node-init restart), then waits
-/// for its health.
-async fn start_storaged(cfg: &Config, client: &bus::Client) -> Result<Option<Child>, DaemonError> {
-    if let Ok(h) = client.health().await {
-        tracing::info!(pid = h.pid, "storaged already running: adopting it");
-        return Ok(None);
-    }
+/// Identity copies in the pool folders under `pools` that exist now (mounted pools).
+fn mounted_copies(pools: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(pools)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join(IDENTITY_IN_POOL))
+        .filter(|p| p.exists())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Starts storaged (`storaged --config <node>/storaged.json --root <node>/storaged --run
+/// <node>/run`, log in `<node>/storaged.log`) unless one already answers (adopted after a
+/// node-init restart), then waits until its health leaves `starting` (pools adopted, zdb up).
+/// It runs in its own process group, so it and its zdb servers outlive node-init.
+async fn start_storaged(
+    cfg: &Config,
+    client: &bus::Client,
+    node_id: &str,
+) -> Result<Option<Child>, DaemonError> {
     let bin = cfg.storaged_bin.clone();
     let fail = |reason: String| DaemonError::Storaged {
         bin: bin.clone(),
         reason,
     };
-    let mut cmd = Command::new(&bin);
-    cmd.arg("--run-dir")
-        .arg(cfg.run_dir())
-        .arg("--state-dir")
-        .arg(cfg.node_dir.join("storaged"));
-    if cfg.dev {
-        let disks = cfg.node_dir.join("disks");
-        folder(&disks)?;
-        cmd.arg("--dev-disks").arg(disks);
+    let config = crate::dev::write_config(&cfg.node_dir, node_id, cfg.dev).map_err(|source| {
+        DaemonError::Folder {
+            path: crate::dev::config_path(&cfg.node_dir),
+            source,
+        }
+    })?;
+    let log_path = cfg.node_dir.join("storaged.log");
+    let mut child = None;
+    if let Ok(h) = client.health().await {
+        tracing::info!(pid = h.pid, "storaged already running: adopting it");
+    } else {
+        let root = cfg.node_dir.join("storaged");
+        folder(&root)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|source| DaemonError::Folder {
+                path: log_path.clone(),
+                source,
+            })?;
+        let log2 = log.try_clone().map_err(|e| fail(e.to_string()))?;
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--root")
+            .arg(&root)
+            .arg("--run")
+            .arg(cfg.run_dir())
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        let c = cmd.spawn().map_err(|e| fail(e.to_string()))?;
+        tracing::info!(pid = ?c.id(), log = %log_path.display(), "storaged started");
+        child = Some(c);
     }
-    cmd.env("ZOS_NODE", &cfg.node_dir)
-        .stdin(std::process::Stdio::null());
-    let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + cfg.storaged_timeout;
     loop {
-        if client.health().await.is_ok() {
-            tracing::info!("storaged is up");
-            return Ok(Some(child));
+        match client.health().await {
+            Ok(h) if h.status != HealthStatus::Starting => {
+                tracing::info!(status = ?h.status, detail = ?h.detail, "storaged is up");
+                return Ok(child);
+            }
+            _ => {}
         }
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Some(c) = child.as_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
             return Err(fail(format!(
-                "exited with {status} before becoming healthy"
+                "exited with {status} before becoming healthy (log: {})",
+                log_path.display()
             )));
         }
         if tokio::time::Instant::now() > deadline {
-            stop_child(&mut child).await;
+            if let Some(c) = child.as_mut() {
+                stop_child(c).await;
+            }
             return Err(fail(format!(
-                "not healthy after {:?}",
-                cfg.storaged_timeout
+                "not healthy after {:?} (log: {})",
+                cfg.storaged_timeout,
+                log_path.display()
             )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod blueprint;
 pub mod daemon;
+pub mod dev;
 pub mod engine;
 pub mod fsutil;
 pub mod handlers;

@@ -25,7 +25,7 @@ use fuser::{Config, MountOption, Session, SessionACL};
 use rustix::mount::UnmountFlags;
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::{self, hex};
+use crate::format::hex;
 use cache::DiskCache;
 use fetch::{Fetcher, Priority};
 use lifecycle::{Event, Lifecycle};
@@ -95,7 +95,7 @@ pub fn run(a: &MountArgs) -> Result<()> {
         // Own session: the daemon outlives whoever asked for it and its terminal.
         let _ = rustix::process::setsid();
     }
-    let fl = Arc::new(format::read_file(&a.flist)?);
+    let fl = Arc::new(crate::rfs::read_any(&a.flist)?);
     let reader = crate::cli::reader(&fl, &a.flist, &a.stores)?;
     let cache = DiskCache::open(&a.cache, a.cache_size).map_err(|e| Error::Invalid {
         path: a.cache.clone(),

@@ -18,7 +18,7 @@ use rustix::mount::MountFlags;
 
 use super::{log, mounted_type, spawn_daemon, unmount};
 use crate::error::{Error, IoContext, Result};
-use crate::format::{self, hex};
+use crate::format::hex;
 
 /// Default state folder.
 pub const DEFAULT_STATE: &str = "/run/flist";
@@ -81,7 +81,7 @@ pub fn ro_dir(state: &Path, identity_hex: &str) -> PathBuf {
 
 /// Start a container: ensure the shared read-only mount, stack the overlay on `target`.
 pub fn start(a: &StartArgs) -> Result<()> {
-    let fl = format::read_file(&a.flist)?;
+    let fl = crate::rfs::read_any(&a.flist)?;
     let id = hex(&fl.identity);
     let _l = lock_state(&a.state)?;
     let base = a.state.join("mounts").join(&id);

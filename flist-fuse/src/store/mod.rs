@@ -110,8 +110,17 @@ pub fn parse_spec(spec: &str) -> Result<(u8, u8, &str), StoreError> {
     Ok((0, 0xff, spec))
 }
 
+/// How a store checks stored bytes against a block id.
+pub type Check = fn(&Hash, &[u8]) -> Result<(), StoreError>;
+
 /// Open the store described by one or more specs.
 pub fn open(specs: &[String]) -> Result<Arc<dyn Store>, StoreError> {
+    open_checked(specs, check)
+}
+
+/// Open the store described by one or more specs; routes check replicas with `check`
+/// (blake3 for our blocks, BLAKE2b for rfs blocks).
+pub fn open_checked(specs: &[String], check: Check) -> Result<Arc<dyn Store>, StoreError> {
     match specs {
         [] => Err(StoreError::Url {
             url: String::new(),
@@ -126,7 +135,7 @@ pub fn open(specs: &[String]) -> Result<Arc<dyn Store>, StoreError> {
                 let (lo, hi, url) = parse_spec(s)?;
                 routes.push((lo, hi, open_url(url)?));
             }
-            Ok(Arc::new(route::RouteStore::new(routes)))
+            Ok(Arc::new(route::RouteStore::with_check(routes, check)))
         }
     }
 }

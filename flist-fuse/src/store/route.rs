@@ -10,11 +10,17 @@ use crate::format::Hash;
 /// A routing store over `(lo, hi, store)` ranges of the id's first byte.
 pub struct RouteStore {
     routes: Vec<(u8, u8, Arc<dyn Store>)>,
+    check: super::Check,
 }
 
 impl RouteStore {
     pub fn new(routes: Vec<(u8, u8, Arc<dyn Store>)>) -> Self {
-        RouteStore { routes }
+        Self::with_check(routes, check)
+    }
+
+    /// Routes whose replicas are checked with `check` (e.g. the rfs BLAKE2b ids).
+    pub fn with_check(routes: Vec<(u8, u8, Arc<dyn Store>)>, check: super::Check) -> Self {
+        RouteStore { routes, check }
     }
 
     fn matching(&self, id: &Hash) -> impl Iterator<Item = &Arc<dyn Store>> {
@@ -38,7 +44,7 @@ impl Store for RouteStore {
         let mut last = None;
         for s in self.matching(id) {
             match s.get(id) {
-                Ok(d) => match check(id, &d) {
+                Ok(d) => match (self.check)(id, &d) {
                     Ok(()) => return Ok(d),
                     Err(e) => last = Some(e),
                 },
