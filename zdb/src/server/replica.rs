@@ -100,20 +100,8 @@ struct Position {
 }
 
 fn state_path(shared: &Shared, name: &[u8]) -> std::path::PathBuf {
-    shared
-        .cfg
-        .index
-        .join(std::ffi::OsStr::from_bytes_compat(name))
-        .join(".replica")
-}
-
-trait FromBytesCompat {
-    fn from_bytes_compat(b: &[u8]) -> &Self;
-}
-impl FromBytesCompat for std::ffi::OsStr {
-    fn from_bytes_compat(b: &[u8]) -> &Self {
-        std::os::unix::ffi::OsStrExt::from_bytes(b)
-    }
+    let name: &std::ffi::OsStr = std::os::unix::ffi::OsStrExt::from_bytes(name);
+    shared.cfg.index.join(name).join(".replica")
 }
 
 fn load_position(shared: &Shared, name: &[u8]) -> Position {
