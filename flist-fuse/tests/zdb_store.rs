@@ -19,7 +19,9 @@ fn zdb_bin() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("ZDB_BIN") {
         return Some(PathBuf::from(p));
     }
-    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     ["debug/zdb", "release/zdb"]
         .iter()
         .map(|p| target.join(p))

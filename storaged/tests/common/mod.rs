@@ -35,7 +35,12 @@ fn in_path(bin: &str) -> bool {
 pub fn zdb_bin() -> PathBuf {
     std::env::var_os("ZDB_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/zdb"))
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+                .join("debug/zdb")
+        })
 }
 
 /// `Some(())` when the real-system tests can run; otherwise skips (or panics under CI=true).
