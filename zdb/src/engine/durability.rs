@@ -12,7 +12,7 @@ use super::OpError;
 use crate::storage::StorageFile;
 
 /// Scheduler turns a would-be leader gives other writers before it takes the batch.
-const GATHER_YIELDS: usize = 3;
+const GATHER_YIELDS: usize = 8;
 
 #[derive(Default)]
 struct State {
