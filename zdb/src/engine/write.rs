@@ -125,19 +125,16 @@ impl Namespace {
         Ok(None)
     }
 
-    /// Append a data entry; on failure cut it back and poison.
+    /// Append a data entry whose value has CRC `crc` (0 for tombstones; the caller computes it
+    /// once for data and index); on failure cut it back and poison.
     fn append_data(
         &mut self,
         key: &[u8],
         value: &[u8],
+        crc: u32,
         flags: u8,
         ts: u32,
     ) -> Result<u32, OpError> {
-        let crc = if flags & FLAG_DELETED != 0 {
-            0
-        } else {
-            crc32(value)
-        };
         let hdr = DataEntryHeader {
             idlength: key.len() as u8,
             datalength: value.len() as u32,
@@ -314,7 +311,8 @@ impl Namespace {
             return Err(OpError::IndexWrite);
         }
         let rotation = self.rotate_if_full(Self::data_entry_len(key.len(), value.len()))?;
-        let data_off = self.append_data(key, value, 0, ts)?;
+        let crc = crc32(value);
+        let data_off = self.append_data(key, value, crc, 0, ts)?;
         let hdr = IndexEntryHeader {
             idlength: key.len() as u8,
             offset: data_off,
@@ -323,7 +321,7 @@ impl Namespace {
             flags: 0,
             dataid: self.active.id,
             timestamp: ts,
-            crc: crc32(value),
+            crc,
             parentid: old.map_or(0, |l| l.file),
             parentoff: old.map_or(0, |l| l.idx_off),
         };
@@ -371,8 +369,9 @@ impl Namespace {
             let rotation =
                 self.rotate_if_full(Self::data_entry_len(index::SEQ_KEY_LEN, value.len()))?;
             let id = self.next_entry.to_le_bytes();
-            let data_off = self.append_data(&id, value, 0, ts)?;
-            self.append_seq_slot(&id, data_off, value.len() as u32, crc32(value), ts)?;
+            let crc = crc32(value);
+            let data_off = self.append_data(&id, value, crc, 0, ts)?;
+            self.append_seq_slot(&id, data_off, value.len() as u32, crc, ts)?;
             self.after_write()?;
             return Ok((SetOutcome::Stored(id.to_vec()), rotation));
         }
@@ -393,17 +392,9 @@ impl Namespace {
         self.check_maxsize(value.len(), old.length)?;
         let rotation =
             self.rotate_if_full(Self::data_entry_len(index::SEQ_KEY_LEN, value.len()))?;
-        let data_off = self.append_data(key, value, 0, ts)?;
-        self.seq_update_slot(
-            key,
-            file,
-            off,
-            old,
-            data_off,
-            value.len() as u32,
-            crc32(value),
-            ts,
-        )?;
+        let crc = crc32(value);
+        let data_off = self.append_data(key, value, crc, 0, ts)?;
+        self.seq_update_slot(key, file, off, old, data_off, value.len() as u32, crc, ts)?;
         self.after_write()?;
         Ok((SetOutcome::Stored(key.to_vec()), rotation))
     }
@@ -500,7 +491,7 @@ impl Namespace {
             return Err(OpError::WormDelete);
         }
         let rotation = self.rotate_if_full(Self::data_entry_len(key.len(), 0))?;
-        self.append_data(key, &[], FLAG_DELETED, ts)
+        self.append_data(key, &[], 0, FLAG_DELETED, ts)
             .map_err(|_| OpError::DeleteData)?;
         self.flag_deleted(file, idx_off)
             .map_err(|_| OpError::DeleteIndex)?;
