@@ -139,7 +139,8 @@ impl Namespace {
             .read_exact_at(&mut buf, u64::from(off))
             .map_err(|_| OpError::ReadFailed)?;
         let hdr = DataEntryHeader::decode(&buf).map_err(|_| OpError::Corrupted)?;
-        let (head, value) = buf.split_at(data::ENTRY_HEADER_LEN + key.len());
+        let head_len = data::ENTRY_HEADER_LEN + key.len();
+        let (head, value) = buf.split_at(head_len);
         if usize::from(hdr.idlength) != key.len()
             || hdr.datalength != len
             || head.get(data::ENTRY_HEADER_LEN..) != Some(key)
@@ -147,7 +148,9 @@ impl Namespace {
         {
             return Err(OpError::Corrupted);
         }
-        Ok(value.to_vec())
+        // Keep the one allocation: drop the header and key in place.
+        buf.drain(..head_len);
+        Ok(buf)
     }
 
     /// Current index position and header of a live key.
