@@ -107,17 +107,7 @@ impl Namespace {
             }
             off += hdr.entry_len() as u32;
         }
-        let data_len = self
-            .files
-            .get(FileKind::Data, file)
-            .and_then(|f| f.len())
-            .unwrap_or(0);
-        let live_data: u64 = live
-            .iter()
-            .map(|(_, h, k)| Self::data_entry_len(k.len(), h.length as usize))
-            .sum();
-        // Tombstones and torn leftovers in the data file are dead too.
-        let data_dead = data_len.saturating_sub(data::HEADER_LEN as u64 + live_data);
+        let data_dead = self.data_not_in(file, &live);
         if dead_bytes == 0 && data_dead == 0 {
             return None;
         }
@@ -132,6 +122,21 @@ impl Namespace {
             index_dir: self.files.index_dir.clone(),
             data_dir: self.files.data_dir.clone(),
         })
+    }
+
+    /// Bytes of data file `file` not held by the `live` entries: superseded versions,
+    /// tombstones and torn leftovers.
+    fn data_not_in(&self, file: u32, live: &[(u32, IndexEntryHeader, Vec<u8>)]) -> u64 {
+        let data_len = self
+            .files
+            .get(FileKind::Data, file)
+            .and_then(|f| f.len())
+            .unwrap_or(0);
+        let live_data: u64 = live
+            .iter()
+            .map(|(_, h, k)| Self::data_entry_len(k.len(), h.length as usize))
+            .sum();
+        data_len.saturating_sub(data::HEADER_LEN as u64 + live_data)
     }
 
     /// Sequential mode: live slots of any index file whose value is in data file `file`.
@@ -163,16 +168,7 @@ impl Namespace {
             .iter()
             .filter_map(|&i| slot_files.get(i).copied())
             .collect();
-        let data_len = self
-            .files
-            .get(FileKind::Data, file)
-            .and_then(|f| f.len())
-            .unwrap_or(0);
-        let live_data: u64 = live
-            .iter()
-            .map(|(_, h, k)| Self::data_entry_len(k.len(), h.length as usize))
-            .sum();
-        let dead = data_len.saturating_sub(data::HEADER_LEN as u64 + live_data);
+        let dead = self.data_not_in(file, &live);
         (dead > 0).then(|| CompactPlan {
             file,
             mode: self.mode,
