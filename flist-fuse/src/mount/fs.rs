@@ -116,6 +116,14 @@ impl FlistFs {
         self.fl.inode(n).map(|i| (n, i)).ok_or(FsError::NotFound)
     }
 
+    /// The directory behind `ino` (ENOTDIR for any other type).
+    fn dir(&self, ino: INodeNo) -> Result<(u32, &Inode), FsError> {
+        match self.ino(ino)? {
+            (n, i) if i.is_dir() => Ok((n, i)),
+            _ => Err(FsError::NotDir),
+        }
+    }
+
     fn attr(&self, n: u32, i: &Inode) -> FileAttr {
         let t = time(i.mtime_sec, i.mtime_nsec);
         let size = if i.is_dir() && i.size == 0 {
@@ -377,12 +385,11 @@ impl Filesystem for FlistFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.ino(ino) {
-            Ok((_, i)) if i.is_dir() => reply.opened(
+        match self.dir(ino) {
+            Ok(_) => reply.opened(
                 FileHandle(0),
                 FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
             ),
-            Ok(_) => reply.error(errno(&FsError::NotDir)),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -395,9 +402,8 @@ impl Filesystem for FlistFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let (n, i) = match self.ino(ino) {
-            Ok((n, i)) if i.is_dir() => (n, i),
-            Ok(_) => return reply.error(errno(&FsError::NotDir)),
+        let (n, i) = match self.dir(ino) {
+            Ok(d) => d,
             Err(e) => return reply.error(errno(&e)),
         };
         let children = self.fl.children(n);
@@ -432,9 +438,8 @@ impl Filesystem for FlistFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let (n, i) = match self.ino(ino) {
-            Ok((n, i)) if i.is_dir() => (n, i),
-            Ok(_) => return reply.error(errno(&FsError::NotDir)),
+        let (n, i) = match self.dir(ino) {
+            Ok(d) => d,
             Err(e) => return reply.error(errno(&e)),
         };
         let children = self.fl.children(n);
