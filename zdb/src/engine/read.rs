@@ -31,6 +31,26 @@ pub struct ScanPage {
     pub items: Vec<ScanItem>,
 }
 
+impl ScanPage {
+    /// Add a live entry; true once the page is full (item count or the 2 ms slice).
+    fn take(
+        &mut self,
+        file: u32,
+        off: u32,
+        hdr: IndexEntryHeader,
+        key: Vec<u8>,
+        started: Instant,
+    ) -> bool {
+        self.cursor = cursor_of(file, off, &hdr);
+        self.items.push(ScanItem {
+            key,
+            size: hdr.length,
+            timestamp: hdr.timestamp,
+        });
+        self.items.len() >= SCAN_MAX_ITEMS || started.elapsed() >= SCAN_SLICE
+    }
+}
+
 /// One HISTORY answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryItem {
@@ -281,18 +301,11 @@ impl Namespace {
                 let Ok((hdr, key)) = self.read_index_entry(file, off) else {
                     break;
                 };
-                if self.is_live(file, off, &hdr, &key) {
-                    page.cursor = cursor_of(file, off, &hdr);
-                    page.items.push(ScanItem {
-                        key,
-                        size: hdr.length,
-                        timestamp: hdr.timestamp,
-                    });
-                    if page.items.len() >= SCAN_MAX_ITEMS || started.elapsed() >= SCAN_SLICE {
-                        return Ok(page);
-                    }
+                let len = hdr.entry_len() as u32;
+                if self.is_live(file, off, &hdr, &key) && page.take(file, off, hdr, key, started) {
+                    return Ok(page);
                 }
-                off += hdr.entry_len() as u32;
+                off += len;
             }
             file += 1;
             off = index::HEADER_LEN as u32;
@@ -318,18 +331,10 @@ impl Namespace {
             let Ok((hdr, key)) = self.read_index_entry(file, off) else {
                 break;
             };
-            if self.is_live(file, off, &hdr, &key) {
-                page.cursor = cursor_of(file, off, &hdr);
-                page.items.push(ScanItem {
-                    key,
-                    size: hdr.length,
-                    timestamp: hdr.timestamp,
-                });
-                if page.items.len() >= SCAN_MAX_ITEMS || started.elapsed() >= SCAN_SLICE {
-                    return Ok(page);
-                }
-            }
             pos = self.previous_position(file, off, &hdr);
+            if self.is_live(file, off, &hdr, &key) && page.take(file, off, hdr, key, started) {
+                return Ok(page);
+            }
         }
         Ok(page)
     }
