@@ -261,6 +261,27 @@ impl Namespace {
         Ok(())
     }
 
+    /// Overwriting the current version (at `file`/`off`, `len` bytes): `Ok(true)` when the value
+    /// is byte-identical (0-db answers nil and writes nothing), else refused in worm mode.
+    fn overwrite_is_noop(
+        &self,
+        file: u32,
+        off: u32,
+        key: &[u8],
+        len: u32,
+        value: &[u8],
+    ) -> Result<bool, OpError> {
+        if len as usize == value.len()
+            && self.read_value(file, off, key, len).ok().as_deref() == Some(value)
+        {
+            return Ok(true);
+        }
+        if self.desc.worm && !self.replaying {
+            return Err(OpError::Worm);
+        }
+        Ok(false)
+    }
+
     fn check_maxsize(&self, new_len: usize, old_len: u32) -> Result<(), OpError> {
         let max = self.maxsize();
         if max > 0 && !self.replaying && self.live_bytes + new_len as u64 > max + u64::from(old_len)
@@ -292,19 +313,10 @@ impl Namespace {
         ts: u32,
     ) -> Result<(SetOutcome, Option<Rotation>), OpError> {
         let old = self.keys.get(key);
-        if let Some(loc) = old {
-            if loc.len as usize == value.len()
-                && self
-                    .read_value(loc.file, loc.data_off, key, loc.len)
-                    .ok()
-                    .as_deref()
-                    == Some(value)
-            {
-                return Ok((SetOutcome::Unchanged, None));
-            }
-            if self.desc.worm && !self.replaying {
-                return Err(OpError::Worm);
-            }
+        if let Some(loc) = old
+            && self.overwrite_is_noop(loc.file, loc.data_off, key, loc.len, value)?
+        {
+            return Ok((SetOutcome::Unchanged, None));
         }
         self.check_maxsize(value.len(), old.map_or(0, |l| l.len))?;
         if old.is_none() && !self.keys.has_room(key.len()) {
@@ -377,17 +389,8 @@ impl Namespace {
         }
         let (file, off, old) = self.seq_live_slot(key).ok_or(OpError::SeqUpdateOnly)?;
         let old_file = self.data_file_of(file, &old);
-        if old.length as usize == value.len()
-            && self
-                .read_value(old_file, old.offset, key, old.length)
-                .ok()
-                .as_deref()
-                == Some(value)
-        {
+        if self.overwrite_is_noop(old_file, old.offset, key, old.length, value)? {
             return Ok((SetOutcome::Unchanged, None));
-        }
-        if self.desc.worm && !self.replaying {
-            return Err(OpError::Worm);
         }
         self.check_maxsize(value.len(), old.length)?;
         let rotation =
