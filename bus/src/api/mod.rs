@@ -3,6 +3,7 @@
 //! Naming: methods are `service.object.verb@version`; events are published on
 //! `service.object` topics. Mutating methods are idempotent unless their doc says otherwise.
 
+pub mod compute;
 pub mod health;
 pub mod node;
 pub mod storage;

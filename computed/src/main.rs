@@ -1,0 +1,71 @@
+//! computed binary: the daemon, an operator command, or a container's shim.
+
+use anyhow::Context;
+use clap::Parser;
+use computed::cli::{Cli, Command, run_command};
+use computed::engine::Config;
+use computed::rootfs::Tools;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let level = if cli.verbose { "debug" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    // The shim must stay single-threaded: libcontainer forks it. No runtime is built for it.
+    if let Some(Command::Shim { dir }) = &cli.command {
+        std::process::exit(computed::shim::run(dir));
+    }
+    let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
+    rt.block_on(async_main(cli))
+}
+
+async fn async_main(cli: Cli) -> anyhow::Result<()> {
+    let socket = bus::service_socket(&cli.run, computed::api::SERVICE);
+    if let Some(cmd) = cli.command {
+        if let Err(e) = run_command(cmd, socket).await {
+            eprintln!("computed: {e:#}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("current executable")?;
+    let flist_bin = cli.flist_bin.clone().unwrap_or_else(|| {
+        exe.parent()
+            .map(|d| d.join("flist"))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| "flist".into())
+    });
+    let cfg = Config {
+        tools: Tools {
+            flist_bin,
+            flist_state: cli.root.join("flist"),
+            cache: cli.cache.clone().unwrap_or_else(|| cli.root.join("cache")),
+            cache_size: cli.cache_size.clone(),
+            flists: cli.root.join("flists"),
+        },
+        root: cli.root.clone(),
+        cgroup_parent: cli.cgroup_parent.clone(),
+        netns_prefix: cli.netns_prefix.clone(),
+        memory_system: cli.system_memory_mib << 20,
+        shim_exe: exe,
+    };
+    std::fs::create_dir_all(&cli.run).with_context(|| format!("{}", cli.run.display()))?;
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        tracing::info!("shutting down (containers keep running)");
+    };
+    computed::daemon::run(cfg, &cli.run, shutdown)
+        .await
+        .context("computed")
+}
