@@ -9,10 +9,12 @@
 //! <node>/storaged.json         storaged's config written by node-init (node id, disks, zdb)
 //! <node>/storaged/, disks/     storaged's root and, in dev mode, its file-backed disks
 //! <node>/storaged.log          log of the storaged node-init started
+//! <node>/computed/             computed's root (containers, pinned flists, block cache)
+//! <node>/computed.log          log of the computed node-init started
 //! ```
 
 use crate::engine::{Backoff, Engine, EngineError};
-use crate::handlers::{StorageCapacity, storage_handlers};
+use crate::handlers::{NodeCapacity, node_handlers};
 use crate::identity::{IDENTITY_IN_POOL, IdentityError, NodeIdentity};
 use bus::api::health::HealthStatus;
 use bus::api::storage::ListDisks;
@@ -37,9 +39,11 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
-    /// storaged could not be started.
-    #[error("cannot start storaged ({}): {reason}", bin.display())]
-    Storaged {
+    /// storaged or computed could not be started.
+    #[error("cannot start {service} ({}): {reason}", bin.display())]
+    Service {
+        /// Which daemon.
+        service: &'static str,
         /// Binary.
         bin: PathBuf,
         /// Why.
@@ -67,7 +71,11 @@ pub struct Config {
     pub dev: bool,
     /// storaged binary.
     pub storaged_bin: PathBuf,
-    /// How long to wait for storaged's health.
+    /// Start computed as a child (dev mode), unless one already answers on its socket.
+    pub start_computed: bool,
+    /// computed binary.
+    pub computed_bin: PathBuf,
+    /// How long to wait for storaged's (and computed's) health.
     pub storaged_timeout: Duration,
     /// Retry timing.
     pub backoff: Backoff,
@@ -80,13 +88,13 @@ impl Config {
     }
 }
 
-/// The storaged binary next to the running executable, else `storaged` from PATH.
-pub fn default_storaged_bin() -> PathBuf {
+/// The binary `name` next to the running executable, else `name` from PATH.
+pub fn default_bin(name: &str) -> PathBuf {
     std::env::current_exe()
         .ok()
-        .and_then(|p| p.parent().map(|d| d.join("storaged")))
+        .and_then(|p| p.parent().map(|d| d.join(name)))
         .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("storaged"))
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 fn folder(path: &Path) -> Result<(), DaemonError> {
@@ -117,9 +125,22 @@ pub async fn run(
         mounted_copies(&cfg.node_dir.join("storaged").join("pools"))
     };
     let identity = Arc::new(NodeIdentity::load_or_create(&primary, &early)?);
-    let mut child = None;
+    let computed = bus::Client::new(bus::service_socket(&run_dir, "computed"));
+    let mut children = Vec::new();
     if cfg.start_storaged {
-        child = start_storaged(&cfg, &storaged, &identity.node_id()).await?;
+        children.extend(start_storaged(&cfg, &storaged, &identity.node_id()).await?);
+    }
+    if cfg.start_computed {
+        let root = cfg.node_dir.join("computed");
+        folder(&root)?;
+        let args = [
+            "--root".into(),
+            root.into_os_string(),
+            "--run".into(),
+            run_dir.clone().into_os_string(),
+        ];
+        children
+            .extend(start_service(&cfg, "computed", &cfg.computed_bin, &args, &computed).await?);
     }
     // then the key goes to every pool storaged reports
     let copies = pool_copies(&storaged).await;
@@ -129,8 +150,11 @@ pub async fn run(
     let mut server = bus::Server::new(SERVICE);
     let engine = Engine::start(
         &cfg.node_dir.join("state"),
-        storage_handlers(&storaged),
-        Arc::new(StorageCapacity(storaged.clone())),
+        node_handlers(&storaged, &computed),
+        Arc::new(NodeCapacity {
+            storaged: storaged.clone(),
+            computed: computed.clone(),
+        }),
         server.publisher(),
         cfg.backoff,
     )?;
@@ -151,7 +175,7 @@ pub async fn run(
     ready(&identity.node_id(), &socket);
     server.serve(listener, shutdown).await;
 
-    if let Some(mut c) = child.take() {
+    for mut c in children {
         stop_child(&mut c).await;
     }
     Ok(())
@@ -187,32 +211,51 @@ fn mounted_copies(pools: &Path) -> Vec<PathBuf> {
 }
 
 /// Starts storaged (`storaged --config <node>/storaged.json --root <node>/storaged --run
-/// <node>/run`, log in `<node>/storaged.log`) unless one already answers (adopted after a
-/// node-init restart), then waits until its health leaves `starting` (pools adopted, zdb up).
-/// It runs in its own process group, so it and its zdb servers outlive node-init.
+/// <node>/run`) unless one already answers (adopted after a node-init restart).
 async fn start_storaged(
     cfg: &Config,
     client: &bus::Client,
     node_id: &str,
 ) -> Result<Option<Child>, DaemonError> {
-    let bin = cfg.storaged_bin.clone();
-    let fail = |reason: String| DaemonError::Storaged {
-        bin: bin.clone(),
-        reason,
-    };
     let config = crate::dev::write_config(&cfg.node_dir, node_id, cfg.dev).map_err(|source| {
         DaemonError::Folder {
             path: crate::dev::config_path(&cfg.node_dir),
             source,
         }
     })?;
-    let log_path = cfg.node_dir.join("storaged.log");
+    let root = cfg.node_dir.join("storaged");
+    folder(&root)?;
+    let args = [
+        "--config".into(),
+        config.into_os_string(),
+        "--root".into(),
+        root.into_os_string(),
+        "--run".into(),
+        cfg.run_dir().into_os_string(),
+    ];
+    start_service(cfg, "storaged", &cfg.storaged_bin, &args, client).await
+}
+
+/// Starts `bin args` (log in `<node>/<service>.log`) unless the service already answers, then
+/// waits until its health leaves `starting`. It runs in its own process group, so it (and the
+/// zdb servers or containers it keeps) outlives node-init.
+async fn start_service(
+    cfg: &Config,
+    service: &'static str,
+    bin: &Path,
+    args: &[std::ffi::OsString],
+    client: &bus::Client,
+) -> Result<Option<Child>, DaemonError> {
+    let fail = |reason: String| DaemonError::Service {
+        service,
+        bin: bin.to_path_buf(),
+        reason,
+    };
+    let log_path = cfg.node_dir.join(format!("{service}.log"));
     let mut child = None;
     if let Ok(h) = client.health().await {
-        tracing::info!(pid = h.pid, "storaged already running: adopting it");
+        tracing::info!(pid = h.pid, service, "already running: adopting it");
     } else {
-        let root = cfg.node_dir.join("storaged");
-        folder(&root)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -222,26 +265,21 @@ async fn start_storaged(
                 source,
             })?;
         let log2 = log.try_clone().map_err(|e| fail(e.to_string()))?;
-        let mut cmd = Command::new(&bin);
-        cmd.arg("--config")
-            .arg(&config)
-            .arg("--root")
-            .arg(&root)
-            .arg("--run")
-            .arg(cfg.run_dir())
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
             .process_group(0)
             .stdin(std::process::Stdio::null())
             .stdout(log)
             .stderr(log2);
         let c = cmd.spawn().map_err(|e| fail(e.to_string()))?;
-        tracing::info!(pid = ?c.id(), log = %log_path.display(), "storaged started");
+        tracing::info!(pid = ?c.id(), service, log = %log_path.display(), "started");
         child = Some(c);
     }
     let deadline = tokio::time::Instant::now() + cfg.storaged_timeout;
     loop {
         match client.health().await {
             Ok(h) if h.status != HealthStatus::Starting => {
-                tracing::info!(status = ?h.status, detail = ?h.detail, "storaged is up");
+                tracing::info!(service, status = ?h.status, detail = ?h.detail, "up");
                 return Ok(child);
             }
             _ => {}

@@ -105,6 +105,8 @@ async fn deploy_get_delete_through_zos() {
         start_storaged: false,
         dev: false,
         storaged_bin: "storaged".into(),
+        start_computed: false,
+        computed_bin: "computed".into(),
         storaged_timeout: Duration::from_secs(5),
         backoff: Backoff {
             base: Duration::from_millis(50),

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use node_init::daemon::{Config, default_storaged_bin, run};
+use node_init::daemon::{Config, default_bin, run};
 use node_init::engine::Backoff;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,12 +19,15 @@ struct Cli {
     /// Node folder (production)
     #[arg(long, env = "ZOS_NODE", value_name = "DIR")]
     node: Option<PathBuf>,
-    /// Also start storaged as a child (implied by --dev)
+    /// Also start storaged and computed as children (implied by --dev)
     #[arg(long)]
     start_storaged: bool,
     /// storaged binary (default: next to node-init, else from PATH)
     #[arg(long)]
     storaged_bin: Option<PathBuf>,
+    /// computed binary (default: next to node-init, else from PATH)
+    #[arg(long)]
+    computed_bin: Option<PathBuf>,
     /// Seconds to wait for storaged to become healthy
     #[arg(long, default_value_t = 120)]
     storaged_timeout: u64,
@@ -52,7 +55,9 @@ async fn main() -> anyhow::Result<()> {
         node_dir: node_dir.clone(),
         start_storaged: dev || cli.start_storaged,
         dev,
-        storaged_bin: cli.storaged_bin.unwrap_or_else(default_storaged_bin),
+        storaged_bin: cli.storaged_bin.unwrap_or_else(|| default_bin("storaged")),
+        start_computed: dev || cli.start_storaged,
+        computed_bin: cli.computed_bin.unwrap_or_else(|| default_bin("computed")),
         storaged_timeout: Duration::from_secs(cli.storaged_timeout),
         backoff: Backoff {
             base: Duration::from_millis(cli.retry_base_ms),

@@ -2,9 +2,11 @@
 //! update, the capacity it needs and its place in the dependency order.
 
 use super::BlueprintError;
+use bus::api::compute::RestartPolicy;
 use bus::api::node::Workload;
 use bus::api::storage::ZdbMode;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Smallest zdb namespace or volume, in bytes.
 pub const MIN_SIZE: u64 = 1 << 20;
@@ -37,6 +39,60 @@ pub struct VolumeSpec {
     pub size: u64,
 }
 
+/// A `volume` workload of the same deployment mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerMount {
+    /// Name of the `volume` workload.
+    pub volume: String,
+    /// Absolute path inside the container.
+    pub path: String,
+    /// Read-only.
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+/// `container` workload data. Only `rootfs_size` can change in place (it grows); any other
+/// change replaces the container: stop, fresh writable layer, start (volumes are kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSpec {
+    /// Flist path on the node or `http(s)://` URL.
+    pub flist: String,
+    /// Its identity (64 hex digits): another flist under the same name is refused.
+    pub identity: String,
+    /// Block stores replacing the flist's routes.
+    #[serde(default)]
+    pub stores: Vec<String>,
+    /// Entrypoint and arguments.
+    pub entrypoint: Vec<String>,
+    /// Environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Host name (default: the workload name).
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// CPU cores (CFS quota); 0 = no limit.
+    #[serde(default)]
+    pub cpu: u32,
+    /// Memory limit in bytes (swap included), reserved on the node.
+    pub memory: u64,
+    /// Task limit.
+    #[serde(default)]
+    pub pids: Option<u64>,
+    /// Size of the writable layer in bytes (a volume on the node's SSDs).
+    pub rootfs_size: u64,
+    /// Volumes of this deployment mounted into the container.
+    #[serde(default)]
+    pub mounts: Vec<ContainerMount>,
+    /// Restart policy.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+}
+
 /// Where a workload's bytes come from, for the capacity check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Pool {
@@ -44,6 +100,8 @@ pub enum Pool {
     Zdb,
     /// Volumes (SSD by storaged's policy).
     Volume,
+    /// Memory of containers.
+    Memory,
 }
 
 /// A workload's data, parsed by type.
@@ -53,10 +111,12 @@ pub enum WorkloadSpec {
     Zdb(ZdbSpec),
     /// `volume`.
     Volume(VolumeSpec),
+    /// `container`.
+    Container(ContainerSpec),
 }
 
 /// Known workload types.
-pub const KINDS: &[&str] = &["zdb", "volume"];
+pub const KINDS: &[&str] = &["zdb", "volume", "container"];
 
 impl WorkloadSpec {
     /// Parses and checks the data of `wl`.
@@ -72,6 +132,12 @@ impl WorkloadSpec {
             "volume" => WorkloadSpec::Volume(
                 serde_json::from_value(wl.data.clone()).map_err(|e| invalid(e.to_string()))?,
             ),
+            "container" => {
+                let c: ContainerSpec =
+                    serde_json::from_value(wl.data.clone()).map_err(|e| invalid(e.to_string()))?;
+                check_container(&c).map_err(invalid)?;
+                WorkloadSpec::Container(c)
+            }
             other => {
                 return Err(invalid(format!(
                     "unknown type {other:?} (known: {KINDS:?})"
@@ -102,6 +168,15 @@ impl WorkloadSpec {
         match self {
             WorkloadSpec::Zdb(z) => z.size,
             WorkloadSpec::Volume(v) => v.size,
+            WorkloadSpec::Container(c) => c.rootfs_size,
+        }
+    }
+
+    /// Memory it reserves.
+    pub fn memory(&self) -> u64 {
+        match self {
+            WorkloadSpec::Container(c) => c.memory,
+            _ => 0,
         }
     }
 
@@ -109,7 +184,7 @@ impl WorkloadSpec {
     pub fn pool(&self) -> Pool {
         match self {
             WorkloadSpec::Zdb(_) => Pool::Zdb,
-            WorkloadSpec::Volume(_) => Pool::Volume,
+            WorkloadSpec::Volume(_) | WorkloadSpec::Container(_) => Pool::Volume,
         }
     }
 
@@ -141,4 +216,29 @@ impl WorkloadSpec {
             _ => Ok(self.size() - old.size()),
         }
     }
+}
+
+/// Smallest container memory limit.
+pub const MIN_MEMORY: u64 = 4 << 20;
+
+/// Static checks of a container workload (the rest is checked by computed).
+fn check_container(c: &ContainerSpec) -> Result<(), String> {
+    if c.identity.len() != 64 || !c.identity.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("identity must be the flist's 64 hex digit identity".into());
+    }
+    if c.flist.is_empty() {
+        return Err("flist is empty".into());
+    }
+    if c.entrypoint.first().is_none_or(|e| e.is_empty()) {
+        return Err("entrypoint is empty".into());
+    }
+    if c.memory < MIN_MEMORY {
+        return Err(format!("memory must be at least {MIN_MEMORY} bytes"));
+    }
+    for m in &c.mounts {
+        if !m.path.starts_with('/') || m.path == "/" || m.path.split('/').any(|p| p == "..") {
+            return Err(format!("mount path {:?} must be absolute, below /", m.path));
+        }
+    }
+    Ok(())
 }

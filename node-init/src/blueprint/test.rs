@@ -251,3 +251,59 @@ fn redaction_and_delete() {
 }
 
 use bus::api::node::DeleteRequest;
+
+fn container_deployment(owner: &KeyPair, memory: u64, mount: &str) -> Deployment {
+    let mut d = zdb_deployment(owner, 1 << 30);
+    d.workloads = vec![
+        Workload {
+            name: "data".into(),
+            kind: "volume".into(),
+            version: 0,
+            description: None,
+            data: json!({"size": 1u64 << 20}),
+            result: None,
+        },
+        Workload {
+            name: "app".into(),
+            kind: "container".into(),
+            version: 0,
+            description: None,
+            data: json!({
+                "flist": "/f.flist", "identity": "ab".repeat(32), "entrypoint": ["/bin/sh"],
+                "memory": memory, "rootfs_size": 2u64 << 20,
+                "mounts": [{"volume": mount, "path": "/data"}],
+            }),
+            result: None,
+        },
+    ];
+    d
+}
+
+#[test]
+fn container_workloads_reserve_memory_and_mount_only_their_volumes() {
+    let k = key(1);
+    let d = container_deployment(&k, 64 << 20, "data");
+    validate_deployment(&d).unwrap();
+    let need = validate_update(None, &d).unwrap();
+    assert_eq!(need.get(&Pool::Memory), Some(&(64 << 20)));
+    assert_eq!(need.get(&Pool::Volume), Some(&(3 << 20)));
+    // a replaced container gives its memory back: only the growth is needed
+    let mut v1 = container_deployment(&k, 96 << 20, "data");
+    v1.version = 1;
+    v1.workloads[1].version = 1;
+    let need = validate_update(Some(&d), &v1).unwrap();
+    assert_eq!(need.get(&Pool::Memory), Some(&(32 << 20)));
+    // a mount must name a volume of the deployment
+    for bad in [
+        container_deployment(&k, 64 << 20, "nope"),
+        container_deployment(&k, 1024, "data"),
+    ] {
+        assert!(matches!(
+            validate_deployment(&bad),
+            Err(BlueprintError::InvalidWorkload { .. })
+        ));
+    }
+    let mut no_id = container_deployment(&k, 64 << 20, "data");
+    no_id.workloads[1].data["identity"] = json!("short");
+    assert!(validate_deployment(&no_id).is_err());
+}

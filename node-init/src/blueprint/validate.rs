@@ -113,6 +113,22 @@ pub fn validate_deployment(d: &Deployment) -> Result<Vec<WorkloadSpec>, Blueprin
         }
         specs.push(WorkloadSpec::parse(wl)?);
     }
+    for (wl, spec) in d.workloads.iter().zip(&specs) {
+        if let WorkloadSpec::Container(c) = spec {
+            for m in &c.mounts {
+                let is_volume = d
+                    .workloads
+                    .iter()
+                    .any(|w| w.name == m.volume && w.kind == "volume");
+                if !is_volume {
+                    return Err(BlueprintError::InvalidWorkload {
+                        name: wl.name.clone(),
+                        reason: format!("mount {:?} names no volume of this deployment", m.volume),
+                    });
+                }
+            }
+        }
+    }
     for s in &d.signatures {
         check_key("signature key", &s.key)?;
     }
@@ -166,6 +182,11 @@ pub fn validate_update(
             }
         };
         *need.entry(spec.pool()).or_default() += extra;
+        // a replaced container gives its memory back first
+        let old_memory = previous
+            .and_then(|p| WorkloadSpec::parse(p).ok())
+            .map_or(0, |p| p.memory());
+        *need.entry(Pool::Memory).or_default() += spec.memory().saturating_sub(old_memory);
     }
     Ok(need)
 }

@@ -103,16 +103,34 @@ impl Engine {
         if need.values().all(|n| *n == 0) {
             return Ok(());
         }
-        let cap = self
-            .inner
-            .capacity
-            .capacity()
-            .await
-            .map_err(|e| EngineError::CapacityUnknown(e.0))?;
+        let storage_needed = need.iter().any(|(p, n)| *p != Pool::Memory && *n > 0);
+        let cap = if storage_needed {
+            Some(
+                self.inner
+                    .capacity
+                    .capacity()
+                    .await
+                    .map_err(|e| EngineError::CapacityUnknown(e.0))?,
+            )
+        } else {
+            None
+        };
         for (pool, bytes) in need {
-            let (room, what) = match pool {
-                Pool::Zdb => (cap.max_zdb, "zdb namespaces"),
-                Pool::Volume => (cap.max_volume, "volumes"),
+            if *bytes == 0 {
+                continue;
+            }
+            let (room, what) = match (pool, &cap) {
+                (Pool::Zdb, Some(cap)) => (cap.max_zdb, "zdb namespaces"),
+                (Pool::Volume, Some(cap)) => (cap.max_volume, "volumes"),
+                (Pool::Memory, _) => (
+                    self.inner
+                        .capacity
+                        .memory_free()
+                        .await
+                        .map_err(|e| EngineError::CapacityUnknown(e.0))?,
+                    "container memory",
+                ),
+                (_, None) => continue,
             };
             if *bytes > room {
                 return Err(EngineError::NoCapacity(format!(

@@ -58,8 +58,10 @@ pub trait WorkloadHandler: Send + Sync {
     ) -> BoxFuture<'a, Result<(), HandlerError>>;
 }
 
-/// Reports free capacity (storaged in production).
+/// Reports free capacity (storaged and computed in production).
 pub trait CapacitySource: Send + Sync {
-    /// Current capacity.
+    /// Current storage capacity.
     fn capacity(&self) -> BoxFuture<'_, Result<Capacity, HandlerError>>;
+    /// Memory still free for containers.
+    fn memory_free(&self) -> BoxFuture<'_, Result<u64, HandlerError>>;
 }

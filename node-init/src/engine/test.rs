@@ -61,6 +61,9 @@ impl CapacitySource for Cap {
             })
         })
     }
+    fn memory_free(&self) -> BoxFuture<'_, Result<u64, HandlerError>> {
+        Box::pin(async move { Ok(self.0) })
+    }
 }
 
 fn engine(dir: &Path, fake: &Arc<Fake>) -> Engine {

@@ -4,6 +4,7 @@ mod delete;
 mod deploy;
 mod get;
 mod key;
+mod logs;
 mod node;
 mod sign;
 
@@ -40,6 +41,8 @@ enum Cmd {
     Delete(delete::Args),
     /// Show the node's identity
     Node(node::Args),
+    /// Print a container workload's output (-f to follow)
+    Logs(logs::Args),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -53,6 +56,7 @@ async fn main() -> std::process::ExitCode {
         Cmd::List(a) => get::list(cli.node, a).await,
         Cmd::Delete(a) => delete::run(cli.node, a).await,
         Cmd::Node(a) => node::run(cli.node, a).await,
+        Cmd::Logs(a) => logs::run(cli.node, a).await,
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
