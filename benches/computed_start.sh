@@ -25,16 +25,17 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-export PATH=$bin:$PATH ZOS_NODE=$node
+export PATH=$bin:$PATH
 "$bin/node-init" --dev "$node" > "$work/node.out" 2>&1 &
 until grep -q "node ready" "$work/node.out"; do sleep 0.2; done
+export ZOS_NODE=$node
 key=$work/owner.key
 owner=$(zos key new "$key")
 tree=$work/tree
 mkdir -p "$tree/bin" "$tree"/{proc,dev,sys,tmp,etc,data}
 cp /bin/busybox "$tree/bin/"
 for a in sh touch sleep; do ln -s busybox "$tree/bin/$a"; done
-flist pack --quiet --store "dir://$work/store" -o "$work/bb.flist" "$tree" > /dev/null
+flist pack --quiet --store "dir://$work/store" -o "$work/bb.flist" "$tree" > /dev/null 2>&1
 identity=$(flist inspect "$work/bb.flist" | sed -n 's/^identity: //p')
 
 blueprint() { # id
