@@ -494,3 +494,60 @@ async fn logs_are_bounded_and_followed_by_offset() {
         (total, "", total)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_flist_url_is_fetched_once_and_pinned_by_identity() {
+    let Some(env) = Env::new() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(&env.dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/busybox.flist");
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "http server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // another identity under the same URL is refused, nothing kept
+    let mut wrong = env.spec("urlbad", "true");
+    wrong.flist = url.clone();
+    wrong.identity = "ab".repeat(32);
+    let e = env
+        .client
+        .call::<CreateContainer>(&wrong)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), Some(ErrorCode::InvalidArgument), "{e}");
+    let mut spec = env.spec("url", "cat /etc/motd");
+    spec.flist = url;
+    create(&env, &spec).await;
+    let c = env.wait_final(&spec.name, 20).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(c.exit_code, Some(0), "{c:?}");
+    assert_eq!(env.logs(&spec.name).await, "from the flist\n");
+    let pinned = env
+        .dir
+        .join("root/flists")
+        .join(format!("{}.flist", env.identity));
+    assert!(pinned.exists());
+    let kept: Vec<_> = std::fs::read_dir(env.dir.join("root/flists"))
+        .unwrap()
+        .collect();
+    assert_eq!(kept.len(), 1, "temporary files left: {kept:?}");
+}
