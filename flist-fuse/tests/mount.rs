@@ -460,7 +460,9 @@ fn corrupt_cache_files_are_refetched_and_the_cache_stays_bounded() {
         let used = cache::DiskCache::open(&small, u64::MAX)
             .unwrap()
             .size_on_disk();
-        assert!(used <= bound + 1024 * 1024 + 64, "cache at {used} bytes");
+        // in flight: one more block (1 MiB) than the bound until eviction catches up, plus
+        // each cache file's small header (48 bytes) on every block held
+        assert!(used <= bound + 1024 * 1024 + 4096, "cache at {used} bytes");
     }
     assert!(all == data);
     drop(f);
