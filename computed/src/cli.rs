@@ -5,7 +5,6 @@ use bus::api::Empty;
 use bus::api::compute::*;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// computed: containers booted from flists.
 #[derive(Debug, Parser)]
@@ -77,37 +76,12 @@ pub async fn run_command(cmd: Command, socket: PathBuf) -> anyhow::Result<()> {
         Command::Delete { name } => {
             c.call::<DeleteContainer>(&Name { name }).await?;
         }
-        Command::Logs { name, follow } => follow_logs(&c, name, follow).await?,
+        Command::Logs { name, follow } => copy_logs(&c, &name, follow, &mut std::io::stdout())
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?,
         Command::Shim { .. } => anyhow::bail!("the shim is not an operator command"),
     }
     Ok(())
-}
-
-/// Prints output from the oldest kept byte; with `follow`, polls until the container is final.
-pub async fn follow_logs(c: &bus::Client, name: String, follow: bool) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut offset = 0;
-    loop {
-        let chunk = c
-            .call::<ContainerLogs>(&LogsRequest {
-                name: name.clone(),
-                offset,
-                max: 256 << 10,
-            })
-            .await?;
-        let mut out = std::io::stdout().lock();
-        out.write_all(chunk.data.as_bytes())?;
-        out.flush()?;
-        let more = chunk.next > offset;
-        offset = chunk.next;
-        if more {
-            continue;
-        }
-        if !follow || chunk.finished {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn show<T: serde::Serialize>(v: &T) {

@@ -7,7 +7,6 @@ use crate::rootfs::{self, Tools};
 use crate::shim::initial_status;
 use crate::state::{Dir, now, write_json};
 use bus::api::compute::{ComputeCapacity, Container, ContainerSpec, ContainerState, LogsChunk};
-use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -48,11 +47,6 @@ impl Engine {
         let c = cfg.root.join("containers");
         std::fs::create_dir_all(&c).ctx(&c)?;
         Ok(Engine { cfg })
-    }
-
-    /// Configuration.
-    pub fn config(&self) -> &Config {
-        &self.cfg
     }
 
     fn dir(&self, name: &str) -> Dir {
@@ -390,11 +384,6 @@ impl Engine {
             memory_system: self.cfg.memory_system,
             memory_reserved,
         }
-    }
-
-    /// States now, for change events.
-    pub fn states(&self) -> BTreeMap<String, ContainerState> {
-        self.list().into_iter().map(|c| (c.name, c.state)).collect()
     }
 }
 

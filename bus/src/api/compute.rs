@@ -276,3 +276,34 @@ crate::method!(
     /// CPU and memory for admission checks.
     GetComputeCapacity, "compute.capacity" @ 1, super::Empty => ComputeCapacity
 );
+
+/// Writes a container's output, from the oldest byte kept, to `out`; with `follow`, polls for
+/// more until the container has no shim any more. The one reader behind `computed logs` and
+/// `zos logs`.
+pub async fn copy_logs(
+    client: &crate::Client,
+    name: &str,
+    follow: bool,
+    out: &mut (impl std::io::Write + Send),
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut offset = 0;
+    loop {
+        let chunk = client
+            .call::<ContainerLogs>(&LogsRequest {
+                name: name.to_string(),
+                offset,
+                max: 256 << 10,
+            })
+            .await?;
+        out.write_all(chunk.data.as_bytes())?;
+        out.flush()?;
+        if chunk.next != offset {
+            offset = chunk.next;
+            continue;
+        }
+        if !follow || chunk.finished {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

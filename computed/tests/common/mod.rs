@@ -393,26 +393,10 @@ impl Env {
 
     /// All captured output.
     pub async fn logs(&self, name: &str) -> String {
-        let mut out = String::new();
-        let mut offset = 0;
-        loop {
-            let Ok(c) = self
-                .client
-                .call::<ContainerLogs>(&LogsRequest {
-                    name: name.to_string(),
-                    offset,
-                    max: 256 << 10,
-                })
-                .await
-            else {
-                return out;
-            };
-            out.push_str(&c.data);
-            if c.next == offset {
-                return out;
-            }
-            offset = c.next;
-        }
+        let mut out = Vec::new();
+        // on an error (unknown container), what was read so far
+        let _ = copy_logs(&self.client, name, false, &mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// The container's cgroup folder in controller `ctl`.

@@ -2,12 +2,10 @@
 
 use super::node::client;
 use anyhow::{Result, bail};
-use bus::api::compute::{ContainerLogs, LogsRequest};
+use bus::api::compute::copy_logs;
 use bus::api::node::{Get, GetRequest};
 use node_init::engine::WorkloadCtx;
-use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -48,25 +46,7 @@ pub async fn run(node: Option<PathBuf>, a: Args) -> Result<()> {
     }
     .global_name();
     let computed = bus::Client::new(bus::service_socket(&dir.join("run"), "computed"));
-    let mut offset = 0;
-    loop {
-        let chunk = computed
-            .call::<ContainerLogs>(&LogsRequest {
-                name: name.clone(),
-                offset,
-                max: 256 << 10,
-            })
-            .await?;
-        let mut out = std::io::stdout().lock();
-        out.write_all(chunk.data.as_bytes())?;
-        out.flush()?;
-        if chunk.next != offset {
-            offset = chunk.next;
-            continue;
-        }
-        if !a.follow || chunk.finished {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    copy_logs(&computed, &name, a.follow, &mut std::io::stdout())
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
 }
