@@ -15,16 +15,18 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// A file-backed disk: an image file attached as a loop device. Its class comes from here,
-/// since files on one virtual disk all measure alike.
+/// A file-backed disk: an image file attached as a loop device. Its class normally comes from
+/// here, since files on one virtual disk all measure alike.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileDisk {
     /// Image file (created sparse when missing).
     pub path: PathBuf,
     /// Size in bytes of a newly created image.
     pub size: u64,
-    /// Class to report.
-    pub class: DiskClass,
+    /// Class to report. Omitted: measured like a real disk's (seek latency), which is only
+    /// meaningful when the image sits on a disk of its own (or a deliberately slow one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<DiskClass>,
 }
 
 /// zdb server settings.

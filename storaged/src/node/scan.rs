@@ -30,7 +30,7 @@ impl Storage {
                             device: dev,
                             backing: Some(fd.path.clone()),
                             size,
-                            class: Some(fd.class),
+                            class: fd.class,
                         },
                         None,
                     ));
@@ -41,7 +41,7 @@ impl Storage {
                         device: fd.path.clone(),
                         backing: Some(fd.path.clone()),
                         size: fd.size,
-                        class: Some(fd.class),
+                        class: fd.class,
                     },
                     Some(e.to_string()),
                 )),

@@ -9,6 +9,7 @@ use crate::state::PoolRecord;
 use crate::system::System;
 use crate::{Error, Result};
 use bus::api::storage::DiskClass;
+use std::time::Duration;
 
 const LABEL_PREFIX: &str = "storaged:";
 
@@ -110,6 +111,10 @@ pub fn adopt(
     if let Some(c) = override_.or(found.class) {
         record.class = c;
         record.class_source = ClassSource::Config;
+    } else if let Some(us) = record.seek_us {
+        // The override that beat the measurement is gone: the measurement counts again.
+        record.class = classify::class_of(Duration::from_micros(us));
+        record.class_source = ClassSource::Measured;
     }
     record.size = record.size.max(found.size);
     let pool = Pool {

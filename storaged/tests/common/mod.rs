@@ -7,6 +7,8 @@
 //! tests skip with a message, but fail when `CI=true`.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod slowdisk;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -173,10 +175,12 @@ pub struct Env {
     pub root: PathBuf,
     pub config: PathBuf,
     daemon: Option<Child>,
+    /// Dropped after everything else is torn down (e.g. a FUSE disk under a loop device).
+    guards: Vec<Box<dyn std::any::Any>>,
 }
 
 impl Env {
-    /// A fresh folder. `disks`: (name, MiB, class).
+    /// A fresh folder. `disks`: (name, MiB, class, "" for measured).
     pub fn new(disks: &[(&str, u64, &str)]) -> Env {
         sweep();
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
@@ -188,7 +192,12 @@ impl Env {
         let disks: Vec<_> = disks
             .iter()
             .map(|(name, mib, class)| {
-                serde_json::json!({"path": dir.join("img").join(format!("{name}.img")), "size": mib * MIB, "class": class})
+                let mut d = serde_json::json!({"path": dir.join("img").join(format!("{name}.img")), "size": mib * MIB});
+                // "": no class in the config, so storaged measures the disk.
+                if !class.is_empty() {
+                    d["class"] = (*class).into();
+                }
+                d
             })
             .collect();
         let cfg = serde_json::json!({
@@ -205,7 +214,36 @@ impl Env {
             root,
             config,
             daemon: None,
+            guards: Vec::new(),
         }
+    }
+
+    /// Adds a disk to the node config (picked up at start, or by a running daemon's rescan).
+    pub fn add_disk(&self, disk: serde_json::Value) {
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&self.config).unwrap()).unwrap();
+        cfg["disks"].as_array_mut().unwrap().push(disk);
+        std::fs::write(&self.config, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    }
+
+    /// Sets (or with `None` removes) a class override in the node config.
+    pub fn set_override(&self, disk: &str, class: Option<&str>) {
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&self.config).unwrap()).unwrap();
+        if cfg.get("class_overrides").is_none() {
+            cfg["class_overrides"] = serde_json::json!({});
+        }
+        let o = cfg["class_overrides"].as_object_mut().unwrap();
+        match class {
+            Some(c) => o.insert(disk.into(), c.into()),
+            None => o.remove(disk),
+        };
+        std::fs::write(&self.config, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    }
+
+    /// Keeps `guard` alive until the test world is torn down.
+    pub fn keep<T: 'static>(&mut self, guard: T) {
+        self.guards.push(Box::new(guard));
     }
 
     pub fn image(&self, name: &str) -> PathBuf {
