@@ -185,3 +185,38 @@ fn second_instance_refused_by_lockfile() {
     let mut c = s.client();
     assert_eq!(c.c(&["PING"]), Reply::simple("PONG"));
 }
+
+#[test]
+fn a_clean_stop_leaves_a_key_map_snapshot_the_next_start_uses_only_while_it_matches() {
+    let mut s = Server::start(&["--mode", "user", "--datasize", "512k"]);
+    let mut c = s.client();
+    let mut m = write_workload(&mut c, 4, 800, 3000);
+    let snap = s.index.join("default").join("zdb-keymap.snapshot");
+    let restored = |s: &Server| {
+        s.log_text()
+            .matches("key map restored from its snapshot")
+            .count()
+    };
+    s.restart_graceful();
+    assert!(snap.exists(), "no snapshot after SIGTERM");
+    assert_eq!(restored(&s), 1);
+    let mut c = s.client();
+    verify(&mut c, &m);
+    // Written after the restore, then killed: the snapshot no longer matches the index.
+    assert_eq!(c.set(b"after", b"snapshot"), Reply::bulk("after"));
+    m.insert(b"after".to_vec(), Some(b"snapshot".to_vec()));
+    assert_eq!(c.del(b"key-4-00010"), Reply::ok());
+    m.insert(b"key-4-00010".to_vec(), None);
+    s.restart(); // SIGKILL
+    assert_eq!(restored(&s), 1, "a stale snapshot was used");
+    assert!(s.log_text().contains("key map snapshot not used"));
+    let mut c = s.client();
+    verify(&mut c, &m);
+    // A snapshot that is not ours (garbage) is never trusted.
+    s.term();
+    std::fs::write(&snap, b"garbage").unwrap();
+    s.launch();
+    assert_eq!(restored(&s), 1, "a garbage snapshot was used");
+    let mut c = s.client();
+    verify(&mut c, &m);
+}

@@ -11,7 +11,8 @@
 
 use std::hash::BuildHasher;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
 
 /// Where the current version of a key lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,11 +77,21 @@ impl Arena {
 }
 
 /// Live user-mode keys.
-#[derive(Default)]
 pub struct KeyMap {
     table: HashTable<Slot>,
     arena: Arena,
-    hasher: DefaultHashBuilder,
+    /// Seeded per namespace (random for a new map, kept by the snapshot), so a snapshot
+    /// written in table order reloads in table order: sequential instead of random memory.
+    seed: u64,
+    hasher: FixedState,
+}
+
+impl Default for KeyMap {
+    fn default() -> Self {
+        // A random seed, as a std `HashMap` would pick (keys are client-chosen).
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64);
+        KeyMap::with_seed(seed)
+    }
 }
 
 /// The arena is full (4 GiB of keys).
@@ -88,6 +99,37 @@ pub struct KeyMap {
 pub struct KeyMapFull;
 
 impl KeyMap {
+    /// An empty map hashing with `seed`.
+    pub fn with_seed(seed: u64) -> Self {
+        KeyMap {
+            table: HashTable::new(),
+            arena: Arena::default(),
+            seed,
+            hasher: FixedState::with_seed(seed),
+        }
+    }
+
+    /// The hash seed (saved with a snapshot).
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Adds a key known to be absent (snapshot restore: no comparison, no probe for it).
+    pub fn insert_new(&mut self, key: &[u8], loc: Loc) -> Result<(), KeyMapFull> {
+        let hash = self.hasher.hash_one(key);
+        let r = self.arena.push(key).ok_or(KeyMapFull)?;
+        let (arena, hasher) = (&self.arena, &self.hasher);
+        self.table.insert_unique(hash, Slot { key: r, loc }, |s| {
+            hasher.hash_one(arena.get(s.key))
+        });
+        Ok(())
+    }
+
+    /// Every live key with its location, in table order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], Loc)> {
+        self.table.iter().map(|s| (self.arena.get(s.key), s.loc))
+    }
+
     /// Location of a live key.
     pub fn get(&self, key: &[u8]) -> Option<Loc> {
         let hash = self.hasher.hash_one(key);

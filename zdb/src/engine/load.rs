@@ -239,10 +239,66 @@ impl Namespace {
             lock: LockState::Open,
             maxsize_override: None,
             stats: NsStats::default(),
+            from_snapshot: false,
         }
     }
 
     fn load(&mut self, count: u32) -> Result<(), OpenError> {
+        let last = count - 1;
+        let t = Instant::now();
+        if self.mode == Mode::User
+            && let Some(tail_start) = self.restore_snapshot(count)
+        {
+            if self.last_entry_matches_data(last) {
+                self.from_snapshot = true;
+                tracing::info!(
+                    namespace = %String::from_utf8_lossy(self.name()),
+                    keys = self.keys.len(),
+                    ms = t.elapsed().as_millis() as u64,
+                    "key map restored from its snapshot"
+                );
+                return self.open_active(last, tail_start);
+            }
+            self.reset_loaded();
+            self.discard_snapshot("the last index entry no longer matches its data");
+        }
+        let tail_start = self.replay_index(count)?;
+        self.open_active(last, tail_start)
+    }
+
+    /// Whether the last entry of index file `last` (if any; the restored `last_index_off`)
+    /// ends the file and points at a whole data entry, so a replay would cut nothing.
+    fn last_entry_matches_data(&self, last: u32) -> bool {
+        let size = self.index_sizes.last().copied().unwrap_or(0) as usize;
+        if size <= index::HEADER_LEN {
+            return size == index::HEADER_LEN;
+        }
+        let Ok(file) = self.files.get(FileKind::Index, last) else {
+            return false;
+        };
+        let mut buf = [0u8; index::ENTRY_HEADER_LEN + 255];
+        let off = self.last_index_off as usize;
+        let n = file.read_at(&mut buf, off as u64).unwrap_or(0);
+        let got = buf.get(..n).unwrap_or_default();
+        let Ok(hdr) = IndexEntryHeader::decode(got) else {
+            return false;
+        };
+        if off + hdr.entry_len() != size {
+            return false;
+        }
+        let e = Parsed {
+            off: self.last_index_off,
+            hdr,
+        };
+        let key = got
+            .get(index::ENTRY_HEADER_LEN..index::ENTRY_HEADER_LEN + usize::from(hdr.idlength))
+            .unwrap_or_default();
+        self.entry_matches_data(last, &e, key)
+    }
+
+    /// Replays every index file into the key map and counters; returns where the data tail
+    /// scan of the last data file starts.
+    fn replay_index(&mut self, count: u32) -> Result<u64, OpenError> {
         let last = count - 1;
         // Highest data end referenced by the index inside data file `last`: where the tail
         // scan starts.
@@ -338,8 +394,11 @@ impl Namespace {
         }
 
         self.keys.shrink_if_sparse();
+        Ok(tail_start)
+    }
 
-        // Active pair.
+    /// Opens the active pair `last` and re-indexes the data past `tail_start`.
+    fn open_active(&mut self, last: u32, tail_start: u64) -> Result<(), OpenError> {
         let ipath = self.files.path(FileKind::Index, last);
         let index_file = self
             .files

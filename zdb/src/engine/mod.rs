@@ -17,6 +17,7 @@ mod load;
 mod namespace;
 mod read;
 mod repair;
+mod snapshot;
 mod write;
 
 pub use check::CheckReport;

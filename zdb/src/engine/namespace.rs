@@ -99,6 +99,8 @@ pub struct Namespace {
     pub maxsize_override: Option<u64>,
     /// I/O counters.
     pub stats: NsStats,
+    /// The key map came from a snapshot rather than a replay of the index.
+    pub(crate) from_snapshot: bool,
 }
 
 impl Namespace {

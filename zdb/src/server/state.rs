@@ -313,11 +313,23 @@ impl Shared {
         }
     }
 
-    /// fsync every namespace (at shutdown).
+    /// fsync every namespace and save the key map snapshots that make the next start fast
+    /// (at shutdown).
     pub fn sync_all(&self) {
         for handle in self.namespaces.read().values() {
-            if let Err(e) = handle.ns.write().sync_now() {
+            let mut ns = handle.ns.write();
+            if let Err(e) = ns.sync_now() {
                 tracing::error!(error = %e, "final sync failed");
+                continue;
+            }
+            let t = std::time::Instant::now();
+            match ns.save_snapshot() {
+                Ok(()) => {
+                    tracing::debug!(namespace = %String::from_utf8_lossy(ns.name()), keys = ns.entries(), ms = t.elapsed().as_millis() as u64, "key map snapshot saved")
+                }
+                Err(e) => {
+                    tracing::warn!(namespace = %String::from_utf8_lossy(ns.name()), error = %e, "key map snapshot not saved (the next start replays the index)")
+                }
             }
         }
     }
