@@ -34,6 +34,7 @@ async fn fake_storaged(run_dir: &Path, pool: PathBuf) -> Namespaces {
                     size: 10 << 30,
                     reserved: 0,
                     mountpoint: Some(pool),
+                    problem: None,
                 }],
             })
         }

@@ -375,15 +375,17 @@ async fn a_failed_disk_is_reported_and_others_keep_working() {
     assert_eq!(h.status, bus::api::health::HealthStatus::Degraded);
     assert!(h.detail.unwrap_or_default().contains(&n0.disk));
     let disks = c.call::<ListDisks>(&bus::api::Empty {}).await.unwrap();
+    let failed = disks.disks.iter().find(|d| d.name == n0.disk).unwrap();
+    assert!(failed.mountpoint.is_none());
     assert!(
-        disks
-            .disks
-            .iter()
-            .find(|d| d.name == n0.disk)
-            .unwrap()
-            .mountpoint
-            .is_none()
+        failed
+            .problem
+            .as_deref()
+            .is_some_and(|p| p.starts_with("failed")),
+        "{failed:?}"
     );
+    let good = disks.disks.iter().find(|d| d.name == n1.disk).unwrap();
+    assert_eq!(good.problem, None);
     // The other disk still serves and takes new namespaces; the failed one takes none.
     let mut con = redis_ns(n1.port, "n1", None).unwrap();
     redis::cmd("SET")

@@ -42,6 +42,10 @@ pub struct Disk {
     /// Where its pool is mounted, when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mountpoint: Option<PathBuf>,
+    /// Why the disk is out of service (failed, missing, could not be set up); absent when
+    /// it serves. Optional on the wire, so older readers and writers still agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// Reply of `storage.disk.list@1`.

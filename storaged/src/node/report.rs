@@ -94,7 +94,8 @@ bus::method!(
 );
 
 impl Storage {
-    /// `storage.disk.list`: disks of ours (ready or broken); a broken one has no mountpoint.
+    /// `storage.disk.list`: disks of ours (ready or broken); a broken one has no mountpoint
+    /// and says why in `problem`.
     pub fn list_disks(&self) -> DiskList {
         let disks = self
             .disks
@@ -108,6 +109,14 @@ impl Storage {
                     size: p.record.size,
                     reserved: p.record.reserved(),
                     mountpoint: d.ready_pool().map(|p| p.mountpoint.clone()),
+                    problem: match &d.status {
+                        DiskStatus::Ready => None,
+                        DiskStatus::Failed(why) => Some(format!("failed: {why}")),
+                        DiskStatus::Missing => Some("missing".into()),
+                        DiskStatus::Error(why) => Some(format!("error: {why}")),
+                        DiskStatus::Foreign(node) => Some(format!("pool of node {node}")),
+                        DiskStatus::HasData(what) => Some(format!("holds other data: {what}")),
+                    },
                 })
             })
             .collect();
