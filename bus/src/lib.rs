@@ -26,6 +26,7 @@
 
 pub mod api;
 mod client;
+pub mod daemon;
 mod error;
 mod events;
 mod frame;

@@ -8,15 +8,7 @@ use computed::rootfs::Tools;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let level = if cli.verbose { "debug" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    bus::daemon::init_logging(cli.verbose);
     // The shim must stay single-threaded: libcontainer forks it. No runtime is built for it.
     if let Some(Command::Shim { dir }) = &cli.command {
         std::process::exit(computed::shim::run(dir));
@@ -57,12 +49,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&cli.run).with_context(|| format!("{}", cli.run.display()))?;
     let shutdown = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
+        bus::daemon::shutdown_signal().await;
         tracing::info!("shutting down (containers keep running)");
     };
     computed::daemon::run(cfg, &cli.run, shutdown)

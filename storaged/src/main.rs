@@ -9,15 +9,7 @@ use storaged::config::{Config, Paths};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let level = if cli.verbose { "debug" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    bus::daemon::init_logging(cli.verbose);
     let paths = Paths::new(cli.root.clone(), cli.run.clone());
     if let Some(cmd) = cli.command {
         if let Err(e) = run_command(cmd, paths.socket()).await {
@@ -31,12 +23,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&paths.root)
         .with_context(|| format!("creating {}", paths.root.display()))?;
     let shutdown = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
+        bus::daemon::shutdown_signal().await;
         tracing::info!("shutting down (zdb servers keep running)");
     };
     storaged::daemon::run(

@@ -38,12 +38,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    bus::daemon::init_logging(false);
     let cli = Cli::parse();
     let (node_dir, dev) = match (cli.dev, cli.node) {
         (Some(d), _) => (d, true),
@@ -65,12 +60,7 @@ async fn main() -> anyhow::Result<()> {
         },
     };
     let shutdown = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
+        bus::daemon::shutdown_signal().await;
     };
     run(cfg, shutdown, |id, socket| {
         println!(
