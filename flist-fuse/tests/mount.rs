@@ -10,205 +10,17 @@ use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::fuse::{self, Mount, RunDir, Unmounter, dir_url, errno_of};
 use common::{noise, ok, pack};
 use flist_fuse::mount::{cache, mounted_type};
-use rustix::mount::UnmountFlags;
 
 const PREFIX: &str = "/tmp/flist-mount-test";
-static LOCK: Mutex<()> = Mutex::new(());
-static N: AtomicUsize = AtomicUsize::new(0);
 
-/// The lock of the mount tests, or `None` (skip) without FUSE or root.
-fn setup() -> Option<MutexGuard<'static, ()>> {
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    if !Path::new("/dev/fuse").exists() || !common::is_root() {
-        assert!(!ci, "mount tests need /dev/fuse and root under CI");
-        eprintln!("skipping: needs /dev/fuse and root");
-        return None;
-    }
-    let g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    sweep();
-    Some(g)
-}
-
-/// Lazily unmount what dead runs left below PREFIX.
-fn sweep() {
-    let me = std::process::id().to_string();
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut stale: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(PREFIX))
-        .filter(|m| {
-            let run = m[PREFIX.len()..].trim_start_matches('/');
-            let pid = run.split('-').next().unwrap_or("");
-            pid != me && !Path::new("/proc").join(pid).exists()
-        })
-        .map(str::to_string)
-        .collect();
-    stale.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    for m in stale {
-        eprintln!("sweeping stale mount {m}");
-        let _ = rustix::mount::unmount(m.as_str(), UnmountFlags::DETACH);
-    }
-    if let Ok(rd) = std::fs::read_dir(PREFIX) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let pid = name.split('-').next().unwrap_or("").to_string();
-            if pid != me && !Path::new("/proc").join(&pid).exists() {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-}
-
-/// A fresh folder of this run.
-struct RunDir(PathBuf);
-impl RunDir {
-    fn new() -> Self {
-        let p = Path::new(PREFIX).join(format!(
-            "{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        RunDir(p)
-    }
-    fn j(&self, s: &str) -> PathBuf {
-        self.0.join(s)
-    }
-}
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        // Never recurse into something still mounted.
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let prefix = self.0.to_string_lossy().to_string();
-        if !info
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .any(|m| m.starts_with(&prefix))
-        {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// Lazily unmounts paths on drop (reverse order), for mounts made by daemons.
-struct Unmounter(Vec<PathBuf>);
-impl Drop for Unmounter {
-    fn drop(&mut self) {
-        for p in self.0.iter().rev() {
-            if mounted_type(p).is_some() {
-                let _ = rustix::mount::unmount(p, UnmountFlags::DETACH);
-            }
-        }
-    }
-}
-
-/// A foreground `flist mount` child; unmounted and reaped on drop.
-struct Mount {
-    child: Option<Child>,
-    mp: PathBuf,
-    log: PathBuf,
-}
-
-impl Mount {
-    fn start(fl: &Path, mp: &Path, cache: &Path, extra: &[&OsStr]) -> Mount {
-        std::fs::create_dir_all(mp).unwrap();
-        let log = mp.with_extension("log");
-        let lf = std::fs::File::create(&log).unwrap();
-        let child = Command::new(common::flist())
-            .arg("mount")
-            .arg("--cache")
-            .arg(cache)
-            .args(extra)
-            .arg(fl)
-            .arg(mp)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(lf)
-            .spawn()
-            .unwrap();
-        let mut m = Mount {
-            child: Some(child),
-            mp: mp.to_path_buf(),
-            log,
-        };
-        let t0 = Instant::now();
-        while !mounted_type(mp).is_some_and(|t| t.starts_with("fuse")) {
-            if let Some(c) = m.child.as_mut()
-                && let Ok(Some(st)) = c.try_wait()
-            {
-                panic!("flist mount exited with {st}: {}", m.log_text());
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "mount did not appear: {}",
-                m.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        m
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn p(&self, rel: &str) -> PathBuf {
-        self.mp.join(rel)
-    }
-
-    /// SIGTERM, wait for a clean exit; returns the status and the log.
-    fn stop(mut self) -> (ExitStatus, String) {
-        let mut c = self.child.take().unwrap();
-        rustix::process::kill_process(
-            rustix::process::Pid::from_child(&c),
-            rustix::process::Signal::TERM,
-        )
-        .unwrap();
-        let t0 = Instant::now();
-        let st = loop {
-            if let Some(st) = c.try_wait().unwrap() {
-                break st;
-            }
-            if t0.elapsed() > Duration::from_secs(20) {
-                let _ = rustix::mount::unmount(&self.mp, UnmountFlags::DETACH);
-                let _ = c.kill();
-                panic!("mount did not stop on SIGTERM: {}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert!(mounted_type(&self.mp).is_none(), "still mounted after exit");
-        (st, self.log_text())
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = rustix::mount::unmount(&self.mp, UnmountFlags::DETACH);
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn dir_url(p: &Path) -> String {
-    format!("dir://{}", p.display())
-}
-
-fn errno_of(r: std::io::Result<impl Sized>) -> i32 {
-    match r {
-        Ok(_) => 0,
-        Err(e) => e.raw_os_error().unwrap_or(-1),
-    }
+fn setup() -> Option<std::sync::MutexGuard<'static, ()>> {
+    fuse::setup(PREFIX)
 }
 
 fn run_ok(cmd: &str, args: &[&OsStr], cwd: &Path) -> String {
@@ -228,7 +40,7 @@ fn run_ok(cmd: &str, args: &[&OsStr], cwd: &Path) -> String {
 #[test]
 fn packed_tree_reads_back_identically() {
     let Some(_g) = setup() else { return };
-    let d = RunDir::new();
+    let d = RunDir::new(PREFIX);
     let src = d.j("src");
     std::fs::create_dir(&src).unwrap();
     common::make_tree(&src);
@@ -341,7 +153,7 @@ fn store_file(store: &Path, id: &[u8; 32]) -> PathBuf {
 #[test]
 fn tampered_block_gives_eio_and_a_store_outage_recovers() {
     let Some(_g) = setup() else { return };
-    let d = RunDir::new();
+    let d = RunDir::new(PREFIX);
     let src = d.j("src");
     std::fs::create_dir(&src).unwrap();
     let data = noise(3 * 1024 * 1024 + 100, 9);
@@ -403,7 +215,7 @@ fn tampered_block_gives_eio_and_a_store_outage_recovers() {
 #[test]
 fn corrupt_cache_files_are_refetched_and_the_cache_stays_bounded() {
     let Some(_g) = setup() else { return };
-    let d = RunDir::new();
+    let d = RunDir::new(PREFIX);
     let src = d.j("src");
     std::fs::create_dir(&src).unwrap();
     let data = noise(6 * 1024 * 1024, 3);
@@ -477,7 +289,7 @@ fn corrupt_cache_files_are_refetched_and_the_cache_stays_bounded() {
 #[test]
 fn recorded_prefetch_list_is_fetched_up_front() {
     let Some(_g) = setup() else { return };
-    let d = RunDir::new();
+    let d = RunDir::new(PREFIX);
     let src = d.j("src");
     std::fs::create_dir_all(src.join("d")).unwrap();
     for k in 0..30 {
@@ -495,7 +307,7 @@ fn recorded_prefetch_list_is_fetched_up_front() {
         &[OsStr::new("--record"), rec.as_os_str()],
     );
     for k in 0..10 {
-        std::fs::read(m.p(&format!("d/f{k:02}"))).unwrap();
+        std::fs::read(m.p(format!("d/f{k:02}"))).unwrap();
     }
     let mut head = [0u8; 100];
     std::fs::File::open(m.p("big"))
@@ -555,7 +367,7 @@ fn recorded_prefetch_list_is_fetched_up_front() {
 #[test]
 fn encrypted_image_reads_back() {
     let Some(_g) = setup() else { return };
-    let d = RunDir::new();
+    let d = RunDir::new(PREFIX);
     let src = d.j("src");
     std::fs::create_dir(&src).unwrap();
     let data = noise(2 * 1024 * 1024 + 7, 5);
@@ -587,7 +399,7 @@ fn encrypted_image_reads_back() {
 #[test]
 fn containers_share_one_readonly_mount() {
     let Some(_g) = setup() else { return };
-    let d = RunDir::new();
+    let d = RunDir::new(PREFIX);
     let src = d.j("src");
     std::fs::create_dir_all(src.join("etc")).unwrap();
     std::fs::write(src.join("etc/os-release"), b"NAME=test\n").unwrap();

@@ -12,173 +12,26 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{Aead, KeyInit};
 use blake2::Digest;
+use common::fuse::{self, Mount, RunDir, dir_url, errno_of};
 use common::{Desc, fails, ok};
-use flist_fuse::mount::mounted_type;
 use rusqlite::Connection;
 use rusqlite::types::Value;
 use rustix::mount::UnmountFlags;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/rfs-fl");
 const PREFIX: &str = "/tmp/flist-rfs-test";
-static LOCK: Mutex<()> = Mutex::new(());
-static N: AtomicUsize = AtomicUsize::new(0);
 
 fn fixture() -> PathBuf {
     PathBuf::from(FIXTURE)
 }
 
-/// The lock of the mount tests, or `None` (skip) without FUSE or root.
-fn setup() -> Option<MutexGuard<'static, ()>> {
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    if !Path::new("/dev/fuse").exists() || !common::is_root() {
-        assert!(!ci, "mount tests need /dev/fuse and root under CI");
-        eprintln!("skipping: needs /dev/fuse and root");
-        return None;
-    }
-    let g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    sweep();
-    Some(g)
-}
-
-/// Lazily unmount what dead runs left below PREFIX.
-fn sweep() {
-    let me = std::process::id().to_string();
-    let dead = |run: &str| {
-        let pid = run.split('-').next().unwrap_or("");
-        pid != me && !Path::new("/proc").join(pid).exists()
-    };
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut stale: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(PREFIX) && dead(m[PREFIX.len()..].trim_start_matches('/')))
-        .map(str::to_string)
-        .collect();
-    stale.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    for m in stale {
-        let _ = rustix::mount::unmount(m.as_str(), UnmountFlags::DETACH);
-    }
-    if let Ok(rd) = std::fs::read_dir(PREFIX) {
-        for e in rd.flatten() {
-            if dead(&e.file_name().to_string_lossy()) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-}
-
-/// A fresh folder of this run (removed on drop unless something is mounted below it).
-struct RunDir(PathBuf);
-impl RunDir {
-    fn new() -> Self {
-        let p = Path::new(PREFIX).join(format!(
-            "{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        RunDir(p)
-    }
-    fn j(&self, s: &str) -> PathBuf {
-        self.0.join(s)
-    }
-}
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let prefix = self.0.to_string_lossy().to_string();
-        if !info
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .any(|m| m.starts_with(&prefix))
-        {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// A foreground `flist mount` child; unmounted and reaped on drop.
-struct Mount {
-    child: Option<Child>,
-    mp: PathBuf,
-    log: PathBuf,
-}
-
-impl Mount {
-    fn start(fl: &Path, mp: &Path, cache: &Path, extra: &[&OsStr]) -> Mount {
-        std::fs::create_dir_all(mp).unwrap();
-        let log = mp.with_extension("log");
-        let lf = std::fs::File::create(&log).unwrap();
-        let child = Command::new(common::flist())
-            .arg("mount")
-            .arg("--cache")
-            .arg(cache)
-            .args(extra)
-            .arg(fl)
-            .arg(mp)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(lf)
-            .spawn()
-            .unwrap();
-        let mut m = Mount {
-            child: Some(child),
-            mp: mp.to_path_buf(),
-            log,
-        };
-        let t0 = Instant::now();
-        while !mounted_type(mp).is_some_and(|t| t.starts_with("fuse")) {
-            if let Some(c) = m.child.as_mut()
-                && let Ok(Some(st)) = c.try_wait()
-            {
-                panic!("flist mount exited with {st}: {}", m.log_text());
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "mount did not appear: {}",
-                m.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        m
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn p(&self, rel: &[u8]) -> PathBuf {
-        self.mp.join(OsStr::from_bytes(rel))
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = rustix::mount::unmount(&self.mp, UnmountFlags::DETACH);
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn dir_url(p: &Path) -> String {
-    format!("dir://{}", p.display())
-}
-
-fn errno_of(r: std::io::Result<impl Sized>) -> i32 {
-    match r {
-        Ok(_) => 0,
-        Err(e) => e.raw_os_error().unwrap_or(-1),
-    }
+fn setup() -> Option<std::sync::MutexGuard<'static, ()>> {
+    fuse::setup(PREFIX)
 }
 
 fn sha256(b: &[u8]) -> String {
@@ -377,7 +230,7 @@ fn fixture_is_read_without_a_mount() {
 #[test]
 fn fixture_mounts_and_every_entry_matches_the_fl_and_the_manifest() {
     let Some(_g) = setup() else { return };
-    let d = RunDir::new();
+    let d = RunDir::new(PREFIX);
     let fl = fixture().join("tree.fl");
     let store = dir_url(&fixture().join("store"));
     let m = Mount::start(
@@ -458,7 +311,7 @@ fn libc_enoent() -> i32 {
 #[test]
 fn fixture_converts_to_our_format_with_the_same_tree() {
     let Some(_g) = setup() else { return };
-    let d = RunDir::new();
+    let d = RunDir::new(PREFIX);
     let fl = fixture().join("tree.fl");
     let from = dir_url(&fixture().join("store"));
     let out = d.j("tree.flist");
@@ -641,7 +494,7 @@ fn rfs_view(mut s: BTreeMap<Vec<u8>, Desc>) -> BTreeMap<Vec<u8>, Desc> {
 #[test]
 fn built_fl_with_every_file_type_mounts_like_its_source_and_converts() {
     let Some(_g) = setup() else { return };
-    let d = RunDir::new();
+    let d = RunDir::new(PREFIX);
     let src = d.j("src");
     std::fs::create_dir(&src).unwrap();
     common::make_tree(&src);
@@ -683,7 +536,7 @@ fn built_fl_with_every_file_type_mounts_like_its_source_and_converts() {
 #[test]
 fn corrupt_block_or_lying_key_gives_eio() {
     let Some(_g) = setup() else { return };
-    let d = RunDir::new();
+    let d = RunDir::new(PREFIX);
     let src = d.j("src");
     std::fs::create_dir(&src).unwrap();
     let big = common::noise(3 * 512 * 1024 + 100, 5);

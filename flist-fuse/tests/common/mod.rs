@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 
 use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps};
 
+pub mod fuse;
+
 pub fn flist() -> &'static str {
     env!("CARGO_BIN_EXE_flist")
 }
