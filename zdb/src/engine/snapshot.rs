@@ -28,7 +28,7 @@ use super::namespace::Namespace;
 use super::{FileKind, Mode};
 use crate::storage::{OpenMode, StorageFile};
 
-/// File name in the namespace's index folder (0-db ignores files it does not know).
+/// File name in the namespace's index folder (ours: not part of the 0-db format).
 pub(crate) const NAME: &str = "zdb-keymap.snapshot";
 const MAGIC: &[u8; 8] = b"ZDBKMAP1";
 const LOC_LEN: usize = 16;
