@@ -220,3 +220,44 @@ fn a_clean_stop_leaves_a_key_map_snapshot_the_next_start_uses_only_while_it_matc
     let mut c = s.client();
     verify(&mut c, &m);
 }
+
+#[test]
+fn an_idle_namespace_gets_a_snapshot_that_a_restart_after_sigkill_uses() {
+    let mut s = Server::start(&["--mode", "user", "--snapshot-idle", "1"]);
+    let mut c = s.client();
+    let mut m = write_workload(&mut c, 5, 500, 2000);
+    let saved = |s: &Server| s.log_text().matches("idle: key map snapshot saved").count();
+    let restored = |s: &Server| {
+        s.log_text()
+            .matches("key map restored from its snapshot")
+            .count()
+    };
+    let wait_saved = |s: &Server, n: usize| {
+        let t0 = std::time::Instant::now();
+        while saved(s) < n {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(20),
+                "no idle snapshot: {}",
+                s.log_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_saved(&s, 1);
+    // Nothing changed since: no second save.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(saved(&s), 1);
+    // A power cut while idle (SIGKILL): the next start uses the snapshot.
+    s.restart();
+    assert_eq!(restored(&s), 1, "{}", s.log_text());
+    let mut c = s.client();
+    verify(&mut c, &m);
+    // Written again, idle again: saved again, and used again after a kill.
+    assert_eq!(c.set(b"later", b"write"), Reply::bulk("later"));
+    m.insert(b"later".to_vec(), Some(b"write".to_vec()));
+    wait_saved(&s, 2);
+    s.restart();
+    assert_eq!(restored(&s), 2, "{}", s.log_text());
+    let mut c = s.client();
+    verify(&mut c, &m);
+}

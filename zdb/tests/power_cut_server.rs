@@ -36,6 +36,7 @@ fn config(sync: bool) -> Config {
         max_input_total: 1 << 30,
         zdbid: "tcp://test".into(),
         compact_dead_bytes: 0,
+        snapshot_idle: Duration::ZERO,
         slow: Duration::from_secs(1),
     }
 }

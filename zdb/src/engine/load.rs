@@ -240,6 +240,7 @@ impl Namespace {
             maxsize_override: None,
             stats: NsStats::default(),
             from_snapshot: false,
+            snapshot_marker: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
 
@@ -257,7 +258,14 @@ impl Namespace {
                     ms = t.elapsed().as_millis() as u64,
                     "key map restored from its snapshot"
                 );
-                return self.open_active(last, tail_start);
+                let restored = self.next_entry;
+                self.open_active(last, tail_start)?;
+                // What the snapshot holds, unless the tail scan found more.
+                if self.next_entry == restored {
+                    self.snapshot_marker
+                        .store(self.change_marker(), std::sync::atomic::Ordering::Relaxed);
+                }
+                return Ok(());
             }
             self.reset_loaded();
             self.discard_snapshot("the last index entry no longer matches its data");

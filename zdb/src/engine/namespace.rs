@@ -101,9 +101,38 @@ pub struct Namespace {
     pub stats: NsStats,
     /// The key map came from a snapshot rather than a replay of the index.
     pub(crate) from_snapshot: bool,
+    /// [`Namespace::change_marker`] when the snapshot on disk was last known to match
+    /// (`u64::MAX`: none does). Atomic: the idle snapshot is saved under the shared lock.
+    pub(crate) snapshot_marker: std::sync::atomic::AtomicU64,
 }
 
 impl Namespace {
+    /// Changes whenever the index does (every write appends to it; compaction and FLUSH
+    /// change the file sizes): tells the idle snapshot whether there is anything new to save.
+    /// A change it missed only costs a replay at the next start (the snapshot check sees it).
+    pub fn change_marker(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
+            self.active.id,
+            self.active.index_size,
+            &self.index_sizes,
+            self.next_entry,
+            self.keys.len(),
+            self.live_bytes,
+            self.dead_bytes,
+        )
+            .hash(&mut h);
+        h.finish()
+    }
+
+    /// Whether the snapshot on disk holds the current key map.
+    pub fn snapshot_current(&self) -> bool {
+        self.snapshot_marker
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == self.change_marker()
+    }
+
     /// Namespace name.
     pub fn name(&self) -> &[u8] {
         &self.desc.name

@@ -22,6 +22,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 use super::keymap::{KeyMap, Loc};
 use super::namespace::Namespace;
@@ -106,12 +107,13 @@ impl Namespace {
     }
 
     /// Writes the snapshot (temp file, fsync, rename, folder fsync). User mode only; call
-    /// after [`Namespace::sync_now`], when no write is in flight. A failure leaves the
-    /// previous state: no snapshot, or one that no longer matches and will be ignored.
-    pub fn save_snapshot(&mut self) -> io::Result<()> {
+    /// after [`Namespace::sync_now`], under a lock that keeps writers out. A failure leaves
+    /// the previous state: no snapshot, or one that no longer matches and will be ignored.
+    pub fn save_snapshot(&self) -> io::Result<()> {
         if self.mode != Mode::User || self.poisoned.is_some() {
             return Ok(());
         }
+        let marker = self.change_marker();
         let storage = self.files.storage.clone();
         let path = self.snapshot_path();
         let files = u32::try_from(self.index_sizes.len()).map_err(io::Error::other)?;
@@ -144,6 +146,7 @@ impl Namespace {
         if let Ok(old) = storage.open(&path, OpenMode::ReadOnly) {
             let mut prefix = vec![0u8; head.len()];
             if old.read_exact_at(&mut prefix, 0).is_ok() && prefix == head {
+                self.snapshot_marker.store(marker, Ordering::Relaxed);
                 return Ok(());
             }
         }
@@ -175,7 +178,9 @@ impl Namespace {
             return Err(e);
         }
         storage.rename(&tmp, &path)?;
-        storage.sync_dir(&self.files.index_dir)
+        storage.sync_dir(&self.files.index_dir)?;
+        self.snapshot_marker.store(marker, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Back to the blank state a replay starts from.
@@ -532,7 +537,6 @@ mod tests {
         assert!(sim.read_file(snap()).is_none());
 
         // A change in place, same length (as 0-db does when it flags an entry deleted).
-        let mut ns = ns;
         ns.save_snapshot().unwrap();
         drop(ns);
         let i0 = Path::new("/i/ns/i0");

@@ -62,8 +62,10 @@ pub async fn run(listeners: Listeners, shared: Arc<Shared>, shutdown: impl Futur
         }
     };
     let compactor = background_compaction(shared.clone());
+    let snapshots = idle_snapshots(shared.clone());
     tokio::select! {
         () = compactor => {}
+        () = snapshots => {}
         () = accept_tcp => {}
         () = accept_unix => {}
         () = shutdown => {}
@@ -103,6 +105,70 @@ async fn background_compaction(shared: Arc<Shared>) {
                     tracing::error!(namespace = %ns_name, error = %e, "background compaction failed")
                 }
                 _ => {}
+            }
+        }
+    }
+}
+
+/// Save the key map snapshot of user-mode namespaces that changed and then had no write for
+/// `--snapshot-idle`: a power cut while idle then restarts from the snapshot, not a replay.
+async fn idle_snapshots(shared: Arc<Shared>) {
+    let idle = shared.cfg.snapshot_idle;
+    if idle.is_zero() {
+        return std::future::pending().await;
+    }
+    let mut tick = tokio::time::interval((idle / 4).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(15),
+    ));
+    // Per namespace: its change marker and since when it has not moved.
+    let mut quiet: std::collections::HashMap<Vec<u8>, (u64, std::time::Instant)> =
+        Default::default();
+    loop {
+        tick.tick().await;
+        let names = shared.names();
+        quiet.retain(|k, _| names.contains(k));
+        for name in names {
+            let Some(handle) = shared.get(&name) else {
+                continue;
+            };
+            let (marker, wanted) = {
+                let ns = handle.ns.read();
+                let wanted = ns.mode() == crate::engine::Mode::User
+                    && ns.poisoned().is_none()
+                    && !ns.snapshot_current();
+                (ns.change_marker(), wanted)
+            };
+            let since = match quiet.get(&name) {
+                Some(&(m, t)) if m == marker => t,
+                _ => {
+                    quiet.insert(name.clone(), (marker, std::time::Instant::now()));
+                    continue;
+                }
+            };
+            if !wanted || since.elapsed() < idle {
+                continue;
+            }
+            // Whatever the outcome, the next attempt waits for another quiet period.
+            quiet.insert(name.clone(), (marker, std::time::Instant::now()));
+            let ns_name = String::from_utf8_lossy(&name).into_owned();
+            let saved = tokio::task::spawn_blocking(move || {
+                let mut ns = handle.ns.write();
+                ns.sync_now()?;
+                // Readers go on while the map is written out; writers wait.
+                let ns = parking_lot::RwLockWriteGuard::downgrade(ns);
+                let t = std::time::Instant::now();
+                ns.save_snapshot().map(|()| (ns.entries(), t.elapsed()))
+            })
+            .await;
+            match saved {
+                Ok(Ok((keys, took))) => {
+                    tracing::info!(namespace = %ns_name, keys, ms = took.as_millis() as u64, "idle: key map snapshot saved")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(namespace = %ns_name, error = %e, "idle: key map snapshot not saved")
+                }
+                Err(_) => {}
             }
         }
     }
