@@ -473,11 +473,7 @@ async fn disks_added_and_removed_while_running_are_noticed() {
     let mut env = Env::new(&[("hdd0", 300, "hdd")]);
     env.start().await;
     // Add a disk to the node config while storaged runs.
-    let mut cfg: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&env.config).unwrap()).unwrap();
-    let extra = serde_json::json!({"path": env.image("ssd9"), "size": 300 * MIB, "class": "ssd"});
-    cfg["disks"].as_array_mut().unwrap().push(extra);
-    std::fs::write(&env.config, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    env.add_disk(serde_json::json!({"path": env.image("ssd9"), "size": 300 * MIB, "class": "ssd"}));
     env.wait_for("new disk adopted", || async {
         let l = pools(&env).await;
         (l.pools.iter().find(|p| p.name == "ssd9")?.status == DiskStatus::Ready).then_some(())
@@ -493,8 +489,9 @@ async fn disks_added_and_removed_while_running_are_noticed() {
             .state_volume
     );
     // Remove it again.
-    cfg["disks"].as_array_mut().unwrap().pop();
-    std::fs::write(&env.config, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    env.edit_config(|cfg| {
+        cfg["disks"].as_array_mut().unwrap().pop();
+    });
     env.wait_for("disk reported missing", || async {
         let l = pools(&env).await;
         (l.pools.iter().find(|p| p.name == "ssd9")?.status == DiskStatus::Missing).then_some(())

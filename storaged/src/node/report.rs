@@ -24,6 +24,20 @@ pub enum DiskStatus {
     Error(String),
 }
 
+impl DiskStatus {
+    /// Why a disk is out of service, in words; `None` when it serves.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            DiskStatus::Ready => None,
+            DiskStatus::Failed(why) => Some(format!("failed: {why}")),
+            DiskStatus::Missing => Some("missing".into()),
+            DiskStatus::Error(why) => Some(format!("error: {why}")),
+            DiskStatus::Foreign(node) => Some(format!("belongs to node {node}")),
+            DiskStatus::HasData(what) => Some(format!("holds other data: {what}")),
+        }
+    }
+}
+
 /// A zdb server in a report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZdbReport {
@@ -109,14 +123,7 @@ impl Storage {
                     size: p.record.size,
                     reserved: p.record.reserved(),
                     mountpoint: d.ready_pool().map(|p| p.mountpoint.clone()),
-                    problem: match &d.status {
-                        DiskStatus::Ready => None,
-                        DiskStatus::Failed(why) => Some(format!("failed: {why}")),
-                        DiskStatus::Missing => Some("missing".into()),
-                        DiskStatus::Error(why) => Some(format!("error: {why}")),
-                        DiskStatus::Foreign(node) => Some(format!("pool of node {node}")),
-                        DiskStatus::HasData(what) => Some(format!("holds other data: {what}")),
-                    },
+                    problem: d.status.problem(),
                 })
             })
             .collect();
@@ -170,16 +177,15 @@ impl Storage {
     pub fn problems(&self) -> Option<String> {
         let mut out = Vec::new();
         for d in self.disks.values() {
-            match &d.status {
-                DiskStatus::Failed(m) => out.push(format!("disk {} failed: {m}", d.found.name)),
-                DiskStatus::Missing if d.pool.is_some() => {
-                    out.push(format!("disk {} missing", d.found.name))
-                }
-                DiskStatus::Foreign(n) => {
-                    out.push(format!("disk {} belongs to node {n}", d.found.name))
-                }
-                DiskStatus::Error(m) => out.push(format!("disk {}: {m}", d.found.name)),
-                _ => {}
+            // Health names what needs an operator: not other data left alone, nor a disk
+            // gone that never held a pool of ours.
+            let report = match &d.status {
+                DiskStatus::HasData(_) => false,
+                DiskStatus::Missing => d.pool.is_some(),
+                _ => true,
+            };
+            if report && let Some(p) = d.status.problem() {
+                out.push(format!("disk {} {p}", d.found.name));
             }
             if let (DiskStatus::Ready, Some(e)) = (&d.status, &d.zdb_error)
                 && d.zdb.is_none()

@@ -218,27 +218,31 @@ impl Env {
         }
     }
 
-    /// Adds a disk to the node config (picked up at start, or by a running daemon's rescan).
-    pub fn add_disk(&self, disk: serde_json::Value) {
+    /// Changes the node config file (a running daemon re-reads it on its next scan).
+    pub fn edit_config(&self, f: impl FnOnce(&mut serde_json::Value)) {
         let mut cfg: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&self.config).unwrap()).unwrap();
-        cfg["disks"].as_array_mut().unwrap().push(disk);
+        f(&mut cfg);
         std::fs::write(&self.config, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    }
+
+    /// Adds a disk to the node config.
+    pub fn add_disk(&self, disk: serde_json::Value) {
+        self.edit_config(|cfg| cfg["disks"].as_array_mut().unwrap().push(disk));
     }
 
     /// Sets (or with `None` removes) a class override in the node config.
     pub fn set_override(&self, disk: &str, class: Option<&str>) {
-        let mut cfg: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&self.config).unwrap()).unwrap();
-        if cfg.get("class_overrides").is_none() {
-            cfg["class_overrides"] = serde_json::json!({});
-        }
-        let o = cfg["class_overrides"].as_object_mut().unwrap();
-        match class {
-            Some(c) => o.insert(disk.into(), c.into()),
-            None => o.remove(disk),
-        };
-        std::fs::write(&self.config, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+        self.edit_config(|cfg| {
+            if cfg.get("class_overrides").is_none() {
+                cfg["class_overrides"] = serde_json::json!({});
+            }
+            let o = cfg["class_overrides"].as_object_mut().unwrap();
+            match class {
+                Some(c) => o.insert(disk.into(), c.into()),
+                None => o.remove(disk),
+            };
+        });
     }
 
     /// Keeps `guard` alive until the test world is torn down.
