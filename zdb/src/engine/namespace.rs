@@ -126,11 +126,15 @@ impl Namespace {
         h.finish()
     }
 
-    /// Whether the snapshot on disk holds the current key map.
-    pub fn snapshot_current(&self) -> bool {
-        self.snapshot_marker
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == self.change_marker()
+    /// Whether a key map snapshot is worth writing now: a writable user-mode namespace whose
+    /// snapshot on disk (if any) no longer holds the current key map.
+    pub fn snapshot_wanted(&self) -> bool {
+        self.mode == Mode::User
+            && self.poisoned.is_none()
+            && self
+                .snapshot_marker
+                .load(std::sync::atomic::Ordering::Relaxed)
+                != self.change_marker()
     }
 
     /// Namespace name.

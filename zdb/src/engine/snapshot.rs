@@ -24,9 +24,9 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
+use super::FileKind;
 use super::keymap::{KeyMap, Loc};
 use super::namespace::Namespace;
-use super::{FileKind, Mode};
 use crate::storage::{OpenMode, StorageFile};
 
 /// File name in the namespace's index folder (ours: not part of the 0-db format).
@@ -65,17 +65,6 @@ fn file_crc(f: &dyn StorageFile, len: u64) -> io::Result<u32> {
     Ok(crc)
 }
 
-/// Little-endian reader over a byte slice; `None` past its end.
-struct Cursor<'a>(&'a [u8]);
-
-impl Cursor<'_> {
-    fn u32(&mut self) -> Option<u32> {
-        let (a, b) = (self.0.get(..4)?, self.0.get(4..)?);
-        self.0 = b;
-        Some(u32::from_le_bytes(a.try_into().ok()?))
-    }
-}
-
 /// Buffered writer into a storage file, computing the CRC of what it wrote.
 struct Out {
     file: std::sync::Arc<dyn StorageFile>,
@@ -106,12 +95,13 @@ impl Namespace {
         self.files.index_dir.join(NAME)
     }
 
-    /// Writes the snapshot (temp file, fsync, rename, folder fsync). User mode only; call
-    /// after [`Namespace::sync_now`], under a lock that keeps writers out. A failure leaves
-    /// the previous state: no snapshot, or one that no longer matches and will be ignored.
-    pub fn save_snapshot(&self) -> io::Result<()> {
-        if self.mode != Mode::User || self.poisoned.is_some() {
-            return Ok(());
+    /// Writes the snapshot (temp file, fsync, rename, folder fsync) when
+    /// [`Namespace::snapshot_wanted`]; returns whether it did. Call after
+    /// [`Namespace::sync_now`], under a lock that keeps writers out. A failure leaves the
+    /// previous state: no snapshot, or one that no longer matches and will be ignored.
+    pub fn save_snapshot(&self) -> io::Result<bool> {
+        if !self.snapshot_wanted() {
+            return Ok(false);
         }
         let marker = self.change_marker();
         let storage = self.files.storage.clone();
@@ -140,15 +130,6 @@ impl Namespace {
             head.extend_from_slice(&file_crc(&*f, len)?.to_le_bytes());
             let first = self.seq_first.get(id as usize).copied().unwrap_or(0);
             head.extend_from_slice(&first.to_le_bytes());
-        }
-        // Same index files, counters and seed as the snapshot on disk: it holds this map
-        // already (a start and stop without writes costs no rewrite).
-        if let Ok(old) = storage.open(&path, OpenMode::ReadOnly) {
-            let mut prefix = vec![0u8; head.len()];
-            if old.read_exact_at(&mut prefix, 0).is_ok() && prefix == head {
-                self.snapshot_marker.store(marker, Ordering::Relaxed);
-                return Ok(());
-            }
         }
         let tmp = self.files.index_dir.join(format!("{NAME}.tmp"));
         let mut out = Out {
@@ -180,7 +161,7 @@ impl Namespace {
         storage.rename(&tmp, &path)?;
         storage.sync_dir(&self.files.index_dir)?;
         self.snapshot_marker.store(marker, Ordering::Relaxed);
-        Ok(())
+        Ok(true)
     }
 
     /// Back to the blank state a replay starts from.
@@ -284,16 +265,17 @@ impl Namespace {
             let klen = usize::from(c.u8().ok_or(torn)?);
             let rec = c.take(klen + LOC_LEN).ok_or(torn)?;
             let (key, loc) = rec.split_at(klen);
-            let mut l = Cursor(loc);
-            let loc = (|| {
-                Some(Loc {
-                    file: l.u32()?,
-                    idx_off: l.u32()?,
-                    data_off: l.u32()?,
-                    len: l.u32()?,
-                })
-            })()
-            .ok_or(torn)?;
+            let word = |i: usize| {
+                loc.get(4 * i..4 * i + 4)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u32::from_le_bytes)
+            };
+            let loc = Loc {
+                file: word(0),
+                idx_off: word(1),
+                data_off: word(2),
+                len: word(3),
+            };
             if klen == 0 || loc.file >= count {
                 return Err("impossible entry");
             }

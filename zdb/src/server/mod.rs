@@ -134,10 +134,7 @@ async fn idle_snapshots(shared: Arc<Shared>) {
             };
             let (marker, wanted) = {
                 let ns = handle.ns.read();
-                let wanted = ns.mode() == crate::engine::Mode::User
-                    && ns.poisoned().is_none()
-                    && !ns.snapshot_current();
-                (ns.change_marker(), wanted)
+                (ns.change_marker(), ns.snapshot_wanted())
             };
             let since = match quiet.get(&name) {
                 Some(&(m, t)) if m == marker => t,
@@ -151,25 +148,7 @@ async fn idle_snapshots(shared: Arc<Shared>) {
             }
             // Whatever the outcome, the next attempt waits for another quiet period.
             quiet.insert(name.clone(), (marker, std::time::Instant::now()));
-            let ns_name = String::from_utf8_lossy(&name).into_owned();
-            let saved = tokio::task::spawn_blocking(move || {
-                let mut ns = handle.ns.write();
-                ns.sync_now()?;
-                // Readers go on while the map is written out; writers wait.
-                let ns = parking_lot::RwLockWriteGuard::downgrade(ns);
-                let t = std::time::Instant::now();
-                ns.save_snapshot().map(|()| (ns.entries(), t.elapsed()))
-            })
-            .await;
-            match saved {
-                Ok(Ok((keys, took))) => {
-                    tracing::info!(namespace = %ns_name, keys, ms = took.as_millis() as u64, "idle: key map snapshot saved")
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(namespace = %ns_name, error = %e, "idle: key map snapshot not saved")
-                }
-                Err(_) => {}
-            }
+            let _ = tokio::task::spawn_blocking(move || handle.sync_and_snapshot("idle")).await;
         }
     }
 }

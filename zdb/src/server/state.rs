@@ -58,6 +58,33 @@ impl NsHandle {
         Some(result)
     }
 
+    /// fsync the namespace, then save its key map snapshot if one is wanted (`when` names the
+    /// occasion in the log). Readers wait only for the fsync; writers until the map is out.
+    pub fn sync_and_snapshot(&self, when: &str) {
+        let mut ns = self.ns.write();
+        let name = String::from_utf8_lossy(ns.name()).into_owned();
+        if let Err(e) = ns.sync_now() {
+            tracing::error!(namespace = %name, error = %e, "{when}: sync failed");
+            return;
+        }
+        let ns = parking_lot::RwLockWriteGuard::downgrade(ns);
+        let t = std::time::Instant::now();
+        match ns.save_snapshot() {
+            Ok(true) => tracing::info!(
+                namespace = %name,
+                keys = ns.entries(),
+                ms = t.elapsed().as_millis() as u64,
+                "{when}: key map snapshot saved"
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                namespace = %name,
+                error = %e,
+                "{when}: key map snapshot not saved (the next start replays the index)"
+            ),
+        }
+    }
+
     fn new(ns: Namespace) -> Arc<Self> {
         Arc::new(Self {
             ns: RwLock::new(ns),
@@ -317,20 +344,7 @@ impl Shared {
     /// (at shutdown).
     pub fn sync_all(&self) {
         for handle in self.namespaces.read().values() {
-            let mut ns = handle.ns.write();
-            if let Err(e) = ns.sync_now() {
-                tracing::error!(error = %e, "final sync failed");
-                continue;
-            }
-            let t = std::time::Instant::now();
-            match ns.save_snapshot() {
-                Ok(()) => {
-                    tracing::debug!(namespace = %String::from_utf8_lossy(ns.name()), keys = ns.entries(), ms = t.elapsed().as_millis() as u64, "key map snapshot saved")
-                }
-                Err(e) => {
-                    tracing::warn!(namespace = %String::from_utf8_lossy(ns.name()), error = %e, "key map snapshot not saved (the next start replays the index)")
-                }
-            }
+            handle.sync_and_snapshot("stop");
         }
     }
 
