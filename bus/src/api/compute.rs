@@ -90,17 +90,26 @@ pub struct ContainerSpec {
     pub log_max_bytes: u64,
 }
 
+/// Working directory when none is given.
+pub const DEFAULT_WORKDIR: &str = "/";
+/// Task limit when none is given.
+pub const DEFAULT_PIDS: u64 = 1024;
+/// Seconds from SIGTERM to SIGKILL when none are given.
+pub const DEFAULT_STOP_GRACE_SECS: u32 = 10;
+/// Bound of the captured output when none is given.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 4 << 20;
+
 fn default_workdir() -> String {
-    "/".into()
+    DEFAULT_WORKDIR.into()
 }
 fn default_pids() -> u64 {
-    1024
+    DEFAULT_PIDS
 }
 fn default_grace() -> u32 {
-    10
+    DEFAULT_STOP_GRACE_SECS
 }
 fn default_log_max() -> u64 {
-    4 << 20
+    DEFAULT_LOG_MAX_BYTES
 }
 
 /// Life of a container.

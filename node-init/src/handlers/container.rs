@@ -1,7 +1,7 @@
 //! `container` workloads: a volume from storaged for the writable layer (`<name>-rootfs`), the
 //! deployment's volumes as mounts, and the container itself from computed.
 
-use super::parse_err;
+use super::{not_a, parse_err};
 use crate::blueprint::WorkloadSpec;
 use crate::engine::{BoxFuture, HandlerError, WorkloadCtx, WorkloadHandler};
 use bus::api::compute::{self, ContainerState, CreateContainer, DeleteContainer};
@@ -31,10 +31,7 @@ impl WorkloadHandler for ContainerHandler {
     ) -> BoxFuture<'a, Result<Value, HandlerError>> {
         Box::pin(async move {
             let WorkloadSpec::Container(spec) = WorkloadSpec::parse(wl).map_err(parse_err)? else {
-                return Err(HandlerError(format!(
-                    "workload {} is not a container",
-                    wl.name
-                )));
+                return Err(not_a(wl, "container"));
             };
             let rw = self
                 .storaged
@@ -68,7 +65,10 @@ impl WorkloadHandler for ContainerHandler {
                 stores: spec.stores.clone(),
                 entrypoint: spec.entrypoint.clone(),
                 env: spec.env.clone(),
-                workdir: spec.workdir.clone().unwrap_or_else(|| "/".into()),
+                workdir: spec
+                    .workdir
+                    .clone()
+                    .unwrap_or_else(|| compute::DEFAULT_WORKDIR.into()),
                 hostname: Some(
                     spec.hostname
                         .clone()
@@ -76,12 +76,12 @@ impl WorkloadHandler for ContainerHandler {
                 ),
                 cpu: f64::from(spec.cpu),
                 memory: spec.memory,
-                pids: spec.pids.unwrap_or(1024),
+                pids: spec.pids.unwrap_or(compute::DEFAULT_PIDS),
                 rw: rw.path.clone(),
                 mounts,
                 restart: spec.restart,
-                stop_grace_secs: 10,
-                log_max_bytes: 4 << 20,
+                stop_grace_secs: compute::DEFAULT_STOP_GRACE_SECS,
+                log_max_bytes: compute::DEFAULT_LOG_MAX_BYTES,
             };
             let c = self.computed.call::<CreateContainer>(&req).await?;
             if c.state == ContainerState::Failed {

@@ -59,3 +59,8 @@ pub fn node_handlers(
 fn parse_err(e: crate::blueprint::BlueprintError) -> HandlerError {
     HandlerError(e.to_string())
 }
+
+/// A workload handed to the handler of another type.
+fn not_a(wl: &bus::api::node::Workload, kind: &str) -> HandlerError {
+    HandlerError(format!("workload {} is not a {kind}", wl.name))
+}

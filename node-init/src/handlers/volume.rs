@@ -1,6 +1,6 @@
 //! `volume` workloads: a btrfs subvolume with a quota, made by storaged.
 
-use super::parse_err;
+use super::{not_a, parse_err};
 use crate::blueprint::WorkloadSpec;
 use crate::engine::{BoxFuture, HandlerError, WorkloadCtx, WorkloadHandler};
 use bus::api::node::Workload;
@@ -18,10 +18,7 @@ impl WorkloadHandler for VolumeHandler {
     ) -> BoxFuture<'a, Result<Value, HandlerError>> {
         Box::pin(async move {
             let WorkloadSpec::Volume(spec) = WorkloadSpec::parse(wl).map_err(parse_err)? else {
-                return Err(HandlerError(format!(
-                    "workload {} is not a volume",
-                    wl.name
-                )));
+                return Err(not_a(wl, "volume"));
             };
             let req = VolumeCreate {
                 name: ctx.global_name(),

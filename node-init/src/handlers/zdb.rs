@@ -1,7 +1,7 @@
 //! `zdb` workloads: a namespace allocated by storaged (idempotent allocate converges password,
 //! public flag and size).
 
-use super::parse_err;
+use super::{not_a, parse_err};
 use crate::blueprint::WorkloadSpec;
 use crate::engine::{BoxFuture, HandlerError, WorkloadCtx, WorkloadHandler};
 use bus::api::Secret;
@@ -20,7 +20,7 @@ impl WorkloadHandler for ZdbHandler {
     ) -> BoxFuture<'a, Result<Value, HandlerError>> {
         Box::pin(async move {
             let WorkloadSpec::Zdb(spec) = WorkloadSpec::parse(wl).map_err(parse_err)? else {
-                return Err(HandlerError(format!("workload {} is not a zdb", wl.name)));
+                return Err(not_a(wl, "zdb"));
             };
             let req = ZdbAllocate {
                 name: ctx.global_name(),
