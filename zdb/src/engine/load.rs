@@ -281,6 +281,7 @@ impl Namespace {
         if size <= index::HEADER_LEN {
             return size == index::HEADER_LEN;
         }
+        // Not `read_index_entry`: it reads the active pair through handles not opened yet.
         let Ok(file) = self.files.get(FileKind::Index, last) else {
             return false;
         };
