@@ -71,6 +71,10 @@ pub struct Args {
     /// seconds (so a power cut while idle restarts fast); 0 = only at a clean stop
     #[arg(long, default_value_t = 300)]
     pub snapshot_idle: u64,
+    /// Keep recently read values up to 64 KiB in a cache of this size shared by all
+    /// namespaces (suffixes k, M, G); 0 = off
+    #[arg(long, default_value = "64M", value_parser = parse_size)]
+    pub read_cache: u64,
     /// Follow this leader (HOST:PORT): stream its namespaces, refuse client writes until PROMOTE
     #[arg(long)]
     pub replicate_from: Option<String>,
@@ -103,8 +107,8 @@ pub enum Tool {
     },
 }
 
-/// Parse `--datasize` with 0-db's suffixes.
-pub fn parse_datasize(s: &str) -> Result<u32, String> {
+/// Parse a size with 0-db's suffixes (k, M, G, T; 1024-based).
+pub fn parse_size(s: &str) -> Result<u64, String> {
     let (num, mult) = match s.char_indices().last() {
         Some((i, 'k')) => (&s[..i], 1u64 << 10),
         Some((i, 'M')) => (&s[..i], 1 << 20),
@@ -113,7 +117,12 @@ pub fn parse_datasize(s: &str) -> Result<u32, String> {
         _ => (s, 1),
     };
     let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
-    let bytes = n.checked_mul(mult).ok_or("size overflow")?;
+    Ok(n.checked_mul(mult).ok_or("size overflow")?)
+}
+
+/// Parse `--datasize` with 0-db's suffixes.
+pub fn parse_datasize(s: &str) -> Result<u32, String> {
+    let bytes = parse_size(s)?;
     if bytes < 512 * 1024 {
         return Err("datasize must be at least 512k".into());
     }
@@ -145,6 +154,8 @@ pub struct Config {
     pub snapshot_idle: Duration,
     /// Commands slower than this are logged.
     pub slow: Duration,
+    /// Bytes of the read cache (0 = none).
+    pub read_cache: u64,
     /// How clients reach us, as passed to hooks (`tcp://addr:port` or `unix://path`).
     pub zdbid: String,
 }
@@ -194,6 +205,7 @@ impl Config {
             compact_dead_bytes: args.compact_dead_bytes,
             snapshot_idle: Duration::from_secs(args.snapshot_idle),
             slow: Duration::from_millis(args.slow_ms),
+            read_cache: args.read_cache,
             zdbid,
         })
     }

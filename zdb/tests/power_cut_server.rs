@@ -38,6 +38,8 @@ fn config(sync: bool) -> Config {
         compact_dead_bytes: 0,
         snapshot_idle: Duration::ZERO,
         slow: Duration::from_secs(1),
+        // Small, so reads after a cut go through the cache and its evictions.
+        read_cache: 64 * 1024,
     }
 }
 

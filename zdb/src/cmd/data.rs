@@ -128,11 +128,11 @@ pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply 
 }
 
 /// Read a value, running the blocking `missing-data` hook once if its data file is gone.
-async fn fetch(s: &Session, sh: &Shared, key: &[u8]) -> Result<Option<Vec<u8>>, Reply> {
+async fn fetch(s: &Session, sh: &Shared, key: &[u8]) -> Result<Option<Bytes>, Reply> {
     let first = {
         let ns = s.ns.ns.read();
         readable(&ns)?;
-        ns.get(key)
+        ns.get_shared(key)
     };
     let value = match first {
         Err(OpError::MissingData(path)) if sh.hooks.enabled() => {
@@ -141,7 +141,7 @@ async fn fetch(s: &Session, sh: &Shared, key: &[u8]) -> Result<Option<Vec<u8>>, 
                 .run_blocking("missing-data", &[path.display().to_string()])
                 .await;
             if status == Some(0) {
-                s.ns.ns.read().get(key)
+                s.ns.ns.read().get_shared(key)
             } else {
                 Err(OpError::MissingData(path))
             }
@@ -202,7 +202,7 @@ pub(super) async fn mget<W: AsyncWrite + Unpin>(
     }
     out.reply(Reply::Array(Vec::new()).with_len(keys.len()));
     for key in keys {
-        let value = s.ns.ns.read().get(key);
+        let value = s.ns.ns.read().get_shared(key);
         match value {
             Ok(Some(v)) => crate::protocol::encode_bulk(&mut out.buf, &v),
             _ => out.reply(Reply::Nil),

@@ -19,6 +19,9 @@ pub(crate) struct Files {
     pub(crate) index_dir: PathBuf,
     pub(crate) data_dir: PathBuf,
     cache: Mutex<HashMap<(FileKind, u32), Arc<dyn StorageFile>>>,
+    /// Names the current bytes of these files for the read cache: renewed whenever a file is
+    /// rewritten or cut, so cached values of the old bytes are never served.
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Files {
@@ -28,7 +31,20 @@ impl Files {
             index_dir,
             data_dir,
             cache: Mutex::new(HashMap::new()),
+            epoch: super::cache::new_epoch().into(),
         }
+    }
+
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Forget every read-cache entry of these files (they were rewritten or cut).
+    pub(crate) fn renew_epoch(&self) {
+        self.epoch.store(
+            super::cache::new_epoch(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     pub(crate) fn path(&self, kind: FileKind, id: u32) -> PathBuf {
@@ -85,11 +101,13 @@ impl Files {
 
     /// Forget one handle (after its file was replaced).
     pub(crate) fn forget(&self, kind: FileKind, id: u32) {
+        self.renew_epoch();
         self.cache.lock().remove(&(kind, id));
     }
 
     /// Forget all handles (after files were removed or rewritten).
     pub(crate) fn forget_all(&self) {
+        self.renew_epoch();
         self.cache.lock().clear();
     }
 }

@@ -241,6 +241,7 @@ impl Namespace {
             stats: NsStats::default(),
             from_snapshot: false,
             snapshot_marker: std::sync::atomic::AtomicU64::new(u64::MAX),
+            read_cache: None,
         }
     }
 

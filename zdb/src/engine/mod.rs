@@ -8,6 +8,7 @@
 //!   without losing the key.
 //! - After an I/O error on a write or an fsync the namespace is poisoned and refuses writes.
 
+mod cache;
 mod check;
 mod compact;
 mod durability;
@@ -20,6 +21,7 @@ mod repair;
 mod snapshot;
 mod write;
 
+pub use cache::ReadCache;
 pub use check::CheckReport;
 pub use compact::{CompactBuilt, CompactPlan, CompactStats};
 pub use durability::Durability;

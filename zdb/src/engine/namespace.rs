@@ -104,6 +104,8 @@ pub struct Namespace {
     /// [`Namespace::change_marker`] when the snapshot on disk was last known to match
     /// (`u64::MAX`: none does). Atomic: the idle snapshot is saved under the shared lock.
     pub(crate) snapshot_marker: std::sync::atomic::AtomicU64,
+    /// Verified values recently read, shared with the server's other namespaces.
+    pub(crate) read_cache: Option<Arc<super::ReadCache>>,
 }
 
 impl Namespace {
@@ -272,6 +274,13 @@ impl Namespace {
             "write failed; namespace refuses writes until restart"
         );
         self.poisoned = Some(err.to_string());
+        // A failed write was cut back: values read from its buffered bytes must not be served.
+        self.files.renew_epoch();
+    }
+
+    /// Serve hot values from `cache` instead of reading them again.
+    pub fn set_read_cache(&mut self, cache: Option<Arc<super::ReadCache>>) {
+        self.read_cache = cache;
     }
 
     /// Group commit: the token to wait for after the last write (None if nothing to wait for).

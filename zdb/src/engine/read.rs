@@ -2,6 +2,8 @@
 //! DATA RAW.
 
 use std::path::PathBuf;
+
+use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 use super::namespace::Namespace;
@@ -132,13 +134,33 @@ impl Namespace {
     }
 
     /// Read and verify a value: header must match key and length, value must match its CRC.
+    /// A value found in the read cache was verified when it was read from the file; it is
+    /// served even if an offload hook removed that file since (it is the same value).
     pub(crate) fn read_value(
         &self,
         file: u32,
         off: u32,
         key: &[u8],
         len: u32,
-    ) -> Result<Vec<u8>, OpError> {
+    ) -> Result<Bytes, OpError> {
+        self.read_verified(file, off, key, len, self.read_cache.as_deref())
+    }
+
+    /// [`Self::read_value`] through `cache`; `None` reads the file itself (CHECK).
+    fn read_verified(
+        &self,
+        file: u32,
+        off: u32,
+        key: &[u8],
+        len: u32,
+        cache: Option<&super::ReadCache>,
+    ) -> Result<Bytes, OpError> {
+        let epoch = self.files.epoch();
+        if let Some(v) = cache.and_then(|c| c.get(epoch, file, off))
+            && v.len() == len as usize
+        {
+            return Ok(v);
+        }
         let handle = if file == self.active.id {
             self.active.data.clone()
         } else {
@@ -168,9 +190,12 @@ impl Namespace {
         {
             return Err(OpError::Corrupted);
         }
+        if let Some(c) = cache {
+            c.insert(epoch, file, off, value);
+        }
         // Keep the one allocation: drop the header and key in place.
         buf.drain(..head_len);
-        Ok(buf)
+        Ok(Bytes::from(buf))
     }
 
     /// Current index position and header of a live key.
@@ -187,20 +212,23 @@ impl Namespace {
 
     /// GET: the value, `None` if missing or deleted.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, OpError> {
+        self.get_shared(key).map(|v| v.map(Vec::from))
+    }
+
+    /// GET without a copy: a value from the read cache is shared, not copied.
+    pub fn get_shared(&self, key: &[u8]) -> Result<Option<Bytes>, OpError> {
+        self.value_at(key)
+            .map(|(file, off, len)| self.read_value(file, off, key, len))
+            .transpose()
+    }
+
+    /// Data file, offset and length of a live key's value.
+    fn value_at(&self, key: &[u8]) -> Option<(u32, u32, u32)> {
         match self.mode {
-            Mode::User => match self.keys.get(key) {
-                Some(loc) => self
-                    .read_value(loc.file, loc.data_off, key, loc.len)
-                    .map(Some),
-                None => Ok(None),
-            },
-            Mode::Seq => match self.seq_live_slot(key) {
-                Some((file, _, hdr)) => {
-                    let df = self.data_file_of(file, &hdr);
-                    self.read_value(df, hdr.offset, key, hdr.length).map(Some)
-                }
-                None => Ok(None),
-            },
+            Mode::User => self.keys.get(key).map(|l| (l.file, l.data_off, l.len)),
+            Mode::Seq => self
+                .seq_live_slot(key)
+                .map(|(file, _, hdr)| (self.data_file_of(file, &hdr), hdr.offset, hdr.length)),
         }
     }
 
@@ -214,9 +242,11 @@ impl Namespace {
 
     /// CHECK: verify the stored value against its CRC.
     pub fn check(&self, key: &[u8]) -> CheckResult {
-        match self.get(key) {
-            Ok(Some(_)) => CheckResult::Ok,
-            Ok(None) => CheckResult::Missing,
+        let Some((file, off, len)) = self.value_at(key) else {
+            return CheckResult::Missing;
+        };
+        match self.read_verified(file, off, key, len, None) {
+            Ok(_) => CheckResult::Ok,
             Err(OpError::Corrupted) => CheckResult::Corrupted,
             Err(_) => CheckResult::Unreadable,
         }
@@ -415,7 +445,7 @@ impl Namespace {
         Ok(HistoryItem {
             parent,
             timestamp: hdr.timestamp,
-            payload,
+            payload: payload.into(),
         })
     }
 

@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 use tokio::sync::{Notify, Semaphore, broadcast};
 
 use crate::config::Config;
-use crate::engine::{Namespace, OpenError};
+use crate::engine::{Namespace, OpenError, ReadCache};
 use crate::format::Descriptor;
 use crate::hooks::Hooks;
 use crate::storage::Storage;
@@ -140,6 +140,8 @@ pub struct Shared {
     pub instance_id: String,
     /// Budget of input-buffer bytes (in KiB permits) shared by all clients.
     pub input_budget: Arc<Semaphore>,
+    /// Recently read values of every namespace (`--read-cache`).
+    pub read_cache: Option<Arc<ReadCache>>,
     next_client: AtomicU64,
     stop: Notify,
     stopping: AtomicBool,
@@ -172,6 +174,7 @@ impl Shared {
         if !names.iter().any(|n| n == DEFAULT_NS) {
             names.push(DEFAULT_NS.to_vec());
         }
+        let read_cache = ReadCache::new(cfg.read_cache).map(Arc::new);
         let mut map = BTreeMap::new();
         for name in names {
             let dir = cfg.index.join(OsStr::from_bytes(&name));
@@ -189,6 +192,7 @@ impl Shared {
             if name == DEFAULT_NS {
                 ns.maxsize_override = cfg.maxsize;
             }
+            ns.set_read_cache(read_cache.clone());
             tracing::info!(
                 namespace = %String::from_utf8_lossy(&name),
                 entries = ns.entries(),
@@ -210,6 +214,7 @@ impl Shared {
             boot_time: crate::now_secs(),
             instance_id: hex::encode(rand::random::<[u8; 4]>()),
             input_budget: Arc::new(Semaphore::new(budget_kib)),
+            read_cache,
             next_client: AtomicU64::new(1),
             stop: Notify::new(),
             stopping: AtomicBool::new(false),
@@ -241,13 +246,14 @@ impl Shared {
         if map.contains_key(name) {
             return Ok(false);
         }
-        let ns = Namespace::create(
+        let mut ns = Namespace::create(
             self.storage.clone(),
             &self.cfg.index,
             &self.cfg.data,
             Descriptor::new(name),
             self.cfg.engine.clone(),
         )?;
+        ns.set_read_cache(self.read_cache.clone());
         map.insert(name.to_vec(), NsHandle::new(ns));
         Ok(true)
     }
@@ -281,6 +287,7 @@ impl Shared {
             self.cfg.engine.clone(),
         )?;
         fresh.maxsize_override = guard.maxsize_override;
+        fresh.set_read_cache(self.read_cache.clone());
         fresh.lock = guard.lock;
         *guard = fresh;
         Ok(true)
@@ -311,13 +318,14 @@ impl Shared {
         if let Some(h) = map.get(&desc.name) {
             return Ok(h.clone());
         }
-        let ns = Namespace::create(
+        let mut ns = Namespace::create(
             self.storage.clone(),
             &self.cfg.index,
             &self.cfg.data,
             desc.clone(),
             self.cfg.engine.clone(),
         )?;
+        ns.set_read_cache(self.read_cache.clone());
         let h = NsHandle::new(ns);
         map.insert(desc.name, h.clone());
         Ok(h)

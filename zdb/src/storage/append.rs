@@ -14,11 +14,29 @@ use super::StorageFile;
 
 /// Flush once this much is buffered.
 const LIMIT: usize = 1 << 20;
+/// Start the disk writing the appended bytes every time this much more is in the file.
+const WRITE_BEHIND: u64 = 8 << 20;
 
 struct Pending {
     /// File offset of the first buffered byte (= bytes already in the file).
     base: u64,
     buf: Vec<u8>,
+    /// Writeback was started for the file up to here.
+    behind: u64,
+}
+
+impl Pending {
+    /// After appends moved `base`: hand every whole page written since the last call to the
+    /// disk, so the fsync that closes the file (rotation) finds them written instead of
+    /// flushing the whole file while every writer waits.
+    fn write_behind(&mut self, file: &Arc<dyn StorageFile>) {
+        if self.base >= self.behind + WRITE_BEHIND {
+            // Whole pages only: the tail page is appended to again.
+            let end = self.base & !4095;
+            file.start_writeback(self.behind, end - self.behind);
+            self.behind = end;
+        }
+    }
 }
 
 /// Buffered appender over a file.
@@ -35,6 +53,7 @@ impl Appender {
             pending: Mutex::new(Pending {
                 base: len,
                 buf: Vec::new(),
+                behind: len & !4095,
             }),
         }
     }
@@ -61,6 +80,7 @@ impl Appender {
         if p.buf.capacity() > 4 * LIMIT {
             p.buf = Vec::new();
         }
+        p.write_behind(file);
         Ok(())
     }
 
@@ -82,6 +102,7 @@ impl Appender {
             return Err(e);
         }
         p.base = off + (head.len() + body.len()) as u64;
+        p.write_behind(&self.file);
         Ok(())
     }
 
@@ -164,6 +185,7 @@ impl StorageFile for Appender {
         let _ = Self::flush_locked(&self.file, &mut p);
         self.file.set_len(len)?;
         p.base = len;
+        p.behind = p.behind.min(len & !4095);
         Ok(())
     }
 
@@ -205,6 +227,74 @@ mod tests {
             s.read_file(Path::new("/d/f")).as_deref(),
             Some(&b"Head-Tail"[..])
         );
+    }
+
+    /// Records the writeback hints it gets.
+    struct Hinted {
+        inner: Arc<dyn StorageFile>,
+        hints: Mutex<Vec<(u64, u64)>>,
+    }
+
+    impl StorageFile for Hinted {
+        fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize> {
+            self.inner.read_at(buf, off)
+        }
+        fn write_at(&self, buf: &[u8], off: u64) -> io::Result<()> {
+            self.inner.write_at(buf, off)
+        }
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn sync(&self) -> io::Result<()> {
+            self.inner.sync()
+        }
+        fn start_writeback(&self, off: u64, len: u64) {
+            self.hints.lock().push((off, len));
+        }
+    }
+
+    #[test]
+    fn written_pages_are_handed_to_the_disk_behind_the_tail() {
+        let s = SimStorage::new();
+        s.create_dir_all(Path::new("/d")).expect("dir");
+        let inner = s
+            .open(Path::new("/d/f"), OpenMode::CreateNew)
+            .expect("create");
+        let f = Arc::new(Hinted {
+            inner,
+            hints: Mutex::new(Vec::new()),
+        });
+        let a = Appender::new(f.clone(), 0);
+        // Small appends flushed now and then, and large ones written directly.
+        let mut end = 0u64;
+        for i in 0..3000u64 {
+            let chunk = vec![i as u8; 7001];
+            a.write_at(&chunk, end).expect("append");
+            end += chunk.len() as u64;
+            if i % 10 == 0 {
+                a.flush().expect("flush");
+            }
+        }
+        a.flush().expect("flush");
+        let big = vec![1u8; 3 << 20];
+        for _ in 0..4 {
+            a.append_parts(b"head", &big, end).expect("append");
+            end += 4 + big.len() as u64;
+        }
+        let hints = f.hints.lock().clone();
+        assert!(hints.len() >= 3, "{hints:?}");
+        // Contiguous from the start, whole pages, never the page still being appended to.
+        let mut next = 0;
+        for (off, len) in hints {
+            assert_eq!(off, next);
+            assert_eq!((off + len) % 4096, 0);
+            next = off + len;
+        }
+        assert!(next <= end & !4095);
+        assert!(end - next < WRITE_BEHIND + 4096);
     }
 
     #[test]

@@ -41,6 +41,17 @@ impl StorageFile for FsFile {
         rustix::fs::fallocate(&self.0, rustix::fs::FallocateFlags::KEEP_SIZE, 0, len)
             .map_err(io::Error::from)
     }
+    #[allow(unsafe_code)]
+    fn start_writeback(&self, off: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        let (Ok(off), Ok(len)) = (i64::try_from(off), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: plain syscall on a file descriptor we own; no memory is passed.
+        unsafe {
+            libc::sync_file_range(self.0.as_raw_fd(), off, len, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
 }
 
 impl Storage for FsStorage {

@@ -39,6 +39,9 @@ pub trait StorageFile: Send + Sync {
     fn preallocate(&self, _len: u64) -> io::Result<()> {
         Ok(())
     }
+    /// Start writing `len` bytes at `off` to the disk without waiting (a hint: a failure shows
+    /// up at the next `sync`, which is what must succeed).
+    fn start_writeback(&self, _off: u64, _len: u64) {}
 
     /// Read exactly `buf.len()` bytes at `off`, failing with `UnexpectedEof` if the file is shorter.
     fn read_exact_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
