@@ -156,6 +156,8 @@ pub struct Config {
     pub slow: Duration,
     /// Bytes of the read cache (0 = none).
     pub read_cache: u64,
+    /// Prometheus metrics are served (`--metrics`): record per-command counts and latencies.
+    pub metrics: bool,
     /// How clients reach us, as passed to hooks (`tcp://addr:port` or `unix://path`).
     pub zdbid: String,
 }
@@ -206,6 +208,7 @@ impl Config {
             snapshot_idle: Duration::from_secs(args.snapshot_idle),
             slow: Duration::from_millis(args.slow_ms),
             read_cache: args.read_cache,
+            metrics: args.metrics.is_some(),
             zdbid,
         })
     }

@@ -40,6 +40,7 @@ fn config(sync: bool) -> Config {
         slow: Duration::from_secs(1),
         // Small, so reads after a cut go through the cache and its evictions.
         read_cache: 64 * 1024,
+        metrics: true,
     }
 }
 
