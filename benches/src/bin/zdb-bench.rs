@@ -1122,9 +1122,15 @@ fn bench_large(e: &Env, rep: &mut Report) -> R<()> {
             target: if durable {
                 "report".into()
             } else {
-                "≥0.6x fio".into()
+                "≥0.6x fio (also of its fastest run)".into()
             },
-            met: if durable { None } else { Some(r >= 0.6) },
+            // fio's buffered runs are bimodal on a host whose writeback speed varies (page-cache
+            // speed or disk speed): a median that fell in the slow mode must not count as met.
+            met: if durable {
+                None
+            } else {
+                Some(r >= 0.6 && zs.med >= 0.6 * fs_.max)
+            },
         });
     }
     Ok(())
