@@ -127,12 +127,18 @@ pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply 
     }
 }
 
-/// Read a value, running the blocking `missing-data` hook once if its data file is gone.
-async fn fetch(s: &Session, sh: &Shared, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+/// Hand a value to `f`, running the blocking `missing-data` hook once if its data file is gone.
+async fn fetch<R>(
+    s: &Session,
+    sh: &Shared,
+    key: &[u8],
+    mut f: impl FnMut(&[u8]) -> R,
+) -> Result<Option<R>, Reply> {
+    let mut read = |ns: &crate::engine::Namespace| ns.get_with(key, |v| (v.len(), f(v)));
     let first = {
         let ns = s.ns.ns.read();
         readable(&ns)?;
-        ns.get_shared(key)
+        read(&ns)
     };
     let value = match first {
         Err(OpError::MissingData(path)) if sh.hooks.enabled() => {
@@ -141,7 +147,7 @@ async fn fetch(s: &Session, sh: &Shared, key: &[u8]) -> Result<Option<Bytes>, Re
                 .run_blocking("missing-data", &[path.display().to_string()])
                 .await;
             if status == Some(0) {
-                s.ns.ns.read().get_shared(key)
+                read(&s.ns.ns.read())
             } else {
                 Err(OpError::MissingData(path))
             }
@@ -149,13 +155,13 @@ async fn fetch(s: &Session, sh: &Shared, key: &[u8]) -> Result<Option<Bytes>, Re
         other => other,
     };
     let value = value.map_err(|e| Reply::err(e.to_string()))?;
-    if let Some(v) = &value {
+    Ok(value.map(|(len, r)| {
         sh.stats
             .data_read_bytes
-            .fetch_add(v.len() as u64, Ordering::Relaxed);
-        sh.metrics.read_bytes.inc_by(v.len() as u64);
-    }
-    Ok(value)
+            .fetch_add(len as u64, Ordering::Relaxed);
+        sh.metrics.read_bytes.inc_by(len as u64);
+        r
+    }))
 }
 
 pub(super) async fn get<W: AsyncWrite + Unpin>(
@@ -166,11 +172,12 @@ pub(super) async fn get<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let reply = match read_key(args) {
         Err(r) => r,
-        Ok(key) => match fetch(s, sh, key).await {
-            Ok(Some(v)) => {
-                crate::protocol::encode_bulk(&mut out.buf, &v);
-                return Ok(());
-            }
+        Ok(key) => match fetch(s, sh, key, |v| {
+            crate::protocol::encode_bulk(&mut out.buf, v)
+        })
+        .await
+        {
+            Ok(Some(())) => return Ok(()),
             Ok(None) => Reply::Nil,
             Err(r) => r,
         },
@@ -202,10 +209,12 @@ pub(super) async fn mget<W: AsyncWrite + Unpin>(
     }
     out.reply(Reply::Array(Vec::new()).with_len(keys.len()));
     for key in keys {
-        let value = s.ns.ns.read().get_shared(key);
-        match value {
-            Ok(Some(v)) => crate::protocol::encode_bulk(&mut out.buf, &v),
-            _ => out.reply(Reply::Nil),
+        let found =
+            s.ns.ns
+                .read()
+                .get_with(key, |v| crate::protocol::encode_bulk(&mut out.buf, v));
+        if !matches!(found, Ok(Some(()))) {
+            out.reply(Reply::Nil);
         }
         // Replies of up to 1023 values of 8 MiB are streamed, not built whole.
         out.flush_if_big().await?;

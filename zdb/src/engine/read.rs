@@ -2,8 +2,6 @@
 //! DATA RAW.
 
 use std::path::PathBuf;
-
-use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 use super::namespace::Namespace;
@@ -142,25 +140,40 @@ impl Namespace {
         off: u32,
         key: &[u8],
         len: u32,
-    ) -> Result<Bytes, OpError> {
-        self.read_verified(file, off, key, len, self.read_cache.as_deref())
+    ) -> Result<Vec<u8>, OpError> {
+        self.with_value(file, off, key, len, <[u8]>::to_vec)
     }
 
-    /// [`Self::read_value`] through `cache`; `None` reads the file itself (CHECK).
-    fn read_verified(
+    /// Hand a verified value to `f`: lent by the read cache when it holds it, else read from
+    /// the file (and a copy kept in the cache).
+    pub(crate) fn with_value<R>(
         &self,
         file: u32,
         off: u32,
         key: &[u8],
         len: u32,
-        cache: Option<&super::ReadCache>,
-    ) -> Result<Bytes, OpError> {
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, OpError> {
+        let Some(cache) = &self.read_cache else {
+            return self.read_from_file(file, off, key, len).map(|v| f(&v));
+        };
         let epoch = self.files.epoch();
-        if let Some(v) = cache.and_then(|c| c.get(epoch, file, off))
-            && v.len() == len as usize
-        {
-            return Ok(v);
+        if let Some(v) = cache.get(epoch, file, off, len as usize) {
+            return Ok(f(&v));
         }
+        let v = self.read_from_file(file, off, key, len)?;
+        cache.insert(epoch, file, off, &v);
+        Ok(f(&v))
+    }
+
+    /// Read and verify a value from its data file, bypassing the read cache (CHECK).
+    fn read_from_file(
+        &self,
+        file: u32,
+        off: u32,
+        key: &[u8],
+        len: u32,
+    ) -> Result<Vec<u8>, OpError> {
         let handle = if file == self.active.id {
             self.active.data.clone()
         } else {
@@ -190,12 +203,9 @@ impl Namespace {
         {
             return Err(OpError::Corrupted);
         }
-        if let Some(c) = cache {
-            c.insert(epoch, file, off, value);
-        }
         // Keep the one allocation: drop the header and key in place.
         buf.drain(..head_len);
-        Ok(Bytes::from(buf))
+        Ok(buf)
     }
 
     /// Current index position and header of a live key.
@@ -212,14 +222,22 @@ impl Namespace {
 
     /// GET: the value, `None` if missing or deleted.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, OpError> {
-        self.get_shared(key).map(|v| v.map(Vec::from))
-    }
-
-    /// GET without a copy: a value from the read cache is shared, not copied.
-    pub fn get_shared(&self, key: &[u8]) -> Result<Option<Bytes>, OpError> {
         self.value_at(key)
             .map(|(file, off, len)| self.read_value(file, off, key, len))
             .transpose()
+    }
+
+    /// GET without a copy: `f` sees the value where it lies (the read cache or the buffer it
+    /// was read into); the server encodes the reply from there.
+    pub fn get_with<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, OpError> {
+        let Some((file, off, len)) = self.value_at(key) else {
+            return Ok(None);
+        };
+        self.with_value(file, off, key, len, f).map(Some)
     }
 
     /// Data file, offset and length of a live key's value.
@@ -245,7 +263,7 @@ impl Namespace {
         let Some((file, off, len)) = self.value_at(key) else {
             return CheckResult::Missing;
         };
-        match self.read_verified(file, off, key, len, None) {
+        match self.read_from_file(file, off, key, len) {
             Ok(_) => CheckResult::Ok,
             Err(OpError::Corrupted) => CheckResult::Corrupted,
             Err(_) => CheckResult::Unreadable,
@@ -445,7 +463,7 @@ impl Namespace {
         Ok(HistoryItem {
             parent,
             timestamp: hdr.timestamp,
-            payload: payload.into(),
+            payload,
         })
     }
 

@@ -272,7 +272,9 @@ impl Namespace {
         value: &[u8],
     ) -> Result<bool, OpError> {
         if len as usize == value.len()
-            && self.read_value(file, off, key, len).ok().as_deref() == Some(value)
+            && self
+                .with_value(file, off, key, len, |old| old == value)
+                .unwrap_or(false)
         {
             return Ok(true);
         }
