@@ -131,21 +131,10 @@ impl Namespace {
         Ok((hdr, key.to_vec()))
     }
 
-    /// Read and verify a value: header must match key and length, value must match its CRC.
-    /// A value found in the read cache was verified when it was read from the file; it is
-    /// served even if an offload hook removed that file since (it is the same value).
-    pub(crate) fn read_value(
-        &self,
-        file: u32,
-        off: u32,
-        key: &[u8],
-        len: u32,
-    ) -> Result<Vec<u8>, OpError> {
-        self.with_value(file, off, key, len, <[u8]>::to_vec)
-    }
-
-    /// Hand a verified value to `f`: lent by the read cache when it holds it, else read from
-    /// the file (and a copy kept in the cache).
+    /// Hand a verified value to `f` (header matching key and length, value matching its CRC):
+    /// lent by the read cache when it holds it, else read from the file (and a copy kept in the
+    /// cache). A value in the cache was verified when it was read from the file; it is served
+    /// even if an offload hook removed that file since (it is the same value).
     pub(crate) fn with_value<R>(
         &self,
         file: u32,
@@ -222,9 +211,7 @@ impl Namespace {
 
     /// GET: the value, `None` if missing or deleted.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, OpError> {
-        self.value_at(key)
-            .map(|(file, off, len)| self.read_value(file, off, key, len))
-            .transpose()
+        self.get_with(key, <[u8]>::to_vec)
     }
 
     /// GET without a copy: `f` sees the value where it lies (the read cache or the buffer it
@@ -453,7 +440,7 @@ impl Namespace {
         };
         let df = self.data_file_of(file, &hdr);
         let payload = self
-            .read_value(df, hdr.offset, key, hdr.length)
+            .with_value(df, hdr.offset, key, hdr.length, <[u8]>::to_vec)
             .map_err(HistoryError::Read)?;
         let parent = (hdr.parentid != 0 || hdr.parentoff != 0).then(|| {
             let mut p = hdr.parentid.to_le_bytes().to_vec();
