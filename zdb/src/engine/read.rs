@@ -132,15 +132,17 @@ impl Namespace {
     }
 
     /// Hand a verified value to `f` (header matching key and length, value matching its CRC):
-    /// lent by the read cache when it holds it, else read from the file (and a copy kept in the
-    /// cache). A value in the cache was verified when it was read from the file; it is served
-    /// even if an offload hook removed that file since (it is the same value).
+    /// lent by the read cache when it holds it, else read from the file, and with `keep` a copy
+    /// kept in the cache (not for an overwrite's look at the version it supersedes). A value in
+    /// the cache was verified when it was read from the file; it is served even if an offload
+    /// hook removed that file since (it is the same value).
     pub(crate) fn with_value<R>(
         &self,
         file: u32,
         off: u32,
         key: &[u8],
         len: u32,
+        keep: bool,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, OpError> {
         let Some(cache) = &self.read_cache else {
@@ -151,7 +153,9 @@ impl Namespace {
             return Ok(f(&v));
         }
         let v = self.read_from_file(file, off, key, len)?;
-        cache.insert(epoch, file, off, &v);
+        if keep {
+            cache.insert(epoch, file, off, &v);
+        }
         Ok(f(&v))
     }
 
@@ -224,7 +228,7 @@ impl Namespace {
         let Some((file, off, len)) = self.value_at(key) else {
             return Ok(None);
         };
-        self.with_value(file, off, key, len, f).map(Some)
+        self.with_value(file, off, key, len, true, f).map(Some)
     }
 
     /// Data file, offset and length of a live key's value.
@@ -440,7 +444,7 @@ impl Namespace {
         };
         let df = self.data_file_of(file, &hdr);
         let payload = self
-            .with_value(df, hdr.offset, key, hdr.length, <[u8]>::to_vec)
+            .with_value(df, hdr.offset, key, hdr.length, true, <[u8]>::to_vec)
             .map_err(HistoryError::Read)?;
         let parent = (hdr.parentid != 0 || hdr.parentoff != 0).then(|| {
             let mut p = hdr.parentid.to_le_bytes().to_vec();

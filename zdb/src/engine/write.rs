@@ -273,7 +273,7 @@ impl Namespace {
     ) -> Result<bool, OpError> {
         if len as usize == value.len()
             && self
-                .with_value(file, off, key, len, |old| old == value)
+                .with_value(file, off, key, len, false, |old| old == value)
                 .unwrap_or(false)
         {
             return Ok(true);
