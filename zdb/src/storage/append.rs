@@ -33,9 +33,46 @@ impl Pending {
         if self.base >= self.behind + WRITE_BEHIND {
             // Whole pages only: the tail page is appended to again.
             let end = self.base & !4095;
-            file.start_writeback(self.behind, end - self.behind);
-            self.behind = end;
+            if writeback::start(file.clone(), self.behind, end - self.behind) {
+                self.behind = end;
+            }
         }
+    }
+}
+
+/// Starting writeback can block on a busy disk (request queue full), so it runs on a thread of
+/// its own, never on the thread serving clients. A hint the queue has no room for is retried
+/// with the next one, which then covers both ranges.
+mod writeback {
+    use std::sync::mpsc::{SyncSender, sync_channel};
+    use std::sync::{Arc, OnceLock};
+
+    use super::StorageFile;
+
+    type Hint = (Arc<dyn StorageFile>, u64, u64);
+
+    /// Hints waiting at most (each stands for 8 MiB or more of written data).
+    const QUEUE: usize = 64;
+
+    static WORKER: OnceLock<Option<SyncSender<Hint>>> = OnceLock::new();
+
+    /// Queue a hint; false if it was not taken (queue full, or no thread could be started).
+    pub(super) fn start(file: Arc<dyn StorageFile>, off: u64, len: u64) -> bool {
+        let worker = WORKER.get_or_init(|| {
+            let (tx, rx) = sync_channel::<Hint>(QUEUE);
+            std::thread::Builder::new()
+                .name("zdb-writeback".into())
+                .spawn(move || {
+                    for (file, off, len) in rx {
+                        file.start_writeback(off, len);
+                    }
+                })
+                .ok()
+                .map(|_| tx)
+        });
+        worker
+            .as_ref()
+            .is_some_and(|tx| tx.try_send((file, off, len)).is_ok())
     }
 }
 
@@ -283,6 +320,11 @@ mod tests {
         for _ in 0..4 {
             a.append_parts(b"head", &big, end).expect("append");
             end += 4 + big.len() as u64;
+        }
+        // Hints reach the file from the writeback thread.
+        let started = std::time::Instant::now();
+        while f.hints.lock().len() < 3 && started.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let hints = f.hints.lock().clone();
         assert!(hints.len() >= 3, "{hints:?}");
