@@ -424,15 +424,7 @@ mod tests {
         let mut model = BTreeMap::new();
         for step in 0..600 {
             let key = format!("k{}", rng.gen_range(0..120)).into_bytes();
-            if rng.gen_bool(0.15) {
-                if ns.del(&key, 1).is_ok() {
-                    model.remove(&key);
-                }
-            } else {
-                let value = vec![step as u8; rng.gen_range(1..90)];
-                ns.set(&key, &value, 1).unwrap();
-                model.insert(key, value);
-            }
+            random_write(&mut ns, &mut rng, &mut model, key, 0.15, step as u8, 90);
             if step == 400
                 && seed % 2 == 1
                 && let Some(plan) = ns.compact_plan(1)
@@ -443,6 +435,28 @@ mod tests {
         ns.sync_now().unwrap();
         ns.save_snapshot().unwrap();
         model
+    }
+
+    /// Delete `key` with probability `del`, else set it to 1..`max_len` bytes of `fill`; the
+    /// model follows what was acknowledged.
+    fn random_write(
+        ns: &mut Namespace,
+        rng: &mut StdRng,
+        model: &mut BTreeMap<Vec<u8>, Vec<u8>>,
+        key: Vec<u8>,
+        del: f64,
+        fill: u8,
+        max_len: usize,
+    ) {
+        if rng.gen_bool(del) {
+            if ns.del(&key, 1).is_ok() {
+                model.remove(&key);
+            }
+        } else {
+            let value = vec![fill; rng.gen_range(1..max_len)];
+            ns.set(&key, &value, 1).unwrap();
+            model.insert(key, value);
+        }
     }
 
     fn serves(ns: &Namespace, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
@@ -481,15 +495,7 @@ mod tests {
         let mut model = BTreeMap::new();
         for step in 0..120_000u32 {
             let key = format!("key{}", rng.gen_range(0..60_000)).into_bytes();
-            if rng.gen_bool(0.1) {
-                if ns.del(&key, 1).is_ok() {
-                    model.remove(&key);
-                }
-            } else {
-                let value = vec![step as u8; rng.gen_range(1..20)];
-                ns.set(&key, &value, 1).unwrap();
-                model.insert(key, value);
-            }
+            random_write(&mut ns, &mut rng, &mut model, key, 0.1, step as u8, 20);
         }
         assert_eq!(ns.active.id, 0, "all in one file pair");
         ns.sync_now().unwrap();

@@ -243,13 +243,19 @@ mod tests {
     use crate::storage::{OpenMode, Storage};
     use std::path::Path;
 
-    #[test]
-    fn reads_and_patches_see_buffered_bytes() {
+    /// An empty file `/d/f` in a fresh simulated filesystem.
+    fn new_file() -> (SimStorage, Arc<dyn StorageFile>) {
         let s = SimStorage::new();
         s.create_dir_all(Path::new("/d")).expect("dir");
         let f = s
             .open(Path::new("/d/f"), OpenMode::CreateNew)
             .expect("create");
+        (s, f)
+    }
+
+    #[test]
+    fn reads_and_patches_see_buffered_bytes() {
+        let (s, f) = new_file();
         f.write_at(b"head", 0).expect("write");
         let a = Appender::new(f, 4);
         a.write_at(b"-tail", 4).expect("append");
@@ -295,11 +301,7 @@ mod tests {
 
     #[test]
     fn written_pages_are_handed_to_the_disk_behind_the_tail() {
-        let s = SimStorage::new();
-        s.create_dir_all(Path::new("/d")).expect("dir");
-        let inner = s
-            .open(Path::new("/d/f"), OpenMode::CreateNew)
-            .expect("create");
+        let (_s, inner) = new_file();
         let f = Arc::new(Hinted {
             inner,
             hints: Mutex::new(Vec::new()),
@@ -341,11 +343,7 @@ mod tests {
 
     #[test]
     fn failed_flush_cuts_back() {
-        let s = SimStorage::new();
-        s.create_dir_all(Path::new("/d")).expect("dir");
-        let f = s
-            .open(Path::new("/d/f"), OpenMode::CreateNew)
-            .expect("create");
+        let (s, f) = new_file();
         let a = Appender::new(f, 0);
         a.write_at(b"ok", 0).expect("append");
         a.flush().expect("flush");
