@@ -13,7 +13,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{Aead, KeyInit};
 use blake2::Digest;
@@ -21,7 +20,6 @@ use common::fuse::{self, Mount, RunDir, dir_url, errno_of};
 use common::{Desc, fails, ok};
 use rusqlite::Connection;
 use rusqlite::types::Value;
-use rustix::mount::UnmountFlags;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/rfs-fl");
 const PREFIX: &str = "/tmp/flist-rfs-test";
@@ -607,18 +605,9 @@ fn mount_fails(fl: &Path, mp: &Path, needle: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    let st = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if t0.elapsed() > Duration::from_secs(20) {
-            let _ = rustix::mount::unmount(mp, UnmountFlags::DETACH);
-            let _ = child.kill();
-            panic!("mount of a malformed .fl did not fail");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let st = fuse::wait_exit(&mut child, mp, || {
+        "mount of a malformed .fl did not fail".into()
+    });
     let mut err = String::new();
     use std::io::Read;
     child

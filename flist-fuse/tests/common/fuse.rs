@@ -167,20 +167,28 @@ impl Mount {
             rustix::process::Signal::TERM,
         )
         .unwrap();
-        let t0 = Instant::now();
-        let st = loop {
-            if let Some(st) = c.try_wait().unwrap() {
-                break st;
-            }
-            if t0.elapsed() > Duration::from_secs(20) {
-                let _ = rustix::mount::unmount(&self.mp, UnmountFlags::DETACH);
-                let _ = c.kill();
-                panic!("mount did not stop on SIGTERM: {}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let st = wait_exit(&mut c, &self.mp, || {
+            format!("mount did not stop on SIGTERM: {}", self.log_text())
+        });
         assert!(mounted_type(&self.mp).is_none(), "still mounted after exit");
         (st, self.log_text())
+    }
+}
+
+/// Wait up to 20 s for a mount process to exit; past that, detach its mount point, kill it and
+/// fail with `why()`.
+pub fn wait_exit(child: &mut Child, mp: &Path, why: impl FnOnce() -> String) -> ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = rustix::mount::unmount(mp, UnmountFlags::DETACH);
+            let _ = child.kill();
+            panic!("{}", why());
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
