@@ -79,11 +79,12 @@ pub async fn execute<W: AsyncWrite + Unpin>(
         .first()
         .and_then(|a| Cmd::lookup(a))
         .map_or("unknown", Cmd::name);
-    let errors_before = sh.stats.commands_failed.load(Ordering::Relaxed);
+    // Only the metrics need to know whether this command failed.
+    let errors_before = precise.then(|| sh.stats.commands_failed.load(Ordering::Relaxed));
     let flow = dispatch(s, sh, args, out).await;
     let took = clock(precise).saturating_sub(started);
-    if precise {
-        let failed = sh.stats.commands_failed.load(Ordering::Relaxed) != errors_before;
+    if let Some(before) = errors_before {
+        let failed = sh.stats.commands_failed.load(Ordering::Relaxed) != before;
         sh.metrics.command(name, took, failed);
     }
     if took >= sh.cfg.slow {
