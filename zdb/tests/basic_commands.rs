@@ -334,6 +334,85 @@ fn pipelining() {
     assert_eq!(c.dbsize(), 200);
 }
 
+/// Requests are parsed a batch ahead so their GETs can be prefetched: every request must still
+/// see exactly what the ones before it in the same pipeline did (writes, deletes, SELECT, a
+/// malformed frame in the middle), in a read cache and without one.
+#[test]
+fn pipelined_reads_follow_the_requests_before_them() {
+    for cache in ["64M", "0"] {
+        let s = Server::start(&["--mode", "user", "--read-cache", cache]);
+        let mut c = s.client();
+        assert_eq!(c.c(&["NSNEW", "other"]), Reply::ok());
+        c.select("other");
+        c.set(b"a", b"other-a");
+        c.select("default");
+        c.set(b"a", b"1");
+        for i in (0..70).step_by(2) {
+            c.set(format!("k{i}").as_bytes(), format!("v{i}").as_bytes());
+        }
+        // Read once, so the cache (if any) holds the old value of "a" and the even keys.
+        assert_eq!(c.get(b"a"), Reply::bulk("1"));
+        let keys: Vec<String> = (0..70).map(|i| format!("k{i}")).collect();
+        let mut mget: Vec<&[u8]> = vec![b"MGET"];
+        mget.extend(keys.iter().map(|k| k.as_bytes()));
+        c.cmd(&mget);
+
+        let mut raw = Vec::new();
+        let mut want = Vec::new();
+        let mut step = |frame: Vec<u8>, reply: Reply| {
+            raw.extend(frame);
+            want.push(reply);
+        };
+        step(encode(&[b"GET", b"a"]), Reply::bulk("1"));
+        step(encode(&[b"GET", b"b"]), Reply::nil());
+        step(encode(&[b"SET", b"b", b"2"]), Reply::bulk("b"));
+        step(encode(&[b"GET", b"b"]), Reply::bulk("2"));
+        step(encode(&[b"SET", b"a", b"3"]), Reply::bulk("a"));
+        step(encode(&[b"GET", b"a"]), Reply::bulk("3"));
+        step(b"*0\r\n".to_vec(), Reply::err("Missing arguments"));
+        step(encode(&[b"GET", b"b"]), Reply::bulk("2"));
+        step(encode(&[b"DEL", b"a"]), Reply::ok());
+        step(encode(&[b"GET", b"a"]), Reply::nil());
+        step(encode(&[b"SELECT", b"other"]), Reply::ok());
+        step(encode(&[b"GET", b"a"]), Reply::bulk("other-a"));
+        step(encode(&[b"GET", b"b"]), Reply::nil());
+        step(encode(&[b"SELECT", b"default"]), Reply::ok());
+        // More GETs than one look-ahead batch, overwrites among them.
+        for i in 0..70 {
+            let k = format!("k{i}");
+            let found = |v: String| {
+                if i % 2 == 0 {
+                    Reply::bulk(v)
+                } else {
+                    Reply::nil()
+                }
+            };
+            step(encode(&[b"GET", k.as_bytes()]), found(format!("v{i}")));
+            if i % 7 == 0 {
+                let v = format!("new{i}");
+                step(
+                    encode(&[b"SET", k.as_bytes(), v.as_bytes()]),
+                    Reply::bulk(&k),
+                );
+                step(encode(&[b"GET", k.as_bytes()]), Reply::bulk(v));
+            }
+        }
+        let mget_want = (0..70)
+            .map(|i| match (i % 7, i % 2) {
+                (0, _) => Reply::bulk(format!("new{i}")),
+                (_, 0) => Reply::bulk(format!("v{i}")),
+                _ => Reply::nil(),
+            })
+            .collect();
+        step(encode(&mget), Reply::Array(Some(mget_want)));
+        step(encode(&[b"GET", b"b"]), Reply::bulk("2"));
+        c.send_raw(&raw).unwrap();
+        for (n, want) in want.iter().enumerate() {
+            assert_eq!(&c.read_reply().unwrap(), want, "reply {n} (cache {cache})");
+        }
+    }
+}
+
 #[test]
 fn many_clients_concurrently() {
     let s = Server::start(&["--mode", "user"]);

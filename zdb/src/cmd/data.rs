@@ -222,16 +222,20 @@ pub(super) async fn mget<W: AsyncWrite + Unpin>(
         return Ok(());
     }
     out.reply(Reply::Array(Vec::new()).with_len(keys.len()));
-    for key in keys {
-        let found =
-            s.ns.ns
-                .read()
-                .get_with(key, |v| crate::protocol::encode_bulk(&mut out.buf, v));
-        if !matches!(found, Ok(Some(()))) {
-            out.reply(Reply::Nil);
+    for keys in keys.chunks(super::PREFETCH_BATCH) {
+        let names: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+        s.ns.ns.read().prefetch(&names);
+        for key in keys {
+            let found =
+                s.ns.ns
+                    .read()
+                    .get_with(key, |v| crate::protocol::encode_bulk(&mut out.buf, v));
+            if !matches!(found, Ok(Some(()))) {
+                out.reply(Reply::Nil);
+            }
+            // Replies of up to 1023 values of 8 MiB are streamed, not built whole.
+            out.flush_if_big().await?;
         }
-        // Replies of up to 1023 values of 8 MiB are streamed, not built whole.
-        out.flush_if_big().await?;
     }
     Ok(())
 }

@@ -45,6 +45,14 @@ type Shard = RwLock<quick_cache::unsync::Cache<Pos, Box<[u8]>, ByLen>>;
 
 /// Shards (a power of two): readers share a shard's lock, an insert takes one shard only.
 const SHARDS: usize = 16;
+const _: () = assert!(SHARDS <= 32, "prefetch keeps a 32-bit mask of shards");
+
+fn shard_of(pos: &Pos) -> usize {
+    let mix = (pos.epoch ^ (u64::from(pos.file) << 32) ^ u64::from(pos.off))
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // The top bits of the product depend on every input bit.
+    (mix >> 60) as usize % SHARDS
+}
 
 /// Bounded by bytes; S3-FIFO eviction (quick_cache), so one scan does not flush hot values.
 /// A hit lends the value under its shard's read lock rather than handing out a reference-
@@ -76,10 +84,7 @@ impl ReadCache {
     }
 
     fn shard(&self, pos: &Pos) -> &Shard {
-        let mix = (pos.epoch ^ (u64::from(pos.file) << 32) ^ u64::from(pos.off))
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        // The top bits of the product depend on every input bit.
-        &self.shards[(mix >> 60) as usize % SHARDS]
+        &self.shards[shard_of(pos)]
     }
 
     /// The value kept for this position if it is `len` bytes long.
@@ -95,6 +100,40 @@ impl ReadCache {
             c.get(&pos).filter(|v| v.len() == len).map(|v| &**v)
         })
         .ok()
+    }
+
+    /// Hint the values kept for these (data file, offset, length) positions into the CPU's
+    /// cache, for reads about to come. The shards involved are locked first, in ascending
+    /// order, and the lookups then run back to back: a lock between two lookups would make
+    /// each wait for the one before (a locked instruction waits for the loads ahead of it),
+    /// and overlapping those waits is the point. Readers that lock in one order cannot
+    /// deadlock one another, and writers hold a single shard.
+    pub(crate) fn prefetch(&self, epoch: u64, at: &[(u32, u32, u32)]) {
+        const BATCH: usize = 64;
+        let mut shard_of_item = [0u8; BATCH];
+        for at in at.chunks(BATCH) {
+            let mut used = 0u32;
+            for (s, &(file, off, _)) in shard_of_item.iter_mut().zip(at) {
+                let shard = shard_of(&Pos { epoch, file, off });
+                used |= 1 << shard;
+                *s = shard as u8;
+            }
+            let mut held: [Option<RwLockReadGuard<'_, _>>; SHARDS] = Default::default();
+            for (shard, guard) in held.iter_mut().enumerate() {
+                if used & (1 << shard) != 0 {
+                    *guard = Some(self.shards[shard].read());
+                }
+            }
+            for (&s, &(file, off, len)) in shard_of_item.iter().zip(at) {
+                if let Some(v) = held[usize::from(s)]
+                    .as_ref()
+                    .and_then(|c| c.get(&Pos { epoch, file, off }))
+                    .filter(|v| v.len() == len as usize)
+                {
+                    super::prefetch::bytes(v);
+                }
+            }
+        }
     }
 
     /// Keep a copy of exactly `value` (not the read buffer around it), so the weight is what

@@ -16,6 +16,7 @@ mod files;
 mod keymap;
 mod load;
 mod namespace;
+mod prefetch;
 mod read;
 mod repair;
 mod snapshot;

@@ -231,6 +231,26 @@ impl Namespace {
         self.with_value(file, off, key, len, true, f).map(Some)
     }
 
+    /// Bring what GETs of these keys will touch (key map, cached values) into the CPU's cache
+    /// at once, so that their memory waits overlap: a hint for a pipeline of reads about to
+    /// run, with no effect on what they return. User mode only (sequential-mode lookups read
+    /// index files).
+    pub fn prefetch(&self, keys: &[&[u8]]) {
+        if self.mode != Mode::User || keys.len() < 2 {
+            return;
+        }
+        let mut locs = Vec::with_capacity(keys.len());
+        self.keys.get_many(keys, &mut locs);
+        if let Some(cache) = &self.read_cache {
+            let at: Vec<_> = locs
+                .iter()
+                .flatten()
+                .map(|l| (l.file, l.data_off, l.len))
+                .collect();
+            cache.prefetch(self.files.epoch(), &at);
+        }
+    }
+
     /// Data file, offset and length of a live key's value.
     fn value_at(&self, key: &[u8]) -> Option<(u32, u32, u32)> {
         match self.mode {

@@ -5,16 +5,17 @@
 //! whose budget cannot be granted within a few seconds is disconnected. Replies are flushed
 //! before more input is read, so a client that does not read its replies stops being read.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::state::{NsHandle, Shared};
 use crate::cmd::{self, Flow};
-use crate::protocol::{self, Reply};
+use crate::protocol::{self, FrameError, Reply};
 
 /// Input bytes a client may buffer without drawing on the shared budget.
 const BASE_INPUT: usize = 64 * 1024;
@@ -147,19 +148,28 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         shared: shared.clone(),
         held_kib: 0,
     };
+    // Requests parsed but not yet run: parsing a batch ahead lets its reads be prefetched.
+    let mut ahead = VecDeque::new();
     loop {
         // Execute every whole request already buffered.
         loop {
-            match protocol::parse(&mut input) {
-                Ok(Some(args)) if args.is_empty() => {}
-                Ok(Some(args)) => match cmd::execute(&mut session, &shared, args, &mut out).await {
+            if ahead.is_empty() {
+                parse_ahead(&mut input, &mut ahead);
+                if ahead.len() > 1 {
+                    cmd::prefetch(&session, ahead.iter().flatten().map(Vec::as_slice));
+                }
+            }
+            let Some(parsed) = ahead.pop_front() else {
+                break;
+            };
+            match parsed {
+                Ok(args) => match cmd::execute(&mut session, &shared, args, &mut out).await {
                     Ok(Flow::Continue) => {}
                     Ok(Flow::Close) | Err(_) => {
                         let _ = out.flush().await;
                         return;
                     }
                 },
-                Ok(None) => break,
                 Err(e) => {
                     shared.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
                     out.reply(Reply::err(e.to_string()));
@@ -214,6 +224,22 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                     .stats
                     .network_rx
                     .fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Move up to [`cmd::PREFETCH_BATCH`] whole requests from `input` to `ahead`, stopping after
+/// a malformed one (it is answered in its turn, and parsing resumes after it if it may).
+fn parse_ahead(input: &mut BytesMut, ahead: &mut VecDeque<Result<Vec<Bytes>, FrameError>>) {
+    while ahead.len() < cmd::PREFETCH_BATCH {
+        match protocol::parse(input) {
+            Ok(None) => return,
+            Ok(Some(args)) if args.is_empty() => {}
+            Ok(Some(args)) => ahead.push_back(Ok(args)),
+            Err(e) => {
+                ahead.push_back(Err(e));
+                return;
             }
         }
     }
