@@ -222,9 +222,7 @@ pub fn prefetch<'a>(s: &Session, requests: impl Iterator<Item = &'a [Bytes]>) {
         .map(|args| &args[1][..])
         .take(PREFETCH_BATCH)
         .collect();
-    if keys.len() > 1 {
-        s.ns.ns.read().prefetch(&keys);
-    }
+    s.ns.ns.read().prefetch(&keys);
 }
 
 /// Send MIRROR clients a copy of this command: `*N :ts $namespace :owner <args...>`.

@@ -154,21 +154,18 @@ impl KeyMap {
     pub fn get_many(&self, keys: &[&[u8]], out: &mut Vec<Option<Loc>>) {
         const BATCH: usize = 16;
         let mut hashes = [0u64; BATCH];
+        let mut slots: [Option<&Slot>; BATCH] = [None; BATCH];
         for keys in keys.chunks(BATCH) {
-            for (h, key) in hashes.iter_mut().zip(keys) {
+            for ((h, slot), key) in hashes.iter_mut().zip(&mut slots).zip(keys) {
                 *h = self.hasher.hash_one(key);
                 // The first slot whose 7 hash bits match: nearly always the key's own.
-                if let Some(slot) = self.table.iter_hash(*h).next() {
-                    super::prefetch::object(slot);
+                *slot = self.table.iter_hash(*h).next();
+                if let Some(slot) = slot {
+                    super::prefetch::object(*slot);
                 }
             }
-            for h in &hashes[..keys.len()] {
-                if let Some(start) = self
-                    .table
-                    .iter_hash(*h)
-                    .next()
-                    .and_then(|s| self.arena.start(s.key))
-                {
+            for slot in slots[..keys.len()].iter().flatten() {
+                if let Some(start) = self.arena.start(slot.key) {
                     super::prefetch::object(start);
                 }
             }
