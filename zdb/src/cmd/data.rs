@@ -110,33 +110,28 @@ pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply 
             return Err(Reply::err("Invalid argument, key needed"));
         }
         writable(s, &ns)?;
-        let (outcome, rot) = ns
-            .set(key, value, ts)
-            .map_err(|e| Reply::err(e.to_string()))?;
-        if matches!(outcome, SetOutcome::Stored(_)) {
-            sh.stats
-                .data_write_bytes
-                .fetch_add(value.len() as u64, Ordering::Relaxed);
-            sh.metrics.written_bytes.inc_by(value.len() as u64);
+        let outcome = ns.set(key, value, ts);
+        let rot = ns.take_rotation();
+        let reply = match outcome.map_err(|e| Reply::err(e.to_string()))? {
+            SetOutcome::Stored => Reply::Bulk(key.to_vec()),
+            SetOutcome::Appended => Reply::Bulk(ns.appended_id().to_vec()),
+            // Still waits for the commit below: the identical value may not be on disk yet.
+            SetOutcome::Unchanged => Reply::Nil,
+        };
+        if !matches!(reply, Reply::Nil) {
+            s.tally.wrote(value.len() as u64);
         }
-        Ok((
-            outcome,
-            rot,
-            ns.commit_token().map(|t| (t, ns.durability())),
-        ))
+        Ok((reply, rot, ns.commit_token().map(|t| (t, ns.durability()))))
     })();
     match result {
         Err(r) => r,
-        Ok((outcome, rot, commit)) => {
+        Ok((reply, rot, commit)) => {
             drop(gate);
             if let Err(r) = durable(commit).await {
                 return r;
             }
             after_rotation(s, sh, rot).await;
-            match outcome {
-                SetOutcome::Stored(k) => Reply::Bulk(k),
-                SetOutcome::Unchanged => Reply::Nil,
-            }
+            reply
         }
     }
 }
@@ -149,13 +144,18 @@ async fn fetch<R>(
     mut f: impl FnMut(&[u8]) -> R,
 ) -> Result<Option<R>, Reply> {
     let mut read = |ns: &crate::engine::Namespace| ns.get_with(key, |v| (v.len(), f(v)));
-    let first = {
+    let (first, missing) = {
         let ns = s.ns.ns.read();
         readable(&ns)?;
-        read(&ns)
+        let first = read(&ns);
+        let missing = match first {
+            Err(OpError::MissingData(file)) => Some(ns.data_path(file)),
+            _ => None,
+        };
+        (first, missing)
     };
-    let value = match first {
-        Err(OpError::MissingData(path)) if sh.hooks.enabled() => {
+    let value = match missing {
+        Some(path) if sh.hooks.enabled() => {
             let status = sh
                 .hooks
                 .run_blocking("missing-data", &[path.display().to_string()])
@@ -163,17 +163,14 @@ async fn fetch<R>(
             if status == Some(0) {
                 read(&s.ns.ns.read())
             } else {
-                Err(OpError::MissingData(path))
+                first
             }
         }
-        other => other,
+        _ => first,
     };
     let value = value.map_err(|e| Reply::err(e.to_string()))?;
     Ok(value.map(|(len, r)| {
-        sh.stats
-            .data_read_bytes
-            .fetch_add(len as u64, Ordering::Relaxed);
-        sh.metrics.read_bytes.inc_by(len as u64);
+        s.tally.read(len as u64);
         r
     }))
 }
@@ -256,7 +253,9 @@ pub(super) async fn del(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply 
         let ts = timestamp(s, args.get(2))?;
         let mut ns = s.ns.ns.write();
         writable(s, &ns)?;
-        let rot = ns.del(key, ts).map_err(|e| Reply::err(e.to_string()))?;
+        let deleted = ns.del(key, ts);
+        let rot = ns.take_rotation();
+        deleted.map_err(|e| Reply::err(e.to_string()))?;
         Ok((rot, ns.commit_token().map(|t| (t, ns.durability()))))
     })();
     match result {

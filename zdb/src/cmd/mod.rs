@@ -128,8 +128,8 @@ async fn dispatch<W: AsyncWrite + Unpin>(
         out.reply(Reply::err(NS_GONE));
         return Ok(Flow::Close);
     }
-    sh.stats.commands_executed.fetch_add(1, Ordering::Relaxed);
-    if s.mirror.is_none() && sh.mirror.receiver_count() > 0 {
+    s.tally.command();
+    if s.mirror.is_none() && sh.mirror.listened() {
         mirror_copy(s, sh, &args);
     }
     let Some(cmd) = args.first().and_then(|a| Cmd::lookup(a)) else {
@@ -149,7 +149,10 @@ async fn dispatch<W: AsyncWrite + Unpin>(
         Cmd::Time => system::time(),
         Cmd::Auth => system::auth(s, sh, &args),
         Cmd::Hooks => system::hooks(s, sh),
-        Cmd::Info => system::info(sh),
+        Cmd::Info => {
+            s.tally.settle();
+            system::info(sh)
+        }
         Cmd::Stop => system::stop(s, sh),
         Cmd::Index => admin::index(s, &args),
         Cmd::Data => admin::data(s, &args),
@@ -235,12 +238,12 @@ fn mirror_copy(s: &Session, sh: &Shared, args: &[Bytes]) {
     for a in args {
         crate::protocol::encode_bulk(&mut frame, a);
     }
-    let _ = sh.mirror.send(frame.freeze());
+    sh.mirror.send(frame.freeze());
 }
 
 /// Tell WAITing clients of this namespace that `cmd` ran.
 fn publish(s: &Session, cmd: Cmd) -> Flow {
-    let _ = s.ns.events.send((s.id, cmd.name()));
+    s.ns.events.send((s.id, cmd.name()));
     Flow::Continue
 }
 

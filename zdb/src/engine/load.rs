@@ -223,6 +223,7 @@ impl Namespace {
             keys: KeyMap::default(),
             seq_first: Vec::new(),
             next_entry: 0,
+            rotation: None,
             seq_live: 0,
             live_bytes: 0,
             dead_bytes: 0,

@@ -179,9 +179,11 @@ pub enum OpError {
     /// The data file could not be read.
     #[error("Internal Error")]
     ReadFailed,
-    /// The data file is gone (offloaded); the server runs the `missing-data` hook.
+    /// Data file number N is gone (offloaded); the server runs the `missing-data` hook with
+    /// its path ([`Namespace::data_path`]). A number, not the path, to keep `OpError` at 8
+    /// bytes (see [`SetOutcome`]).
     #[error("Internal Error")]
-    MissingData(std::path::PathBuf),
+    MissingData(u32),
     /// Tombstone write failed.
     #[error("Cannot delete key (data)")]
     DeleteData,

@@ -68,6 +68,8 @@ pub struct Namespace {
     pub(crate) seq_first: Vec<u64>,
     /// Index entries ever appended (sequential mode: the next id).
     pub(crate) next_entry: u64,
+    /// A rotation made by the last write, until the server takes it to run the hooks.
+    pub(crate) rotation: Option<super::Rotation>,
     /// Live keys (sequential mode; user mode uses `keys.len()`).
     pub(crate) seq_live: u64,
     /// Sum of live value lengths.

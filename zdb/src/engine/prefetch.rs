@@ -11,19 +11,30 @@ const MAX_BYTES: usize = 256;
 const LINE: usize = 64;
 
 /// Ask the CPU to bring the cache line at `ptr` in, without waiting for it.
-fn line(ptr: *const u8) {
+pub(crate) fn line(ptr: *const u8) {
     #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: a prefetch is only a hint: it never faults and changes no memory, whatever
-        // the address, and SSE is part of the x86_64 baseline.
-        #[allow(unsafe_code)]
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(ptr.cast());
-        }
-    }
+    hint::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = ptr;
+}
+
+/// Ask for the cache line at `ptr` in a state ready to be written (PREFETCHW). Any address is
+/// fine: a wrong one only wastes the hint.
+pub(crate) fn for_write<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    hint::<{ std::arch::x86_64::_MM_HINT_ET0 }>(ptr.cast());
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
+#[cfg(target_arch = "x86_64")]
+fn hint<const KIND: i32>(ptr: *const u8) {
+    // SAFETY: a prefetch is only a hint: it never faults and changes no memory, whatever the
+    // address, and SSE is part of the x86_64 baseline.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<KIND>(ptr.cast());
+    }
 }
 
 /// Hint the start (up to [`MAX_BYTES`]) of `bytes`.

@@ -173,7 +173,7 @@ impl Namespace {
             match self.files.get(FileKind::Data, file) {
                 Ok(h) => h,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(OpError::MissingData(self.files.path(FileKind::Data, file)));
+                    return Err(OpError::MissingData(file));
                 }
                 Err(_) => return Err(OpError::ReadFailed),
             }

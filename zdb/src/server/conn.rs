@@ -39,9 +39,11 @@ pub struct Session {
     /// MASTER mode: requests carry a trailing owner id.
     pub master: bool,
     /// MIRROR mode: copies of other clients' commands arrive here.
-    pub mirror: Option<tokio::sync::broadcast::Receiver<bytes::Bytes>>,
+    pub mirror: Option<super::Listener<bytes::Bytes>>,
     /// Set while this server follows a leader: client writes are refused.
     pub follower: Arc<std::sync::atomic::AtomicBool>,
+    /// Counters not yet added to the shared ones.
+    pub tally: super::Tally,
 }
 
 /// Output side of a connection: a reply buffer and the socket it drains into.
@@ -134,6 +136,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         master: false,
         mirror: None,
         follower: shared.follower.clone(),
+        tally: super::Tally::new(shared.clone()),
     };
     let mut out = Output {
         buf: BytesMut::new(),
@@ -183,6 +186,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 return;
             }
         }
+        session.tally.settle();
         if out.flush().await.is_err() {
             return;
         }

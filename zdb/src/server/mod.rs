@@ -4,11 +4,13 @@
 //! server when they like; `main.rs` only parses flags and calls it.
 
 mod conn;
+mod feed;
 pub mod replica;
 mod state;
 
 pub use conn::{Output, Session};
-pub use state::{NsHandle, Shared, Stats};
+pub use feed::{Feed, Listener};
+pub use state::{NsHandle, Shared, Stats, Tally};
 
 use std::future::Future;
 use std::sync::Arc;
