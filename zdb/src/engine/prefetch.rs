@@ -18,8 +18,10 @@ pub(crate) fn line(ptr: *const u8) {
     let _ = ptr;
 }
 
-/// Ask for the cache line at `ptr` in a state ready to be written (PREFETCHW). Any address is
-/// fine: a wrong one only wastes the hint.
+/// Ask for the cache line at `ptr` with intent to write. PREFETCHW where the build enables it;
+/// the baseline x86_64 target gets PREFETCHT0, which for a line no other core holds brings it
+/// in exclusive, ready for the store, all the same. Any address is fine: a wrong one only
+/// wastes the hint.
 pub(crate) fn for_write<T>(ptr: *const T) {
     #[cfg(target_arch = "x86_64")]
     hint::<{ std::arch::x86_64::_MM_HINT_ET0 }>(ptr.cast());
