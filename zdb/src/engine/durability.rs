@@ -84,15 +84,34 @@ impl Durability {
         }
     }
 
-    /// fsync every file, concurrently (data and index fsyncs overlap instead of queueing).
-    fn sync_files(files: &[Arc<dyn StorageFile>]) -> bool {
-        let one = |f: &Arc<dyn StorageFile>| match f.sync() {
+    fn sync_one(f: &Arc<dyn StorageFile>) -> bool {
+        match f.sync() {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, "fsync failed; namespace refuses writes until restart");
                 false
             }
-        };
+        }
+    }
+
+    /// fsync every file on tokio's blocking pool, concurrently (data and index fsyncs overlap
+    /// instead of queueing). The pool's threads outlive a round, so a round starts no thread:
+    /// a scoped thread per extra file (clone, start, exit) was 6% of a `--sync` SET's CPU.
+    async fn sync_files_pooled(files: Vec<Arc<dyn StorageFile>>) -> bool {
+        let rounds: Vec<_> = files
+            .into_iter()
+            .map(|f| tokio::task::spawn_blocking(move || Self::sync_one(&f)))
+            .collect();
+        let mut ok = true;
+        for round in rounds {
+            ok &= round.await.unwrap_or(false);
+        }
+        ok
+    }
+
+    /// fsync every file, concurrently, from a thread that may block.
+    fn sync_files(files: &[Arc<dyn StorageFile>]) -> bool {
+        let one = Self::sync_one;
         match files {
             [] => true,
             [f] => one(f),
@@ -131,9 +150,7 @@ impl Durability {
                 }
             }
             if let Some((target, files)) = self.try_lead() {
-                let ok = tokio::task::spawn_blocking(move || Self::sync_files(&files))
-                    .await
-                    .unwrap_or(false);
+                let ok = Self::sync_files_pooled(files).await;
                 self.finish(target, ok);
                 continue;
             }
