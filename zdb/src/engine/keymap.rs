@@ -174,7 +174,9 @@ impl KeyMap {
 
     /// Adds a key known to be absent (snapshot restore: no comparison, no probe for it).
     pub fn insert_new(&mut self, key: &[u8], loc: Loc) -> Result<(), KeyMapFull> {
-        self.make_room();
+        if self.full() {
+            self.grow();
+        }
         let hash = self.hasher.hash_one(key);
         let r = self.arena.push(key).ok_or(KeyMapFull)?;
         let (arena, hasher) = (&self.arena, &self.hasher);
@@ -265,43 +267,40 @@ impl KeyMap {
 
     /// Insert or replace; returns the previous location.
     pub fn insert(&mut self, key: &[u8], loc: Loc) -> Result<Option<Loc>, KeyMapFull> {
-        self.make_room();
         let hash = self.hasher.hash_one(key);
+        let arena = &self.arena;
+        // Not hashbrown's `entry`: it makes room before it looks, so an overwrite in a full
+        // table would grow it, by hashbrown's own slow rehash. A new key's second probe finds
+        // the control bytes the first one just read.
+        if let Some(slot) = self.table.find_mut(hash, |s| arena.get(s.key) == key) {
+            return Ok(Some(std::mem::replace(&mut slot.loc, loc)));
+        }
+        if self.full() {
+            self.grow();
+        }
+        let r = self.arena.push(key).ok_or(KeyMapFull)?;
         let (arena, hasher) = (&self.arena, &self.hasher);
-        // One probe for both outcomes: the vacant entry keeps its slot for the insert.
-        match self.table.entry(
-            hash,
-            |s| arena.get(s.key) == key,
-            |s| hasher.hash_one(arena.get(s.key)),
-        ) {
-            hashbrown::hash_table::Entry::Occupied(mut e) => {
-                Ok(Some(std::mem::replace(&mut e.get_mut().loc, loc)))
-            }
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                let r = self.arena.push(key).ok_or(KeyMapFull)?;
-                v.insert(Slot { key: r, loc });
-                Ok(None)
-            }
-        }
+        self.table.insert_unique(hash, Slot { key: r, loc }, |s| {
+            hasher.hash_one(arena.get(s.key))
+        });
+        Ok(None)
     }
 
-    /// Grow a full table before hashbrown would. Its own growth rehashes every key in table
-    /// order, which reads the keys from the arena in random order, one waiting cache miss per
-    /// key (10% of a pipelined SET's CPU, most of it spent in doublings); [`KeyMap::grow`]
-    /// moves the slots a batch at a time with those reads hinted ahead. Small tables, and
-    /// tables whose room went to tombstones (hashbrown then rehashes in place), are left to
-    /// hashbrown.
-    fn make_room(&mut self) {
+    /// Whether a new key needs [`KeyMap::grow`] first. A full table is grown here before
+    /// hashbrown would: its own growth rehashes every key in table order, which reads the keys
+    /// from the arena in random order, one waiting cache miss per key (10% of a pipelined
+    /// SET's CPU); `grow` moves the slots a batch at a time with those reads hinted ahead.
+    /// Small tables, and tables whose room went to tombstones (hashbrown then rehashes in
+    /// place), are left to hashbrown.
+    fn full(&self) -> bool {
         let buckets = self.table.num_buckets();
-        let full = buckets / 8 * 7;
-        if self.table.len() == full && buckets >= 1024 {
-            self.grow(full + 1);
-        }
+        buckets >= 1024 && self.table.len() == buckets / 8 * 7
     }
 
-    /// Move every slot into a new table with room for `capacity` keys.
-    fn grow(&mut self, capacity: usize) {
+    /// Move every slot into a new table of twice as many buckets.
+    fn grow(&mut self) {
         const BATCH: usize = 16;
+        let capacity = self.table.num_buckets() / 8 * 7 + 1;
         let old = std::mem::replace(&mut self.table, HashTable::with_capacity(capacity));
         let (arena, hasher) = (&self.arena, &self.hasher);
         let mut layout: Option<Layout> = None;
@@ -430,6 +429,28 @@ mod tests {
             data_off: n + 2,
             len: n + 3,
         }
+    }
+
+    #[test]
+    fn a_full_table_grows_for_a_new_key_only() {
+        let mut m = KeyMap::default();
+        let mut i = 0u32;
+        while !(m.full()) {
+            assert_eq!(m.insert(format!("key-{i}").as_bytes(), loc(i)), Ok(None));
+            i += 1;
+        }
+        let buckets = m.table.num_buckets();
+        assert!(buckets >= 1024);
+        assert_eq!(m.insert(b"key-0", loc(7)), Ok(Some(loc(0))));
+        assert_eq!(
+            m.table.num_buckets(),
+            buckets,
+            "an overwrite grew the table"
+        );
+        assert_eq!(m.insert(b"new", loc(8)), Ok(None));
+        assert_eq!(m.table.num_buckets(), 2 * buckets);
+        assert_eq!(m.get(b"key-0"), Some(loc(7)));
+        assert_eq!(m.len() as u32, i + 1);
     }
 
     #[test]
