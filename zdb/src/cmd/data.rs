@@ -115,7 +115,8 @@ pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply 
         let reply = match outcome.map_err(|e| Reply::err(e.to_string()))? {
             SetOutcome::Stored => Reply::Bulk(key.to_vec()),
             SetOutcome::Appended => Reply::Bulk(ns.appended_id().to_vec()),
-            // Still waits for the commit below: the identical value may not be on disk yet.
+            // Still waits for the commit below (`--sync`): the identical value may not be on
+            // disk yet.
             SetOutcome::Unchanged => Reply::Nil,
         };
         if !matches!(reply, Reply::Nil) {

@@ -139,7 +139,11 @@ async fn dispatch<W: AsyncWrite + Unpin>(
     };
     let reply = match cmd {
         Cmd::Any => Reply::err("This is not a valid command"),
-        Cmd::Wait => system::wait(s, &args).await,
+        Cmd::Wait => {
+            // WAIT may block for minutes: what this connection ran before it is counted now.
+            s.tally.settle();
+            system::wait(s, &args).await
+        }
         Cmd::Mirror => system::mirror(s, sh),
         Cmd::Master => system::master(s),
         Cmd::Ping => Reply::Status("PONG".into()),

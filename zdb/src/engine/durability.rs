@@ -58,6 +58,11 @@ impl Durability {
         st.written
     }
 
+    /// The token of the latest write noted: waiting for it covers every write so far.
+    pub fn latest(&self) -> u64 {
+        self.state.lock().written
+    }
+
     /// True once a sync failed.
     pub fn failed(&self) -> bool {
         self.state.lock().failed

@@ -290,11 +290,12 @@ impl KeyMap {
     /// hashbrown would: its own growth rehashes every key in table order, which reads the keys
     /// from the arena in random order, one waiting cache miss per key (10% of a pipelined
     /// SET's CPU); `grow` moves the slots a batch at a time with those reads hinted ahead.
-    /// Small tables, and tables whose room went to tombstones (hashbrown then rehashes in
-    /// place), are left to hashbrown.
+    /// The rule is hashbrown's: no room left (`capacity` counts live keys plus room; deleted
+    /// keys' tombstones take room) and more than half the full capacity live; with fewer live
+    /// keys hashbrown rehashes in place, without growing, and is left to. Small tables too.
     fn full(&self) -> bool {
-        let buckets = self.table.num_buckets();
-        buckets >= 1024 && self.table.len() == buckets / 8 * 7
+        let (buckets, live) = (self.table.num_buckets(), self.table.len());
+        buckets >= 1024 && self.table.capacity() == live && live + 1 > buckets / 8 * 7 / 2
     }
 
     /// Move every slot into a new table of twice as many buckets.
@@ -428,6 +429,26 @@ mod tests {
             idx_off: n + 1,
             data_off: n + 2,
             len: n + 3,
+        }
+    }
+
+    #[test]
+    fn answers_as_a_hash_map_does_through_growth_and_deletes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (mut m, mut want) = (KeyMap::default(), std::collections::HashMap::new());
+        for step in 0..200_000u32 {
+            let key = format!("k{}", rng.gen_range(0..40_000u32)).into_bytes();
+            // Mostly inserts early (growth), then as many deletes (tombstones, regrowth).
+            if rng.gen_bool(if step < 100_000 { 0.2 } else { 0.5 }) {
+                assert_eq!(m.remove(&key), want.remove(&key));
+            } else {
+                assert_eq!(m.insert(&key, loc(step)), Ok(want.insert(key, loc(step))));
+            }
+        }
+        assert_eq!(m.len(), want.len());
+        for (k, l) in &want {
+            assert_eq!(m.get(k), Some(*l));
         }
     }
 

@@ -294,6 +294,19 @@ fn group_commit_makes_writes_durable_once_waited() {
     let after = open(&sim.power_cut(), true);
     assert_eq!(after.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(after.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+    // A SET finding its value already there, written by a SET still waiting for its fsync,
+    // waits for that fsync too.
+    ns.set(b"e", b"5", 1).unwrap();
+    let token_e = ns.commit_token().unwrap();
+    assert_eq!(ns.set(b"e", b"5", 1), Ok(SetOutcome::Unchanged));
+    let token_same = ns.commit_token().expect("an unchanged SET waits too");
+    assert!(token_same >= token_e);
+    assert_eq!(open(&sim.power_cut(), true).get(b"e").unwrap(), None);
+    ns.durability().wait_blocking(token_same).unwrap();
+    assert_eq!(
+        open(&sim.power_cut(), true).get(b"e").unwrap().as_deref(),
+        Some(&b"5"[..])
+    );
     sim.fail_syncs(true);
     ns.set(b"c", b"3", 1).unwrap();
     let token_c = ns.commit_token().unwrap();

@@ -131,6 +131,16 @@ impl Namespace {
         Ok(())
     }
 
+    /// A SET that found its value already there. With group commit, the write that put it
+    /// there may still wait for its fsync: this SET then waits for it too, or it would tell its
+    /// client the value is stored when a power cut could still lose it.
+    fn unchanged(&mut self) -> SetOutcome {
+        if self.cfg.sync && self.cfg.group_commit {
+            self.commit_token = Some(self.durability.latest());
+        }
+        SetOutcome::Unchanged
+    }
+
     /// The rotation the last SET or DEL made before writing, if any (once).
     pub fn take_rotation(&mut self) -> Option<Rotation> {
         self.rotation.take()
@@ -324,7 +334,7 @@ impl Namespace {
         if let Some(loc) = old
             && self.overwrite_is_noop(loc.file, loc.data_off, key, loc.len, value)?
         {
-            return Ok(SetOutcome::Unchanged);
+            return Ok(self.unchanged());
         }
         self.check_maxsize(value.len(), old.map_or(0, |l| l.len))?;
         if old.is_none() && !self.keys.has_room(key.len()) {
@@ -392,7 +402,7 @@ impl Namespace {
         let (file, off, old) = self.seq_live_slot(key).ok_or(OpError::SeqUpdateOnly)?;
         let old_file = self.data_file_of(file, &old);
         if self.overwrite_is_noop(old_file, old.offset, key, old.length, value)? {
-            return Ok(SetOutcome::Unchanged);
+            return Ok(self.unchanged());
         }
         self.check_maxsize(value.len(), old.length)?;
         self.rotate_if_full(Self::data_entry_len(index::SEQ_KEY_LEN, value.len()))?;

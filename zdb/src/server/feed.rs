@@ -26,8 +26,9 @@ impl<T: Clone> Feed<T> {
         }
     }
 
-    /// Start listening. Counted before it subscribes, so a message sent once the count is
-    /// visible reaches it; one sent before was never promised to it.
+    /// Start listening. A message sent before the subscription below is missed, as it was
+    /// without the count (tokio delivers to subscribed receivers only); counting first means
+    /// a sender never skips a listener that is already subscribed.
     pub fn subscribe(&self) -> Listener<T> {
         self.listeners.fetch_add(1, Ordering::SeqCst);
         Listener {
