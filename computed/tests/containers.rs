@@ -67,7 +67,13 @@ async fn a_script_runs_isolated_with_its_limits_and_writes_to_overlay_and_volume
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let out = env.logs(&spec.name).await;
+    // The shim copies the script's output to the log on its own schedule: /etc/ready can
+    // exist before the last lines are logged (an empty log was seen on a loaded CI run).
+    let mut out = env.logs(&spec.name).await;
+    while !out.contains("from the flist\n") && t0.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        out = env.logs(&spec.name).await;
+    }
     for want in [
         "pid=1\n",
         "host=web1\n",
