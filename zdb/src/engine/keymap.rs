@@ -28,7 +28,7 @@ pub struct Loc {
     pub len: u32,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Slot {
     key: u32,
     loc: Loc,
@@ -172,12 +172,16 @@ impl KeyMap {
         self.seed
     }
 
-    /// Adds a key known to be absent (snapshot restore: no comparison, no probe for it).
+    /// Adds a key known to be absent (snapshot restore, or a SET that just looked it up): no
+    /// comparison, no probe for it.
     pub fn insert_new(&mut self, key: &[u8], loc: Loc) -> Result<(), KeyMapFull> {
+        self.insert_absent(self.hasher.hash_one(key), key, loc)
+    }
+
+    fn insert_absent(&mut self, hash: u64, key: &[u8], loc: Loc) -> Result<(), KeyMapFull> {
         if self.full() {
             self.grow();
         }
-        let hash = self.hasher.hash_one(key);
         let r = self.arena.push(key).ok_or(KeyMapFull)?;
         let (arena, hasher) = (&self.arena, &self.hasher);
         self.table.insert_unique(hash, Slot { key: r, loc }, |s| {
@@ -275,15 +279,7 @@ impl KeyMap {
         if let Some(slot) = self.table.find_mut(hash, |s| arena.get(s.key) == key) {
             return Ok(Some(std::mem::replace(&mut slot.loc, loc)));
         }
-        if self.full() {
-            self.grow();
-        }
-        let r = self.arena.push(key).ok_or(KeyMapFull)?;
-        let (arena, hasher) = (&self.arena, &self.hasher);
-        self.table.insert_unique(hash, Slot { key: r, loc }, |s| {
-            hasher.hash_one(arena.get(s.key))
-        });
-        Ok(None)
+        self.insert_absent(hash, key, loc).map(|()| None)
     }
 
     /// Whether a new key needs [`KeyMap::grow`] first. A full table is grown here before
@@ -295,23 +291,22 @@ impl KeyMap {
     /// keys hashbrown rehashes in place, without growing, and is left to. Small tables too.
     fn full(&self) -> bool {
         let (buckets, live) = (self.table.num_buckets(), self.table.len());
-        buckets >= 1024 && self.table.capacity() == live && live + 1 > buckets / 8 * 7 / 2
+        buckets >= 1024 && self.table.capacity() == live && live + 1 > self.full_capacity() / 2
+    }
+
+    /// Keys the table's buckets hold at most (hashbrown's 7/8 load factor).
+    fn full_capacity(&self) -> usize {
+        self.table.num_buckets() / 8 * 7
     }
 
     /// Move every slot into a new table of twice as many buckets.
     fn grow(&mut self) {
         const BATCH: usize = 16;
-        let capacity = self.table.num_buckets() / 8 * 7 + 1;
+        let capacity = self.full_capacity() + 1;
         let old = std::mem::replace(&mut self.table, HashTable::with_capacity(capacity));
         let (arena, hasher) = (&self.arena, &self.hasher);
         let mut layout: Option<Layout> = None;
-        let mut batch = [(
-            0u64,
-            Slot {
-                key: 0,
-                loc: Loc::default(),
-            },
-        ); BATCH];
+        let mut batch = [(0u64, Slot::default()); BATCH];
         let mut slots = old.into_iter().peekable();
         while slots.peek().is_some() {
             let mut n = 0;

@@ -373,10 +373,16 @@ impl Namespace {
         Ok(SetOutcome::Stored)
     }
 
+    /// `old` is what the key map held for `key` when the caller looked it up under the same
+    /// `&mut self`, so a new key needs no second lookup.
     fn record_user_set(&mut self, key: &[u8], loc: Loc, old: Option<Loc>) {
+        let indexed = match old {
+            None => self.keys.insert_new(key, loc),
+            Some(_) => self.keys.insert(key, loc).map(drop),
+        };
         // Room was checked before the write (`set_user`); a full arena here only happens while
         // replaying at open, where the key is then served after the next restart with more room.
-        if self.keys.insert(key, loc).is_err() {
+        if indexed.is_err() {
             self.stats.index_faults += 1;
             tracing::error!("in-memory key arena full: key not indexed");
             return;
