@@ -1,13 +1,11 @@
 //! INDEX DIRTY [RESET] and DATA RAW: introspection for incremental backup tools.
 
-use bytes::Bytes;
-
 use super::{either, need_admin};
 use crate::engine::RawError;
-use crate::protocol::Reply;
+use crate::protocol::{Args, Reply};
 use crate::server::Session;
 
-pub(super) fn index(s: &Session, args: &[Bytes]) -> Reply {
+pub(super) fn index(s: &Session, args: &Args) -> Reply {
     either((|| {
         need_admin(s)?;
         let sub = args.get(1).ok_or_else(|| Reply::err("Missing arguments"))?;
@@ -37,7 +35,7 @@ fn number<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
 
-pub(super) fn data(s: &Session, args: &[Bytes]) -> Reply {
+pub(super) fn data(s: &Session, args: &Args) -> Reply {
     either((|| {
         need_admin(s)?;
         let sub = args.get(1).ok_or_else(|| Reply::err("Missing arguments"))?;
@@ -55,12 +53,12 @@ pub(super) fn data(s: &Session, args: &[Bytes]) -> Reply {
             RawError::Invalid => Reply::err("Unexpected Internal Error"),
         })?;
         Ok(Reply::Array(vec![
-            Reply::Bulk(raw.key),
+            Reply::bulk(raw.key),
             Reply::Int(i64::from(raw.previous)),
             Reply::bulk(format!("0x{:08x}", raw.crc)),
             Reply::Int(i64::from(raw.flags)),
             Reply::Int(i64::from(raw.timestamp)),
-            Reply::Bulk(raw.payload),
+            Reply::bulk(raw.payload),
         ]))
     })())
 }

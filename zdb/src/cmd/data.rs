@@ -3,18 +3,17 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
 use tokio::io::AsyncWrite;
 
 use super::{Output, PERMISSION_DENIED, either, readable, writable};
 use crate::MAX_KEY;
 use crate::engine::{CheckResult, Durability, HistoryError, Mode, OpError, Rotation, SetOutcome};
-use crate::protocol::Reply;
+use crate::protocol::{Args, Reply};
 use crate::server::{Session, Shared};
 
 /// Key checks shared by the read commands: `-Invalid key` over 255 bytes, `-Invalid argument`
 /// when empty.
-fn read_key(args: &[Bytes]) -> Result<&[u8], Reply> {
+fn read_key(args: &Args) -> Result<&[u8], Reply> {
     if args.len() != 2 {
         return Err(Reply::err("Unexpected arguments"));
     }
@@ -29,7 +28,7 @@ fn read_key(args: &[Bytes]) -> Result<&[u8], Reply> {
 }
 
 /// Optional admin-only timestamp argument (replication).
-fn timestamp(s: &Session, arg: Option<&Bytes>) -> Result<u32, Reply> {
+fn timestamp(s: &Session, arg: Option<&[u8]>) -> Result<u32, Reply> {
     match arg {
         None => Ok(crate::now_secs() as u32),
         Some(_) if !s.admin => Err(Reply::err(PERMISSION_DENIED)),
@@ -94,7 +93,7 @@ pub(super) async fn after_rotation(s: &Session, sh: &Shared, rot: Option<Rotatio
     );
 }
 
-pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply {
+pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &Args) -> Reply {
     let gate = hook_gate(s, sh).await;
     let result = (|| {
         if !(3..=4).contains(&args.len()) {
@@ -113,8 +112,8 @@ pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply 
         let outcome = ns.set(key, value, ts);
         let rot = ns.take_rotation();
         let reply = match outcome.map_err(|e| Reply::err(e.to_string()))? {
-            SetOutcome::Stored => Reply::Bulk(key.to_vec()),
-            SetOutcome::Appended => Reply::Bulk(ns.appended_id().to_vec()),
+            SetOutcome::Stored => Reply::Bulk(args.bytes(1)),
+            SetOutcome::Appended => Reply::bulk(ns.appended_id().to_vec()),
             // Still waits for the commit below (`--sync`): the identical value may not be on
             // disk yet.
             SetOutcome::Unchanged => Reply::Nil,
@@ -179,7 +178,7 @@ async fn fetch<R>(
 pub(super) async fn get<W: AsyncWrite + Unpin>(
     s: &Session,
     sh: &Arc<Shared>,
-    args: &[Bytes],
+    args: &Args,
     out: &mut Output<W>,
 ) -> std::io::Result<()> {
     let reply = match read_key(args) {
@@ -203,14 +202,14 @@ pub(super) async fn get<W: AsyncWrite + Unpin>(
 
 pub(super) async fn mget<W: AsyncWrite + Unpin>(
     s: &Session,
-    args: &[Bytes],
+    args: &Args,
     out: &mut Output<W>,
 ) -> std::io::Result<()> {
     if args.len() < 2 {
         out.reply(Reply::err("Invalid arguments"));
         return Ok(());
     }
-    let keys = &args[1..];
+    let keys: Vec<&[u8]> = args.iter().skip(1).collect();
     if keys.iter().any(|k| k.len() > MAX_KEY || k.is_empty()) {
         out.reply(Reply::err("Invalid key"));
         return Ok(());
@@ -221,9 +220,8 @@ pub(super) async fn mget<W: AsyncWrite + Unpin>(
     }
     out.reply(Reply::Array(Vec::new()).with_len(keys.len()));
     for keys in keys.chunks(super::PREFETCH_BATCH) {
-        let names: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-        s.ns.ns.read().prefetch(&names);
-        for key in keys {
+        s.ns.ns.read().prefetch(keys);
+        for &key in keys {
             let found =
                 s.ns.ns
                     .read()
@@ -238,7 +236,7 @@ pub(super) async fn mget<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-pub(super) async fn del(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply {
+pub(super) async fn del(s: &Session, sh: &Arc<Shared>, args: &Args) -> Reply {
     let gate = hook_gate(s, sh).await;
     let result = (|| {
         if !(2..=3).contains(&args.len()) {
@@ -272,7 +270,7 @@ pub(super) async fn del(s: &Session, sh: &Arc<Shared>, args: &[Bytes]) -> Reply 
     }
 }
 
-pub(super) fn exists(s: &Session, args: &[Bytes]) -> Reply {
+pub(super) fn exists(s: &Session, args: &Args) -> Reply {
     either((|| {
         let key = read_key(args)?;
         let ns = s.ns.ns.read();
@@ -281,7 +279,7 @@ pub(super) fn exists(s: &Session, args: &[Bytes]) -> Reply {
     })())
 }
 
-pub(super) fn check(s: &Session, args: &[Bytes]) -> Reply {
+pub(super) fn check(s: &Session, args: &Args) -> Reply {
     either((|| {
         let key = read_key(args)?;
         let ns = s.ns.ns.read();
@@ -295,7 +293,7 @@ pub(super) fn check(s: &Session, args: &[Bytes]) -> Reply {
     })())
 }
 
-pub(super) fn length(s: &Session, args: &[Bytes]) -> Reply {
+pub(super) fn length(s: &Session, args: &Args) -> Reply {
     either((|| {
         let key = read_key(args)?;
         let ns = s.ns.ns.read();
@@ -306,7 +304,7 @@ pub(super) fn length(s: &Session, args: &[Bytes]) -> Reply {
     })())
 }
 
-pub(super) fn keytime(s: &Session, args: &[Bytes]) -> Reply {
+pub(super) fn keytime(s: &Session, args: &Args) -> Reply {
     either((|| {
         let key = read_key(args)?;
         let ns = s.ns.ns.read();
@@ -317,18 +315,18 @@ pub(super) fn keytime(s: &Session, args: &[Bytes]) -> Reply {
     })())
 }
 
-pub(super) fn keycur(s: &Session, args: &[Bytes]) -> Reply {
+pub(super) fn keycur(s: &Session, args: &Args) -> Reply {
     either((|| {
         let key = read_key(args)?;
         let ns = s.ns.ns.read();
         readable(&ns)?;
         ns.keycur(key)
-            .map(Reply::Bulk)
+            .map(Reply::bulk)
             .ok_or_else(|| Reply::err("Key not found"))
     })())
 }
 
-pub(super) fn history(s: &Session, args: &[Bytes]) -> Reply {
+pub(super) fn history(s: &Session, args: &Args) -> Reply {
     either((|| {
         if !(2..=3).contains(&args.len()) || args.get(2).is_some_and(|e| e.len() != 8) {
             return Err(Reply::err("Invalid arguments"));
@@ -339,7 +337,7 @@ pub(super) fn history(s: &Session, args: &[Bytes]) -> Reply {
         }
         let ns = s.ns.ns.read();
         readable(&ns)?;
-        let item = ns.history(key, args.get(2).map(|e| &e[..])).map_err(|e| {
+        let item = ns.history(key, args.get(2)).map_err(|e| {
             Reply::err(match e {
                 HistoryError::KeyNotFound => "Key not found".to_string(),
                 HistoryError::BadArgs => "Invalid arguments".to_string(),
@@ -350,9 +348,9 @@ pub(super) fn history(s: &Session, args: &[Bytes]) -> Reply {
             })
         })?;
         Ok(Reply::Array(vec![
-            item.parent.map_or(Reply::Nil, Reply::Bulk),
+            item.parent.map_or(Reply::Nil, Reply::bulk),
             Reply::bulk(item.timestamp.to_string()),
-            Reply::Bulk(item.payload),
+            Reply::bulk(item.payload),
         ]))
     })())
 }

@@ -11,11 +11,10 @@ mod system;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
 use tokio::io::AsyncWrite;
 
 use crate::engine::{LockState, Namespace};
-use crate::protocol::Reply;
+use crate::protocol::{Args, Reply};
 use crate::server::{Session, Shared};
 
 pub use crate::server::Output;
@@ -70,14 +69,14 @@ const NS_GONE: &str = "Your active namespace is not available anymore (probably 
 pub async fn execute<W: AsyncWrite + Unpin>(
     s: &mut Session,
     sh: &Arc<Shared>,
-    args: Vec<Bytes>,
+    args: Args,
     out: &mut Output<W>,
 ) -> std::io::Result<Flow> {
     let precise = sh.cfg.metrics;
     let started = clock(precise);
     let name = args
         .first()
-        .and_then(|a| Cmd::lookup(a))
+        .and_then(Cmd::lookup)
         .map_or("unknown", Cmd::name);
     // Only the metrics need to know whether this command failed.
     let errors_before = precise.then(|| sh.stats.commands_failed.load(Ordering::Relaxed));
@@ -118,7 +117,7 @@ fn clock(precise: bool) -> std::time::Duration {
 async fn dispatch<W: AsyncWrite + Unpin>(
     s: &mut Session,
     sh: &Arc<Shared>,
-    mut args: Vec<Bytes>,
+    mut args: Args,
     out: &mut Output<W>,
 ) -> std::io::Result<Flow> {
     if s.master && args.len() > 1 {
@@ -132,7 +131,7 @@ async fn dispatch<W: AsyncWrite + Unpin>(
     if s.mirror.is_none() && sh.mirror.listened() {
         mirror_copy(s, sh, &args);
     }
-    let Some(cmd) = args.first().and_then(|a| Cmd::lookup(a)) else {
+    let Some(cmd) = args.first().and_then(Cmd::lookup) else {
         sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
         out.reply(Reply::err("Command not supported"));
         return Ok(Flow::Continue);
@@ -148,7 +147,7 @@ async fn dispatch<W: AsyncWrite + Unpin>(
         Cmd::Master => system::master(s),
         Cmd::Ping => Reply::Status("PONG".into()),
         // Not in 0-db: `redis-cli --pipe` ends a bulk load with ECHO to know it is done.
-        Cmd::Echo if args.len() == 2 => Reply::Bulk(args[1].to_vec()),
+        Cmd::Echo if args.len() == 2 => Reply::Bulk(args.bytes(1)),
         Cmd::Echo => Reply::err("Unexpected arguments"),
         Cmd::Time => system::time(),
         Cmd::Auth => system::auth(s, sh, &args),
@@ -220,26 +219,26 @@ pub const PREFETCH_BATCH: usize = 32;
 /// Before a batch of pipelined requests runs, warm the memory its GETs will touch
 /// ([`Namespace::prefetch`]). Only a hint: the requests still run one by one, in order, and
 /// one that changes what a later GET finds (a SET, a SELECT) changes nothing but the hint's use.
-pub fn prefetch<'a>(s: &Session, requests: impl Iterator<Item = &'a [Bytes]>) {
+pub fn prefetch<'a>(s: &Session, requests: impl Iterator<Item = &'a Args>) {
     let keys: Vec<&[u8]> = requests
         .filter(|args| {
             (args.len() == 2 && args[0].eq_ignore_ascii_case(b"GET"))
                 || (args.len() >= 3 && args[0].eq_ignore_ascii_case(b"SET"))
         })
-        .map(|args| &args[1][..])
+        .map(|args| &args[1])
         .take(PREFETCH_BATCH)
         .collect();
     s.ns.ns.read().prefetch(&keys);
 }
 
 /// Send MIRROR clients a copy of this command: `*N :ts $namespace :owner <args...>`.
-fn mirror_copy(s: &Session, sh: &Shared, args: &[Bytes]) {
+fn mirror_copy(s: &Session, sh: &Shared, args: &Args) {
     let mut frame = bytes::BytesMut::new();
     Reply::ArrayHeader(args.len() + 3).encode(&mut frame);
     Reply::Int(crate::now_secs() as i64).encode(&mut frame);
-    Reply::Bulk(s.ns.ns.read().name().to_vec()).encode(&mut frame);
+    Reply::bulk(s.ns.ns.read().name().to_vec()).encode(&mut frame);
     Reply::Int(s.id as i64).encode(&mut frame);
-    for a in args {
+    for a in args.iter() {
         crate::protocol::encode_bulk(&mut frame, a);
     }
     sh.mirror.send(frame.freeze());

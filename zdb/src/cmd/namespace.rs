@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::system::{challenge_hash, same_secret};
 use super::{either, need_admin, writable};
 use crate::engine::{LockState, Mode, Namespace, RunMode};
-use crate::protocol::Reply;
+use crate::protocol::{Args, Reply};
 use crate::server::{Session, Shared};
 
 const MAX_NAME: usize = 128;
@@ -17,7 +15,7 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-pub(super) fn nsnew(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
+pub(super) fn nsnew(s: &Session, sh: &Shared, args: &Args) -> Reply {
     either((|| {
         need_admin(s)?;
         if args.len() != 2 {
@@ -49,7 +47,7 @@ pub(super) fn nsnew(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
     })())
 }
 
-pub(super) fn nsdel(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
+pub(super) fn nsdel(s: &Session, sh: &Shared, args: &Args) -> Reply {
     either((|| {
         need_admin(s)?;
         if args.len() != 2 {
@@ -77,14 +75,14 @@ pub(super) fn nsdel(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
 }
 
 pub(super) fn nslist(sh: &Shared) -> Reply {
-    Reply::Array(sh.names().into_iter().map(Reply::Bulk).collect())
+    Reply::Array(sh.names().into_iter().map(Reply::bulk).collect())
 }
 
 fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-pub(super) fn nsinfo(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
+pub(super) fn nsinfo(s: &Session, sh: &Shared, args: &Args) -> Reply {
     either((|| {
         if args.len() != 2 {
             return Err(Reply::err("Unexpected arguments"));
@@ -93,7 +91,7 @@ pub(super) fn nsinfo(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
             .get(&args[1])
             .ok_or_else(|| Reply::err("Namespace not found"))?;
         let ns = handle.ns.read();
-        Ok(Reply::Bulk(info_text(s, sh, &ns).into_bytes()))
+        Ok(Reply::bulk(info_text(s, sh, &ns).into_bytes()))
     })())
 }
 
@@ -169,7 +167,7 @@ fn info_text(s: &Session, sh: &Shared, ns: &Namespace) -> String {
     t
 }
 
-pub(super) fn nsset(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
+pub(super) fn nsset(s: &Session, sh: &Shared, args: &Args) -> Reply {
     either((|| {
         need_admin(s)?;
         if args.len() != 4 {
@@ -254,7 +252,7 @@ fn atoll(v: &[u8]) -> u64 {
         })
 }
 
-pub(super) fn select(s: &mut Session, sh: &Shared, args: &[Bytes]) -> Reply {
+pub(super) fn select(s: &mut Session, sh: &Shared, args: &Args) -> Reply {
     either((|| {
         if args.len() < 2 {
             return Err(Reply::err("Invalid argument"));
@@ -337,7 +335,7 @@ pub(super) async fn nsjump(s: &Session, sh: &Arc<Shared>) -> Reply {
     }
 }
 
-pub(super) fn reload(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
+pub(super) fn reload(s: &Session, sh: &Shared, args: &Args) -> Reply {
     either((|| {
         need_admin(s)?;
         if args.len() != 2 {
@@ -370,7 +368,7 @@ pub(super) fn flush(s: &Session, sh: &Shared) -> Reply {
 }
 
 /// NSCHECK [namespace] (admin): verify every entry; the report as a bulk string.
-pub(super) fn nscheck(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
+pub(super) fn nscheck(s: &Session, sh: &Shared, args: &Args) -> Reply {
     either((|| {
         need_admin(s)?;
         let handle = match args.len() {
@@ -381,12 +379,12 @@ pub(super) fn nscheck(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
             _ => return Err(Reply::err("Unexpected arguments")),
         };
         let report = handle.ns.read().check_all();
-        Ok(Reply::Bulk(report.render().into_bytes()))
+        Ok(Reply::bulk(report.render().into_bytes()))
     })())
 }
 
 /// COMPACT [namespace] (admin): reclaim the space of overwritten and deleted entries.
-pub(super) async fn compact(s: &Session, sh: &Shared, args: &[Bytes]) -> Reply {
+pub(super) async fn compact(s: &Session, sh: &Shared, args: &Args) -> Reply {
     let handle = match (need_admin(s), args.len()) {
         (Err(e), _) => return e,
         (Ok(()), 1) => s.ns.clone(),

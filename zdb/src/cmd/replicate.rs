@@ -12,13 +12,12 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::io::AsyncWrite;
 
 use super::{Output, need_admin};
 use crate::engine::RawError;
 use crate::format::data;
-use crate::protocol::{Reply, encode_bulk};
+use crate::protocol::{Args, Reply, encode_bulk};
 use crate::server::{Session, Shared};
 
 fn number<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
@@ -28,7 +27,7 @@ fn number<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
 pub(super) async fn stream<W: AsyncWrite + Unpin>(
     s: &Session,
     sh: &Shared,
-    args: &[Bytes],
+    args: &Args,
     out: &mut Output<W>,
 ) -> std::io::Result<()> {
     if let Err(e) = need_admin(s) {
@@ -67,7 +66,7 @@ pub(super) async fn stream<W: AsyncWrite + Unpin>(
         }
         Reply::Array(vec![
             Reply::bulk("replica-v1"),
-            Reply::Bulk(ns.descriptor().encode()),
+            Reply::bulk(ns.descriptor().encode()),
             Reply::Int(i64::from(ns.mode().as_byte())),
         ])
         .encode(&mut out.buf);

@@ -1,20 +1,18 @@
 //! SCAN, SCANX, RSCAN, KSCAN.
 
-use bytes::Bytes;
-
 use super::{either, readable};
 use crate::engine::Mode;
-use crate::protocol::Reply;
+use crate::protocol::{Args, Reply};
 use crate::server::Session;
 
-pub(super) fn scan(s: &Session, args: &[Bytes], reverse: bool) -> Reply {
+pub(super) fn scan(s: &Session, args: &Args, reverse: bool) -> Reply {
     either((|| {
         if args.len() > 2 {
             return Err(Reply::err("Unexpected arguments"));
         }
         let ns = s.ns.ns.read();
         readable(&ns)?;
-        let cursor = args.get(1).map(|c| &c[..]);
+        let cursor = args.get(1);
         let page = if reverse {
             ns.rscan(cursor)
         } else {
@@ -29,20 +27,20 @@ pub(super) fn scan(s: &Session, args: &[Bytes], reverse: bool) -> Reply {
             .into_iter()
             .map(|i| {
                 Reply::Array(vec![
-                    Reply::Bulk(i.key),
+                    Reply::bulk(i.key),
                     Reply::Int(i64::from(i.size)),
                     Reply::Int(i64::from(i.timestamp)),
                 ])
             })
             .collect();
         Ok(Reply::Array(vec![
-            Reply::Bulk(page.cursor),
+            Reply::bulk(page.cursor),
             Reply::Array(items),
         ]))
     })())
 }
 
-pub(super) fn kscan(s: &Session, args: &[Bytes]) -> Reply {
+pub(super) fn kscan(s: &Session, args: &Args) -> Reply {
     either((|| {
         if args.len() != 2 {
             return Err(Reply::err("Unexpected arguments"));
@@ -60,7 +58,7 @@ pub(super) fn kscan(s: &Session, args: &[Bytes]) -> Reply {
         }
         Ok(Reply::Array(vec![
             Reply::bulk("0"),
-            Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
+            Reply::Array(keys.into_iter().map(Reply::bulk).collect()),
         ]))
     })())
 }

@@ -4,11 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
 use sha1::{Digest, Sha1};
 
 use super::{Cmd, PERMISSION_DENIED, either, need_admin};
-use crate::protocol::Reply;
+use crate::protocol::{Args, Reply};
 use crate::server::{Session, Shared};
 
 pub(super) fn time() -> Reply {
@@ -35,7 +34,7 @@ pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub(super) fn auth(s: &mut Session, sh: &Shared, args: &[Bytes]) -> Reply {
+pub(super) fn auth(s: &mut Session, sh: &Shared, args: &Args) -> Reply {
     either((|| {
         match args.len() {
             2 => {}
@@ -85,7 +84,7 @@ fn auth_secure(s: &mut Session, sh: &Shared, method: &[u8], arg: &[u8]) -> Resul
     Ok(Reply::ok())
 }
 
-pub(super) async fn wait(s: &Session, args: &[Bytes]) -> Reply {
+pub(super) async fn wait(s: &Session, args: &Args) -> Reply {
     if !(2..=3).contains(&args.len()) {
         return Reply::err("Invalid arguments");
     }
@@ -225,7 +224,7 @@ pub(super) fn info(sh: &Shared) -> Reply {
         tx = get(&st.network_tx),
         txm = mb(get(&st.network_tx)),
     );
-    Reply::Bulk(text.into_bytes())
+    Reply::bulk(text.into_bytes())
 }
 
 /// PROMOTE (admin): a follower stops replicating and accepts writes.

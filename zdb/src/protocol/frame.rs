@@ -1,13 +1,17 @@
 //! Request framing.
 //!
-//! [`parse`] first checks that a whole request is buffered, then splits it into arguments
-//! without copying. It never allocates by a declared length: a request only grows the
-//! buffer as its bytes arrive, and [`MAX_FRAME`] bounds what one request may buffer.
+//! [`parse`] first checks that a whole request is buffered, then takes it off the buffer as
+//! one shared [`Args`]: the request's bytes and where each argument lies in them, so that
+//! neither the arguments nor their list cost an allocation or a reference count of their own
+//! (three of each per SET were 7% of a pipelined SET's CPU). It never allocates by a declared
+//! length: a request only grows the buffer as its bytes arrive, and [`MAX_FRAME`] bounds what
+//! one request may buffer.
 //!
 //! Accepted: RESP arrays of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`) and inline
 //! commands (`GET k\r\n`, as typed into telnet or redis-cli's interactive mode).
 
 use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
 
 use crate::{MAX_ARGS, MAX_VALUE};
 
@@ -43,8 +47,93 @@ impl FrameError {
     }
 }
 
+/// Where one argument lies in its request: start and length (a request is under 4 GiB).
+type Span = (u32, u32);
+
+/// One request's arguments, sharing the request's bytes. Equal when the arguments are,
+/// however they were framed.
+#[derive(Clone, Debug, Default)]
+pub struct Args {
+    frame: Bytes,
+    /// Four inline: SET with a timestamp, the longest hot request.
+    spans: SmallVec<[Span; 4]>,
+}
+
+impl Args {
+    /// Arguments copied from slices (requests made up inside the server, and tests).
+    pub fn from_slices<A: AsRef<[u8]>>(args: &[A]) -> Args {
+        let mut frame = Vec::with_capacity(args.iter().map(|a| a.as_ref().len()).sum());
+        let mut spans = SmallVec::with_capacity(args.len());
+        for a in args {
+            spans.push((frame.len() as u32, a.as_ref().len() as u32));
+            frame.extend_from_slice(a.as_ref());
+        }
+        Args {
+            frame: frame.into(),
+            spans,
+        }
+    }
+
+    /// Number of arguments, the command name included.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// True for a request with no arguments (a blank inline line).
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Argument `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        self.spans.get(i).map(|&s| self.at(s))
+    }
+
+    /// The command name.
+    pub fn first(&self) -> Option<&[u8]> {
+        self.get(0)
+    }
+
+    /// Argument `i` as shared bytes (no copy). Panics if there is no argument `i`.
+    pub fn bytes(&self, i: usize) -> Bytes {
+        let (start, len) = self.spans[i];
+        self.frame
+            .slice(start as usize..start as usize + len as usize)
+    }
+
+    /// Every argument in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.spans.iter().map(|&s| self.at(s))
+    }
+
+    /// Drop the last argument (MASTER mode's trailing owner id).
+    pub fn pop(&mut self) {
+        self.spans.pop();
+    }
+
+    fn at(&self, (start, len): Span) -> &[u8] {
+        &self.frame[start as usize..start as usize + len as usize]
+    }
+}
+
+impl PartialEq for Args {
+    fn eq(&self, other: &Args) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Args {}
+
+impl std::ops::Index<usize> for Args {
+    type Output = [u8];
+
+    fn index(&self, i: usize) -> &[u8] {
+        self.at(self.spans[i])
+    }
+}
+
 /// Outcome of looking at the buffer.
-type Parsed = Result<Option<Vec<Bytes>>, FrameError>;
+type Parsed = Result<Option<Args>, FrameError>;
 
 /// Take one request off the front of `buf`: `Ok(None)` if it is not whole yet.
 pub fn parse(buf: &mut BytesMut) -> Parsed {
@@ -107,7 +196,7 @@ fn parse_array(buf: &mut BytesMut) -> Parsed {
         return Err(FrameError::TooManyArguments);
     }
     // First pass: is the whole frame here? Record (start, len) of each argument.
-    let mut spans = Vec::with_capacity(count.min(64));
+    let mut spans = SmallVec::with_capacity(count.min(64));
     let mut pos = end + 2;
     for _ in 0..count {
         match buf.get(pos) {
@@ -140,16 +229,14 @@ fn parse_array(buf: &mut BytesMut) -> Parsed {
         if buf.get(start + len..start + len + 2) != Some(b"\r\n") {
             return Err(FrameError::Malformed);
         }
-        spans.push((start, len));
+        // Both fit: the whole frame is under MAX_FRAME.
+        spans.push((start as u32, len as u32));
         pos = start + len + 2;
     }
-    let frame = buf.split_to(pos).freeze();
-    Ok(Some(
-        spans
-            .into_iter()
-            .map(|(s, l)| frame.slice(s..s + l))
-            .collect(),
-    ))
+    Ok(Some(Args {
+        frame: buf.split_to(pos).freeze(),
+        spans,
+    }))
 }
 
 fn need_more(buf: &BytesMut) -> Parsed {
@@ -168,31 +255,24 @@ fn parse_inline(buf: &mut BytesMut) -> Parsed {
             Ok(None)
         };
     };
-    let line = buf.split_to(nl + 1).freeze();
-    let text = line.slice(..line.len() - 1);
-    let text = text
-        .strip_suffix(b"\r")
-        .map(|t| line.slice_ref(t))
-        .unwrap_or(text);
+    let line = buf.split_to(nl + 1);
+    let text = line[..nl].strip_suffix(b"\r").unwrap_or(&line[..nl]);
     if text.iter().any(|&b| b < 0x20 && b != b'\t') {
         return Err(FrameError::NotArray);
     }
-    let args = split_inline(&text).ok_or(FrameError::Malformed)?;
-    if args.is_empty() {
-        return Ok(Some(Vec::new()));
-    }
+    let args = split_inline(text).ok_or(FrameError::Malformed)?;
     if args.len() > MAX_ARGS {
         return Err(FrameError::TooManyArguments);
     }
-    Ok(Some(args))
+    Ok(Some(Args::from_slices(&args)))
 }
 
 /// Split an inline line on blanks, honouring "double" and 'single' quotes (with `\"` escapes
 /// inside double quotes), like redis-cli.
-fn split_inline(text: &Bytes) -> Option<Vec<Bytes>> {
+fn split_inline(text: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     let mut i = 0;
-    let b = &text[..];
+    let b = text;
     while i < b.len() {
         while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
             i += 1;
@@ -223,14 +303,14 @@ fn split_inline(text: &Bytes) -> Option<Vec<Bytes>> {
                         arg.push(c);
                     }
                 }
-                out.push(Bytes::from(arg));
+                out.push(arg);
             }
             _ => {
                 let start = i;
                 while i < b.len() && b[i] != b' ' && b[i] != b'\t' {
                     i += 1;
                 }
-                out.push(text.slice(start..i));
+                out.push(b[start..i].to_vec());
             }
         }
     }
@@ -253,10 +333,10 @@ mod tests {
         let (r, left) = p(full);
         assert_eq!(
             r,
-            Ok(Some(vec![
-                Bytes::from_static(b"GET"),
-                Bytes::from_static(b"k")
-            ]))
+            Ok(Some(Args::from_slices(&[
+                b"GET".as_slice(),
+                b"k".as_slice()
+            ])))
         );
         assert_eq!(left, 0);
         for cut in 0..full.len() {
@@ -284,16 +364,37 @@ mod tests {
         let (r, _) = p(b"SET k \"a b\\\"c\"\r\n");
         assert_eq!(
             r,
-            Ok(Some(vec![
-                Bytes::from_static(b"SET"),
-                Bytes::from_static(b"k"),
-                Bytes::from_static(b"a b\"c")
-            ]))
+            Ok(Some(Args::from_slices(&[
+                b"SET".as_slice(),
+                b"k".as_slice(),
+                b"a b\"c".as_slice()
+            ])))
         );
         assert_eq!(p(b"PING").0, Ok(None));
         assert_eq!(
             p(b"\r\nPING\n").0,
-            Ok(Some(vec![Bytes::from_static(b"PING")]))
+            Ok(Some(Args::from_slices(&[b"PING".as_slice()])))
         );
+    }
+
+    #[test]
+    fn args_are_views_of_the_request() {
+        let mut buf =
+            BytesMut::from(&b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n$2\r\nts\r\n"[..]);
+        let Ok(Some(mut a)) = parse(&mut buf) else {
+            panic!("a whole request must parse")
+        };
+        assert!(buf.is_empty());
+        assert_eq!(a.len(), 4);
+        assert_eq!(a.first(), Some(&b"SET"[..]));
+        assert_eq!(&a[2], b"value");
+        assert_eq!(a.get(4), None);
+        assert_eq!(a.bytes(1), Bytes::from_static(b"k"));
+        a.pop();
+        assert_eq!(a.iter().collect::<Vec<_>>(), [&b"SET"[..], b"k", b"value"]);
+        assert_eq!(a, Args::from_slices(&["SET", "k", "value"]));
+        assert_ne!(a, Args::from_slices(&["SET", "k", "valu", "e"]));
+        // A blank inline line is a request without arguments (skipped by the connection).
+        assert_eq!(p(b"  \r\n").0, Ok(Some(Args::default())));
     }
 }

@@ -3,5 +3,5 @@
 mod frame;
 mod reply;
 
-pub use frame::{FrameError, MAX_FRAME, parse};
+pub use frame::{Args, FrameError, MAX_FRAME, parse};
 pub use reply::{Reply, encode_bulk};

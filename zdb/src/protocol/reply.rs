@@ -1,6 +1,6 @@
 //! Reply encoding, straight into the connection's output buffer.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// A reply value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,8 +11,8 @@ pub enum Reply {
     Error(String),
     /// `:n`
     Int(i64),
-    /// `$n` + bytes
-    Bulk(Vec<u8>),
+    /// `$n` + bytes (shared: a key echoed back is a view of the request, not a copy)
+    Bulk(Bytes),
     /// `$-1`
     Nil,
     /// `*n` + items
@@ -31,7 +31,7 @@ impl Reply {
         Reply::Error(msg.into())
     }
     /// A bulk reply.
-    pub fn bulk(b: impl Into<Vec<u8>>) -> Reply {
+    pub fn bulk(b: impl Into<Bytes>) -> Reply {
         Reply::Bulk(b.into())
     }
 

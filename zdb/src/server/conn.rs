@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::state::{NsHandle, Shared};
 use crate::cmd::{self, Flow};
-use crate::protocol::{self, FrameError, Reply};
+use crate::protocol::{self, Args, FrameError, Reply};
 
 /// Input bytes a client may buffer without drawing on the shared budget.
 const BASE_INPUT: usize = 64 * 1024;
@@ -159,7 +159,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             if ahead.is_empty() {
                 parse_ahead(&mut input, &mut ahead);
                 if ahead.len() > 1 {
-                    cmd::prefetch(&session, ahead.iter().flatten().map(Vec::as_slice));
+                    cmd::prefetch(&session, ahead.iter().flatten());
                 }
             }
             let Some(parsed) = ahead.pop_front() else {
@@ -235,7 +235,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
 
 /// Move up to [`cmd::PREFETCH_BATCH`] whole requests from `input` to `ahead`, stopping after
 /// a malformed one (it is answered in its turn, and parsing resumes after it if it may).
-fn parse_ahead(input: &mut BytesMut, ahead: &mut VecDeque<Result<Vec<Bytes>, FrameError>>) {
+fn parse_ahead(input: &mut BytesMut, ahead: &mut VecDeque<Result<Args, FrameError>>) {
     while ahead.len() < cmd::PREFETCH_BATCH {
         match protocol::parse(input) {
             Ok(None) => return,
