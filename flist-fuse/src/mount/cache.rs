@@ -12,11 +12,16 @@
 //!   written, so two mount processes do not fetch the same block twice; `CACHE/.evict.lock`
 //!   is held by the one process evicting. Correctness never depends on the fetch lock
 //!   (files appear by atomic rename and are verified on read).
-//! - Bound: each process counts what it wrote since its last scan; when its estimate passes
-//!   the bound (or it wrote more than 1/8 of it since the last scan) it scans the cache and
-//!   deletes the least recently used files down to 90 % of the bound. The policy is the pure
-//!   function [`plan_eviction`]; "last used" is the file's mtime, refreshed on a hit at
-//!   most once a minute.
+//! - Bound: a write first reserves its size, one reservation at a time per process: when the
+//!   estimate (what the last scan found plus what this process wrote since) and the files
+//!   being written would pass the bound (or the process wrote more than 1/8 of it since the
+//!   last scan), it scans the cache and deletes the least recently used files down to 90 %
+//!   of the bound minus what is being written. A block that still does not fit (the bound is
+//!   smaller than the blocks in flight) is served but not cached. So the files on disk never
+//!   pass the bound through this process's writes, however many fetch workers write at once;
+//!   another process writing the same cache can overshoot it until one of them rescans. The
+//!   policy is the pure function [`plan_eviction`]; "last used" is the file's mtime,
+//!   refreshed on a hit at most once a minute.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -117,6 +122,9 @@ pub struct DiskCache {
     estimate: AtomicU64,
     /// Bytes written since the last scan.
     since_scan: AtomicU64,
+    /// Bytes of the cache files this process is writing now (reserved, not yet renamed in).
+    writing: AtomicU64,
+    /// Held to reserve room or to evict: one at a time per process.
     evicting: Mutex<()>,
 }
 
@@ -138,6 +146,7 @@ impl DiskCache {
             max_bytes,
             estimate: AtomicU64::new(0),
             since_scan: AtomicU64::new(0),
+            writing: AtomicU64::new(0),
             evicting: Mutex::new(()),
         };
         let total: u64 = c.scan()?.iter().map(|e| e.size).sum();
@@ -219,8 +228,14 @@ impl DiskCache {
         Ok(BlockLock { _file: f })
     }
 
-    /// Store a decoded block atomically; evicts when the bound is passed.
-    pub fn put(&self, id: &Hash, plain: &[u8]) -> Result<(), CacheError> {
+    /// Store a decoded block atomically, making room first; `Ok(false)` when it does not fit
+    /// under the bound now (the block is then simply not cached).
+    pub fn put(&self, id: &Hash, plain: &[u8]) -> Result<bool, CacheError> {
+        let n = (HEADER_LEN + plain.len()) as u64;
+        if !self.reserve(n)? {
+            return Ok(false);
+        }
+        let reserved = Reserved(&self.writing, n);
         let shard = self.shard(id);
         fs::create_dir_all(&shard).map_err(io(&shard))?;
         let tmp = shard.join(format!(
@@ -244,13 +259,30 @@ impl DiskCache {
                 source: e,
             });
         }
-        let n = (HEADER_LEN + plain.len()) as u64;
-        let est = self.estimate.fetch_add(n, Ordering::Relaxed) + n;
-        let since = self.since_scan.fetch_add(n, Ordering::Relaxed) + n;
-        if est > self.max_bytes || since > self.max_bytes / 8 {
-            self.evict()?;
+        // Under the lock, so that an eviction never sees the file neither as being written
+        // nor in its estimate.
+        let _g = self.evicting.lock().unwrap_or_else(|p| p.into_inner());
+        self.estimate.fetch_add(n, Ordering::Relaxed);
+        self.since_scan.fetch_add(n, Ordering::Relaxed);
+        drop(reserved);
+        Ok(true)
+    }
+
+    /// Reserve room for an `n`-byte cache file, evicting if needed; false if it cannot fit.
+    fn reserve(&self, n: u64) -> Result<bool, CacheError> {
+        let _g = self.evicting.lock().unwrap_or_else(|p| p.into_inner());
+        let in_use =
+            |c: &Self| c.estimate.load(Ordering::Relaxed) + c.writing.load(Ordering::Relaxed) + n;
+        if in_use(self) > self.max_bytes
+            || self.since_scan.load(Ordering::Relaxed) > self.max_bytes / 8
+        {
+            self.evict_locked(n)?;
         }
-        Ok(())
+        if in_use(self) > self.max_bytes {
+            return Ok(false);
+        }
+        self.writing.fetch_add(n, Ordering::Relaxed);
+        Ok(true)
     }
 
     /// All cache files (temp files and locks excluded; stale temp files are removed).
@@ -298,9 +330,13 @@ impl DiskCache {
 
     /// Bring the cache under its bound (one process at a time, across processes).
     pub fn evict(&self) -> Result<EvictStats, CacheError> {
-        // One evicting thread per process at a time; the others wait and then rescan, so
-        // that every put ends with the cache under its bound.
         let _g = self.evicting.lock().unwrap_or_else(|p| p.into_inner());
+        self.evict_locked(0)
+    }
+
+    /// Evict (holding `evicting`) so that the files, those being written and `extra` more
+    /// bytes fit under the bound, down to the low-water mark.
+    fn evict_locked(&self, extra: u64) -> Result<EvictStats, CacheError> {
         let lp = self.root.join(".evict.lock");
         let lf = fs::OpenOptions::new()
             .create(true)
@@ -312,13 +348,18 @@ impl DiskCache {
             // Another process is evicting right now.
             return Ok(EvictStats::default());
         }
+        // Read before the scan: a file renamed in during it is then counted in `coming` and
+        // maybe in the scan too (evicting a little more), never in neither (its writer adds it
+        // to the estimate under the lock this holds).
+        let coming = self.writing.load(Ordering::Relaxed) + extra;
         let entries = self.scan()?;
         let mut st = EvictStats {
             scanned_bytes: entries.iter().map(|e| e.size).sum(),
             ..Default::default()
         };
-        let low = self.max_bytes / 100 * LOW_WATER_PCT;
-        for k in plan_eviction(&entries, self.max_bytes, low) {
+        let max = self.max_bytes.saturating_sub(coming);
+        let low = (self.max_bytes / 100 * LOW_WATER_PCT).saturating_sub(coming);
+        for k in plan_eviction(&entries, max, low) {
             let e = &entries[k];
             if fs::remove_file(&e.path).is_ok() {
                 st.removed_files += 1;
@@ -343,6 +384,15 @@ impl DiskCache {
         self.scan()
             .map(|v| v.iter().map(|e| e.size).sum())
             .unwrap_or(0)
+    }
+}
+
+/// Gives back a write's reservation when the write is over, whichever way it ended.
+struct Reserved<'a>(&'a AtomicU64, u64);
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::Relaxed);
     }
 }
 
@@ -427,5 +477,52 @@ mod tests {
             assert!(c.size_on_disk() <= 10_000, "over bound after {k}");
         }
         let _l = c.lock_block(&id).unwrap();
+    }
+
+    #[test]
+    fn concurrent_writers_never_pass_the_bound() {
+        let t = tempfile::tempdir().unwrap();
+        let bound = 20_000;
+        let c = DiskCache::open(t.path(), bound).unwrap();
+        let data = vec![9u8; 1000];
+        // A block larger than the whole bound is served, never cached.
+        assert!(!c.put(&[255; 32], &vec![1u8; 30_000]).unwrap());
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let checker = s.spawn(|| {
+                let mut worst = 0;
+                while !done.load(Ordering::Relaxed) {
+                    // A scan is no snapshot: files removed behind it and added ahead of it
+                    // would both count. Holding the eviction lock stops removals; additions
+                    // meanwhile are within reservations.
+                    {
+                        let _g = c.evicting.lock().unwrap();
+                        worst = worst.max(c.size_on_disk());
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                worst
+            });
+            let writers: Vec<_> = (0..8u8)
+                .map(|w| {
+                    let (c, data) = (&c, &data);
+                    s.spawn(move || {
+                        for k in 0..60u8 {
+                            let mut id = [k; 32];
+                            id[1] = w;
+                            c.put(&id, data).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.join().unwrap();
+            }
+            done.store(true, Ordering::Relaxed);
+            let worst = checker.join().unwrap();
+            assert!(worst <= bound, "cache reached {worst} bytes, bound {bound}");
+        });
+        assert!(c.size_on_disk() <= bound);
+        assert_eq!(c.writing.load(Ordering::Relaxed), 0);
     }
 }

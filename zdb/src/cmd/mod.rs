@@ -236,7 +236,7 @@ fn mirror_copy(s: &Session, sh: &Shared, args: &Args) {
     let mut frame = bytes::BytesMut::new();
     Reply::ArrayHeader(args.len() + 3).encode(&mut frame);
     Reply::Int(crate::now_secs() as i64).encode(&mut frame);
-    Reply::bulk(s.ns.ns.read().name().to_vec()).encode(&mut frame);
+    crate::protocol::encode_bulk(&mut frame, s.ns.ns.read().name());
     Reply::Int(s.id as i64).encode(&mut frame);
     for a in args.iter() {
         crate::protocol::encode_bulk(&mut frame, a);

@@ -395,10 +395,13 @@ pub(super) async fn compact(s: &Session, sh: &Shared, args: &Args) -> Reply {
         _ => return Reply::err("Unexpected arguments"),
     };
     match tokio::task::spawn_blocking(move || handle.compact()).await {
-        Ok(Some(Ok(st))) => Reply::Status(format!(
-            "Compacted: files={} reclaimed_bytes={}",
-            st.files, st.reclaimed
-        )),
+        Ok(Some(Ok(st))) => Reply::Status(
+            format!(
+                "Compacted: files={} reclaimed_bytes={}",
+                st.files, st.reclaimed
+            )
+            .into(),
+        ),
         Ok(None) => Reply::err("Compaction already running"),
         Ok(Some(Err(e))) => {
             tracing::error!(error = %e, "compaction failed");

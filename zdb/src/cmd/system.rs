@@ -62,7 +62,7 @@ fn auth_secure(s: &mut Session, sh: &Shared, method: &[u8], arg: &[u8]) -> Resul
     if arg.eq_ignore_ascii_case(b"CHALLENGE") {
         let nonce = hex::encode(rand::random::<[u8; 8]>());
         s.nonce = Some(nonce.clone());
-        return Ok(Reply::Status(nonce));
+        return Ok(Reply::Status(nonce.into()));
     }
     let Some(nonce) = s.nonce.clone() else {
         return Err(Reply::err(
@@ -117,7 +117,7 @@ pub(super) async fn wait(s: &Session, args: &Args) -> Reply {
         }
     };
     match tokio::time::timeout(Duration::from_millis(timeout_ms), watch).await {
-        Ok(Some(name)) => Reply::Status(name.to_string()),
+        Ok(Some(name)) => Reply::Status(name.to_string().into()),
         _ => Reply::err("Timeout"),
     }
 }

@@ -1,12 +1,14 @@
 //! Reply encoding, straight into the connection's output buffer.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// A reply value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// `+text`
-    Status(String),
+    /// `+text` (fixed texts such as `OK` are borrowed, not allocated per reply)
+    Status(Cow<'static, str>),
     /// `-text` (0-db errors carry no `ERR ` prefix)
     Error(String),
     /// `:n`
