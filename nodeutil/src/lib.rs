@@ -1,0 +1,19 @@
+//! The node's small shared pieces, written once: durable file writes ([`fs`]), size strings
+//! ([`size`]), randomness ([`random`]), hex ([`hex`], the `hex` crate re-exported), daemon
+//! logging ([`log`], feature `log`) and the "skip locally, fail under CI" rule for tests
+//! ([`skip`]).
+#![deny(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    unsafe_code
+)]
+
+pub mod fs;
+#[cfg(feature = "log")]
+pub mod log;
+pub mod random;
+pub mod size;
+pub mod skip;
+
+pub use hex;
