@@ -76,8 +76,10 @@ pub struct Meta {
 impl Meta {
     /// How long an operation is retried through transient failures.
     pub const RETRY: Duration = Duration::from_secs(10);
-    /// Deadline of one request.
-    pub const REQUEST: Duration = Duration::from_secs(2);
+    /// Deadline of one request. Short on purpose: a request a follower forwarded to a leader
+    /// that just died is never answered, and is retried sooner this way (every operation here
+    /// is safe to repeat); a new leader is elected within one to two election timeouts.
+    pub const REQUEST: Duration = Duration::from_millis(750);
 
     /// Connects to the etcd members at `endpoints` (`http://host:port`) for farm `farm`.
     pub async fn connect(endpoints: &[String], farm: &str) -> Result<Self, MetaError> {
@@ -85,7 +87,7 @@ impl Meta {
         let options = ConnectOptions::new()
             .with_connect_timeout(Self::REQUEST)
             .with_timeout(Self::REQUEST)
-            .with_keep_alive(Duration::from_secs(1), Self::REQUEST)
+            .with_keep_alive(Duration::from_secs(1), Duration::from_secs(2))
             .with_require_leader(true);
         let client = Client::connect(endpoints, Some(options))
             .await
@@ -120,7 +122,7 @@ impl Meta {
                 Err(e) if transient(&e) && start.elapsed() < Self::RETRY => {
                     tracing::debug!("etcd {what}: {e}; retrying");
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(250));
+                    pause = (pause * 2).min(Duration::from_millis(100));
                 }
                 Err(e) if transient(&e) => {
                     return Err(MetaError::Unavailable {
