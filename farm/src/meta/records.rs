@@ -159,3 +159,50 @@ pub fn now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(segments: usize) -> ObjectMeta {
+        let node = NodeId("0123456789abcdef0123456789abcdef".into());
+        ObjectMeta {
+            id: ObjectId::random(),
+            name: "photos/2026/img-00001.jpg".into(),
+            size: 3_456_789,
+            params: Params::default(),
+            created: 1_780_000_000,
+            segment: 256,
+            segments: vec![vec![node; 6]; segments],
+        }
+    }
+
+    /// The sizes farm/README.md states: one small object's record, and the largest record
+    /// (4096 segments) against etcd's 1.5 MiB request limit.
+    #[test]
+    fn record_sizes_match_the_budget() {
+        let small = serde_json::to_vec(&object(1)).expect("json").len();
+        assert!((350..=450).contains(&small), "{small}");
+        let largest = serde_json::to_vec(&object(crate::ops::MAX_SEGMENTS))
+            .expect("json")
+            .len();
+        assert!(largest < 1_000_000, "{largest}");
+    }
+
+    #[test]
+    fn segments_cover_the_stripes() {
+        let mut m = object(1);
+        m.params.stripe = 10;
+        m.size = 95;
+        m.segment = 4;
+        m.segments = vec![m.segments[0].clone(); 3];
+        assert!(m.check().is_ok());
+        assert_eq!(m.segment_stripes(2), 8..10);
+        assert!(m.nodes_of(9).is_some());
+        assert!(m.nodes_of(12).is_none());
+        m.segments.pop();
+        assert!(m.check().is_err());
+        m.segment = 0;
+        assert!(m.check().is_err());
+    }
+}
