@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 /// Shard ids asked of a node per page.
 const PAGE: usize = 1000;
+/// Object decisions remembered while listing a node.
+const DECISIONS: usize = 4096;
 
 /// What to do with the shards of one object found on a node.
 enum Keep {
@@ -42,19 +44,20 @@ pub async fn collect_node<S: ShardStore>(
     node: &NodeId,
 ) -> Result<u64, FarmError> {
     let mut deleted = 0;
-    let mut after: Option<ShardId> = None;
-    let mut current: Option<(ObjectId, Keep)> = None;
+    let mut cursor = None;
+    // Decisions per object, bounded (a node lists its shards in write order, so the shards of
+    // one object mostly come together).
+    let mut decided: BTreeMap<ObjectId, Keep> = BTreeMap::new();
     loop {
-        let page = store.list(node, after, PAGE).await?;
-        let Some(last) = page.last().copied() else {
-            return Ok(deleted);
-        };
-        after = Some(last);
+        let (page, next) = store.list(node, cursor, PAGE).await?;
         for id in page {
-            if current.as_ref().is_none_or(|(o, _)| *o != id.object) {
-                current = Some((id.object, decide(meta, &id.object).await?));
+            if !decided.contains_key(&id.object) {
+                if decided.len() >= DECISIONS {
+                    decided.clear();
+                }
+                decided.insert(id.object, decide(meta, &id.object).await?);
             }
-            let keep = match current.as_ref().map(|(_, k)| k) {
+            let keep = match decided.get(&id.object) {
                 Some(Keep::All) => true,
                 Some(Keep::Placed(m)) => {
                     id.stripe < m.stripes()
@@ -68,6 +71,10 @@ pub async fn collect_node<S: ShardStore>(
                 store.delete(node, &id).await?;
                 deleted += 1;
             }
+        }
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(deleted),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! fails as a timeout would), a shard can be corrupted or removed behind the farm's back.
 
 use crate::ids::{NodeId, ShardId};
-use crate::store::{ShardStore, StoreError};
+use crate::store::{Cursor, ShardStore, StoreError};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -126,15 +126,66 @@ impl ShardStore for MemStore {
     async fn list(
         &self,
         node: &NodeId,
-        after: Option<ShardId>,
+        cursor: Option<Cursor>,
         limit: usize,
-    ) -> Result<Vec<ShardId>, StoreError> {
+    ) -> Result<(Vec<ShardId>, Option<Cursor>), StoreError> {
+        let after = cursor.and_then(|c| ShardId::from_key(&c.0));
+        let limit = limit.max(1);
         self.with(node, |m| {
             let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-            m.range((start, Bound::Unbounded))
+            let page: Vec<ShardId> = m
+                .range((start, Bound::Unbounded))
                 .take(limit)
                 .map(|(k, _)| *k)
-                .collect()
+                .collect();
+            let next = if page.len() == limit {
+                page.last().map(|l| Cursor(l.key().to_vec()))
+            } else {
+                None
+            };
+            (page, next)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ObjectId;
+
+    #[tokio::test]
+    async fn lists_in_pages_and_fails_when_down() {
+        let n = NodeId::from("n");
+        let s = MemStore::new(std::slice::from_ref(&n));
+        let object = ObjectId::random();
+        for stripe in 0..5 {
+            let id = ShardId {
+                object,
+                stripe,
+                index: 0,
+            };
+            s.put(&n, &id, Bytes::from_static(b"x")).await.expect("put");
+        }
+        let (mut all, mut cursor) = (vec![], None);
+        loop {
+            let (page, next) = s.list(&n, cursor, 2).await.expect("list");
+            assert!(page.len() <= 2);
+            all.extend(page);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(all.len(), 5);
+        s.set_down(&n, true);
+        assert!(matches!(
+            s.list(&n, None, 2).await,
+            Err(StoreError::Unavailable(..))
+        ));
+        let other = NodeId::from("other");
+        assert!(matches!(
+            s.get(&other, &all[0]).await,
+            Err(StoreError::Unknown(_))
+        ));
     }
 }

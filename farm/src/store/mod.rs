@@ -8,6 +8,10 @@ use crate::ids::{NodeId, ShardId};
 use bytes::Bytes;
 use std::future::Future;
 
+/// Where a listing of a node's shards goes on; opaque to callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(pub Vec<u8>);
+
 /// A store call failed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {
@@ -43,11 +47,13 @@ pub trait ShardStore: Send + Sync + 'static {
         node: &NodeId,
         id: &ShardId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Up to `limit` shard ids on `node` after `after`, in key order (a page of a scan).
+    /// A page of at most `limit` shard ids on `node`, from `cursor` (`None`: the start), and
+    /// the cursor of the next page (`None`: that was the last). The order is the store's own
+    /// (zdb scans in the order entries were written); keys that are not shard ids are skipped.
     fn list(
         &self,
         node: &NodeId,
-        after: Option<ShardId>,
+        cursor: Option<Cursor>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<ShardId>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<(Vec<ShardId>, Option<Cursor>), StoreError>> + Send;
 }
