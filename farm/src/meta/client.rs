@@ -4,7 +4,9 @@
 //! giving up.
 
 use crate::meta::keys::{BadFarmName, Keys};
-use etcd_client::{Client, ConnectOptions, GetOptions, PutOptions};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnResponse,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -146,16 +148,34 @@ impl Meta {
         &self,
         key: &str,
     ) -> Result<Option<(T, i64)>, MetaError> {
+        match self.get_raw(key).await? {
+            None => Ok(None),
+            Some((value, rev)) => Ok(Some((parse(key, &value)?, rev))),
+        }
+    }
+
+    /// Reads a raw value and its mod revision.
+    pub async fn get_raw(&self, key: &str) -> Result<Option<(Vec<u8>, i64)>, MetaError> {
         let resp = self
             .retry("get", |mut c| {
                 let key = key.to_string();
                 async move { c.get(key, None).await }
             })
             .await?;
-        match resp.kvs().first() {
-            None => Ok(None),
-            Some(kv) => Ok(Some((parse(key, kv.value())?, kv.mod_revision()))),
-        }
+        Ok(resp
+            .kvs()
+            .first()
+            .map(|kv| (kv.value().to_vec(), kv.mod_revision())))
+    }
+
+    /// Runs a transaction (retried through transient failures: callers make their
+    /// transactions safe to apply twice, or check afterwards).
+    pub async fn txn(&self, what: &str, txn: Txn) -> Result<TxnResponse, MetaError> {
+        self.retry(what, |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await
     }
 
     /// Writes a JSON record, under `lease` if given.
@@ -225,21 +245,40 @@ impl Meta {
         &self,
         prefix: &str,
     ) -> Result<Vec<(String, T)>, MetaError> {
+        self.list_raw(prefix)
+            .await?
+            .into_iter()
+            .map(|(suffix, value, _)| {
+                Ok((suffix.clone(), parse(&format!("{prefix}{suffix}"), &value)?))
+            })
+            .collect()
+    }
+
+    /// Every raw entry of `prefix`, read in pages: (suffix, value, mod revision).
+    pub async fn list_raw(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>, i64)>, MetaError> {
         let mut out = Vec::new();
-        let mut after: Option<String> = None;
         loop {
+            let after = out
+                .last()
+                .map(|(s, _, _): &(String, Vec<u8>, i64)| s.clone());
             let page = self.page(prefix, after.as_deref(), PAGE).await?;
             let full = page.len() as i64 == PAGE;
-            for (suffix, value, _) in page {
-                let v = parse(&format!("{prefix}{suffix}"), &value)?;
-                after = Some(suffix.clone());
-                out.push((suffix, v));
-            }
+            out.extend(page);
             if !full {
                 return Ok(out);
             }
         }
     }
+}
+
+/// Compares of a fenced compare-and-swap: `key` still at `revision` (0: absent) and, if given,
+/// the leader's election key `fence` still there.
+pub fn cas(key: &str, revision: i64, fence: Option<&[u8]>) -> Vec<Compare> {
+    let mut when = vec![Compare::mod_revision(key, CompareOp::Equal, revision)];
+    if let Some(f) = fence {
+        when.push(Compare::version(f.to_vec(), CompareOp::Greater, 0));
+    }
+    when
 }
 
 /// The first key after every key that starts with `prefix`.

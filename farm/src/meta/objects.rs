@@ -3,7 +3,7 @@
 //! all; a retried commit whose first answer was lost is recognised and not applied twice.
 
 use crate::ids::ObjectId;
-use crate::meta::client::{parse, to_json};
+use crate::meta::client::{cas, parse, to_json};
 use crate::meta::keys::check_name;
 use crate::meta::lease::Lease;
 use crate::meta::records::{ObjectMeta, Pending, now};
@@ -100,13 +100,7 @@ impl Meta {
                 then.push(TxnOp::put(k.trash(old), bytes.clone(), None));
             }
             let txn = Txn::new().when(when).and_then(then);
-            match self
-                .retry("commit", |mut c| {
-                    let txn = txn.clone();
-                    async move { c.txn(txn).await }
-                })
-                .await
-            {
+            match self.txn("commit", txn).await {
                 Ok(r) if r.succeeded() => return Ok(old.map(|(id, _, _)| id)),
                 Ok(_) | Err(MetaError::Unavailable { .. }) => {}
                 Err(e) => return Err(e),
@@ -185,12 +179,7 @@ impl Meta {
                     TxnOp::delete(k.object(&id), None),
                     TxnOp::put(k.trash(&id), bytes, None),
                 ]);
-            let r = self
-                .retry("remove", |mut c| {
-                    let txn = txn.clone();
-                    async move { c.txn(txn).await }
-                })
-                .await?;
+            let r = self.txn("remove", txn).await?;
             if r.succeeded() {
                 return Ok(Some(id));
             }
@@ -207,42 +196,14 @@ impl Meta {
         fence: Option<&[u8]>,
     ) -> Result<bool, MetaError> {
         let key = self.keys().object(&meta.id);
-        let mut when = vec![Compare::mod_revision(
-            key.as_str(),
-            CompareOp::Equal,
-            revision,
-        )];
-        if let Some(f) = fence {
-            when.push(Compare::version(f.to_vec(), CompareOp::Greater, 0));
-        }
-        let txn =
-            Txn::new()
-                .when(when)
-                .and_then(vec![TxnOp::put(key.as_str(), to_json(meta), None)]);
-        let r = self
-            .retry("update object", |mut c| {
-                let txn = txn.clone();
-                async move { c.txn(txn).await }
-            })
-            .await?;
+        let txn = Txn::new()
+            .when(cas(&key, revision, fence))
+            .and_then(vec![TxnOp::put(key.as_str(), to_json(meta), None)]);
+        let r = self.txn("update object", txn).await?;
         if r.succeeded() {
             return Ok(true);
         }
         // A lost answer to an applied update: the record now holds exactly our value.
         Ok(matches!(self.get_raw(&key).await?, Some((b, _)) if b == to_json(meta)))
-    }
-
-    /// A raw value and its mod revision.
-    pub async fn get_raw(&self, key: &str) -> Result<Option<(Vec<u8>, i64)>, MetaError> {
-        let resp = self
-            .retry("get", |mut c| {
-                let key = key.to_string();
-                async move { c.get(key, None).await }
-            })
-            .await?;
-        Ok(resp
-            .kvs()
-            .first()
-            .map(|kv| (kv.value().to_vec(), kv.mod_revision())))
     }
 }

@@ -146,18 +146,9 @@ impl Meta {
             .collect();
         let mut states: BTreeMap<String, (NodeStateRecord, i64)> = BTreeMap::new();
         let prefix = k.table("state");
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.page(&prefix, after.as_deref(), 500).await?;
-            let full = page.len() == 500;
-            for (suffix, value, rev) in page {
-                let s = crate::meta::client::parse(&format!("{prefix}{suffix}"), &value)?;
-                after = Some(suffix.clone());
-                states.insert(suffix, (s, rev));
-            }
-            if !full {
-                break;
-            }
+        for (suffix, value, rev) in self.list_raw(&prefix).await? {
+            let s = crate::meta::client::parse(&format!("{prefix}{suffix}"), &value)?;
+            states.insert(suffix, (s, rev));
         }
         Ok(records
             .into_iter()
@@ -182,28 +173,16 @@ impl Meta {
         revision: i64,
         fence: Option<&[u8]>,
     ) -> Result<bool, MetaError> {
-        use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+        use etcd_client::{Txn, TxnOp};
         let key = self.keys().state(id);
-        let mut when = vec![Compare::mod_revision(
-            key.as_str(),
-            CompareOp::Equal,
-            revision,
-        )];
-        if let Some(f) = fence {
-            when.push(Compare::version(f.to_vec(), CompareOp::Greater, 0));
-        }
         let op = if *state == NodeStateRecord::default() {
             TxnOp::delete(key.as_str(), None)
         } else {
             TxnOp::put(key.as_str(), crate::meta::client::to_json(state), None)
         };
-        let txn = Txn::new().when(when).and_then(vec![op]);
-        let r = self
-            .retry("set node state", |mut c| {
-                let txn = txn.clone();
-                async move { c.txn(txn).await }
-            })
-            .await?;
-        Ok(r.succeeded())
+        let txn = Txn::new()
+            .when(crate::meta::client::cas(&key, revision, fence))
+            .and_then(vec![op]);
+        Ok(self.txn("set node state", txn).await?.succeeded())
     }
 }
