@@ -180,6 +180,45 @@ fn simd(c: &mut criterion::BenchmarkGroup<'_, ThreadCpu>, k: usize, m: usize) {
     );
 }
 
+/// The whole stripe pipeline of the farm (zstd level 1, AES-256-GCM, Reed-Solomon 4+2, shard
+/// framing with blake3) on a 4 MiB stripe of random bytes, and back from the 4 data shards
+/// verified (a healthy get): the CPU a put and a get spend per byte besides the network.
+fn pipeline(c: &mut Criterion<ThreadCpu>) {
+    use farm::codec::Params;
+    use farm::codec::seal::{ObjectKey, StoreKey};
+    use farm::codec::stripe::{Shape, StripeCodec};
+    use farm::ids::ObjectId;
+    let params = Params::default();
+    let id = ObjectId::random();
+    let codec = StripeCodec::new(
+        Shape::new(id, params).expect("shape"),
+        ObjectKey::derive(&StoreKey::generate(), id),
+    );
+    let plain: Vec<u8> = data(4).concat();
+    let mut g = c.benchmark_group("farm_stripe_4+2");
+    g.throughput(Throughput::Bytes(plain.len() as u64));
+    g.sample_size(20);
+    g.bench_function("encode", |b| {
+        b.iter(|| codec.encode(7, black_box(&plain)).expect("encode"))
+    });
+    let shards = codec.encode(7, &plain).expect("encode");
+    g.bench_function("verify+decode", |b| {
+        b.iter(|| {
+            let v = shards
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    (i < 4)
+                        .then(|| codec.shape().verify(7, i as u8, s).ok())
+                        .flatten()
+                })
+                .collect();
+            codec.decode(7, plain.len(), v).expect("decode")
+        })
+    });
+    g.finish();
+}
+
 fn bench(c: &mut Criterion<ThreadCpu>) {
     for (k, m) in SHAPES {
         let mut g = c.benchmark_group(format!("farm_rs_{k}+{m}"));
@@ -195,6 +234,6 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpu);
-    targets = bench
+    targets = bench, pipeline
 }
 criterion_main!(benches);
