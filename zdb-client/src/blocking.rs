@@ -1,0 +1,363 @@
+//! The blocking client: std sockets with a deadline on every reply and every send.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::codec::encode_command;
+use crate::config::{Address, Config};
+use crate::core::{Core, rearm, session_of, settle};
+use crate::error::{Error, Result};
+use crate::handshake::{Handshake, Session};
+use crate::pipeline::Pipeline;
+use crate::scan::{Direction, ScanEntry};
+use crate::value::Value;
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => {
+                read.map_or(Ok(()), |t| s.set_read_timeout(Some(t)))?;
+                write.map_or(Ok(()), |t| s.set_write_timeout(Some(t)))
+            }
+            Stream::Unix(s) => {
+                read.map_or(Ok(()), |t| s.set_read_timeout(Some(t)))?;
+                write.map_or(Ok(()), |t| s.set_write_timeout(Some(t)))
+            }
+        }
+    }
+}
+
+/// Resolves `addr` within `timeout` (a literal address needs no lookup; a name is looked up
+/// on a helper thread so that a stuck resolver cannot hold the caller).
+fn resolve(addr: &str, timeout: Duration) -> std::io::Result<Vec<SocketAddr>> {
+    if let Ok(a) = addr.parse::<SocketAddr>() {
+        return Ok(vec![a]);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = addr.to_string();
+    std::thread::spawn(move || {
+        let _ = tx.send(owned.to_socket_addrs().map(Iterator::collect));
+    });
+    rx.recv_timeout(timeout).unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            ErrorKind::TimedOut,
+            "name lookup timed out",
+        ))
+    })
+}
+
+fn connect_unix(path: &Path, timeout: Duration) -> std::io::Result<UnixStream> {
+    let sock = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    sock.connect_timeout(&socket2::SockAddr::unix(path)?, timeout)?;
+    Ok(UnixStream::from(std::os::fd::OwnedFd::from(sock)))
+}
+
+fn open_stream(cfg: &Config) -> Result<Stream> {
+    let t = cfg.connect_timeout;
+    let fail = |source: std::io::Error| Error::Connect {
+        addr: cfg.address.to_string(),
+        source,
+    };
+    match &cfg.address {
+        Address::Unix(p) => connect_unix(p, t).map(Stream::Unix).map_err(fail),
+        Address::Tcp(a) => {
+            let deadline = Instant::now() + t;
+            let mut last = std::io::Error::new(ErrorKind::NotFound, "address resolves to nothing");
+            for sa in resolve(a, t).map_err(fail)? {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(fail(std::io::Error::new(
+                        ErrorKind::TimedOut,
+                        "connect timed out",
+                    )));
+                }
+                match TcpStream::connect_timeout(&sa, left) {
+                    Ok(s) => {
+                        s.set_nodelay(true).map_err(fail)?;
+                        return Ok(Stream::Tcp(s));
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            Err(fail(last))
+        }
+    }
+}
+
+/// One open connection (no policy: the [`Client`] drops it after a connection error).
+struct Conn {
+    stream: Stream,
+    core: Core,
+    timeout: Duration,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+impl Conn {
+    fn open(cfg: &Config, session: &Session) -> Result<Conn> {
+        let mut c = Conn {
+            stream: open_stream(cfg)?,
+            core: Core::new(cfg.limits),
+            timeout: cfg.timeout,
+            read_timeout: None,
+            write_timeout: None,
+        };
+        c.login(session)?;
+        Ok(c)
+    }
+
+    fn login(&mut self, session: &Session) -> Result<()> {
+        let mut hs = Handshake::new(session);
+        let mut reply = None;
+        while let Some(req) = hs.next(reply.take())? {
+            reply = Some(self.call(&req.args)?);
+        }
+        Ok(())
+    }
+
+    /// Sends the encoded requests in `core.wbuf` (or `bytes` after them).
+    fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        let deadline = Instant::now() + self.timeout;
+        let wbuf = std::mem::take(&mut self.core.wbuf);
+        let r = self
+            .write_all(&wbuf, deadline)
+            .and_then(|()| self.write_all(bytes, deadline));
+        self.core.restore_wbuf(wbuf);
+        r
+    }
+
+    fn write_all(&mut self, mut bytes: &[u8], deadline: Instant) -> Result<()> {
+        while !bytes.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout {
+                    what: "send",
+                    after: self.timeout,
+                });
+            }
+            if let Some(t) = rearm(self.write_timeout, left, self.timeout) {
+                self.stream.set_timeouts(None, Some(t))?;
+                self.write_timeout = Some(t);
+            }
+            match self.stream.write(bytes) {
+                Ok(0) => return Err(Error::Closed { mid_reply: false }),
+                Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+                Err(e) if retry(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one reply, within the timeout from now.
+    fn read_value(&mut self) -> Result<Value> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if let Some(v) = self.core.take_reply()? {
+                return Ok(v);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout {
+                    what: "reply",
+                    after: self.timeout,
+                });
+            }
+            if let Some(t) = rearm(self.read_timeout, left, self.timeout) {
+                self.stream.set_timeouts(Some(t), None)?;
+                self.read_timeout = Some(t);
+            }
+            match self.stream.read(self.core.rbuf.spare()) {
+                Ok(0) => return Err(self.core.closed()),
+                Ok(n) => self.core.rbuf.filled(n),
+                Err(e) if retry(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Value> {
+        encode_command(&mut self.core.wbuf, args);
+        self.send(&[])?;
+        self.read_value()
+    }
+
+    fn pipeline(&mut self, p: &Pipeline) -> Result<Vec<Value>> {
+        let mut out = Vec::with_capacity(p.len());
+        for (bytes, n) in p.chunks() {
+            self.send(bytes)?;
+            for _ in 0..n {
+                out.push(self.read_value()?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A socket timeout or an interrupted call: look at the deadline and go on.
+fn retry(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+    )
+}
+
+/// A blocking connection to a 0-db server (see the crate docs for an example).
+pub struct Client {
+    cfg: Config,
+    session: Session,
+    conn: Option<Conn>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("address", &self.cfg.address)
+            .field("namespace", &self.session.select.as_ref().map(|s| &s.0))
+            .field("connected", &self.conn.is_some())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connects, logs in and selects the namespace the configuration names.
+    pub fn connect(cfg: Config) -> Result<Client> {
+        let session = session_of(&cfg);
+        let conn = Some(Conn::open(&cfg, &session)?);
+        Ok(Client { cfg, session, conn })
+    }
+
+    /// Drops the connection (if any) and opens a new one, replaying the logins and the
+    /// namespace selected so far.
+    pub fn reconnect(&mut self) -> Result<()> {
+        self.conn = None;
+        self.conn = Some(Conn::open(&self.cfg, &self.session)?);
+        Ok(())
+    }
+
+    /// Whether a connection is open (an error that broke it closes it).
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Changes the reply and send timeout (e.g. around a long COMPACT).
+    pub fn set_timeout(&mut self, t: Duration) {
+        self.cfg.timeout = t;
+        if let Some(c) = &mut self.conn {
+            c.timeout = t;
+        }
+    }
+
+    fn conn(&mut self) -> Result<&mut Conn> {
+        if self.conn.is_none() && self.cfg.reconnect == crate::Reconnect::Auto {
+            self.reconnect()?;
+        }
+        self.conn.as_mut().ok_or(Error::NotConnected)
+    }
+
+    /// Sends one request (command name first) and returns its reply as it came; an error
+    /// reply is a `Value::Error`, not an `Err`.
+    pub fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Value> {
+        let r = self.conn()?.call(args);
+        settle(&mut self.conn, r)
+    }
+
+    /// Sends every request of `p`, then returns their replies in order.
+    pub fn pipeline(&mut self, p: &Pipeline) -> Result<Vec<Value>> {
+        let r = self.conn()?.pipeline(p);
+        settle(&mut self.conn, r)
+    }
+
+    /// Sends one request without reading its reply (for commands that stream, such as
+    /// REPLICATE or MIRROR; read with [`Client::read_reply`]).
+    pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<()> {
+        let c = self.conn()?;
+        encode_command(&mut c.core.wbuf, args);
+        let r = c.send(&[]);
+        settle(&mut self.conn, r)
+    }
+
+    /// Reads the next reply, within the timeout.
+    pub fn read_reply(&mut self) -> Result<Value> {
+        let r = self.conn()?.read_value();
+        settle(&mut self.conn, r)
+    }
+
+    fn login(&mut self, s: &Session) -> Result<()> {
+        let r = self.conn()?.login(s);
+        settle(&mut self.conn, r)
+    }
+
+    /// Iterates over the live keys of the current namespace (SCAN or RSCAN pages).
+    pub fn scan(&mut self, dir: Direction) -> ScanIter<'_> {
+        ScanIter {
+            client: self,
+            dir,
+            cursor: None,
+            page: Vec::new().into_iter(),
+            done: false,
+        }
+    }
+}
+
+crate::commands::commands!({} {});
+
+/// The entries of a scan, fetched a page at a time. An error ends it.
+pub struct ScanIter<'a> {
+    client: &'a mut Client,
+    dir: Direction,
+    cursor: Option<bytes::Bytes>,
+    page: std::vec::IntoIter<ScanEntry>,
+    done: bool,
+}
+
+impl Iterator for ScanIter<'_> {
+    type Item = Result<ScanEntry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(e) = self.page.next() {
+                return Some(Ok(e));
+            }
+            if self.done {
+                return None;
+            }
+            match self.client.scan_page(self.dir, self.cursor.as_deref()) {
+                Ok(Some(p)) => {
+                    self.cursor = Some(p.cursor);
+                    self.page = p.entries.into_iter();
+                }
+                Ok(None) => self.done = true,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
