@@ -1,13 +1,14 @@
 //! The async client on tokio: the same codec, commands and policy as the blocking one, with
 //! `tokio::time` deadlines on connecting, every send and every reply.
 
+use std::io::IoSlice;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::{Instant, timeout, timeout_at};
 
-use crate::codec::encode_command;
+use crate::codec::{encode_framing, segments};
 use crate::config::{Address, Config};
 use crate::core::{Core, session_of, settle};
 use crate::error::{Error, Result};
@@ -69,25 +70,43 @@ impl Conn {
         Ok(())
     }
 
-    async fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        let wbuf = std::mem::take(&mut self.core.wbuf);
+    /// Sends `parts` in order, within the timeout.
+    async fn send(&mut self, parts: &[&[u8]]) -> Result<()> {
         let stream = &mut self.stream;
         let write = async {
-            stream.write_all(&wbuf).await?;
-            stream.write_all(bytes).await
+            let mut slices: Vec<IoSlice<'_>> = parts
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| IoSlice::new(p))
+                .collect();
+            let mut rest = &mut slices[..];
+            while !rest.is_empty() {
+                match stream.write_vectored(rest).await {
+                    Ok(0) => return Err(Error::Closed { mid_reply: false }),
+                    Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(())
         };
-        let r = timeout(self.timeout, write).await;
-        self.core.restore_wbuf(wbuf);
-        match r {
-            Ok(r) => r.map_err(|e| match e.kind() {
-                std::io::ErrorKind::WriteZero => Error::Closed { mid_reply: false },
-                _ => e.into(),
-            }),
+        match timeout(self.timeout, write).await {
+            Ok(r) => r,
             Err(_) => Err(Error::Timeout {
                 what: "send",
                 after: self.timeout,
             }),
         }
+    }
+
+    /// Sends one request: its framing from the request buffer, large arguments from where
+    /// they are.
+    async fn send_request<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<()> {
+        let mut framing = std::mem::take(&mut self.core.wbuf);
+        let gaps = encode_framing(&mut framing, args);
+        let r = self.send(&segments(&framing, &gaps, args)).await;
+        self.core.restore_wbuf(framing);
+        r
     }
 
     async fn read_value(&mut self) -> Result<Value> {
@@ -113,15 +132,14 @@ impl Conn {
     }
 
     async fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Value> {
-        encode_command(&mut self.core.wbuf, args);
-        self.send(&[]).await?;
+        self.send_request(args).await?;
         self.read_value().await
     }
 
     async fn pipeline(&mut self, p: &Pipeline) -> Result<Vec<Value>> {
         let mut out = Vec::with_capacity(p.len());
         for (bytes, n) in p.chunks() {
-            self.send(bytes).await?;
+            self.send(&[bytes]).await?;
             for _ in 0..n {
                 out.push(self.read_value().await?);
             }
@@ -224,9 +242,7 @@ impl Client {
     /// Sends one request without reading its reply (for commands that stream, such as
     /// REPLICATE or MIRROR; read with [`Client::read_reply`]).
     pub async fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<()> {
-        let c = self.conn().await?;
-        encode_command(&mut c.core.wbuf, args);
-        let r = c.send(&[]).await;
+        let r = self.conn().await?.send_request(args).await;
         self.finish(r)
     }
 

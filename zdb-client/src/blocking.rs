@@ -1,12 +1,12 @@
 //! The blocking client: std sockets with a deadline on every reply and every send.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::codec::encode_command;
+use crate::codec::{encode_framing, segments};
 use crate::config::{Address, Config};
 use crate::core::{Core, rearm, session_of, settle};
 use crate::error::{Error, Result};
@@ -27,10 +27,10 @@ impl Stream {
             Stream::Unix(s) => s.read(buf),
         }
     }
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
         match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
         }
     }
     fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> std::io::Result<()> {
@@ -135,19 +135,16 @@ impl Conn {
         Ok(())
     }
 
-    /// Sends the encoded requests in `core.wbuf` (or `bytes` after them).
-    fn send(&mut self, bytes: &[u8]) -> Result<()> {
+    /// Sends `parts` in order (as few system calls as the socket allows).
+    fn send(&mut self, parts: &[&[u8]]) -> Result<()> {
         let deadline = Instant::now() + self.timeout;
-        let wbuf = std::mem::take(&mut self.core.wbuf);
-        let r = self
-            .write_all(&wbuf, deadline)
-            .and_then(|()| self.write_all(bytes, deadline));
-        self.core.restore_wbuf(wbuf);
-        r
-    }
-
-    fn write_all(&mut self, mut bytes: &[u8], deadline: Instant) -> Result<()> {
-        while !bytes.is_empty() {
+        let mut slices: Vec<IoSlice<'_>> = parts
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| IoSlice::new(p))
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Error::Timeout {
@@ -159,14 +156,24 @@ impl Conn {
                 self.stream.set_timeouts(None, Some(t))?;
                 self.write_timeout = Some(t);
             }
-            match self.stream.write(bytes) {
+            match self.stream.write_vectored(rest) {
                 Ok(0) => return Err(Error::Closed { mid_reply: false }),
-                Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
                 Err(e) if retry(&e) => {}
                 Err(e) => return Err(e.into()),
             }
         }
         Ok(())
+    }
+
+    /// Sends one request: its framing from the request buffer, large arguments from where
+    /// they are.
+    fn send_request<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<()> {
+        let mut framing = std::mem::take(&mut self.core.wbuf);
+        let gaps = encode_framing(&mut framing, args);
+        let r = self.send(&segments(&framing, &gaps, args));
+        self.core.restore_wbuf(framing);
+        r
     }
 
     /// Reads one reply, within the timeout from now.
@@ -197,15 +204,14 @@ impl Conn {
     }
 
     fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Value> {
-        encode_command(&mut self.core.wbuf, args);
-        self.send(&[])?;
+        self.send_request(args)?;
         self.read_value()
     }
 
     fn pipeline(&mut self, p: &Pipeline) -> Result<Vec<Value>> {
         let mut out = Vec::with_capacity(p.len());
         for (bytes, n) in p.chunks() {
-            self.send(bytes)?;
+            self.send(&[bytes])?;
             for _ in 0..n {
                 out.push(self.read_value()?);
             }
@@ -296,9 +302,7 @@ impl Client {
     /// Sends one request without reading its reply (for commands that stream, such as
     /// REPLICATE or MIRROR; read with [`Client::read_reply`]).
     pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<()> {
-        let c = self.conn()?;
-        encode_command(&mut c.core.wbuf, args);
-        let r = c.send(&[]);
+        let r = self.conn()?.send_request(args);
         settle(&mut self.conn, r)
     }
 

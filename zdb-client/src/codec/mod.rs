@@ -6,7 +6,7 @@ mod decode;
 mod encode;
 
 pub use decode::Decoder;
-pub use encode::{encode_command, encoded_len};
+pub use encode::{LARGE_ARG, encode_command, encode_framing, encoded_len, segments};
 
 /// Bounds on what a server may make the client hold. Each one breached is a
 /// [`crate::ProtocolError`] and closes the connection; nothing is allocated for a declared
