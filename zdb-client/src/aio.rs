@@ -14,7 +14,7 @@ use crate::core::{Core, session_of, settle};
 use crate::error::{Error, Result};
 use crate::handshake::{Handshake, Session};
 use crate::pipeline::Pipeline;
-use crate::scan::{Direction, ScanEntry};
+use crate::scan::{Direction, Next, ScanEntry, ScanState};
 use crate::value::Value;
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -158,16 +158,6 @@ pub struct Client {
     busy: bool,
 }
 
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncClient")
-            .field("address", &self.cfg.address)
-            .field("namespace", &self.session.select.as_ref().map(|s| &s.0))
-            .field("connected", &self.conn.is_some())
-            .finish()
-    }
-}
-
 impl Client {
     /// Connects, logs in and selects the namespace the configuration names.
     pub async fn connect(cfg: Config) -> Result<Client> {
@@ -193,19 +183,6 @@ impl Client {
     /// Whether a connection is open (an error that broke it closes it).
     pub fn is_connected(&self) -> bool {
         self.conn.is_some() && !self.busy
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
-    /// Changes the reply and send timeout (e.g. around a long COMPACT).
-    pub fn set_timeout(&mut self, t: Duration) {
-        self.cfg.timeout = t;
-        if let Some(c) = &mut self.conn {
-            c.timeout = t;
-        }
     }
 
     async fn conn(&mut self) -> Result<&mut Conn> {
@@ -261,48 +238,34 @@ impl Client {
     pub fn scan(&mut self, dir: Direction) -> Scan<'_> {
         Scan {
             client: self,
-            dir,
-            cursor: None,
-            page: Vec::new().into_iter(),
-            done: false,
+            state: ScanState::new(dir),
         }
     }
 }
 
-crate::commands::commands!({async} {.await});
+crate::commands::commands!("AsyncClient" {async} {.await});
 
 /// The entries of an async scan, fetched a page at a time. An error ends it.
 pub struct Scan<'a> {
     client: &'a mut Client,
-    dir: Direction,
-    cursor: Option<bytes::Bytes>,
-    page: std::vec::IntoIter<ScanEntry>,
-    done: bool,
+    state: ScanState,
 }
 
 impl Scan<'_> {
     /// The next entry, `None` at the end.
     pub async fn next(&mut self) -> Option<Result<ScanEntry>> {
         loop {
-            if let Some(e) = self.page.next() {
-                return Some(Ok(e));
-            }
-            if self.done {
-                return None;
-            }
-            match self
-                .client
-                .scan_page(self.dir, self.cursor.as_deref())
-                .await
-            {
-                Ok(Some(p)) => {
-                    self.cursor = Some(p.cursor);
-                    self.page = p.entries.into_iter();
-                }
-                Ok(None) => self.done = true,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
+            match self.state.next() {
+                Next::Entry(e) => return Some(Ok(e)),
+                Next::End => return None,
+                Next::Fetch => {
+                    let r = self
+                        .client
+                        .scan_page(self.state.dir, self.state.cursor())
+                        .await;
+                    if let Some(e) = self.state.feed(r) {
+                        return Some(Err(e));
+                    }
                 }
             }
         }

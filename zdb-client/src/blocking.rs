@@ -12,7 +12,7 @@ use crate::core::{Core, rearm, session_of, settle};
 use crate::error::{Error, Result};
 use crate::handshake::{Handshake, Session};
 use crate::pipeline::Pipeline;
-use crate::scan::{Direction, ScanEntry};
+use crate::scan::{Direction, Next, ScanEntry, ScanState};
 use crate::value::Value;
 
 enum Stream {
@@ -235,16 +235,6 @@ pub struct Client {
     conn: Option<Conn>,
 }
 
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("address", &self.cfg.address)
-            .field("namespace", &self.session.select.as_ref().map(|s| &s.0))
-            .field("connected", &self.conn.is_some())
-            .finish()
-    }
-}
-
 impl Client {
     /// Connects, logs in and selects the namespace the configuration names.
     pub fn connect(cfg: Config) -> Result<Client> {
@@ -264,19 +254,6 @@ impl Client {
     /// Whether a connection is open (an error that broke it closes it).
     pub fn is_connected(&self) -> bool {
         self.conn.is_some()
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
-    /// Changes the reply and send timeout (e.g. around a long COMPACT).
-    pub fn set_timeout(&mut self, t: Duration) {
-        self.cfg.timeout = t;
-        if let Some(c) = &mut self.conn {
-            c.timeout = t;
-        }
     }
 
     fn conn(&mut self) -> Result<&mut Conn> {
@@ -321,23 +298,17 @@ impl Client {
     pub fn scan(&mut self, dir: Direction) -> ScanIter<'_> {
         ScanIter {
             client: self,
-            dir,
-            cursor: None,
-            page: Vec::new().into_iter(),
-            done: false,
+            state: ScanState::new(dir),
         }
     }
 }
 
-crate::commands::commands!({} {});
+crate::commands::commands!("Client" {} {});
 
 /// The entries of a scan, fetched a page at a time. An error ends it.
 pub struct ScanIter<'a> {
     client: &'a mut Client,
-    dir: Direction,
-    cursor: Option<bytes::Bytes>,
-    page: std::vec::IntoIter<ScanEntry>,
-    done: bool,
+    state: ScanState,
 }
 
 impl Iterator for ScanIter<'_> {
@@ -345,21 +316,14 @@ impl Iterator for ScanIter<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(e) = self.page.next() {
-                return Some(Ok(e));
-            }
-            if self.done {
-                return None;
-            }
-            match self.client.scan_page(self.dir, self.cursor.as_deref()) {
-                Ok(Some(p)) => {
-                    self.cursor = Some(p.cursor);
-                    self.page = p.entries.into_iter();
-                }
-                Ok(None) => self.done = true,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
+            match self.state.next() {
+                Next::Entry(e) => return Some(Ok(e)),
+                Next::End => return None,
+                Next::Fetch => {
+                    let r = self.client.scan_page(self.state.dir, self.state.cursor());
+                    if let Some(e) = self.state.feed(r) {
+                        return Some(Err(e));
+                    }
                 }
             }
         }

@@ -1,11 +1,35 @@
-//! The typed commands, written once for both clients: `commands!({} {})` expands them as
-//! blocking methods, `commands!({async} {.await})` as async ones. Each builds its request
+//! The typed commands, written once for both clients: `commands!("Client" {} {})` expands
+//! them as blocking methods, `commands!("AsyncClient" {async} {.await})` as async ones. Each builds its request
 //! and reads its reply through [`crate::reply`], over the client's `call`, `pipeline` and
 //! `login` (which apply the connection policy).
 
 macro_rules! commands {
-    ({$($async:tt)*} {$($await:tt)*}) => {
+    ($name:literal {$($async:tt)*} {$($await:tt)*}) => {
+        impl std::fmt::Debug for Client {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct($name)
+                    .field("address", &self.cfg.address)
+                    .field("namespace", &self.session.select.as_ref().map(|s| &s.0))
+                    .field("connected", &self.is_connected())
+                    .finish()
+            }
+        }
+
         impl Client {
+            /// The configuration.
+            pub fn config(&self) -> &$crate::Config {
+                &self.cfg
+            }
+
+            /// Changes the reply and send timeout (e.g. around a long COMPACT).
+            pub fn set_timeout(&mut self, t: std::time::Duration) {
+                self.cfg.timeout = t;
+                if let Some(c) = &mut self.conn {
+                    c.timeout = t;
+                }
+            }
+
+
             /// PING: the server answers.
             pub $($async)* fn ping(&mut self) -> $crate::Result<()> {
                 let v = self.call(&[b"PING"]) $($await)* ?;

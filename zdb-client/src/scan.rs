@@ -84,6 +84,68 @@ pub fn parse_page(dir: Direction, v: Value) -> Result<Option<ScanPage>> {
     Ok(Some(ScanPage { cursor, entries }))
 }
 
+/// What a scan iterator does next.
+pub(crate) enum Next {
+    /// Hand out this entry.
+    Entry(ScanEntry),
+    /// Fetch the next page ([`ScanState::cursor`]) and [`ScanState::feed`] it.
+    Fetch,
+    /// The scan is over.
+    End,
+}
+
+/// Where a scan is, apart from I/O: both clients' iterators drive one.
+#[derive(Debug)]
+pub(crate) struct ScanState {
+    pub(crate) dir: Direction,
+    cursor: Option<Bytes>,
+    page: std::vec::IntoIter<ScanEntry>,
+    done: bool,
+}
+
+impl ScanState {
+    pub(crate) fn new(dir: Direction) -> ScanState {
+        ScanState {
+            dir,
+            cursor: None,
+            page: Vec::new().into_iter(),
+            done: false,
+        }
+    }
+
+    pub(crate) fn next(&mut self) -> Next {
+        match self.page.next() {
+            Some(e) => Next::Entry(e),
+            None if self.done => Next::End,
+            None => Next::Fetch,
+        }
+    }
+
+    /// The cursor to fetch the next page after.
+    pub(crate) fn cursor(&self) -> Option<&[u8]> {
+        self.cursor.as_deref()
+    }
+
+    /// Takes a fetched page; an error ends the scan and is handed back.
+    pub(crate) fn feed(&mut self, r: Result<Option<ScanPage>>) -> Option<Error> {
+        match r {
+            Ok(Some(p)) => {
+                self.cursor = Some(p.cursor);
+                self.page = p.entries.into_iter();
+                None
+            }
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(e)
+            }
+        }
+    }
+}
+
 /// The request for the page after `cursor` (the first page without one).
 pub fn request(dir: Direction, cursor: Option<&[u8]>) -> Vec<&[u8]> {
     let mut args: Vec<&[u8]> = vec![dir.command().as_bytes()];
