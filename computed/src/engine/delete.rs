@@ -10,6 +10,9 @@ impl Engine {
     /// Stops and removes a container. Absent is fine.
     pub fn delete(self: &Arc<Self>, name: &str) -> Result<()> {
         validate::name(name)?;
+        if !self.dir(name).0.exists() && self.ops.running(name).is_none() {
+            return Ok(());
+        }
         let n = name.to_string();
         self.run(
             name,

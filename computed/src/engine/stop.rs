@@ -17,6 +17,9 @@ impl Engine {
     /// Stops a container and waits until its shim is done.
     pub fn stop(self: &Arc<Self>, name: &str) -> Result<Container> {
         validate::name(name)?;
+        if self.dir(name).spec().is_err() && self.ops.running(name).is_none() {
+            return Err(Error::NotFound(name.to_string()));
+        }
         let n = name.to_string();
         self.run_container(name, Op::Stop, |_| Ok(()), move |e| e.stop_now(&n))
     }

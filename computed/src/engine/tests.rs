@@ -340,6 +340,11 @@ fn names_that_leave_the_containers_folder_are_refused_by_every_operation() {
         );
     }
     assert!(victim.exists());
+    // unknown but valid names
+    assert!(matches!(t.eng.stop("nope"), Err(Error::NotFound(_))));
+    assert!(matches!(t.eng.start("nope"), Err(Error::NotFound(_))));
+    assert!(matches!(t.eng.get("nope"), Err(Error::NotFound(_))));
+    t.eng.delete("nope").unwrap();
     assert!(t.sys.calls().is_empty());
 }
 
