@@ -73,7 +73,7 @@ impl Engine {
         if let Err(e) = self.build(spec, &dir, &flist, &netns, &mut status, t0) {
             self.undo_build(&dir, &netns);
             status.state = ContainerState::Failed;
-            status.message = e.to_string();
+            status.message = crate::error::redacted(&e.to_string());
             let _ = dir.set_status(&status);
             return Err(Error::Runtime(format!("{}: {e}", spec.name)));
         }
