@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::{Args, Config};
-use crate::server::{self, Listeners, Shared};
+use crate::server::{self, Listeners};
+use crate::shared::Shared;
 use crate::storage::fs::FsStorage;
 
 /// Take the exclusive lock 0-db takes on `<root>/.lockfile`, so two servers never share a folder.
@@ -128,7 +129,7 @@ pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding metrics on {addr}"))?;
         tracing::info!(addr = %l.local_addr()?, "metrics at /metrics");
-        tokio::spawn(crate::metrics::serve(l, shared.clone()));
+        tokio::spawn(crate::server::metrics_http::serve(l, shared.clone()));
     }
     if hooks.enabled() && hooks.run_blocking("ready", &[]).await != Some(0) {
         bail!("ready hook failed: start aborted");

@@ -5,11 +5,12 @@ use std::sync::atomic::Ordering;
 
 use tokio::io::AsyncWrite;
 
+use super::Session;
 use super::{Output, PERMISSION_DENIED, either, readable, writable};
 use crate::MAX_KEY;
 use crate::engine::{CheckResult, Durability, HistoryError, Mode, OpError, Rotation, SetOutcome};
 use crate::protocol::{Args, Reply};
-use crate::server::{Session, Shared};
+use crate::shared::Shared;
 
 /// Key checks shared by the read commands: `-Invalid key` over 255 bytes, `-Invalid argument`
 /// when empty.

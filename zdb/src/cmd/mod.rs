@@ -4,9 +4,14 @@
 mod admin;
 mod data;
 mod namespace;
+mod output;
 mod replicate;
 mod scan;
+mod session;
 mod system;
+
+pub use output::Output;
+pub use session::Session;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,9 +20,7 @@ use tokio::io::AsyncWrite;
 
 use crate::engine::{LockState, Namespace};
 use crate::protocol::{Args, Reply};
-use crate::server::{Session, Shared};
-
-pub use crate::server::Output;
+use crate::shared::Shared;
 
 /// What the connection does after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

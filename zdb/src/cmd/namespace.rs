@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use super::Session;
 use super::system::{challenge_hash, same_secret};
 use super::{either, need_admin, writable};
 use crate::engine::{LockState, Mode, Namespace, RunMode};
 use crate::protocol::{Args, Reply};
-use crate::server::{Session, Shared};
+use crate::shared::Shared;
 
 const MAX_NAME: usize = 128;
 const DEFAULT: &[u8] = b"default";

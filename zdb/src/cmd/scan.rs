@@ -1,9 +1,9 @@
 //! SCAN, SCANX, RSCAN, KSCAN.
 
+use super::Session;
 use super::{either, readable};
 use crate::engine::Mode;
 use crate::protocol::{Args, Reply};
-use crate::server::Session;
 
 pub(super) fn scan(s: &Session, args: &Args, reverse: bool) -> Reply {
     either((|| {

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use sha1::{Digest, Sha1};
 
+use super::Session;
 use super::{Cmd, PERMISSION_DENIED, either, need_admin};
 use crate::protocol::{Args, Reply};
-use crate::server::{Session, Shared};
+use crate::shared::Shared;
 
 pub(super) fn time() -> Reply {
     let now = std::time::SystemTime::now()

@@ -14,91 +14,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::entries::{Entries, NullFile, Parsed, read_all, read_entry_at, read_header};
+use super::error::io_err;
 use super::files::Files;
 use super::keymap::{KeyMap, Loc};
 use super::namespace::{Active, LockState, Namespace, NsStats};
 use super::{EngineConfig, FileKind, Mode, OpenError, RunMode};
 use crate::format::{
-    DataEntryHeader, DataHeader, Descriptor, IndexEntryHeader, IndexHeader, data, index,
+    DataEntryHeader, DataHeader, Descriptor, IndexEntryHeader, IndexHeader, data, descriptor, index,
 };
 use crate::storage::append::Appender;
 use crate::storage::{OpenMode, Storage, StorageFile, write_atomic};
-
-/// Descriptor file name.
-pub(crate) const DESCRIPTOR: &str = "zdb-namespace";
-
-pub(crate) fn io_err<'a>(
-    op: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(std::io::Error) -> OpenError + 'a {
-    move |source| OpenError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn read_all(file: &dyn StorageFile) -> std::io::Result<Vec<u8>> {
-    let len = usize::try_from(file.len()?).map_err(std::io::Error::other)?;
-    let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, 0)?;
-    Ok(buf)
-}
-
-/// One parsed index entry; its key is `buf[off + ENTRY_HEADER_LEN..][..idlength]`.
-struct Parsed {
-    off: u32,
-    hdr: IndexEntryHeader,
-}
-
-impl Parsed {
-    fn key<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
-        let start = self.off as usize + index::ENTRY_HEADER_LEN;
-        buf.get(start..start + usize::from(self.hdr.idlength))
-            .unwrap_or_default()
-    }
-}
-
-/// Entries of an index file image, in order, until one does not fit or is impossible;
-/// `end` is then the end of the last whole entry.
-struct Entries<'a> {
-    buf: &'a [u8],
-    mode: Mode,
-    end: usize,
-}
-
-impl<'a> Entries<'a> {
-    fn new(buf: &'a [u8], mode: Mode) -> Self {
-        Self {
-            buf,
-            mode,
-            end: index::HEADER_LEN.min(buf.len()),
-        }
-    }
-}
-
-impl Iterator for Entries<'_> {
-    type Item = Parsed;
-    fn next(&mut self) -> Option<Parsed> {
-        let rest = self.buf.get(self.end..)?;
-        let hdr = IndexEntryHeader::decode(rest).ok()?;
-        let key_ok = match self.mode {
-            Mode::User => hdr.idlength > 0,
-            Mode::Seq => usize::from(hdr.idlength) == index::SEQ_KEY_LEN,
-        };
-        // A length over the value limit is garbage: stop here, never allocate it.
-        if !key_ok
-            || hdr.entry_len() > rest.len()
-            || hdr.length as usize > crate::MAX_VALUE
-            || hdr.flags & !crate::format::FLAG_DELETED != 0
-        {
-            return None;
-        }
-        let off = u32::try_from(self.end).ok()?;
-        self.end += hdr.entry_len();
-        Some(Parsed { off, hdr })
-    }
-}
 
 impl Namespace {
     /// Directory names for a namespace under the two roots.
@@ -124,7 +50,7 @@ impl Namespace {
                 .sync_dir(root)
                 .map_err(io_err("sync directory", root))?;
         }
-        let path = idir.join(DESCRIPTOR);
+        let path = idir.join(descriptor::FILE_NAME);
         write_atomic(&*storage, &path, &desc.encode())
             .map_err(io_err("write descriptor", &path))?;
         Self::open(storage, index_root, data_root, &desc.name, cfg)
@@ -146,7 +72,7 @@ impl Namespace {
                     .map_err(io_err("create directory", dir))?;
             }
         }
-        let desc_path = idir.join(DESCRIPTOR);
+        let desc_path = idir.join(descriptor::FILE_NAME);
         let desc = match storage.open(&desc_path, OpenMode::ReadOnly) {
             Ok(f) => {
                 let bytes = read_all(&*f).map_err(io_err("read descriptor", &desc_path))?;
@@ -224,9 +150,7 @@ impl Namespace {
             seq_first: Vec::new(),
             next_entry: 0,
             rotation: None,
-            seq_live: 0,
-            live_bytes: 0,
-            dead_bytes: 0,
+            usage: Default::default(),
             last_index_off: 0,
             last_data_off: 0,
             index_sizes: Vec::new(),
@@ -482,20 +406,18 @@ impl Namespace {
     fn apply_index_entry(&mut self, file: u32, off: u32, hdr: &IndexEntryHeader, key: &[u8]) {
         self.next_entry += 1;
         self.last_index_off = off;
-        let size = Self::data_entry_len(key.len(), hdr.length as usize);
         match self.mode {
             Mode::Seq => {
                 if hdr.deleted() {
-                    self.dead_bytes += size;
+                    self.usage.found_dead(key.len(), hdr.length);
                 } else {
-                    self.seq_live += 1;
-                    self.live_bytes += u64::from(hdr.length);
+                    self.usage.stored_id(hdr.length);
                 }
             }
             Mode::User => {
                 // 0-db replays a deleted entry as an insert followed by a delete.
                 let old = if hdr.deleted() {
-                    self.dead_bytes += size;
+                    self.usage.found_dead(key.len(), hdr.length);
                     self.keys.remove(key)
                 } else {
                     let loc = Loc {
@@ -504,7 +426,7 @@ impl Namespace {
                         data_off: hdr.offset,
                         len: hdr.length,
                     };
-                    self.live_bytes += u64::from(hdr.length);
+                    self.usage.stored(hdr.length);
                     let Ok(old) = self.keys.insert(key, loc) else {
                         self.stats.index_faults += 1;
                         tracing::error!("in-memory key arena full: key not indexed");
@@ -513,8 +435,7 @@ impl Namespace {
                     old
                 };
                 if let Some(old) = old {
-                    self.live_bytes -= u64::from(old.len);
-                    self.dead_bytes += Self::data_entry_len(key.len(), old.len as usize);
+                    self.usage.superseded(key.len(), old.len);
                 }
             }
         }
@@ -616,89 +537,4 @@ fn cfg_mode_hint(ns: &Namespace) -> Mode {
             .get(data::ENTRY_HEADER_LEN..)
             .is_some_and(|k| k.iter().all(|&b| b == 0));
     if first_is_id0 { Mode::Seq } else { Mode::User }
-}
-
-/// One whole data entry found by [`read_entry_at`].
-pub(crate) struct FoundEntry {
-    pub(crate) hdr: DataEntryHeader,
-    /// Key then value.
-    pub(crate) body: Vec<u8>,
-    /// Offset just past the entry.
-    pub(crate) end: u64,
-}
-
-impl FoundEntry {
-    pub(crate) fn key(&self) -> &[u8] {
-        self.body
-            .get(..usize::from(self.hdr.idlength))
-            .unwrap_or_default()
-    }
-    /// Tombstones carry no value to check; others must match their CRC.
-    pub(crate) fn crc_ok(&self) -> bool {
-        self.hdr.deleted()
-            || crate::format::crc32(
-                self.body
-                    .get(usize::from(self.hdr.idlength)..)
-                    .unwrap_or_default(),
-            ) == self.hdr.crc
-    }
-}
-
-/// The data entry at `pos` of a file of `len` bytes, if its header is plausible for `mode` and
-/// the whole entry is there; `None` where a walk must stop (end, torn or garbage bytes).
-pub(crate) fn read_entry_at(
-    data: &dyn StorageFile,
-    pos: u64,
-    len: u64,
-    mode: Mode,
-) -> std::io::Result<Option<FoundEntry>> {
-    let mut hbuf = [0u8; data::ENTRY_HEADER_LEN];
-    if pos >= len || data.read_exact_at(&mut hbuf, pos).is_err() {
-        return Ok(None);
-    }
-    let Ok(hdr) = DataEntryHeader::decode(&hbuf) else {
-        return Ok(None);
-    };
-    let key_ok = match mode {
-        Mode::User => hdr.idlength > 0,
-        Mode::Seq => usize::from(hdr.idlength) == index::SEQ_KEY_LEN,
-    };
-    let end = pos + hdr.entry_len();
-    if !key_ok
-        || end > len
-        || hdr.datalength as usize > crate::MAX_VALUE
-        || (hdr.deleted() && hdr.datalength != 0)
-    {
-        return Ok(None);
-    }
-    let mut body = vec![0u8; usize::from(hdr.idlength) + hdr.datalength as usize];
-    data.read_exact_at(&mut body, pos + data::ENTRY_HEADER_LEN as u64)?;
-    Ok(Some(FoundEntry { hdr, body, end }))
-}
-
-fn read_header(file: &dyn StorageFile) -> [u8; data::HEADER_LEN] {
-    let mut h = [0u8; data::HEADER_LEN];
-    let _ = file.read_exact_at(&mut h, 0);
-    h
-}
-
-/// Placeholder handle used only while a namespace is being built.
-pub(crate) struct NullFile;
-
-impl StorageFile for NullFile {
-    fn read_at(&self, _buf: &mut [u8], _off: u64) -> std::io::Result<usize> {
-        Ok(0)
-    }
-    fn write_at(&self, _buf: &[u8], _off: u64) -> std::io::Result<()> {
-        Err(std::io::Error::other("namespace not open"))
-    }
-    fn len(&self) -> std::io::Result<u64> {
-        Ok(0)
-    }
-    fn set_len(&self, _len: u64) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn sync(&self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

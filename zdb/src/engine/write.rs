@@ -312,7 +312,9 @@ impl Namespace {
 
     fn check_maxsize(&self, new_len: usize, old_len: u32) -> Result<(), OpError> {
         let max = self.maxsize();
-        if max > 0 && !self.replaying && self.live_bytes + new_len as u64 > max + u64::from(old_len)
+        if max > 0
+            && !self.replaying
+            && self.usage.live_bytes() + new_len as u64 > max + u64::from(old_len)
         {
             return Err(OpError::NoSpace);
         }
@@ -387,10 +389,9 @@ impl Namespace {
             tracing::error!("in-memory key arena full: key not indexed");
             return;
         }
-        self.live_bytes += u64::from(loc.len);
+        self.usage.stored(loc.len);
         if let Some(old) = old {
-            self.live_bytes -= u64::from(old.len);
-            self.dead_bytes += Self::data_entry_len(key.len(), old.len as usize);
+            self.usage.superseded(key.len(), old.len);
         }
     }
 
@@ -448,8 +449,7 @@ impl Namespace {
             parentoff: 0,
         };
         self.append_index(&hdr, id)?;
-        self.seq_live += 1;
-        self.live_bytes += u64::from(len);
+        self.usage.stored_id(len);
         Ok(())
     }
 
@@ -489,8 +489,8 @@ impl Namespace {
         let mut buf = Vec::with_capacity(index::SEQ_ENTRY_LEN);
         new.encode_into(key, &mut buf);
         self.write_index_in_place(file, u64::from(off), &buf)?;
-        self.live_bytes = self.live_bytes + u64::from(len) - u64::from(old.length);
-        self.dead_bytes += Self::data_entry_len(key.len(), old.length as usize);
+        self.usage.stored(len);
+        self.usage.superseded(key.len(), old.length);
         Ok(())
     }
 
@@ -524,11 +524,10 @@ impl Namespace {
         match self.mode {
             Mode::User => {
                 self.keys.remove(key);
+                self.usage.superseded(key.len(), len);
             }
-            Mode::Seq => self.seq_live -= 1,
+            Mode::Seq => self.usage.deleted_id(key.len(), len),
         }
-        self.live_bytes -= u64::from(len);
-        self.dead_bytes += Self::data_entry_len(key.len(), len as usize);
     }
 
     /// Recovery: bring the index up to date with one whole data entry found past its end.
@@ -636,9 +635,7 @@ impl Namespace {
         self.dirty.clear();
         self.unsynced.clear();
         self.next_entry = 0;
-        self.seq_live = 0;
-        self.live_bytes = 0;
-        self.dead_bytes = 0;
+        self.usage = Default::default();
         self.last_index_off = 0;
         self.last_data_off = 0;
         if let Err((_, e)) = self.create_pair(0) {

@@ -4,13 +4,10 @@
 //! server when they like; `main.rs` only parses flags and calls it.
 
 mod conn;
-mod feed;
+pub mod metrics_http;
 pub mod replica;
-mod state;
 
-pub use conn::{Output, Session};
-pub use feed::{Feed, Listener};
-pub use state::{NsHandle, Shared, Stats, Tally};
+pub use crate::shared::Shared;
 
 use std::future::Future;
 use std::sync::Arc;

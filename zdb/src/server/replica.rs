@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::state::Shared;
 use crate::engine::Mode;
 use crate::format::{Descriptor, FLAG_DELETED};
+use crate::shared::Shared;
 use crate::storage::{OpenMode, write_atomic};
 
 /// A RESP value read from the leader.

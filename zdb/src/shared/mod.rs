@@ -1,4 +1,14 @@
-//! State shared by all connections: the namespace registry, counters, hooks.
+//! State shared by all connections and background tasks: the namespace registry, counters,
+//! hooks, the input budget. Both the command handlers (`cmd`) and the server (`server`) use
+//! it; it uses neither.
+
+mod feed;
+mod handle;
+mod tally;
+
+pub use feed::{Feed, Listener};
+pub use handle::NsHandle;
+pub use tally::{Stats, Tally};
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -10,8 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::RwLock;
 use tokio::sync::{Notify, Semaphore};
 
-use super::Feed;
-
 use crate::config::Config;
 use crate::engine::{Namespace, OpenError, ReadCache};
 use crate::format::Descriptor;
@@ -20,182 +28,6 @@ use crate::storage::Storage;
 
 /// Name of the namespace every client starts in.
 pub const DEFAULT_NS: &[u8] = b"default";
-
-/// One namespace as the server holds it.
-pub struct NsHandle {
-    /// The engine object; reads share the lock, writes take it exclusively.
-    pub ns: RwLock<Namespace>,
-    /// Set by NSDEL: clients still attached get an error and are disconnected.
-    pub removed: AtomicBool,
-    /// Commands executed in this namespace (for WAIT): (client id, command name).
-    pub events: Feed<(u64, &'static str)>,
-    /// A compaction is running.
-    pub compacting: AtomicBool,
-    /// Writers hold it shared; a blocking `jump-index` hook holds it exclusively, so only
-    /// writers of this namespace wait for the hook (0-db stops the whole server).
-    pub hook_gate: tokio::sync::RwLock<()>,
-}
-
-impl NsHandle {
-    /// Compact every closed file pair with dead entries, one at a time, holding the exclusive
-    /// lock only while each rewritten pair is swapped in. `None` if one is already running.
-    pub fn compact(&self) -> Option<Result<crate::engine::CompactStats, crate::engine::OpenError>> {
-        if self.compacting.swap(true, Ordering::SeqCst) {
-            return None;
-        }
-        let result = (|| {
-            let mut total = crate::engine::CompactStats::default();
-            let files = self.ns.read().compactable_files();
-            for file in files {
-                let plan = self.ns.read().compact_plan(file);
-                let Some(plan) = plan else { continue };
-                let built = plan.build()?;
-                let stats = self.ns.write().compact_commit(built)?;
-                total.files += stats.files;
-                total.reclaimed += stats.reclaimed;
-            }
-            Ok(total)
-        })();
-        self.compacting.store(false, Ordering::SeqCst);
-        Some(result)
-    }
-
-    /// fsync the namespace, then save its key map snapshot if one is wanted (`when` names the
-    /// occasion in the log). Readers wait only for the fsync; writers until the map is out.
-    pub fn sync_and_snapshot(&self, when: &str) {
-        let mut ns = self.ns.write();
-        let name = String::from_utf8_lossy(ns.name()).into_owned();
-        if let Err(e) = ns.sync_now() {
-            tracing::error!(namespace = %name, error = %e, "{when}: sync failed");
-            return;
-        }
-        let ns = parking_lot::RwLockWriteGuard::downgrade(ns);
-        let t = std::time::Instant::now();
-        match ns.save_snapshot() {
-            Ok(true) => tracing::info!(
-                namespace = %name,
-                keys = ns.entries(),
-                ms = t.elapsed().as_millis() as u64,
-                "{when}: key map snapshot saved"
-            ),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(
-                namespace = %name,
-                error = %e,
-                "{when}: key map snapshot not saved (the next start replays the index)"
-            ),
-        }
-    }
-
-    fn new(ns: Namespace) -> Arc<Self> {
-        Arc::new(Self {
-            ns: RwLock::new(ns),
-            removed: AtomicBool::new(false),
-            events: Feed::new(64),
-            compacting: AtomicBool::new(false),
-            hook_gate: tokio::sync::RwLock::new(()),
-        })
-    }
-}
-
-/// Server-wide counters reported by INFO.
-#[derive(Default)]
-pub struct Stats {
-    /// Connections accepted since boot.
-    pub clients_lifetime: AtomicU64,
-    /// Commands executed.
-    pub commands_executed: AtomicU64,
-    /// Commands that failed.
-    pub commands_failed: AtomicU64,
-    /// Commands refused for lack of rights.
-    pub commands_unauthorized: AtomicU64,
-    /// Bytes received.
-    pub network_rx: AtomicU64,
-    /// Bytes sent.
-    pub network_tx: AtomicU64,
-    /// Bytes read from data files.
-    pub data_read_bytes: AtomicU64,
-    /// Bytes written to data files.
-    pub data_write_bytes: AtomicU64,
-}
-
-/// Counts a connection keeps on its own and hands over to [`Stats`] and the metrics once per
-/// batch of requests, and before INFO. A shared counter costs a locked add per request, which
-/// waits for the CPU's store buffer to drain; three per request were measurable in a pipelined
-/// SET's profile. Atomics only so that `&Session` may cross an await: one task owns a tally,
-/// so it adds with a plain load and store. Dropping it settles it.
-pub struct Tally {
-    shared: Arc<Shared>,
-    commands: AtomicU64,
-    read_bytes: AtomicU64,
-    write_bytes: AtomicU64,
-}
-
-impl Tally {
-    /// An empty tally for `shared`'s counters.
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Tally {
-            shared,
-            commands: AtomicU64::new(0),
-            read_bytes: AtomicU64::new(0),
-            write_bytes: AtomicU64::new(0),
-        }
-    }
-
-    fn add(counter: &AtomicU64, n: u64) {
-        counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
-    }
-
-    fn take(counter: &AtomicU64) -> u64 {
-        let n = counter.load(Ordering::Relaxed);
-        counter.store(0, Ordering::Relaxed);
-        n
-    }
-
-    /// A command ran.
-    pub fn command(&self) {
-        Self::add(&self.commands, 1);
-    }
-
-    /// A value of `n` bytes was read.
-    pub fn read(&self, n: u64) {
-        Self::add(&self.read_bytes, n);
-    }
-
-    /// A value of `n` bytes was written.
-    pub fn wrote(&self, n: u64) {
-        Self::add(&self.write_bytes, n);
-    }
-
-    /// Add everything counted so far to the shared counters.
-    pub fn settle(&self) {
-        let sh = &self.shared;
-        let commands = Self::take(&self.commands);
-        if commands > 0 {
-            sh.stats
-                .commands_executed
-                .fetch_add(commands, Ordering::Relaxed);
-        }
-        let read = Self::take(&self.read_bytes);
-        if read > 0 {
-            sh.stats.data_read_bytes.fetch_add(read, Ordering::Relaxed);
-            sh.metrics.read_bytes.inc_by(read);
-        }
-        let written = Self::take(&self.write_bytes);
-        if written > 0 {
-            sh.stats
-                .data_write_bytes
-                .fetch_add(written, Ordering::Relaxed);
-            sh.metrics.written_bytes.inc_by(written);
-        }
-    }
-}
-
-impl Drop for Tally {
-    fn drop(&mut self) {
-        self.settle();
-    }
-}
 
 /// Everything connections share.
 pub struct Shared {
@@ -434,6 +266,26 @@ impl Shared {
         for handle in self.namespaces.read().values() {
             handle.sync_and_snapshot("stop");
         }
+    }
+
+    /// The Prometheus text, with every namespace's gauges read now.
+    pub fn metrics_text(&self) -> String {
+        let samples: Vec<crate::metrics::NamespaceSample> = self
+            .names()
+            .into_iter()
+            .filter_map(|name| {
+                let h = self.get(&name)?;
+                let ns = h.ns.read();
+                Some(crate::metrics::NamespaceSample {
+                    name: String::from_utf8_lossy(&name).into_owned(),
+                    entries: ns.entries(),
+                    data_bytes: ns.data_size_bytes(),
+                    dead_bytes: ns.dead_bytes(),
+                    compacting: h.compacting.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
+        self.metrics.render(samples)
     }
 
     /// The password that guards a namespace (the admin password on `default` with --protect).
