@@ -15,12 +15,18 @@ mod durability;
 mod entries;
 mod error;
 mod files;
+mod history;
 mod keymap;
-mod load;
 mod namespace;
+mod open;
+mod pairs;
 mod prefetch;
 mod read;
+mod recover;
 mod repair;
+mod replay;
+mod replicated;
+mod scan;
 mod snapshot;
 mod usage;
 mod write;
@@ -30,14 +36,14 @@ pub use check::CheckReport;
 pub use compact::{CompactBuilt, CompactPlan, CompactStats};
 pub use durability::Durability;
 pub use error::{OpError, OpenError};
+pub use history::{HistoryError, HistoryItem, RawEntry, RawError};
 pub use keymap::{KeyMap, Loc};
 pub use namespace::{LockState, Namespace, NsStats};
-pub use read::{
-    BadCursor, CURSOR_LEN, CheckResult, HistoryError, HistoryItem, RawEntry, RawError, ScanItem,
-    ScanPage,
-};
+pub use pairs::Rotation;
+pub use read::CheckResult;
 pub use repair::RebuildReport;
-pub use write::{Rotation, SetOutcome};
+pub use scan::{BadCursor, CURSOR_LEN, ScanItem, ScanPage};
+pub use write::SetOutcome;
 
 use std::time::Duration;
 
