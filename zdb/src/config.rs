@@ -107,17 +107,10 @@ pub enum Tool {
     },
 }
 
-/// Parse a size with 0-db's suffixes (k, M, G, T; 1024-based).
+/// Parse a size: 0-db's suffixes (k, M, G, T; 1024-based) and the node's others
+/// (`nodeutil::size`).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 'k')) => (&s[..i], 1u64 << 10),
-        Some((i, 'M')) => (&s[..i], 1 << 20),
-        Some((i, 'G')) => (&s[..i], 1 << 30),
-        Some((i, 'T')) => (&s[..i], 1 << 40),
-        _ => (s, 1),
-    };
-    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
-    Ok(n.checked_mul(mult).ok_or("size overflow")?)
+    nodeutil::size::parse_size(s).map_err(|e| e.to_string())
 }
 
 /// Parse `--datasize` with 0-db's suffixes.
@@ -217,6 +210,16 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_keep_0db_suffixes() {
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert!(parse_size("1x").is_err());
+    }
 
     #[test]
     fn datasize_suffixes() {

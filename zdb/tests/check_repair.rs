@@ -1,6 +1,6 @@
 //! `zdb check [--repair]` offline and NSCHECK online: every entry verified, problems named
 //! precisely, the index rebuilt from the data files.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

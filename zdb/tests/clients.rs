@@ -1,6 +1,6 @@
 //! Real clients: redis-cli (args mode, stdin line mode, -x), raw TCP inline
 //! commands, and the `redis` crate (Decisions: inline commands accepted).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

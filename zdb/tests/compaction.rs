@@ -1,6 +1,6 @@
 //! COMPACT and background compaction against a real server: space comes back, every live key
 //! stays, restarts see the same, cursors into rewritten files fail cleanly.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

@@ -1,7 +1,7 @@
 //! Full disk (ENOSPC) on a small tmpfs: a clear refusal, no acknowledged write
 //! lost, reads keep working, and everything is back after a restart with room.
 //! Needs root (mount); skipped otherwise unless CI=true.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

@@ -1,7 +1,7 @@
 //! Blocking hooks block only what depends on them: while `jump-index` runs, writers of the
 //! rotating namespace wait, but readers, other namespaces and other clients go on (0-db's
 //! single thread stops everything).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

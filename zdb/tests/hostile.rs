@@ -1,6 +1,6 @@
 //! Hostile and many clients: 10,000 idle connections while a normal load is served, clients
 //! that send half a frame and stall.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

@@ -1,7 +1,7 @@
 //! Disk interchange with the C 0-db (reference §8, fixtures/README.md):
 //! zdb serves a data dir written by 0-db v2.0.7, and what zdb writes is read
 //! back by an independent Python reader of the reference layout.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

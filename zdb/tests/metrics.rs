@@ -1,6 +1,6 @@
 //! `--metrics ADDR`: Prometheus text on GET /metrics with command, byte, namespace and
 //! compaction series.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

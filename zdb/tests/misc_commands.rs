@@ -1,6 +1,6 @@
 //! WAIT, INDEX DIRTY, DATA RAW, HOOKS (+ --hook), MIRROR, MASTER
 //! (reference §4 System / introspection, §8.6).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

@@ -1,6 +1,6 @@
 //! NSSET (maxsize, password, public, worm, lock, freeze) and what it does to SELECT and writes
 //! (reference §4 Namespaces, §10).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

@@ -1,6 +1,6 @@
 //! NSNEW / NSDEL / NSLIST / NSINFO / SELECT / DBSIZE / NSJUMP / RELOAD / FLUSH (reference §4
 //! Namespaces, §6, §10); NSSET and access in `namespace_settings.rs`.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

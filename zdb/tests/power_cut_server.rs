@@ -1,7 +1,7 @@
 //! The whole server (connections, group commit, buffered appends) on the power-cut storage
 //! model: with `--sync`, every write acknowledged before the power went is there afterwards;
 //! without it, the namespace still opens clean.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

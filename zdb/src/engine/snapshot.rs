@@ -109,14 +109,13 @@ impl Namespace {
             };
             head.extend_from_slice(&record.encode());
         }
-        let tmp = self.files.index_dir.join(format!("{FILE_NAME}.tmp"));
-        let mut out = Out {
-            file: storage.open(&tmp, OpenMode::Truncate)?,
-            buf: Vec::with_capacity(CHUNK + 512),
-            off: 0,
-            crc: 0,
-        };
-        let res = (|| {
+        crate::storage::replace_with(&*storage, &path, |file| {
+            let mut out = Out {
+                file,
+                buf: Vec::with_capacity(CHUNK + 512),
+                off: 0,
+                crc: 0,
+            };
             out.put(&head)?;
             let mut record = Vec::with_capacity(MIN_KEY_RECORD_LEN + 255);
             for (key, loc) in self.keys.iter() {
@@ -133,16 +132,8 @@ impl Namespace {
             out.flush()?;
             let crc = out.crc;
             out.put(&crc.to_le_bytes())?;
-            out.flush()?;
-            out.file.sync()
-        })();
-        drop(out);
-        if let Err(e) = res {
-            let _ = storage.remove_file(&tmp);
-            return Err(e);
-        }
-        storage.rename(&tmp, &path)?;
-        storage.sync_dir(&self.files.index_dir)?;
+            out.flush()
+        })?;
         self.snapshot_marker.store(marker, Ordering::Relaxed);
         Ok(true)
     }

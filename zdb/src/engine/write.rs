@@ -336,7 +336,10 @@ impl Namespace {
 
     /// 0-db's sequential update: copy the old slot to the end of the index (flagged deleted,
     /// consuming an id), then overwrite the slot with the new version pointing at the copy.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one slot update: its position, the version it replaces and the new one"
+    )]
     pub(super) fn seq_update_slot(
         &mut self,
         key: &[u8],

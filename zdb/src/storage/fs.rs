@@ -41,7 +41,10 @@ impl StorageFile for FsFile {
         rustix::fs::fallocate(&self.0, rustix::fs::FallocateFlags::KEEP_SIZE, 0, len)
             .map_err(io::Error::from)
     }
-    #[allow(unsafe_code)]
+    #[expect(
+        unsafe_code,
+        reason = "sync_file_range has no safe wrapper in rustix or std"
+    )]
     fn start_writeback(&self, off: u64, len: u64) {
         use std::os::fd::AsRawFd;
         let (Ok(off), Ok(len)) = (i64::try_from(off), i64::try_from(len)) else {

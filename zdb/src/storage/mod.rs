@@ -93,18 +93,33 @@ pub trait Storage: Send + Sync + 'static {
     fn free_space(&self, path: &Path) -> io::Result<u64>;
 }
 
-/// Replace `path` atomically with `contents`: temp file, fsync, rename, directory fsync.
-pub fn write_atomic(storage: &dyn Storage, path: &Path, contents: &[u8]) -> io::Result<()> {
+/// Replace `path` durably with what `fill` writes into a temp file beside it: the temp file
+/// is written, fsynced and renamed over `path`, then the directory is fsynced. After a crash
+/// `path` holds the old or the new bytes, never a mix; on failure the temp file is removed.
+/// Through the [`Storage`] trait (not `nodeutil::fs`) so the power-cut model sees every step.
+pub fn replace_with(
+    storage: &dyn Storage,
+    path: &Path,
+    fill: impl FnOnce(Arc<dyn StorageFile>) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    let file = storage.open(&tmp, OpenMode::Truncate)?;
-    file.write_at(contents, 0)?;
-    file.sync()?;
-    drop(file);
+    let written = storage
+        .open(&tmp, OpenMode::Truncate)
+        .and_then(|file| fill(file.clone()).and_then(|()| file.sync()));
+    if let Err(e) = written {
+        let _ = storage.remove_file(&tmp);
+        return Err(e);
+    }
     storage.rename(&tmp, path)?;
     storage.sync_dir(dir)
+}
+
+/// Replace `path` durably with `contents` ([`replace_with`]).
+pub fn write_atomic(storage: &dyn Storage, path: &Path, contents: &[u8]) -> io::Result<()> {
+    replace_with(storage, path, |file| file.write_at(contents, 0))
 }

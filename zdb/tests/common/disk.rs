@@ -51,7 +51,10 @@ pub fn copy_dir(src: &Path, dst: &Path) {
         } else {
             std::fs::copy(&p, &d).unwrap();
             let mut perm = std::fs::metadata(&d).unwrap().permissions();
-            #[allow(clippy::permissions_set_readonly_false)]
+            #[expect(
+                clippy::permissions_set_readonly_false,
+                reason = "copies of the read-only fixture must be writable"
+            )]
             perm.set_readonly(false);
             std::fs::set_permissions(&d, perm).unwrap();
         }
