@@ -287,7 +287,12 @@ impl Namespace {
             self.after_write()?;
             return Ok(SetOutcome::Appended);
         }
-        let (file, off, old) = self.seq_live_slot(key).ok_or(OpError::SeqUpdateOnly)?;
+        let Some((file, off, old)) = self.seq_live_slot(key) else {
+            // 0-db checks the size limit before the key: a full namespace is full for any key
+            // (clients map that error to ENOSPC).
+            self.check_maxsize(value.len(), 0)?;
+            return Err(OpError::SeqUpdateOnly);
+        };
         let old_file = self.data_file_of(file, &old);
         if self.overwrite_is_noop(old_file, old.offset, key, old.length, value)? {
             return Ok(self.unchanged());

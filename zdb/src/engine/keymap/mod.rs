@@ -407,7 +407,13 @@ impl KeyMap {
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
         self.table.iter().map(|s| self.arena.get(s.key))
     }
-    /// Bytes of memory held (table buckets and arena chunks), for NSINFO `index_size_bytes`.
+    /// Sum of the lengths of the live keys.
+    pub fn key_bytes(&self) -> u64 {
+        // The arena counts a length byte per live key.
+        self.arena.live - self.table.len() as u64
+    }
+
+    /// Bytes of memory held (table buckets and arena chunks).
     pub fn memory_bytes(&self) -> u64 {
         let bucket = (std::mem::size_of::<Slot>() + 1) as u64;
         self.table.capacity() as u64 * bucket + self.arena.bytes()

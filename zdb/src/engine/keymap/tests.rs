@@ -29,6 +29,8 @@ fn answers_as_a_hash_map_does_through_growth_and_deletes() {
     for (k, l) in &want {
         assert_eq!(m.get(k), Some(*l));
     }
+    let key_bytes: usize = want.keys().map(Vec::len).sum();
+    assert_eq!(m.key_bytes(), key_bytes as u64);
 }
 
 #[test]
