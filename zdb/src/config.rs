@@ -90,6 +90,10 @@ pub struct Args {
     /// Log more (debug level)
     #[arg(long, short)]
     pub verbose: bool,
+    /// Log lines as: auto (colour on a terminal, plain otherwise), plain, color, json
+    /// (default: ZOS_LOG_FORMAT, else auto)
+    #[arg(long, value_parser = clap::value_parser!(nodeutil::log::LogFormat))]
+    pub log_format: Option<nodeutil::log::LogFormat>,
 }
 
 /// Offline tools.

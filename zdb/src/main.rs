@@ -4,13 +4,7 @@ use zdb::config::{Args, Config};
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let level = if args.verbose { "debug" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    nodeutil::log::init(args.verbose, args.log_format);
     let cfg = Config::from_args(&args).map_err(anyhow::Error::msg)?;
     if let Some(zdb::config::Tool::Check { namespaces, repair }) = &args.command {
         let clean = zdb::daemon::check(&cfg, namespaces, *repair)?;
