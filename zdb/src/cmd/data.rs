@@ -1,7 +1,6 @@
 //! SET, GET, MGET, DEL, EXISTS, CHECK, LENGTH, KEYTIME, KEYCUR, HISTORY, DBSIZE.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tokio::io::AsyncWrite;
 
@@ -195,7 +194,7 @@ pub(super) async fn get<W: AsyncWrite + Unpin>(
         },
     };
     if matches!(reply, Reply::Error(_)) {
-        sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
+        s.tally.failed();
     }
     out.reply(reply);
     Ok(())

@@ -81,13 +81,11 @@ pub async fn execute<W: AsyncWrite + Unpin>(
         .first()
         .and_then(Cmd::lookup)
         .map_or("unknown", Cmd::name);
-    // Only the metrics need to know whether this command failed.
-    let errors_before = precise.then(|| sh.stats.commands_failed.load(Ordering::Relaxed));
     let flow = dispatch(s, sh, args, out).await;
     let took = clock(precise).saturating_sub(started);
-    if let Some(before) = errors_before {
-        let failed = sh.stats.commands_failed.load(Ordering::Relaxed) != before;
-        sh.metrics.command(name, took, failed);
+    if precise {
+        // This connection's own failure flag: set by this command or by nothing.
+        sh.metrics.command(name, took, s.tally.take_failure());
     }
     if took >= sh.cfg.slow {
         tracing::warn!(
@@ -134,8 +132,10 @@ async fn dispatch<W: AsyncWrite + Unpin>(
     if s.mirror.is_none() && sh.mirror.listened() {
         mirror_copy(s, sh, &args);
     }
+    // A failure flagged earlier (a malformed request) is not this command's.
+    let _ = s.tally.take_failure();
     let Some(cmd) = args.first().and_then(Cmd::lookup) else {
-        sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
+        s.tally.failed();
         out.reply(Reply::err("Command not supported"));
         return Ok(Flow::Continue);
     };
@@ -144,7 +144,7 @@ async fn dispatch<W: AsyncWrite + Unpin>(
         Cmd::Wait => {
             // WAIT may block for minutes: what this connection ran before it is counted now.
             s.tally.settle();
-            system::wait(s, &args).await
+            system::wait(s, sh, &args).await
         }
         Cmd::Mirror => system::mirror(s, sh),
         Cmd::Master => system::master(s),
@@ -195,7 +195,7 @@ async fn dispatch<W: AsyncWrite + Unpin>(
         Cmd::Compact => namespace::compact(s, sh, &args).await,
     };
     if let Reply::Error(msg) = &reply {
-        sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
+        s.tally.failed();
         if msg == PERMISSION_DENIED {
             sh.stats
                 .commands_unauthorized

@@ -1,7 +1,7 @@
 //! PING, TIME, INFO, AUTH, WAIT, HOOKS, STOP, MIRROR, MASTER.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sha1::{Digest, Sha1};
@@ -85,7 +85,23 @@ fn auth_secure(s: &mut Session, sh: &Shared, method: &[u8], arg: &[u8]) -> Resul
     Ok(Reply::ok())
 }
 
-pub(super) async fn wait(s: &Session, args: &Args) -> Reply {
+/// Counts a client in INFO's `blocked_clients` while it waits.
+struct Blocked<'a>(&'a AtomicU64);
+
+impl<'a> Blocked<'a> {
+    fn count(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Blocked(counter)
+    }
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub(super) async fn wait(s: &Session, sh: &Shared, args: &Args) -> Reply {
     if !(2..=3).contains(&args.len()) {
         return Reply::err("Invalid arguments");
     }
@@ -103,6 +119,9 @@ pub(super) async fn wait(s: &Session, args: &Args) -> Reply {
         },
     };
     let mut rx = s.ns.events.subscribe();
+    // Counted once subscribed: a client that sees it in INFO knows the WAIT will see its
+    // command.
+    let _blocked = Blocked::count(&sh.stats.blocked_clients);
     let me = s.id;
     let watch = async {
         loop {
@@ -186,6 +205,7 @@ pub(super) fn info(sh: &Shared) -> Reply {
          uptime: {up}\n\
          \n# clients\n\
          clients_lifetime: {clients}\n\
+         blocked_clients: {blocked}\n\
          \n# internals\n\
          sequential_key_size: 8\n\
          data_version: 3\n\
@@ -215,6 +235,7 @@ pub(super) fn info(sh: &Shared) -> Reply {
         boot = sh.boot_time,
         up = now.saturating_sub(sh.boot_time),
         clients = get(&st.clients_lifetime),
+        blocked = get(&st.blocked_clients),
         exec = get(&st.commands_executed),
         failed = get(&st.commands_failed),
         unauth = get(&st.commands_unauthorized),

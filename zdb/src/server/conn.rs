@@ -71,7 +71,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                     }
                 },
                 Err(e) => {
-                    shared.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
+                    session.tally.failed();
                     out.reply(Reply::err(e.to_string()));
                     if !e.keeps_connection() {
                         let _ = out.flush().await;

@@ -1,7 +1,7 @@
 //! Counters: the server-wide ones INFO reports, and the per-connection tally that feeds them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::Shared;
 
@@ -10,6 +10,8 @@ use super::Shared;
 pub struct Stats {
     /// Connections accepted since boot.
     pub clients_lifetime: AtomicU64,
+    /// Clients waiting in WAIT now.
+    pub blocked_clients: AtomicU64,
     /// Commands executed.
     pub commands_executed: AtomicU64,
     /// Commands that failed.
@@ -34,8 +36,13 @@ pub struct Stats {
 pub struct Tally {
     shared: Arc<Shared>,
     commands: AtomicU64,
+    failed: AtomicU64,
     read_bytes: AtomicU64,
     write_bytes: AtomicU64,
+    /// The command running now failed (for its per-command error metric): set by
+    /// [`Tally::failed`], cleared by [`Tally::take_failure`]. Per connection, so another
+    /// client's failure is never counted against this one's command.
+    failure: AtomicBool,
 }
 
 impl Tally {
@@ -44,8 +51,10 @@ impl Tally {
         Tally {
             shared,
             commands: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
             read_bytes: AtomicU64::new(0),
             write_bytes: AtomicU64::new(0),
+            failure: AtomicBool::new(false),
         }
     }
 
@@ -62,6 +71,17 @@ impl Tally {
     /// A command ran.
     pub fn command(&self) {
         Self::add(&self.commands, 1);
+    }
+
+    /// A command (or request) failed.
+    pub fn failed(&self) {
+        Self::add(&self.failed, 1);
+        self.failure.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a command failed since the last call (and forget it).
+    pub fn take_failure(&self) -> bool {
+        self.failure.swap(false, Ordering::Relaxed)
     }
 
     /// A value of `n` bytes was read.
@@ -82,6 +102,12 @@ impl Tally {
             sh.stats
                 .commands_executed
                 .fetch_add(commands, Ordering::Relaxed);
+        }
+        let failed = Self::take(&self.failed);
+        if failed > 0 {
+            sh.stats
+                .commands_failed
+                .fetch_add(failed, Ordering::Relaxed);
         }
         let read = Self::take(&self.read_bytes);
         if read > 0 {

@@ -176,6 +176,26 @@ impl Client {
     pub fn select(&mut self, ns: &str) {
         assert_eq!(self.c(&["SELECT", ns]), Reply::ok(), "SELECT {ns}");
     }
+    /// Waits until at least `n` clients wait in WAIT (INFO `blocked_clients`, counted once
+    /// a WAIT is subscribed): the signal that a command sent now will be seen by them.
+    pub fn wait_blocked(&mut self, n: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = parse_info(&self.c(&["INFO"]).text());
+            let blocked: u64 = info_get(&info, "blocked_clients")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if blocked >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no client waiting in WAIT after 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// NSINFO as a key → value map.
     pub fn nsinfo(&mut self, ns: &str) -> Vec<(String, String)> {
         parse_info(&self.c(&["NSINFO", ns]).text())
