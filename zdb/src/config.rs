@@ -54,6 +54,10 @@ pub struct Args {
     /// Hook executable, run on events (argv: hook, event, zdb id, args...)
     #[arg(long)]
     pub hook: Option<PathBuf>,
+    /// Seconds a hook zdb waits for (namespaces-init, ready, close, jump-index, missing-data)
+    /// may run before it is killed with its process group; 0 = no limit
+    #[arg(long, default_value_t = 120)]
+    pub hook_timeout: u64,
     /// fsync every write before replying
     #[arg(long)]
     pub sync: bool,
@@ -143,6 +147,8 @@ pub struct Config {
     pub maxsize: Option<u64>,
     /// Hook executable.
     pub hook: Option<PathBuf>,
+    /// How long a waited-for hook may run (`None`: no limit).
+    pub hook_timeout: Option<Duration>,
     /// Total input buffer budget.
     pub max_input_total: usize,
     /// Background compaction threshold in dead bytes (0 = off).
@@ -200,6 +206,7 @@ impl Config {
             protect: args.protect,
             maxsize: args.maxsize,
             hook: args.hook.clone(),
+            hook_timeout: (args.hook_timeout > 0).then(|| Duration::from_secs(args.hook_timeout)),
             max_input_total: args.max_input_total,
             compact_dead_bytes: args.compact_dead_bytes,
             snapshot_idle: Duration::from_secs(args.snapshot_idle),

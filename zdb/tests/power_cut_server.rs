@@ -33,6 +33,7 @@ fn config(sync: bool) -> Config {
         protect: false,
         maxsize: None,
         hook: None,
+        hook_timeout: None,
         max_input_total: 1 << 30,
         zdbid: "tcp://test".into(),
         compact_dead_bytes: 0,

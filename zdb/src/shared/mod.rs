@@ -115,7 +115,7 @@ impl Shared {
         }
         let budget_kib = (cfg.max_input_total / 1024).max(64 * 1024);
         Ok(Arc::new(Shared {
-            hooks: Hooks::new(cfg.hook.clone(), cfg.zdbid.clone()),
+            hooks: Hooks::new(cfg.hook.clone(), cfg.zdbid.clone(), cfg.hook_timeout),
             mirror: Feed::new(4096),
             cfg,
             storage,
