@@ -191,7 +191,7 @@ async fn dispatch<W: AsyncWrite + Unpin>(
         Cmd::Select => namespace::select(s, sh, &args),
         Cmd::Reload => namespace::reload(s, sh, &args),
         Cmd::Flush => namespace::flush(s, sh),
-        Cmd::NsCheck => namespace::nscheck(s, sh, &args),
+        Cmd::NsCheck => namespace::nscheck(s, sh, &args).await,
         Cmd::Compact => namespace::compact(s, sh, &args).await,
     };
     if let Reply::Error(msg) = &reply {

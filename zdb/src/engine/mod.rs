@@ -32,7 +32,7 @@ mod usage;
 mod write;
 
 pub use cache::ReadCache;
-pub use check::CheckReport;
+pub use check::{CheckCursor, CheckReport};
 pub use compact::{CompactBuilt, CompactPlan, CompactStats};
 pub use durability::Durability;
 pub use error::{OpError, OpenError};
