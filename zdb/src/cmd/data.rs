@@ -61,36 +61,11 @@ async fn hook_gate<'a>(
     }
 }
 
-/// After a write that rotated files: the blocking `jump-index` hook (exit 0 resets the dirty
-/// list), then `jump-data` in the background.
+/// After a write that rotated files: the rotation hooks (`NsHandle::run_rotation_hooks`).
 pub(super) async fn after_rotation(s: &Session, sh: &Shared, rot: Option<Rotation>) {
-    let Some(rot) = rot else { return };
-    if !sh.hooks.enabled() {
-        return;
+    if let Some(rot) = rot {
+        s.ns.run_rotation_hooks(&sh.hooks, rot).await;
     }
-    let dirty = rot
-        .dirty
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let writers_wait = s.ns.hook_gate.write().await;
-    let args = vec![
-        rot.old_index.display().to_string(),
-        rot.new_index.display().to_string(),
-        dirty,
-    ];
-    if sh.hooks.run_blocking("jump-index", &args).await == Some(0) {
-        s.ns.ns.write().reset_dirty();
-    }
-    drop(writers_wait);
-    sh.hooks.fire(
-        "jump-data",
-        vec![
-            rot.old_data.display().to_string(),
-            rot.new_data.display().to_string(),
-        ],
-    );
 }
 
 pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &Args) -> Reply {

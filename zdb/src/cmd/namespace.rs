@@ -386,7 +386,8 @@ pub(super) async fn nscheck(s: &Session, sh: &Shared, args: &Args) -> Reply {
     }
 }
 
-/// COMPACT [namespace] (admin): reclaim the space of overwritten and deleted entries.
+/// COMPACT [namespace] (admin): reclaim the space of overwritten and deleted entries, the
+/// active pair's included (it is closed first when it holds any).
 pub(super) async fn compact(s: &Session, sh: &Shared, args: &Args) -> Reply {
     let handle = match (need_admin(s), args.len()) {
         (Err(e), _) => return e,
@@ -397,19 +398,19 @@ pub(super) async fn compact(s: &Session, sh: &Shared, args: &Args) -> Reply {
         },
         _ => return Reply::err("Unexpected arguments"),
     };
-    match tokio::task::spawn_blocking(move || handle.compact()).await {
-        Ok(Some(Ok(st))) => Reply::Status(
+    // The active pair too: any dead bytes there are worth closing it for.
+    match handle.compact_now(sh.hooks.clone(), 1).await {
+        Some(Ok(st)) => Reply::Status(
             format!(
                 "Compacted: files={} reclaimed_bytes={}",
                 st.files, st.reclaimed
             )
             .into(),
         ),
-        Ok(None) => Reply::err("Compaction already running"),
-        Ok(Some(Err(e))) => {
+        None => Reply::err("Compaction already running"),
+        Some(Err(e)) => {
             tracing::error!(error = %e, "compaction failed");
             Reply::err("Compaction failed, see server log")
         }
-        Err(_) => Reply::err("Internal Server Error"),
     }
 }

@@ -26,6 +26,15 @@ pub enum OpenError {
         #[source]
         source: crate::format::FormatError,
     },
+    /// An operation refused by the engine (a rotation before compaction on a failing disk).
+    #[error("{op}: {source}")]
+    Refused {
+        /// What was being done.
+        op: &'static str,
+        /// Why it was refused.
+        #[source]
+        source: OpError,
+    },
     /// The index was written in a mode other than the server's `--mode`.
     #[error("index {path} created in another mode than running mode")]
     ModeMismatch {

@@ -130,7 +130,7 @@ impl Namespace {
                 if h.deleted() {
                     if let Some(loc) = old {
                         self.flag_deleted(loc.file, loc.idx_off).map_err(to_io)?;
-                        self.record_delete(key, loc.len);
+                        self.record_delete(key, loc.len, loc.file);
                     }
                     return Ok(());
                 }
@@ -166,7 +166,7 @@ impl Namespace {
                 if h.deleted() {
                     if let Some((f, o, old)) = self.seq_live_slot(key) {
                         self.flag_deleted(f, o).map_err(to_io)?;
-                        self.record_delete(key, old.length);
+                        self.record_delete(key, old.length, old.dataid);
                     }
                 } else if id == self.next_entry {
                     self.append_seq_slot(key, pos, h.datalength, h.crc, h.timestamp)

@@ -136,7 +136,7 @@ impl Namespace {
         match self.mode {
             Mode::Seq => {
                 if hdr.deleted() {
-                    self.usage.found_dead(key.len(), hdr.length);
+                    self.usage.found_dead(key.len(), hdr.length, hdr.dataid);
                 } else {
                     self.usage.stored_id(hdr.length);
                 }
@@ -144,7 +144,7 @@ impl Namespace {
             Mode::User => {
                 // 0-db replays a deleted entry as an insert followed by a delete.
                 let old = if hdr.deleted() {
-                    self.usage.found_dead(key.len(), hdr.length);
+                    self.usage.found_dead(key.len(), hdr.length, file);
                     self.keys.remove(key)
                 } else {
                     let loc = Loc {
@@ -162,7 +162,7 @@ impl Namespace {
                     old
                 };
                 if let Some(old) = old {
-                    self.usage.superseded(key.len(), old.len);
+                    self.usage.superseded(key.len(), old.len, old.file);
                 }
             }
         }

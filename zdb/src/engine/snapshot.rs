@@ -92,7 +92,6 @@ impl Namespace {
             keys: self.keys.len() as u64,
             next_entry: self.next_entry,
             live_bytes: self.usage.live_bytes(),
-            dead_bytes: self.usage.dead_bytes(),
             index_faults: self.stats.index_faults,
             last_index_off: self.last_index_off,
             last_data_off: self.last_data_off,
@@ -106,6 +105,7 @@ impl Namespace {
                 index_len,
                 index_crc: file_crc(&*f, index_len)?,
                 first_entry: self.seq_first.get(id as usize).copied().unwrap_or(0),
+                dead_bytes: self.usage.dead_in(id),
             };
             head.extend_from_slice(&record.encode());
         }
@@ -202,6 +202,7 @@ impl Namespace {
         }
         let mut sizes = Vec::with_capacity(count as usize);
         let mut firsts = Vec::with_capacity(count as usize);
+        let mut dead = Vec::with_capacity(count as usize);
         for id in 0..count {
             let record =
                 FileRecord::decode(c.take(FILE_RECORD_LEN).ok_or(torn)?).map_err(|_| torn)?;
@@ -215,6 +216,7 @@ impl Namespace {
             }
             sizes.push(u32::try_from(len).map_err(|_| "index file too large")?);
             firsts.push(record.first_entry);
+            dead.push(record.dead_bytes);
         }
         // A count beyond what the file can hold is garbage.
         if head.keys > body / MIN_KEY_RECORD_LEN as u64 {
@@ -253,7 +255,7 @@ impl Namespace {
         self.index_sizes = sizes;
         self.seq_first = firsts;
         self.next_entry = head.next_entry;
-        self.usage = super::usage::Usage::restored(head.live_bytes, head.dead_bytes);
+        self.usage = super::usage::Usage::restored(head.live_bytes, dead);
         self.stats.index_faults = head.index_faults;
         self.last_index_off = head.last_index_off;
         self.last_data_off = head.last_data_off;

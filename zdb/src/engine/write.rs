@@ -272,7 +272,7 @@ impl Namespace {
         }
         self.usage.stored(loc.len);
         if let Some(old) = old {
-            self.usage.superseded(key.len(), old.len);
+            self.usage.superseded(key.len(), old.len, old.file);
         }
     }
 
@@ -379,7 +379,7 @@ impl Namespace {
         new.encode_into(key, &mut buf);
         self.write_index_in_place(file, u64::from(off), &buf)?;
         self.usage.stored(len);
-        self.usage.superseded(key.len(), old.length);
+        self.usage.superseded(key.len(), old.length, old.dataid);
         Ok(())
     }
 
@@ -387,14 +387,15 @@ impl Namespace {
     /// A rotation that happened first waits in [`Namespace::take_rotation`].
     pub fn del(&mut self, key: &[u8], ts: u32) -> Result<(), OpError> {
         self.check_writable()?;
-        let (file, idx_off, len) = match self.mode {
+        // Index slot, value length, data file holding the value.
+        let (file, idx_off, len, data_file) = match self.mode {
             Mode::User => {
                 let loc = self.keys.get(key).ok_or(OpError::KeyNotFound)?;
-                (loc.file, loc.idx_off, loc.len)
+                (loc.file, loc.idx_off, loc.len, loc.file)
             }
             Mode::Seq => {
                 let (f, o, h) = self.seq_live_slot(key).ok_or(OpError::KeyNotFound)?;
-                (f, o, h.length)
+                (f, o, h.length, h.dataid)
             }
         };
         if self.desc.worm && !self.replaying {
@@ -405,17 +406,18 @@ impl Namespace {
             .map_err(|_| OpError::DeleteData)?;
         self.flag_deleted(file, idx_off)
             .map_err(|_| OpError::DeleteIndex)?;
-        self.record_delete(key, len);
+        self.record_delete(key, len, data_file);
         self.after_write()
     }
 
-    pub(super) fn record_delete(&mut self, key: &[u8], len: u32) {
+    /// A key whose value (`len` bytes in data file `file`) was deleted.
+    pub(super) fn record_delete(&mut self, key: &[u8], len: u32, file: u32) {
         match self.mode {
             Mode::User => {
                 self.keys.remove(key);
-                self.usage.superseded(key.len(), len);
+                self.usage.superseded(key.len(), len, file);
             }
-            Mode::Seq => self.usage.deleted_id(key.len(), len),
+            Mode::Seq => self.usage.deleted_id(key.len(), len, file),
         }
     }
 }

@@ -2,22 +2,25 @@
 //! user-mode namespace's in-memory index, so that a start can skip replaying the index files.
 //!
 //! ```text
-//! header (76 bytes)                       file record (20 bytes), one per index file iN
+//! header (68 bytes)                       file record (28 bytes), one per file pair N
 //! off size field                          off size field
-//!   0  [8] magic "ZDBKMAP1"                 0  u64 length of iN
+//!   0  [8] magic "ZDBKMAP2"                 0  u64 length of iN
 //!   8  u64 hash seed of the key map         8  u32 CRC-32C of all of iN
 //!  16  u32 files (index files named)       12  u64 first entry of iN (its first sequential id)
-//!  20  u64 keys
-//!  28  u64 next_entry                     key record (1 + n + 16 bytes), one per key,
-//!  36  u64 live_bytes                     in the map's table order
-//!  44  u64 dead_bytes                     off  size field
-//!  52  u64 index_faults                     0  u8  key length n (1..=255)
-//!  60  u32 last_index_off                   1  [n] key
-//!  64  u32 last_data_off                  1+n  u32 file, u32 index offset,
-//!  68  u64 tail_start (data tail scan)           u32 data offset, u32 value length
+//!  20  u64 keys                            20  u64 dead bytes of pair N (estimate)
+//!  28  u64 next_entry
+//!  36  u64 live_bytes                     key record (1 + n + 16 bytes), one per key,
+//!  44  u64 index_faults                   in the map's table order
+//!  52  u32 last_index_off                 off  size field
+//!  56  u32 last_data_off                    0  u8  key length n (1..=255)
+//!  60  u64 tail_start (data tail scan)      1  [n] key
+//!                                         1+n  u32 file, u32 index offset,
+//!                                                u32 data offset, u32 value length
 //!
 //! trailer: u32 CRC-32C (standard: init and final xor !0) of every byte before it
 //! ```
+//! Version 1 (`ZDBKMAP1`) kept one dead-byte total in the header; a version 1 file is not
+//! used (the index is replayed once and a version 2 snapshot written at the next stop).
 //! All integers little endian. A reader trusts the file only if the trailer matches and every
 //! index file named is there with exactly that length and CRC (the engine checks that).
 
@@ -26,22 +29,21 @@ use super::{FormatError, Reader};
 /// File name in the namespace's index folder.
 pub const FILE_NAME: &str = "zdb-keymap.snapshot";
 /// First bytes of the file (the version is its last digit).
-pub const MAGIC: [u8; 8] = *b"ZDBKMAP1";
+pub const MAGIC: [u8; 8] = *b"ZDBKMAP2";
 
 const SEED_AT: usize = MAGIC.len();
 const FILES_AT: usize = SEED_AT + 8;
 const KEYS_AT: usize = FILES_AT + 4;
 const NEXT_ENTRY_AT: usize = KEYS_AT + 8;
 const LIVE_AT: usize = NEXT_ENTRY_AT + 8;
-const DEAD_AT: usize = LIVE_AT + 8;
-const FAULTS_AT: usize = DEAD_AT + 8;
+const FAULTS_AT: usize = LIVE_AT + 8;
 const LAST_INDEX_AT: usize = FAULTS_AT + 8;
 const LAST_DATA_AT: usize = LAST_INDEX_AT + 4;
 const TAIL_START_AT: usize = LAST_DATA_AT + 4;
 /// Size of the header.
 pub const HEADER_LEN: usize = TAIL_START_AT + 8;
 /// Size of one file record.
-pub const FILE_RECORD_LEN: usize = 8 + 4 + 8;
+pub const FILE_RECORD_LEN: usize = 8 + 4 + 8 + 8;
 /// Size of a key record's location, after the key.
 pub const LOC_LEN: usize = 4 * 4;
 /// Smallest key record (a one-byte key).
@@ -49,7 +51,7 @@ pub const MIN_KEY_RECORD_LEN: usize = 1 + 1 + LOC_LEN;
 /// Size of the trailing checksum.
 pub const TRAILER_LEN: usize = 4;
 
-const _: () = assert!(HEADER_LEN == 76);
+const _: () = assert!(HEADER_LEN == 68);
 
 /// What a snapshot restores besides the keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,8 +66,6 @@ pub struct Header {
     pub next_entry: u64,
     /// Sum of live value lengths.
     pub live_bytes: u64,
-    /// Dead bytes on disk.
-    pub dead_bytes: u64,
     /// Index entries found inconsistent.
     pub index_faults: u64,
     /// Offset of the last index entry.
@@ -91,7 +91,6 @@ impl Header {
         put(KEYS_AT, &self.keys.to_le_bytes());
         put(NEXT_ENTRY_AT, &self.next_entry.to_le_bytes());
         put(LIVE_AT, &self.live_bytes.to_le_bytes());
-        put(DEAD_AT, &self.dead_bytes.to_le_bytes());
         put(FAULTS_AT, &self.index_faults.to_le_bytes());
         put(LAST_INDEX_AT, &self.last_index_off.to_le_bytes());
         put(LAST_DATA_AT, &self.last_data_off.to_le_bytes());
@@ -111,7 +110,6 @@ impl Header {
             keys: r.u64(),
             next_entry: r.u64(),
             live_bytes: r.u64(),
-            dead_bytes: r.u64(),
             index_faults: r.u64(),
             last_index_off: r.u32(),
             last_data_off: r.u32(),
@@ -129,6 +127,8 @@ pub struct FileRecord {
     pub index_crc: u32,
     /// First entry (sequential id) stored in it.
     pub first_entry: u64,
+    /// Dead bytes of the pair (an estimate, as the engine keeps it).
+    pub dead_bytes: u64,
 }
 
 impl FileRecord {
@@ -137,7 +137,8 @@ impl FileRecord {
         let mut out = [0u8; FILE_RECORD_LEN];
         out[..8].copy_from_slice(&self.index_len.to_le_bytes());
         out[8..12].copy_from_slice(&self.index_crc.to_le_bytes());
-        out[12..].copy_from_slice(&self.first_entry.to_le_bytes());
+        out[12..20].copy_from_slice(&self.first_entry.to_le_bytes());
+        out[20..].copy_from_slice(&self.dead_bytes.to_le_bytes());
         out
     }
 
@@ -148,6 +149,7 @@ impl FileRecord {
             index_len: r.u64(),
             index_crc: r.u32(),
             first_entry: r.u64(),
+            dead_bytes: r.u64(),
         })
     }
 }
@@ -199,15 +201,14 @@ mod tests {
             keys: 3,
             next_entry: 4,
             live_bytes: 5,
-            dead_bytes: 6,
             index_faults: 7,
             last_index_off: 8,
             last_data_off: 9,
             tail_start: 10,
         };
         let bytes = h.encode();
-        assert_eq!(&bytes[..8], b"ZDBKMAP1");
-        assert_eq!(bytes[68], 10);
+        assert_eq!(&bytes[..8], b"ZDBKMAP2");
+        assert_eq!(bytes[60], 10);
         assert_eq!(Header::decode(&bytes), Ok(h));
         let mut other = bytes;
         other[7] = b'0';
@@ -217,6 +218,7 @@ mod tests {
             index_len: 29,
             index_crc: 0xdead_beef,
             first_entry: 12,
+            dead_bytes: 13,
         };
         assert_eq!(FileRecord::decode(&f.encode()), Ok(f));
         let loc = KeyLoc {

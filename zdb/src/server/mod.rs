@@ -86,24 +86,30 @@ async fn background_compaction(shared: Arc<Shared>) {
             let Some(handle) = shared.get(&name) else {
                 continue;
             };
-            let due = {
+            let (due, active_min) = {
                 let ns = handle.ns.read();
-                ns.dead_bytes() >= threshold
+                let dead = ns.dead_bytes();
+                // The active pair is closed for it only when it holds at least half of what
+                // is reclaimable: each such rotation then stands for threshold/2 or more of
+                // dead bytes written into it (never a new pair every round).
+                let active_min = (dead / 2).max(1);
+                let due = dead >= threshold
                     && ns.poisoned().is_none()
-                    && !ns.compactable_files().is_empty()
+                    && (!ns.compactable_files().is_empty() || ns.active_dead_bytes() >= active_min);
+                (due, active_min)
             };
             if !due {
                 continue;
             }
             let ns_name = String::from_utf8_lossy(&name).into_owned();
-            match tokio::task::spawn_blocking(move || handle.compact()).await {
-                Ok(Some(Ok(st))) => {
+            match handle.compact_now(shared.hooks.clone(), active_min).await {
+                Some(Ok(st)) => {
                     tracing::info!(namespace = %ns_name, files = st.files, reclaimed = st.reclaimed, "compacted")
                 }
-                Ok(Some(Err(e))) => {
+                Some(Err(e)) => {
                     tracing::error!(namespace = %ns_name, error = %e, "background compaction failed")
                 }
-                _ => {}
+                None => {}
             }
         }
     }

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::RwLock;
 
 use super::Feed;
-use crate::engine::Namespace;
+use crate::engine::{CompactStats, Namespace, OpenError, Rotation};
+use crate::hooks::Hooks;
 
 /// One namespace as the server holds it.
 pub struct NsHandle {
@@ -25,27 +26,103 @@ pub struct NsHandle {
 }
 
 impl NsHandle {
-    /// Compact every closed file pair with dead entries, one at a time, holding the exclusive
-    /// lock only while each rewritten pair is swapped in. `None` if one is already running.
-    pub fn compact(&self) -> Option<Result<crate::engine::CompactStats, crate::engine::OpenError>> {
+    /// COMPACT, or background compaction: close the active pair first if it holds at least
+    /// `active_min` dead bytes (its rotation runs the hooks, as any rotation does), then rewrite
+    /// every closed pair with dead entries, one at a time, on blocking threads, holding the
+    /// exclusive lock only while each rewritten pair is swapped in. `None` if a compaction of
+    /// this namespace already runs. The work runs in a task of its own: a caller that goes
+    /// away does not leave half a compaction (or two at once).
+    pub async fn compact_now(
+        self: &Arc<Self>,
+        hooks: Hooks,
+        active_min: u64,
+    ) -> Option<Result<CompactStats, OpenError>> {
         if self.compacting.swap(true, Ordering::SeqCst) {
             return None;
         }
-        let result = (|| {
-            let mut total = crate::engine::CompactStats::default();
-            let files = self.ns.read().compactable_files();
-            for file in files {
-                let plan = self.ns.read().compact_plan(file);
-                let Some(plan) = plan else { continue };
-                let built = plan.build()?;
-                let stats = self.ns.write().compact_commit(built)?;
-                total.files += stats.files;
-                total.reclaimed += stats.reclaimed;
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            let result = this.rotate_and_compact(&hooks, active_min).await;
+            this.compacting.store(false, Ordering::SeqCst);
+            result
+        });
+        Some(
+            task.await
+                .unwrap_or_else(|e| Err(join_failed("compaction", e))),
+        )
+    }
+
+    async fn rotate_and_compact(
+        self: &Arc<Self>,
+        hooks: &Hooks,
+        active_min: u64,
+    ) -> Result<CompactStats, OpenError> {
+        let this = self.clone();
+        // The rotation fsyncs the active pair: not on an async worker.
+        let rotated =
+            tokio::task::spawn_blocking(move || this.ns.write().rotate_for_compaction(active_min))
+                .await
+                .map_err(|e| join_failed("closing the active pair", e))?;
+        match rotated {
+            Ok(Some(rot)) => self.run_rotation_hooks(hooks, rot).await,
+            Ok(None) => {}
+            Err(source) => {
+                return Err(OpenError::Refused {
+                    op: "closing the active pair before compaction",
+                    source,
+                });
             }
-            Ok(total)
-        })();
-        self.compacting.store(false, Ordering::SeqCst);
-        Some(result)
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.compact_closed_pairs())
+            .await
+            .unwrap_or_else(|e| Err(join_failed("compaction", e)))
+    }
+
+    fn compact_closed_pairs(&self) -> Result<CompactStats, OpenError> {
+        let mut total = CompactStats::default();
+        let files = self.ns.read().compactable_files();
+        for file in files {
+            let plan = self.ns.read().compact_plan(file);
+            let Some(plan) = plan else { continue };
+            let built = plan.build()?;
+            let stats = self.ns.write().compact_commit(built)?;
+            total.files += stats.files;
+            total.reclaimed += stats.reclaimed;
+        }
+        Ok(total)
+    }
+
+    /// After a rotation (a full data file, NSJUMP, COMPACT): the blocking `jump-index` hook,
+    /// while this namespace's writers wait (exit 0 resets the dirty list), then `jump-data`
+    /// in the background.
+    pub async fn run_rotation_hooks(&self, hooks: &Hooks, rot: Rotation) {
+        if !hooks.enabled() {
+            return;
+        }
+        let dirty = rot
+            .dirty
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let writers_wait = self.hook_gate.write().await;
+        let args = vec![
+            rot.old_index.display().to_string(),
+            rot.new_index.display().to_string(),
+            dirty,
+        ];
+        if hooks.run_blocking("jump-index", &args).await == Some(0) {
+            self.ns.write().reset_dirty();
+        }
+        drop(writers_wait);
+        hooks.fire(
+            "jump-data",
+            vec![
+                rot.old_data.display().to_string(),
+                rot.new_data.display().to_string(),
+            ],
+        );
     }
 
     /// Verify every entry (NSCHECK) a step at a time, taking the shared lock for each step
@@ -104,5 +181,14 @@ impl NsHandle {
             compacting: AtomicBool::new(false),
             hook_gate: tokio::sync::RwLock::new(()),
         })
+    }
+}
+
+/// A blocking task that failed to finish (it panicked), as an engine error.
+fn join_failed(op: &'static str, e: tokio::task::JoinError) -> OpenError {
+    OpenError::Io {
+        op,
+        path: std::path::PathBuf::new(),
+        source: std::io::Error::other(e.to_string()),
     }
 }

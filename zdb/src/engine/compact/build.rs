@@ -83,6 +83,13 @@ impl CompactPlan {
                 .map_err(io_err("create", path))?;
             f.write_at(bytes, 0).map_err(io_err("write", path))?;
             f.sync().map_err(io_err("sync", path))?;
+            // The name too: once the journal is durable, a restart rolls forward with the
+            // `.compact` files it finds, so both must be there (a lone new index beside the
+            // old data file was served as corrupted values).
+            let dir = path.parent().unwrap_or(&self.index_dir);
+            storage
+                .sync_dir(dir)
+                .map_err(io_err("sync directory", dir))?;
         }
         let index_len = ibuf.len() as u32;
         Ok(CompactBuilt {

@@ -73,7 +73,7 @@ impl Namespace {
             .sync_dir(&self.files.index_dir)
             .map_err(io_err("sync directory", &jpath))?;
         self.dirty.extend(plan.slot_files.iter().copied());
-        self.usage.reclaimed(plan.dead_bytes);
+        self.usage.reclaimed(file, plan.dead_bytes);
         Ok(CompactStats {
             files: 1,
             reclaimed: plan.dead_bytes,
@@ -155,7 +155,7 @@ impl Namespace {
             *size = built.index_len;
         }
         self.dirty.insert(file);
-        self.usage.reclaimed(plan.dead_bytes);
+        self.usage.reclaimed(file, plan.dead_bytes);
         Ok(CompactStats {
             files: 1,
             reclaimed: plan.dead_bytes,

@@ -27,8 +27,9 @@ pub(super) use settle::settle_compactions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::Mode;
 use super::namespace::Namespace;
+use super::pairs::Rotation;
+use super::{Mode, OpError};
 use crate::format::IndexEntryHeader;
 use crate::format::compact_journal;
 use crate::storage::Storage;
@@ -80,6 +81,23 @@ fn journal(index_dir: &Path, file: u32) -> PathBuf {
 }
 
 impl Namespace {
+    /// Dead bytes in the active pair: what compacting the closed pairs cannot reach.
+    pub fn active_dead_bytes(&self) -> u64 {
+        self.usage.dead_in(self.active.id)
+    }
+
+    /// Close the active pair if it holds dead bytes, at least `min_dead` of them, so that a
+    /// compaction can rewrite it (only closed pairs are rewritten; the new active pair starts
+    /// empty). The rotation is returned for the server's hooks, as NSJUMP's is. Nothing
+    /// happens on a namespace that refuses writes.
+    pub fn rotate_for_compaction(&mut self, min_dead: u64) -> Result<Option<Rotation>, OpError> {
+        let dead = self.active_dead_bytes();
+        if dead == 0 || dead < min_dead || self.poisoned.is_some() {
+            return Ok(None);
+        }
+        self.jump().map(Some)
+    }
+
     /// Closed pairs that may be compacted.
     pub fn compactable_files(&self) -> Vec<u32> {
         (0..self.active.id).collect()

@@ -34,17 +34,14 @@ fn cfg(sync: bool) -> EngineConfig {
 }
 
 fn open(sim: &SimStorage, sync: bool) -> Namespace {
+    open_with(sim, cfg(sync))
+}
+
+fn open_with(sim: &SimStorage, cfg: EngineConfig) -> Namespace {
     let storage: Arc<dyn Storage> = Arc::new(sim.clone());
     storage.create_dir_all(Path::new(IDX)).unwrap();
     storage.create_dir_all(Path::new(DAT)).unwrap();
-    Namespace::open(
-        storage,
-        Path::new(IDX),
-        Path::new(DAT),
-        b"default",
-        cfg(sync),
-    )
-    .unwrap()
+    Namespace::open(storage, Path::new(IDX), Path::new(DAT), b"default", cfg).unwrap()
 }
 
 /// Every version ever written per key (None = deleted), and the last acknowledged one.
