@@ -10,9 +10,13 @@ fn main() -> anyhow::Result<()> {
         let clean = zdb::daemon::check(&cfg, namespaces, *repair)?;
         std::process::exit(if clean { 0 } else { 1 });
     }
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the runtime")?
-        .block_on(zdb::daemon::serve(args, cfg))
+        .context("starting the runtime")?;
+    let served = runtime.block_on(zdb::daemon::serve(args, cfg));
+    // A namespace still loading when a signal came is not waited for (an interrupted load
+    // is what any crash leaves: the next start repairs it).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }

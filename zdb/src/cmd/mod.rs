@@ -153,7 +153,7 @@ async fn dispatch<W: AsyncWrite + Unpin>(
         Cmd::Echo if args.len() == 2 => Reply::Bulk(args.bytes(1)),
         Cmd::Echo => Reply::err("Unexpected arguments"),
         Cmd::Time => system::time(),
-        Cmd::Auth => system::auth(s, sh, &args),
+        Cmd::Auth => system::auth(&mut s.admin, &mut s.nonce, sh, &args),
         Cmd::Hooks => system::hooks(s, sh),
         Cmd::Info => {
             s.tally.settle();
@@ -213,6 +213,27 @@ async fn dispatch<W: AsyncWrite + Unpin>(
         return Ok(Flow::Close);
     }
     Ok(flow)
+}
+
+/// While zdb loads its namespaces: INFO (with the progress) and AUTH answer (AUTH on the
+/// connection's `admin` flag and `nonce`, which its session then starts with); every other
+/// command gets [`crate::shared::LOADING_ERROR`], as redis answers while it loads.
+pub fn execute_loading<W: AsyncWrite + Unpin>(
+    admin: &mut bool,
+    nonce: &mut Option<String>,
+    sh: &Shared,
+    args: &Args,
+    out: &mut Output<W>,
+) {
+    let reply = match args.first().and_then(Cmd::lookup) {
+        Some(Cmd::Info) => system::info(sh),
+        Some(Cmd::Auth) => system::auth(admin, nonce, sh, args),
+        _ => Reply::err(crate::shared::LOADING_ERROR),
+    };
+    if matches!(reply, Reply::Error(_)) {
+        sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
+    }
+    out.reply(reply);
 }
 
 /// Most reads whose memory is warmed together (more would evict each other's lines before

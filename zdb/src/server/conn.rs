@@ -30,23 +30,38 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let (mut reader, writer) = tokio::io::split(stream);
     shared.metrics.clients.inc();
     let _connected = Connected(shared.clone());
-    let mut session = Session {
-        id: shared.new_client(),
-        ns: shared.default_ns(),
-        writable: !shared.cfg.protect,
-        admin: shared.cfg.admin.is_none(),
-        nonce: None,
-        master: false,
-        mirror: None,
-        follower: shared.follower.clone(),
-        tally: Tally::new(shared.clone()),
-    };
     let mut out = Output::new(writer, shared.clone());
     // Idle clients cost little: buffers start empty and grow with what arrives.
     let mut input = BytesMut::new();
     let mut budget = Budget {
         shared: shared.clone(),
         held_kib: 0,
+    };
+    let id = shared.new_client();
+    let (mut admin, mut nonce) = (shared.cfg.admin.is_none(), None);
+    if !shared.loading.is_ready()
+        && !while_loading(
+            &mut reader,
+            &mut input,
+            &mut budget,
+            &mut out,
+            &shared,
+            (&mut admin, &mut nonce),
+        )
+        .await
+    {
+        return;
+    }
+    let mut session = Session {
+        id,
+        ns: shared.default_ns(),
+        writable: !shared.cfg.protect,
+        admin,
+        nonce,
+        master: false,
+        mirror: None,
+        follower: shared.follower.clone(),
+        tally: Tally::new(shared.clone()),
     };
     // Requests parsed but not yet run: parsing a batch ahead lets its reads be prefetched.
     let mut ahead = VecDeque::new();
@@ -84,23 +99,8 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             }
         }
         session.tally.settle();
-        if out.flush().await.is_err() {
+        if out.flush().await.is_err() || !make_room(&mut input, &mut budget, &mut out).await {
             return;
-        }
-        budget.fit(input.len()).await;
-        if !budget.covers(input.len() + BASE_INPUT / 2)
-            && !budget.grow(input.len() + BASE_INPUT).await
-        {
-            out.reply(Reply::err("Server input buffers full, try again later"));
-            let _ = out.flush().await;
-            return;
-        }
-        if input.is_empty() && input.capacity() < 512 {
-            input.reserve(512);
-        } else if input.capacity() - input.len() < 4096 {
-            // Grow geometrically with what has arrived (never by a declared length), so a large
-            // value is not copied over and over while it streams in.
-            input.reserve(input.len().max(16 * 1024));
         }
         let read = match session.mirror.as_mut() {
             None => reader.read_buf(&mut input).await,
@@ -118,14 +118,93 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 }
             },
         };
-        match read {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                shared
-                    .stats
-                    .network_rx
-                    .fetch_add(n as u64, Ordering::Relaxed);
+        if !received(&shared, read) {
+            return;
+        }
+    }
+}
+
+/// Answer a client while the namespaces load (`cmd::execute_loading`); returns true once
+/// loading is over, with the requests not yet answered left in `input`, or false when the
+/// client left or broke the protocol.
+async fn while_loading<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    reader: &mut R,
+    input: &mut BytesMut,
+    budget: &mut Budget,
+    out: &mut Output<W>,
+    shared: &Shared,
+    (admin, nonce): (&mut bool, &mut Option<String>),
+) -> bool {
+    loop {
+        while !shared.loading.is_ready() {
+            match protocol::parse(input) {
+                Ok(None) => break,
+                Ok(Some(args)) if args.is_empty() => {}
+                Ok(Some(args)) => cmd::execute_loading(admin, nonce, shared, &args, out),
+                Err(e) => {
+                    out.reply(Reply::err(e.to_string()));
+                    if !e.keeps_connection() {
+                        let _ = out.flush().await;
+                        return false;
+                    }
+                }
             }
+        }
+        if out.flush().await.is_err() {
+            return false;
+        }
+        if shared.loading.is_ready() {
+            return true;
+        }
+        if !make_room(input, budget, out).await {
+            return false;
+        }
+        tokio::select! {
+            read = reader.read_buf(input) => {
+                if !received(shared, read) {
+                    return false;
+                }
+            }
+            () = shared.loading.wait_ready() => {}
+        }
+    }
+}
+
+/// Before a read: give back budget a shrunken buffer no longer needs, take what the next
+/// read may need (false: it did not come in time; the client was told and must go), and
+/// make room in the buffer.
+async fn make_room<W: AsyncWrite + Unpin>(
+    input: &mut BytesMut,
+    budget: &mut Budget,
+    out: &mut Output<W>,
+) -> bool {
+    budget.fit(input.len()).await;
+    if !budget.covers(input.len() + BASE_INPUT / 2) && !budget.grow(input.len() + BASE_INPUT).await
+    {
+        out.reply(Reply::err("Server input buffers full, try again later"));
+        let _ = out.flush().await;
+        return false;
+    }
+    if input.is_empty() && input.capacity() < 512 {
+        input.reserve(512);
+    } else if input.capacity() - input.len() < 4096 {
+        // Grow geometrically with what has arrived (never by a declared length), so a large
+        // value is not copied over and over while it streams in.
+        input.reserve(input.len().max(16 * 1024));
+    }
+    true
+}
+
+/// Count what a read brought; false when the client left (or the read failed).
+fn received(shared: &Shared, read: std::io::Result<usize>) -> bool {
+    match read {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            shared
+                .stats
+                .network_rx
+                .fetch_add(n as u64, Ordering::Relaxed);
+            true
         }
     }
 }

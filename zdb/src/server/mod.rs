@@ -79,6 +79,7 @@ async fn background_compaction(shared: Arc<Shared>) {
     if threshold == 0 {
         return std::future::pending().await;
     }
+    shared.loading.wait_ready().await;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     loop {
         tick.tick().await;
@@ -122,6 +123,7 @@ async fn idle_snapshots(shared: Arc<Shared>) {
     if idle.is_zero() {
         return std::future::pending().await;
     }
+    shared.loading.wait_ready().await;
     let mut tick = tokio::time::interval((idle / 4).clamp(
         std::time::Duration::from_millis(100),
         std::time::Duration::from_secs(15),

@@ -4,10 +4,12 @@
 
 mod feed;
 mod handle;
+mod loading;
 mod tally;
 
 pub use feed::{Feed, Listener};
 pub use handle::NsHandle;
+pub use loading::{LOADING_ERROR, Loading};
 pub use tally::{Stats, Tally};
 
 use std::collections::BTreeMap;
@@ -36,6 +38,8 @@ pub struct Shared {
     /// Disk access.
     pub storage: Arc<dyn Storage>,
     namespaces: RwLock<BTreeMap<Vec<u8>, Arc<NsHandle>>>,
+    /// Start-up progress; commands are served once it is ready.
+    pub loading: Loading,
     /// Hook runner.
     pub hooks: Hooks,
     /// Copies of commands for MIRROR clients (bounded: a slow mirror loses copies, with a notice).
@@ -60,8 +64,44 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Open every namespace under the index root (creating `default` if missing).
+    /// State for a server that has loaded nothing yet (connections get `-LOADING`):
+    /// [`Shared::load_namespaces`] then [`Loading::set_ready`] make it serve.
+    pub fn new(cfg: Config, storage: Arc<dyn Storage>) -> Arc<Shared> {
+        let budget_kib = (cfg.max_input_total / 1024).max(64 * 1024);
+        Arc::new(Shared {
+            hooks: Hooks::new(cfg.hook.clone(), cfg.zdbid.clone(), cfg.hook_timeout),
+            mirror: Feed::new(4096),
+            read_cache: ReadCache::new(cfg.read_cache).map(Arc::new),
+            cfg,
+            storage,
+            namespaces: RwLock::new(BTreeMap::new()),
+            loading: Loading::default(),
+            stats: Stats::default(),
+            metrics: crate::metrics::Metrics::default(),
+            follower: Arc::new(AtomicBool::new(false)),
+            boot_time: crate::now_secs(),
+            instance_id: hex::encode(rand::random::<[u8; 4]>()),
+            input_budget: Arc::new(Semaphore::new(budget_kib)),
+            next_client: AtomicU64::new(1),
+            stop: Notify::new(),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Open every namespace under the index root (creating `default` if missing) and serve
+    /// at once: for tests and tools that need no listening while loading.
     pub fn open(cfg: Config, storage: Arc<dyn Storage>) -> Result<Arc<Shared>, OpenError> {
+        let shared = Shared::new(cfg, storage);
+        shared.load_namespaces()?;
+        shared.loading.set_ready();
+        Ok(shared)
+    }
+
+    /// Load (replay) every namespace under the index root, creating `default` if missing,
+    /// counting progress in [`Shared::loading`]; blocking: run it on a blocking thread. Stops
+    /// early (Ok) once a stop was requested.
+    pub fn load_namespaces(&self) -> Result<(), OpenError> {
+        let (cfg, storage) = (&self.cfg, &self.storage);
         for root in [&cfg.index, &cfg.data] {
             storage
                 .create_dir_all(root)
@@ -81,17 +121,22 @@ impl Shared {
             .into_iter()
             .map(std::os::unix::ffi::OsStringExt::into_vec)
             .filter(|n| !n.starts_with(b"."))
-            .filter(|n| storage.exists(&cfg.index.join(OsStr::from_bytes(n))))
+            .filter(|n| {
+                let dir = cfg.index.join(OsStr::from_bytes(n));
+                storage.exists(&dir) && is_dir(&**storage, &dir)
+            })
             .collect();
         if !names.iter().any(|n| n == DEFAULT_NS) {
             names.push(DEFAULT_NS.to_vec());
         }
-        let read_cache = ReadCache::new(cfg.read_cache).map(Arc::new);
-        let mut map = BTreeMap::new();
-        for name in names {
-            let dir = cfg.index.join(OsStr::from_bytes(&name));
-            if !is_dir(&*storage, &dir) && name != DEFAULT_NS {
-                continue;
+        let sizes: Vec<u64> = names
+            .iter()
+            .map(|n| index_bytes(&**storage, &cfg.index.join(OsStr::from_bytes(n))))
+            .collect();
+        self.loading.planned(names.len() as u64, sizes.iter().sum());
+        for (name, size) in names.into_iter().zip(sizes) {
+            if self.stopping.load(Ordering::SeqCst) {
+                return Ok(());
             }
             let started = std::time::Instant::now();
             let mut ns = Namespace::open(
@@ -104,33 +149,17 @@ impl Shared {
             if name == DEFAULT_NS {
                 ns.maxsize_override = cfg.maxsize;
             }
-            ns.set_read_cache(read_cache.clone());
+            ns.set_read_cache(self.read_cache.clone());
             tracing::info!(
                 namespace = %String::from_utf8_lossy(&name),
                 entries = ns.entries(),
                 ms = started.elapsed().as_millis() as u64,
                 "namespace loaded"
             );
-            map.insert(name, NsHandle::new(ns));
+            self.namespaces.write().insert(name, NsHandle::new(ns));
+            self.loading.loaded(size);
         }
-        let budget_kib = (cfg.max_input_total / 1024).max(64 * 1024);
-        Ok(Arc::new(Shared {
-            hooks: Hooks::new(cfg.hook.clone(), cfg.zdbid.clone(), cfg.hook_timeout),
-            mirror: Feed::new(4096),
-            cfg,
-            storage,
-            namespaces: RwLock::new(map),
-            stats: Stats::default(),
-            metrics: crate::metrics::Metrics::default(),
-            follower: Arc::new(AtomicBool::new(false)),
-            boot_time: crate::now_secs(),
-            instance_id: hex::encode(rand::random::<[u8; 4]>()),
-            input_budget: Arc::new(Semaphore::new(budget_kib)),
-            read_cache,
-            next_client: AtomicU64::new(1),
-            stop: Notify::new(),
-            stopping: AtomicBool::new(false),
-        }))
+        Ok(())
     }
 
     /// A namespace by name.
@@ -313,4 +342,24 @@ fn unreachable_default() -> Arc<NsHandle> {
 
 fn is_dir(storage: &dyn Storage, path: &Path) -> bool {
     storage.list_dir(path).is_ok()
+}
+
+/// Bytes of the index files `iN` in a namespace's index folder (what loading replays).
+fn index_bytes(storage: &dyn Storage, dir: &Path) -> u64 {
+    storage
+        .list_dir(dir)
+        .unwrap_or_default()
+        .iter()
+        .filter(|n| {
+            n.to_str()
+                .and_then(|n| n.strip_prefix('i'))
+                .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|n| {
+            storage
+                .open(&dir.join(n), crate::storage::OpenMode::ReadOnly)
+                .and_then(|f| f.len())
+                .ok()
+        })
+        .sum()
 }
