@@ -295,19 +295,42 @@ pub(crate) fn readable(ns: &Namespace) -> Result<(), Reply> {
 
 /// Refuse writes for read-only sessions, followers, and locked or frozen namespaces.
 pub(crate) fn writable(s: &Session, ns: &Namespace) -> Result<(), Reply> {
-    readable(ns)?;
-    if s.follower.load(Ordering::SeqCst) {
-        return Err(Reply::err(
-            "Read-only replica (PROMOTE it to accept writes)",
-        ));
+    Rights::of(s).check(ns)
+}
+
+/// The session's part of the write permission, taken along when a write runs on a blocking
+/// thread and checked there under the namespace lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rights {
+    follower: bool,
+    writable: bool,
+}
+
+impl Rights {
+    /// The rights of `s` now.
+    pub(crate) fn of(s: &Session) -> Self {
+        Rights {
+            follower: s.follower.load(Ordering::SeqCst),
+            writable: s.writable,
+        }
     }
-    if !s.writable {
-        return Err(Reply::err("Namespace is in read-only mode"));
+
+    /// Refuse writes for read-only sessions, followers, and locked or frozen namespaces.
+    pub(crate) fn check(self, ns: &Namespace) -> Result<(), Reply> {
+        readable(ns)?;
+        if self.follower {
+            return Err(Reply::err(
+                "Read-only replica (PROMOTE it to accept writes)",
+            ));
+        }
+        if !self.writable {
+            return Err(Reply::err("Namespace is in read-only mode"));
+        }
+        if ns.lock == LockState::Locked {
+            return Err(Reply::err("Namespace is temporarily locked (read-only)"));
+        }
+        Ok(())
     }
-    if ns.lock == LockState::Locked {
-        return Err(Reply::err("Namespace is temporarily locked (read-only)"));
-    }
-    Ok(())
 }
 
 /// Unwrap a `Result<Reply, Reply>` built with `?`.

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use crate::engine::{Namespace, OpError};
 use crate::protocol::Reply;
 use crate::shared::{NsHandle, Shared};
 
@@ -61,13 +62,15 @@ impl<W: AsyncWrite + Unpin> Output<W> {
 
     /// Write the appends that pending replies acknowledge. If that fails, the replies from the
     /// first such acknowledgement on are replaced by one error and the connection must close.
-    fn settle(&mut self) -> std::io::Result<()> {
+    async fn settle(&mut self) -> std::io::Result<()> {
         let mut failed = None;
-        for ns in self.wrote.drain(..) {
-            if let Err(e) = ns.ns.write().flush_pending() {
+        let mut wrote = std::mem::take(&mut self.wrote);
+        for ns in wrote.drain(..) {
+            if let Err(e) = flush_appends(&ns).await {
                 failed = Some(e);
             }
         }
+        self.wrote = wrote;
         let first = self.first_ack.take();
         if let (Some(e), Some(pos)) = (failed, first) {
             self.buf.truncate(pos);
@@ -84,7 +87,7 @@ impl<W: AsyncWrite + Unpin> Output<W> {
             // writes everyone's entries in one pwrite per file, and the rest find nothing to do.
             tokio::task::yield_now().await;
         }
-        let settled = self.settle();
+        let settled = self.settle().await;
         if !self.buf.is_empty() {
             self.writer.write_all(&self.buf).await?;
             self.shared
@@ -95,4 +98,17 @@ impl<W: AsyncWrite + Unpin> Output<W> {
         }
         settled
     }
+}
+
+/// Write a namespace's buffered appends: on this worker while its disk is fast, on tokio's
+/// blocking pool while it was slow lately ([`crate::shared::IoPace`]); how long the write took
+/// decides for the next ones.
+async fn flush_appends(ns: &Arc<NsHandle>) -> Result<(), OpError> {
+    if !ns.io.is_slow() {
+        return ns.with_timed_io(Namespace::flush_pending);
+    }
+    let ns = ns.clone();
+    tokio::task::spawn_blocking(move || ns.with_timed_io(Namespace::flush_pending))
+        .await
+        .unwrap_or(Err(OpError::DataWrite))
 }

@@ -11,6 +11,7 @@
 mod cache;
 mod check;
 mod compact;
+mod disk_read;
 mod durability;
 mod entries;
 mod error;
@@ -34,6 +35,7 @@ mod write;
 pub use cache::ReadCache;
 pub use check::{CheckCursor, CheckReport};
 pub use compact::{CompactBuilt, CompactPlan, CompactStats};
+pub use disk_read::{DiskRead, Lookup};
 pub use durability::Durability;
 pub use error::{OpError, OpenError};
 pub use history::{HistoryError, HistoryItem, RawEntry, RawError};

@@ -100,13 +100,17 @@ impl Namespace {
     /// Rotate first if this entry would push the data file past `--datasize`; the rotation
     /// waits in [`Namespace::take_rotation`] for the server's hooks.
     pub(super) fn rotate_if_full(&mut self, entry_len: u64) -> Result<(), OpError> {
-        let used = u64::from(self.active.data_size);
-        if (used > data::HEADER_LEN as u64 && used + entry_len > u64::from(self.cfg.datasize))
-            || used + entry_len > u64::from(u32::MAX)
-        {
+        if self.rotation_due(entry_len) {
             self.rotation = Some(self.jump()?);
         }
         Ok(())
+    }
+
+    /// Whether an entry of `entry_len` bytes would push the data file past `--datasize`.
+    pub(super) fn rotation_due(&self, entry_len: u64) -> bool {
+        let used = u64::from(self.active.data_size);
+        (used > data::HEADER_LEN as u64 && used + entry_len > u64::from(self.cfg.datasize))
+            || used + entry_len > u64::from(u32::MAX)
     }
 
     /// The rotation the last SET or DEL made before writing, if any (once).

@@ -1,11 +1,13 @@
 //! The read path: GET, MGET, EXISTS, CHECK (with CRC verification), LENGTH, KEYTIME, KEYCUR.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::namespace::Namespace;
 use super::scan::cursor_of;
 use super::{FileKind, Mode, OpError};
 use crate::format::{DataEntryHeader, IndexEntryHeader, crc32, data, index};
+use crate::storage::StorageFile;
 
 /// Result of CHECK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,38 +83,21 @@ impl Namespace {
         key: &[u8],
         len: u32,
     ) -> Result<Vec<u8>, OpError> {
-        let handle = if file == self.active.id {
-            self.active.data.clone()
-        } else {
-            match self.files.get(FileKind::Data, file) {
-                Ok(h) => h,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(OpError::MissingData(file));
-                }
-                Err(_) => return Err(OpError::ReadFailed),
-            }
-        };
-        // Lengths come from disk: never allocate more than a value can be.
-        if len as usize > crate::MAX_VALUE {
-            return Err(OpError::Corrupted);
+        let handle = self.data_handle(file)?;
+        let read = read_verified(&*handle, off, key, len, false)?;
+        read.ok_or(OpError::ReadFailed)
+    }
+
+    /// Handle of data file `file` for reading values: `MissingData` if it is gone (offloaded).
+    pub(super) fn data_handle(&self, file: u32) -> Result<Arc<dyn StorageFile>, OpError> {
+        if file == self.active.id {
+            return Ok(self.active.data.clone());
         }
-        let mut buf = vec![0u8; data::ENTRY_HEADER_LEN + key.len() + len as usize];
-        handle
-            .read_exact_at(&mut buf, u64::from(off))
-            .map_err(|_| OpError::ReadFailed)?;
-        let hdr = DataEntryHeader::decode(&buf).map_err(|_| OpError::Corrupted)?;
-        let head_len = data::ENTRY_HEADER_LEN + key.len();
-        let (head, value) = buf.split_at(head_len);
-        if usize::from(hdr.idlength) != key.len()
-            || hdr.datalength != len
-            || head.get(data::ENTRY_HEADER_LEN..) != Some(key)
-            || crc32(value) != hdr.crc
-        {
-            return Err(OpError::Corrupted);
+        match self.files.get(FileKind::Data, file) {
+            Ok(h) => Ok(h),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(OpError::MissingData(file)),
+            Err(_) => Err(OpError::ReadFailed),
         }
-        // Keep the one allocation: drop the header and key in place.
-        buf.drain(..head_len);
-        Ok(buf)
     }
 
     /// Current index position and header of a live key.
@@ -166,7 +151,7 @@ impl Namespace {
     }
 
     /// Data file, offset and length of a live key's value.
-    fn value_at(&self, key: &[u8]) -> Option<(u32, u32, u32)> {
+    pub(super) fn value_at(&self, key: &[u8]) -> Option<(u32, u32, u32)> {
         match self.mode {
             Mode::User => self.keys.get(key).map(|l| (l.file, l.data_off, l.len)),
             Mode::Seq => self
@@ -218,4 +203,42 @@ impl Namespace {
     pub fn data_path(&self, id: u32) -> PathBuf {
         self.files.path(FileKind::Data, id)
     }
+}
+
+/// Read the value of the data entry at `off` and verify it (header matching key and length,
+/// value matching its CRC). With `nowait`, `Ok(None)` when the bytes are not in memory and the
+/// read would wait for the disk.
+pub(super) fn read_verified(
+    handle: &dyn StorageFile,
+    off: u32,
+    key: &[u8],
+    len: u32,
+    nowait: bool,
+) -> Result<Option<Vec<u8>>, OpError> {
+    // Lengths come from disk: never allocate more than a value can be.
+    if len as usize > crate::MAX_VALUE {
+        return Err(OpError::Corrupted);
+    }
+    let mut buf = vec![0u8; data::ENTRY_HEADER_LEN + key.len() + len as usize];
+    let read = if nowait {
+        handle.read_exact_at_nowait(&mut buf, u64::from(off))
+    } else {
+        handle.read_exact_at(&mut buf, u64::from(off)).map(Some)
+    };
+    if read.map_err(|_| OpError::ReadFailed)?.is_none() {
+        return Ok(None);
+    }
+    let hdr = DataEntryHeader::decode(&buf).map_err(|_| OpError::Corrupted)?;
+    let head_len = data::ENTRY_HEADER_LEN + key.len();
+    let (head, value) = buf.split_at(head_len);
+    if usize::from(hdr.idlength) != key.len()
+        || hdr.datalength != len
+        || head.get(data::ENTRY_HEADER_LEN..) != Some(key)
+        || crc32(value) != hdr.crc
+    {
+        return Err(OpError::Corrupted);
+    }
+    // Keep the one allocation: drop the header and key in place.
+    buf.drain(..head_len);
+    Ok(Some(buf))
 }

@@ -12,6 +12,10 @@ use super::{FileKind, Mode, OpError};
 use crate::format::{DataEntryHeader, FLAG_DELETED, IndexEntryHeader, crc32, data, index};
 use crate::storage::StorageFile;
 
+/// Values this large are written from where they are, straight to the data file (not copied
+/// into the append buffer).
+const LARGE_VALUE: usize = 64 << 10;
+
 /// Outcome of a SET. Payload-free on purpose: with [`OpError`] it makes an 8-byte result that
 /// comes back in a register. A larger one went through memory, written by the callee in
 /// pieces narrower than the caller's reads, which then cannot be forwarded and wait for every
@@ -62,7 +66,7 @@ impl Namespace {
             timestamp: ts,
         };
         // Large values are written from where they are, after their header, not copied.
-        let large = value.len() >= 64 << 10;
+        let large = value.len() >= LARGE_VALUE;
         let inline: &[u8] = if large { &[] } else { value };
         let mut buf = Vec::with_capacity(data::ENTRY_HEADER_LEN + key.len() + inline.len());
         hdr.encode_into(key, inline, &mut buf);
@@ -156,16 +160,35 @@ impl Namespace {
             self.commit_token = Some(self.durability.note(files.into_iter().chain(unsynced)));
             return Ok(());
         }
-        let due = self.cfg.sync
-            || self
-                .cfg
-                .synctime
-                .is_some_and(|t| self.last_sync.elapsed() >= t);
-        if due && let Err(e) = self.sync_now() {
+        if self.sync_due()
+            && let Err(e) = self.sync_now()
+        {
             self.poison(FileKind::Data, &e);
             return Err(OpError::DataWrite);
         }
         Ok(())
+    }
+
+    /// Whether a write must fsync once done: `--sync` without group commit, or `--synctime`
+    /// since the last fsync.
+    fn sync_due(&self) -> bool {
+        (self.cfg.sync && !self.cfg.group_commit)
+            || self
+                .cfg
+                .synctime
+                .is_some_and(|t| self.last_sync.elapsed() >= t)
+    }
+
+    /// Whether a SET or DEL of a `value_len`-byte value under a `key_len`-byte key is known to
+    /// touch the disk before it returns (so the server runs it on a blocking thread): it
+    /// rotates the files (the closed pair is fsynced), it must fsync, its value goes straight
+    /// to the file, or it fills the append buffer, which then writes itself out.
+    pub fn write_may_block(&self, key_len: usize, value_len: usize) -> bool {
+        let entry = Self::data_entry_len(key_len, value_len);
+        self.rotation_due(entry)
+            || value_len >= LARGE_VALUE
+            || self.sync_due()
+            || self.active.data.buffered() as u64 + entry >= crate::storage::append::LIMIT as u64
     }
 
     /// Overwriting the current version (at `file`/`off`, `len` bytes): `Ok(true)` when the value

@@ -23,6 +23,8 @@ pub struct NsHandle {
     /// Writers hold it shared; a blocking `jump-index` hook holds it exclusively, so only
     /// writers of this namespace wait for the hook (0-db stops the whole server).
     pub hook_gate: tokio::sync::RwLock<()>,
+    /// Whether its disk was slow lately (its writes then run on blocking threads).
+    pub io: super::IoPace,
 }
 
 impl NsHandle {
@@ -125,6 +127,16 @@ impl NsHandle {
         );
     }
 
+    /// Run `f` (a write that may reach the disk) under the exclusive lock, and note how long
+    /// it took (without the wait for the lock) in [`NsHandle::io`].
+    pub fn with_timed_io<R>(&self, f: impl FnOnce(&mut Namespace) -> R) -> R {
+        let mut ns = self.ns.write();
+        let started = super::pace::coarse_ms();
+        let result = f(&mut ns);
+        self.io.observe(started);
+        result
+    }
+
     /// Verify every entry (NSCHECK) a step at a time, taking the shared lock for each step
     /// only, so writers get in between. Run it on a blocking thread: it reads every file.
     pub fn check(&self) -> crate::engine::CheckReport {
@@ -180,6 +192,7 @@ impl NsHandle {
             events: Feed::new(64),
             compacting: AtomicBool::new(false),
             hook_gate: tokio::sync::RwLock::new(()),
+            io: super::IoPace::default(),
         })
     }
 }

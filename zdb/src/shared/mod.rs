@@ -5,11 +5,13 @@
 mod feed;
 mod handle;
 mod loading;
+mod pace;
 mod tally;
 
 pub use feed::{Feed, Listener};
 pub use handle::NsHandle;
 pub use loading::{LOADING_ERROR, Loading};
+pub use pace::IoPace;
 pub use tally::{Stats, Tally};
 
 use std::collections::BTreeMap;

@@ -79,9 +79,14 @@ impl Tally {
         self.failure.store(true, Ordering::Relaxed);
     }
 
-    /// Whether a command failed since the last call (and forget it).
+    /// Whether a command failed since the last call (and forget it). A plain load, and a
+    /// store only after a failure: no locked instruction on the request path.
     pub fn take_failure(&self) -> bool {
-        self.failure.swap(false, Ordering::Relaxed)
+        let failed = self.failure.load(Ordering::Relaxed);
+        if failed {
+            self.failure.store(false, Ordering::Relaxed);
+        }
+        failed
     }
 
     /// A value of `n` bytes was read.

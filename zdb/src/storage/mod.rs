@@ -43,6 +43,30 @@ pub trait StorageFile: Send + Sync {
     /// up at the next `sync`, which is what must succeed).
     fn start_writeback(&self, _off: u64, _len: u64) {}
 
+    /// Read at `off` only from memory (the page cache): `Ok(None)` when the read would wait
+    /// for the disk. A server tries this on its async workers and hands the read to a thread
+    /// that may block only when it would. Default: a plain read (storages living in memory).
+    fn read_at_nowait(&self, buf: &mut [u8], off: u64) -> io::Result<Option<usize>> {
+        self.read_at(buf, off).map(Some)
+    }
+
+    /// [`StorageFile::read_exact_at`] from memory only: `Ok(None)` when any part would wait
+    /// for the disk.
+    fn read_exact_at_nowait(&self, buf: &mut [u8], off: u64) -> io::Result<Option<()>> {
+        let mut done = 0;
+        while done < buf.len() {
+            let rest = buf.get_mut(done..).unwrap_or_default();
+            match self.read_at_nowait(rest, off + done as u64)? {
+                None => return Ok(None),
+                Some(0) => {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short read"));
+                }
+                Some(n) => done += n,
+            }
+        }
+        Ok(Some(()))
+    }
+
     /// Read exactly `buf.len()` bytes at `off`, failing with `UnexpectedEof` if the file is shorter.
     fn read_exact_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
         let mut done = 0;
