@@ -159,16 +159,11 @@ pub fn files_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
 /// True if `needle` occurs anywhere in `hay`.
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
-/// Skip-or-fail rule for tests that need privileges or tools.
-pub fn skip_or_fail(reason: &str) {
-    if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
-        panic!("required capability missing under CI=true: {reason}");
-    }
-    eprintln!("SKIPPED: {reason}");
-}
 
+/// The admin password tests start servers with (`--admin`).
 pub const ADMIN: &str = "adm1n";
