@@ -11,11 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use zdb::config::Config;
-use zdb::engine::{EngineConfig, RunMode};
 use zdb::server::{Listeners, Shared, run};
+use zdb::storage::StorageFile;
 use zdb::storage::sim::SimStorage;
-use zdb::storage::{OpenMode, Storage, StorageFile};
 
 /// Data-file I/O that can be held: a stuck disk. Tells whether someone waits at it.
 #[derive(Default)]
@@ -100,84 +98,23 @@ impl StorageFile for DiskFile {
     }
 }
 
-/// The simulator, with data files (`/d/...`) behind [`Disk`].
-struct Slow {
-    inner: SimStorage,
-    disk: Arc<Disk>,
-}
-
-impl Storage for Slow {
-    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Arc<dyn StorageFile>> {
-        let file = self.inner.open(path, mode)?;
-        if !path.starts_with("/d") {
-            return Ok(file);
-        }
-        Ok(Arc::new(DiskFile {
-            inner: file,
-            disk: self.disk.clone(),
-        }))
-    }
-    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn remove_dir_all(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove_dir_all(path)
-    }
-    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(path)
-    }
-    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
-        self.inner.list_dir(path)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.inner.exists(path)
-    }
-    fn free_space(&self, path: &Path) -> std::io::Result<u64> {
-        self.inner.free_space(path)
-    }
-}
-
-fn config() -> Config {
-    Config {
-        data: "/d".into(),
-        index: "/i".into(),
-        engine: EngineConfig {
-            datasize: 1 << 20,
-            sync: false,
-            synctime: None,
-            run_mode: RunMode::Mixed,
-            group_commit: true,
-        },
-        admin: None,
-        protect: false,
-        maxsize: None,
-        hook: None,
-        hook_timeout: None,
-        max_input_total: 1 << 30,
-        zdbid: "tcp://test".into(),
-        compact_dead_bytes: 0,
-        snapshot_idle: Duration::ZERO,
-        slow: Duration::from_secs(60),
-        // No read cache: every GET goes to the data file.
-        read_cache: 0,
-        metrics: false,
-    }
-}
-
 /// A server on a runtime with a single worker thread; returns its port (the runtime lives
 /// as long as the returned handle).
 fn serve(disk: Arc<Disk>) -> (tokio::runtime::Runtime, u16) {
-    let storage = Slow {
+    // Data files (`/d/...`) behind the disk model.
+    let storage = Intercepted {
         inner: SimStorage::new(),
-        disk,
+        wrap: move |path: &Path, file| -> Arc<dyn StorageFile> {
+            if !path.starts_with("/d") {
+                return file;
+            }
+            Arc::new(DiskFile {
+                inner: file,
+                disk: disk.clone(),
+            })
+        },
     };
-    let shared = Shared::open(config(), Arc::new(storage)).unwrap();
+    let shared = Shared::open(inprocess_config(), Arc::new(storage)).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -22,19 +22,6 @@ fn jump_index_hook(dir: &Path, body: &str) -> PathBuf {
     hook
 }
 
-/// Waits for a file the hook creates: the signal that it runs.
-fn wait_for_file(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn jump_index_blocks_only_writers_of_its_namespace() {
     let tmp = tempfile::tempdir().unwrap();

@@ -6,23 +6,11 @@
 mod common;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 const LOADING: &str = "LOADING zdb is loading its namespaces";
-
-fn wait_for_file(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 fn connect(port: u16) -> Client {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -91,16 +79,11 @@ fn clients_get_loading_until_start_up_is_done() {
     s.kill();
 }
 
-// ---------------------------------------------------------------------------
-// Progress while a namespace loads, in process: a storage whose index file of one namespace
-// cannot be opened until the test lets it.
-// ---------------------------------------------------------------------------
+// Progress while a namespace loads, in process: a storage where the descriptor of one
+// namespace cannot be opened until the test lets it.
 
-use zdb::config::Config;
-use zdb::engine::{EngineConfig, RunMode};
 use zdb::server::Shared;
 use zdb::storage::sim::SimStorage;
-use zdb::storage::{OpenMode, Storage, StorageFile};
 
 /// A gate: `wait` blocks until `open` is called; `entered` tells whether someone waits.
 #[derive(Default)]
@@ -130,90 +113,29 @@ impl Gate {
     }
 }
 
-/// The simulator, with the first open of `gated` held at the gate.
-struct Gated {
-    inner: SimStorage,
-    gated: PathBuf,
-    gate: Arc<Gate>,
-}
-
-impl Storage for Gated {
-    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Arc<dyn StorageFile>> {
-        if path == self.gated {
-            self.gate.wait();
-        }
-        self.inner.open(path, mode)
-    }
-    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn remove_dir_all(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove_dir_all(path)
-    }
-    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(path)
-    }
-    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
-        self.inner.list_dir(path)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.inner.exists(path)
-    }
-    fn free_space(&self, path: &Path) -> std::io::Result<u64> {
-        self.inner.free_space(path)
-    }
-}
-
-fn config() -> Config {
-    Config {
-        data: "/d".into(),
-        index: "/i".into(),
-        engine: EngineConfig {
-            datasize: 64 * 1024,
-            sync: false,
-            synctime: None,
-            run_mode: RunMode::Mixed,
-            group_commit: true,
-        },
-        admin: None,
-        protect: false,
-        maxsize: None,
-        hook: None,
-        hook_timeout: None,
-        max_input_total: 1 << 30,
-        zdbid: "tcp://test".into(),
-        compact_dead_bytes: 0,
-        snapshot_idle: Duration::ZERO,
-        slow: Duration::from_secs(1),
-        read_cache: 0,
-        metrics: false,
-    }
-}
-
 #[test]
 fn info_shows_which_namespaces_are_loaded() {
     let sim = SimStorage::new();
     {
-        let shared = Shared::open(config(), Arc::new(sim.clone())).unwrap();
+        let shared = Shared::open(inprocess_config(), Arc::new(sim.clone())).unwrap();
         for name in [&b"a"[..], b"b", b"c"] {
             assert!(shared.create(name).unwrap());
         }
         shared.sync_all();
     }
     let gate = Arc::new(Gate::default());
-    let storage = Gated {
+    let held = gate.clone();
+    let storage = Intercepted {
         inner: sim,
-        // Namespaces load in name order (after `default`, which sorts last here).
-        gated: PathBuf::from("/i/b/zdb-namespace"),
-        gate: gate.clone(),
+        // Namespaces load in name order: `a` first, then `b`, held here, `c`, `default`.
+        wrap: move |path: &Path, file| {
+            if path == Path::new("/i/b/zdb-namespace") {
+                held.wait();
+            }
+            file
+        },
     };
-    let shared = Shared::new(config(), Arc::new(storage));
+    let shared = Shared::new(inprocess_config(), Arc::new(storage));
     let loader = {
         let shared = shared.clone();
         std::thread::spawn(move || shared.load_namespaces())

@@ -7,7 +7,7 @@ use super::system::{challenge_hash, same_secret};
 use super::{either, need_admin, writable};
 use crate::engine::{LockState, Mode, Namespace, RunMode};
 use crate::protocol::{Args, Reply};
-use crate::shared::Shared;
+use crate::shared::{NsHandle, Shared};
 
 const MAX_NAME: usize = 128;
 const DEFAULT: &[u8] = b"default";
@@ -368,17 +368,24 @@ pub(super) fn flush(s: &Session, sh: &Shared) -> Reply {
     })())
 }
 
+/// The namespace an admin command `CMD [namespace]` works on: the current one by default.
+fn admin_target(s: &Session, sh: &Shared, args: &Args) -> Result<Arc<NsHandle>, Reply> {
+    need_admin(s)?;
+    match args.len() {
+        1 => Ok(s.ns.clone()),
+        2 => sh
+            .get(&args[1])
+            .ok_or_else(|| Reply::err("Namespace not found")),
+        _ => Err(Reply::err("Unexpected arguments")),
+    }
+}
+
 /// NSCHECK [namespace] (admin): verify every entry, on a blocking thread (it reads every file)
 /// and a step at a time (writers get in between); the report as a bulk string.
 pub(super) async fn nscheck(s: &Session, sh: &Shared, args: &Args) -> Reply {
-    let handle = match (need_admin(s), args.len()) {
-        (Err(e), _) => return e,
-        (Ok(()), 1) => s.ns.clone(),
-        (Ok(()), 2) => match sh.get(&args[1]) {
-            Some(h) => h,
-            None => return Reply::err("Namespace not found"),
-        },
-        _ => return Reply::err("Unexpected arguments"),
+    let handle = match admin_target(s, sh, args) {
+        Ok(h) => h,
+        Err(e) => return e,
     };
     match tokio::task::spawn_blocking(move || handle.check()).await {
         Ok(report) => Reply::bulk(report.render().into_bytes()),
@@ -389,14 +396,9 @@ pub(super) async fn nscheck(s: &Session, sh: &Shared, args: &Args) -> Reply {
 /// COMPACT [namespace] (admin): reclaim the space of overwritten and deleted entries, the
 /// active pair's included (it is closed first when it holds any).
 pub(super) async fn compact(s: &Session, sh: &Shared, args: &Args) -> Reply {
-    let handle = match (need_admin(s), args.len()) {
-        (Err(e), _) => return e,
-        (Ok(()), 1) => s.ns.clone(),
-        (Ok(()), 2) => match sh.get(&args[1]) {
-            Some(h) => h,
-            None => return Reply::err("Namespace not found"),
-        },
-        _ => return Reply::err("Unexpected arguments"),
+    let handle = match admin_target(s, sh, args) {
+        Ok(h) => h,
+        Err(e) => return e,
     };
     // The active pair too: any dead bytes there are worth closing it for.
     match handle.compact_now(sh.hooks.clone(), 1).await {

@@ -148,7 +148,7 @@ impl Namespace {
                 }
             };
             r.index_entries += 1;
-            if !hdr.deleted() && self.is_current(file, off, &key) {
+            if self.is_live(file, off, &hdr, &key) {
                 r.live += 1;
             }
             let reclaimed =
@@ -162,16 +162,6 @@ impl Namespace {
             off += hdr.entry_len() as u32;
         }
         None
-    }
-
-    fn is_current(&self, file: u32, off: u32, key: &[u8]) -> bool {
-        match self.mode {
-            Mode::User => self
-                .keys
-                .get(key)
-                .is_some_and(|l| l.file == file && l.idx_off == off),
-            Mode::Seq => true,
-        }
     }
 
     /// Compare an index entry with the data entry it points to; `None` if they agree.

@@ -72,7 +72,8 @@ pub(super) fn cursor_of(file: u32, off: u32, h: &IndexEntryHeader) -> Vec<u8> {
 }
 
 impl Namespace {
-    fn is_live(&self, file: u32, off: u32, hdr: &IndexEntryHeader, key: &[u8]) -> bool {
+    /// Whether the index entry at (file, off) is the current version of its key.
+    pub(super) fn is_live(&self, file: u32, off: u32, hdr: &IndexEntryHeader, key: &[u8]) -> bool {
         if hdr.deleted() {
             return false;
         }

@@ -1,6 +1,6 @@
 //! Shared harness for the zdb black-box tests: start/stop the server binary (`server.rs`), a
-//! minimal exact RESP client (`resp.rs`), and small helpers for the on-disk layout
-//! (`disk.rs`).
+//! minimal exact RESP client (`resp.rs`), small helpers for the on-disk layout (`disk.rs`),
+//! and in-process servers over the simulated storage (`inprocess.rs`).
 #![allow(
     dead_code,
     unused_imports,
@@ -9,9 +9,11 @@
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 mod disk;
+mod inprocess;
 mod resp;
 mod server;
 
 pub use disk::*;
+pub use inprocess::*;
 pub use resp::*;
 pub use server::*;

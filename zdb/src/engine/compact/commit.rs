@@ -66,12 +66,7 @@ impl Namespace {
         apply_slot_patches(&*storage, &self.files.index_dir, &patches)
             .map_err(io_err("patch index", &jpath))?;
         self.files.forget_all();
-        storage
-            .remove_file(&jpath)
-            .map_err(io_err("remove journal", &jpath))?;
-        storage
-            .sync_dir(&self.files.index_dir)
-            .map_err(io_err("sync directory", &jpath))?;
+        remove_journal(&*storage, &self.files.index_dir, &jpath)?;
         self.dirty.extend(plan.slot_files.iter().copied());
         self.usage.reclaimed(file, plan.dead_bytes);
         Ok(CompactStats {
@@ -127,12 +122,7 @@ impl Namespace {
         storage
             .sync_dir(&self.files.index_dir)
             .map_err(io_err("sync directory", &ipath))?;
-        storage
-            .remove_file(&jpath)
-            .map_err(io_err("remove journal", &jpath))?;
-        storage
-            .sync_dir(&self.files.index_dir)
-            .map_err(io_err("sync directory", &jpath))?;
+        remove_journal(&*storage, &self.files.index_dir, &jpath)?;
 
         self.files.forget(FileKind::Index, file);
         self.files.forget(FileKind::Data, file);
@@ -161,4 +151,18 @@ impl Namespace {
             reclaimed: plan.dead_bytes,
         })
     }
+}
+
+/// The swap is complete: the journal goes (durably).
+fn remove_journal(
+    storage: &dyn crate::storage::Storage,
+    index_dir: &std::path::Path,
+    jpath: &std::path::Path,
+) -> Result<(), OpenError> {
+    storage
+        .remove_file(jpath)
+        .map_err(io_err("remove journal", jpath))?;
+    storage
+        .sync_dir(index_dir)
+        .map_err(io_err("sync directory", jpath))
 }
