@@ -1,6 +1,5 @@
 //! zdb's log as storaged and the tests keep it, redirected to a file: plain text (no colour
 //! codes) unless asked otherwise, one JSON object per line with `--log-format json`.
-#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

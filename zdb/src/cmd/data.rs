@@ -271,9 +271,10 @@ pub(super) async fn mget<W: AsyncWrite + Unpin>(
             });
             let found = match found {
                 Lookup::Done(r) => r,
-                Lookup::OnDisk(disk) => read_from_disk(disk)
-                    .await
-                    .map(|v| Some(crate::protocol::encode_bulk(&mut out.buf, &v))),
+                Lookup::OnDisk(disk) => read_from_disk(disk).await.map(|v| {
+                    crate::protocol::encode_bulk(&mut out.buf, &v);
+                    Some(())
+                }),
             };
             if !matches!(found, Ok(Some(()))) {
                 out.reply(Reply::Nil);

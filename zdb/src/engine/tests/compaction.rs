@@ -302,7 +302,7 @@ fn compaction_of_closed_pairs_survives_a_power_cut_at_every_step() {
 #[test]
 fn sequential_compaction_survives_a_power_cut_at_every_step() {
     survives_a_power_cut_at_every_step(
-        |sim| churned_seq(sim),
+        churned_seq,
         |ns| {
             let plan = ns.compact_plan(0).unwrap();
             ns.compact_commit(plan.build().unwrap()).unwrap();
