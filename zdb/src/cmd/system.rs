@@ -74,7 +74,7 @@ fn auth_secure(
         return Err(Reply::err("Only SECURE extra method supported"));
     }
     if arg.eq_ignore_ascii_case(b"CHALLENGE") {
-        let fresh = hex::encode(rand::random::<[u8; 8]>());
+        let fresh = nodeutil::random::hex(8);
         *nonce = Some(fresh.clone());
         return Ok(Reply::Status(fresh.into()));
     }

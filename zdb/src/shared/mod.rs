@@ -82,7 +82,7 @@ impl Shared {
             metrics: crate::metrics::Metrics::default(),
             follower: Arc::new(AtomicBool::new(false)),
             boot_time: crate::now_secs(),
-            instance_id: hex::encode(rand::random::<[u8; 4]>()),
+            instance_id: nodeutil::random::hex(4),
             input_budget: Arc::new(Semaphore::new(budget_kib)),
             next_client: AtomicU64::new(1),
             stop: Notify::new(),
