@@ -1,15 +1,15 @@
-//! The bus service: `bus::api::compute` methods, each run on the blocking pool under the one
-//! engine lock (container operations call helper programs and wait for shims). State-change
-//! events are published by the supervision loop of [`crate::daemon`].
+//! The bus service: `bus::api::compute` methods, each run on the blocking pool (queries read
+//! files; operations wait for their thread, at most [`crate::engine::REPLY_WAIT`]). No lock is
+//! held across a call: see [`crate::engine`].
 
 use crate::engine::Engine;
 use bus::api::Empty;
 use bus::api::compute::*;
 use bus::{RemoteError, Server};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The engine, shared by handlers and the supervision loop.
-pub type Shared = Arc<Mutex<Engine>>;
+pub type Shared = Arc<Engine>;
 
 /// Bus service name (socket `computed.sock`).
 pub const SERVICE: &str = "computed";
@@ -19,17 +19,12 @@ pub const TOPIC: &str = "compute.container";
 /// Runs `f` on the engine off the async threads.
 pub async fn blocking<T: Send + 'static>(
     shared: &Shared,
-    f: impl FnOnce(&Engine) -> crate::Result<T> + Send + 'static,
+    f: impl FnOnce(&Shared) -> crate::Result<T> + Send + 'static,
 ) -> Result<T, RemoteError> {
-    let sh = shared.clone();
-    tokio::task::spawn_blocking(move || {
-        let e = sh
-            .lock()
-            .map_err(|_| RemoteError::internal("engine lock poisoned"))?;
-        f(&e).map_err(RemoteError::from)
-    })
-    .await
-    .map_err(|e| RemoteError::internal(e.to_string()))?
+    let e = shared.clone();
+    tokio::task::spawn_blocking(move || f(&e).map_err(RemoteError::from))
+        .await
+        .map_err(|e| RemoteError::internal(format!("computed handler failed: {e}")))?
 }
 
 macro_rules! handler {
@@ -45,7 +40,7 @@ macro_rules! handler {
 /// A bus server with every computed method registered.
 pub fn server(shared: Shared) -> Server {
     let mut server = Server::new(SERVICE);
-    handler!(server, shared, CreateContainer, |e, r| e.create(&r));
+    handler!(server, shared, CreateContainer, |e, r| e.create(r));
     handler!(server, shared, GetContainer, |e, r| e.get(&r.name));
     handler!(server, shared, ListContainers, |e, _r| Ok(ContainerList {
         containers: e.list()

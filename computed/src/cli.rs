@@ -22,8 +22,8 @@ pub struct Cli {
     /// Block cache shared by all flist mounts (default ROOT/cache).
     #[arg(long)]
     pub cache: Option<PathBuf>,
-    /// Bound of the block cache.
-    #[arg(long, default_value = "2G")]
+    /// Bound of the block cache (`2G`, `512M`, ...).
+    #[arg(long, default_value = "2G", value_parser = size)]
     pub cache_size: String,
     /// Parent cgroup of the containers.
     #[arg(long, default_value = "computed")]
@@ -37,8 +37,19 @@ pub struct Cli {
     /// More logging.
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// Log format: auto (colour on a terminal), plain, color, json (default: `ZOS_LOG_FORMAT`).
+    #[arg(long, global = true)]
+    pub log_format: Option<nodeutil::log::LogFormat>,
+    /// What to do; none runs the daemon.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// Checks a size string, kept as written (`flist` reads it with the same rules).
+fn size(s: &str) -> Result<String, String> {
+    nodeutil::size::parse_size(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Operator commands (and the shim).
@@ -47,26 +58,46 @@ pub enum Command {
     /// List containers.
     List,
     /// Show one container.
-    Get { name: String },
+    Get {
+        /// Container name.
+        name: String,
+    },
     /// Print a container's output; with --follow, keep printing until it ends.
     Logs {
+        /// Container name.
         name: String,
+        /// Keep printing until the container ends.
         #[arg(long, short)]
         follow: bool,
     },
     /// Stop a container (SIGTERM, then SIGKILL after its grace period).
-    Stop { name: String },
+    Stop {
+        /// Container name.
+        name: String,
+    },
     /// Start a stopped container again.
-    Start { name: String },
+    Start {
+        /// Container name.
+        name: String,
+    },
     /// Stop and remove a container.
-    Delete { name: String },
+    Delete {
+        /// Container name.
+        name: String,
+    },
     /// Internal: the per-container shim.
     #[command(hide = true)]
-    Shim { dir: PathBuf },
+    Shim {
+        /// The container's state folder.
+        dir: PathBuf,
+    },
 }
 
 /// Runs an operator command against the daemon.
-pub async fn run_command(cmd: Command, socket: PathBuf) -> anyhow::Result<()> {
+pub async fn run_command(
+    cmd: Command,
+    socket: PathBuf,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let c = bus::Client::new(socket);
     match cmd {
         Command::List => show(&c.call::<ListContainers>(&Empty {}).await?),
@@ -76,10 +107,10 @@ pub async fn run_command(cmd: Command, socket: PathBuf) -> anyhow::Result<()> {
         Command::Delete { name } => {
             c.call::<DeleteContainer>(&Name { name }).await?;
         }
-        Command::Logs { name, follow } => copy_logs(&c, &name, follow, &mut std::io::stdout())
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?,
-        Command::Shim { .. } => anyhow::bail!("the shim is not an operator command"),
+        Command::Logs { name, follow } => {
+            copy_logs(&c, &name, follow, &mut std::io::stdout()).await?
+        }
+        Command::Shim { .. } => return Err("the shim is not an operator command".into()),
     }
     Ok(())
 }

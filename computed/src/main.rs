@@ -3,12 +3,13 @@
 use anyhow::Context;
 use clap::Parser;
 use computed::cli::{Cli, Command, run_command};
-use computed::engine::Config;
-use computed::rootfs::Tools;
+use computed::engine::{Config, REPLY_WAIT};
+use computed::system::{Linux, Tools};
+use std::sync::Arc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    bus::daemon::init_logging(cli.verbose);
+    nodeutil::log::init(cli.verbose, cli.log_format);
     // The shim must stay single-threaded: libcontainer forks it. No runtime is built for it.
     if let Some(Command::Shim { dir }) = &cli.command {
         std::process::exit(computed::shim::run(dir));
@@ -21,7 +22,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
     let socket = bus::service_socket(&cli.run, computed::api::SERVICE);
     if let Some(cmd) = cli.command {
         if let Err(e) = run_command(cmd, socket).await {
-            eprintln!("computed: {e:#}");
+            eprintln!("computed: {e}");
             std::process::exit(1);
         }
         return Ok(());
@@ -33,26 +34,28 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             .filter(|p| p.exists())
             .unwrap_or_else(|| "flist".into())
     });
-    let cfg = Config {
+    let sys = Linux {
         tools: Tools {
             flist_bin,
             flist_state: cli.root.join("flist"),
             cache: cli.cache.clone().unwrap_or_else(|| cli.root.join("cache")),
             cache_size: cli.cache_size.clone(),
-            flists: cli.root.join("flists"),
         },
+    };
+    let cfg = Config {
         root: cli.root.clone(),
         cgroup_parent: cli.cgroup_parent.clone(),
         netns_prefix: cli.netns_prefix.clone(),
         memory_system: cli.system_memory_mib << 20,
         shim_exe: exe,
+        reply_wait: REPLY_WAIT,
     };
     std::fs::create_dir_all(&cli.run).with_context(|| format!("{}", cli.run.display()))?;
     let shutdown = async {
         bus::daemon::shutdown_signal().await;
         tracing::info!("shutting down (containers keep running)");
     };
-    computed::daemon::run(cfg, &cli.run, shutdown)
+    computed::daemon::run(cfg, Arc::new(sys), &cli.run, shutdown)
         .await
         .context("computed")
 }

@@ -12,14 +12,14 @@
 //! <root>/containers/<name>/runtime/      libcontainer's state
 //! ```
 //! Files that a restart trusts (`spec.json`, `status.json`) are replaced by temp + fsync +
-//! rename, so a crash leaves the old or the new one, never half of one.
+//! rename (`nodeutil::fs`), mode 0600 (the spec holds store credentials), so a crash leaves the
+//! old or the new one, never half of one.
 
-use crate::error::{IoContext, Result};
-use bus::api::compute::{Container, ContainerSpec};
+use crate::error::{Error, IoContext, Result};
+use bus::api::compute::{Container, ContainerSpec, ContainerState};
 use rustix::fs::FlockOperation;
-use serde::{Serialize, de::DeserializeOwned};
+use serde::de::DeserializeOwned;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The folder of one container.
@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 pub struct Dir(pub PathBuf);
 
 impl Dir {
-    /// `<root>/containers/<name>`.
+    /// `<root>/containers/<name>`; `name` must have passed
+    /// [`crate::engine::validate::name`] (no `/`, no `..`).
     pub fn new(root: &Path, name: &str) -> Dir {
         Dir(root.join("containers").join(name))
     }
@@ -37,19 +38,23 @@ impl Dir {
     }
     /// The spec.
     pub fn spec(&self) -> Result<ContainerSpec> {
-        read_json(&self.file("spec.json"))
+        read_json(&self.file("spec.json"))?.ok_or_else(|| Error::NotFound(self.name()))
+    }
+    /// Replaces the spec.
+    pub fn set_spec(&self, spec: &ContainerSpec) -> Result<()> {
+        Ok(nodeutil::fs::write_json(&self.file("spec.json"), spec)?)
     }
     /// The status (`None` before the first write).
     pub fn status(&self) -> Result<Option<Container>> {
-        let p = self.file("status.json");
-        if !p.exists() {
-            return Ok(None);
-        }
-        read_json(&p).map(Some)
+        read_json(&self.file("status.json"))
     }
     /// Replaces the status.
     pub fn set_status(&self, c: &Container) -> Result<()> {
-        write_json(&self.file("status.json"), c)
+        Ok(nodeutil::fs::write_json(&self.file("status.json"), c)?)
+    }
+    /// Whether a stop was asked.
+    pub fn stop_requested(&self) -> bool {
+        self.file("stop").exists()
     }
     /// Whether a shim holds the lock now.
     pub fn shim_alive(&self) -> bool {
@@ -59,10 +64,7 @@ impl Dir {
         else {
             return false;
         };
-        match rustix::fs::flock(&f, FlockOperation::NonBlockingLockShared) {
-            Ok(()) => false,
-            Err(_) => true,
-        }
+        rustix::fs::flock(&f, FlockOperation::NonBlockingLockShared).is_err()
     }
     /// Takes the shim lock; `None` when another shim holds it.
     pub fn lock_shim(&self) -> Result<Option<fs::File>> {
@@ -78,33 +80,42 @@ impl Dir {
             Err(_) => Ok(None),
         }
     }
-}
-
-/// Reads a JSON file.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = fs::read(path).ctx(path)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| crate::error::Error::Invalid(format!("{}: {e}", path.display())))
-}
-
-/// Writes a JSON file by temp + fsync + rename + fsync of the folder.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| crate::error::Error::Invalid(format!("{}: {e}", path.display())))?;
-    write_atomic(path, &bytes)
-}
-
-/// Replaces `path` with `bytes` atomically and durably.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = fs::File::create(&tmp).ctx(&tmp)?;
-        f.write_all(bytes).ctx(&tmp)?;
-        f.sync_all().ctx(&tmp)?;
+    fn name(&self) -> String {
+        self.0
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
-    fs::rename(&tmp, path).ctx(path)?;
-    fs::File::open(dir).and_then(|d| d.sync_all()).ctx(dir)
+}
+
+/// Reads a JSON file; `None` when it does not exist.
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    nodeutil::fs::read_json(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => Error::Invalid(e.to_string()),
+        _ => Error::Io {
+            path: path.to_path_buf(),
+            source: std::sync::Arc::new(e),
+        },
+    })
+}
+
+/// The status a new container starts with.
+pub fn initial_status(spec: &ContainerSpec, identity: &str, netns: &str) -> Container {
+    Container {
+        name: spec.name.clone(),
+        state: ContainerState::Creating,
+        pid: None,
+        exit_code: None,
+        signal: None,
+        oom_killed: false,
+        restarts: 0,
+        started_at: None,
+        finished_at: None,
+        message: String::new(),
+        identity: identity.to_string(),
+        netns: netns.to_string(),
+        timings: Default::default(),
+    }
 }
 
 /// Unix time in seconds.

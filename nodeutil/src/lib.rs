@@ -1,7 +1,7 @@
 //! The node's small shared pieces, written once: durable file writes ([`fs`]), size strings
 //! ([`size`]), randomness ([`random`]), hex ([`hex`], the `hex` crate re-exported), daemon
-//! logging ([`log`], feature `log`) and the "skip locally, fail under CI" rule for tests
-//! ([`skip`]).
+//! logging ([`log`], feature `log`), credentials cut out of messages ([`redact`]) and the
+//! "skip locally, fail under CI" rule for tests ([`skip`]).
 #![deny(
     missing_docs,
     clippy::unwrap_used,
@@ -13,6 +13,7 @@ pub mod fs;
 #[cfg(feature = "log")]
 pub mod log;
 pub mod random;
+pub mod redact;
 pub mod size;
 pub mod skip;
 

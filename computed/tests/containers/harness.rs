@@ -7,11 +7,9 @@
 //! the daemon, the shims and whatever is left in the outer cgroup, unmounts everything under the
 //! folder and removes namespaces, cgroups and the folder. Leftovers of dead runs are swept at
 //! start. Without root, busybox-static, iproute2 or cgroups the tests skip, but fail when
-//! `CI=true`.
-#![allow(dead_code, clippy::unwrap_used)]
+//! `CI=true` (`nodeutil::skip`).
 
 use bus::api::compute::*;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -23,16 +21,6 @@ const BUSYBOX: &str = "/bin/busybox";
 const OUTER_MEMORY: u64 = 1 << 30;
 const OUTER_PIDS: u32 = 1000;
 static SEQ: AtomicU32 = AtomicU32::new(0);
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-fn in_path(bin: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).exists()))
-        .unwrap_or(false)
-}
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -59,13 +47,13 @@ fn cgroup_roots() -> [PathBuf; 2] {
 /// `Some(())` when real containers can run; otherwise skips (or panics under CI=true).
 pub fn require() -> Option<()> {
     let mut missing = Vec::new();
-    if !is_root() {
+    if !nodeutil::skip::is_root() {
         missing.push("root".to_string());
     }
     if !Path::new(BUSYBOX).exists() {
         missing.push(format!("{BUSYBOX} (apt-get install busybox-static)"));
     }
-    if !in_path("ip") {
+    if !nodeutil::skip::has_tool("ip") {
         missing.push("ip (apt-get install iproute2)".into());
     }
     if !Path::new("/dev/fuse").exists() {
@@ -82,15 +70,8 @@ pub fn require() -> Option<()> {
             flist_bin().display()
         ));
     }
-    if missing.is_empty() {
-        return Some(());
-    }
     let msg = format!("container test needs: {}", missing.join(", "));
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
+    (!nodeutil::skip::unless(missing.is_empty(), &msg)).then_some(())
 }
 
 fn sh(cmd: &str, args: &[&str]) -> bool {
@@ -237,7 +218,6 @@ pub struct Env {
     pub cgroup: String,
     pub flist: PathBuf,
     pub identity: String,
-    pub store: PathBuf,
     pub client: bus::Client,
     daemon: Option<Child>,
 }
@@ -281,7 +261,6 @@ impl Env {
             cgroup,
             flist,
             identity,
-            store,
             dir,
             daemon: None,
         };
@@ -325,6 +304,11 @@ impl Env {
         }
     }
 
+    /// Another client of the daemon (for calls made from spawned tasks).
+    pub fn new_client(&self) -> bus::Client {
+        bus::Client::new(bus::service_socket(&self.dir.join("run"), "computed"))
+    }
+
     /// SIGKILLs the daemon (its shims and containers keep running).
     pub fn kill_daemon(&mut self) {
         if let Some(mut c) = self.daemon.take() {
@@ -338,24 +322,13 @@ impl Env {
         let name = format!("{}{short}", self.netns_prefix);
         let rw = self.dir.join("rw").join(short);
         std::fs::create_dir_all(&rw).unwrap();
-        ContainerSpec {
-            name,
-            flist: self.flist.display().to_string(),
-            identity: self.identity.clone(),
-            stores: vec![],
-            entrypoint: vec!["/bin/sh".into(), "-c".into(), script.into()],
-            env: BTreeMap::new(),
-            workdir: "/".into(),
-            hostname: None,
-            cpu: 0.5,
-            memory: 64 * MIB,
-            pids: 64,
+        computed::testing::spec(
+            &name,
+            &self.flist,
+            &self.identity,
             rw,
-            mounts: vec![],
-            restart: RestartPolicy::Never,
-            stop_grace_secs: 2,
-            log_max_bytes: 1 << 20,
-        }
+            vec!["/bin/sh".into(), "-c".into(), script.into()],
+        )
     }
 
     /// Polls until `pred` holds (panics with the last state after `secs`).

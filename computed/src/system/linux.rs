@@ -1,0 +1,193 @@
+//! [`System`] on Linux: `flist container` for the rootfs, `ip` for network namespaces, ureq for
+//! downloads, flock for shim liveness, `/proc/meminfo` for memory.
+
+use super::process::run;
+use super::{System, netns_path};
+use crate::error::{Error, IoContext, Result};
+use crate::state::Dir;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Longest flist download.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// `flist container start` fetches the flist's first blocks and waits up to 30 s for its mount.
+const ROOTFS_START_TIMEOUT: Duration = Duration::from_secs(90);
+/// `flist container stop` unmounts, and stops the shared mount's daemon with its last user.
+const ROOTFS_STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// `ip netns ...`.
+const IP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The `flist` tool and the folders its container mounts use.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// `flist` binary.
+    pub flist_bin: PathBuf,
+    /// `flist container` state folder.
+    pub flist_state: PathBuf,
+    /// Shared block cache.
+    pub cache: PathBuf,
+    /// Cache bound (flist size syntax, e.g. `2G`).
+    pub cache_size: String,
+}
+
+/// The real system.
+#[derive(Debug, Clone)]
+pub struct Linux {
+    /// How root filesystems are mounted.
+    pub tools: Tools,
+}
+
+/// The one place store URLs are handed to `flist`. They may carry credentials, which a command
+/// line shows to every user of the machine (`/proc/PID/cmdline`); when `flist container start
+/// --stores-stdin` is on main, this function writes them to the child's stdin instead, and
+/// nothing else changes.
+fn flist_container_start(
+    tools: &Tools,
+    flist: &Path,
+    stores: &[String],
+    rw: &Path,
+    target: &Path,
+) -> Result<()> {
+    let mut cmd = Command::new(&tools.flist_bin);
+    cmd.arg("container")
+        .arg("start")
+        .arg("--state")
+        .arg(&tools.flist_state)
+        .arg("--cache")
+        .arg(&tools.cache)
+        .arg("--cache-size")
+        .arg(&tools.cache_size);
+    for s in stores {
+        cmd.arg("--store").arg(s);
+    }
+    run(
+        "flist container start",
+        cmd.arg(flist).arg(rw).arg(target),
+        ROOTFS_START_TIMEOUT,
+    )
+}
+
+impl System for Linux {
+    fn download(&self, url: &str, to: &Path, max: u64) -> Result<()> {
+        let what = format!("GET {url}");
+        let resp = ureq::get(url)
+            .timeout(DOWNLOAD_TIMEOUT)
+            .call()
+            .map_err(|e| Error::command(&what, &e.to_string()))?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(to)
+            .ctx(to)?;
+        let n = std::io::copy(&mut resp.into_reader().take(max + 1), &mut file)
+            .map_err(|e| Error::command(&what, &e.to_string()))?;
+        if n > max {
+            return Err(Error::command(&what, &format!("larger than {max} bytes")));
+        }
+        Ok(())
+    }
+
+    fn rootfs_mount(
+        &self,
+        flist: &Path,
+        stores: &[String],
+        rw: &Path,
+        target: &Path,
+    ) -> Result<()> {
+        flist_container_start(&self.tools, flist, stores, rw, target)
+    }
+
+    fn rootfs_unmount(&self, target: &Path) -> Result<()> {
+        let r = run(
+            "flist container stop",
+            Command::new(&self.tools.flist_bin)
+                .arg("container")
+                .arg("stop")
+                .arg("--state")
+                .arg(&self.tools.flist_state)
+                .arg(target),
+            ROOTFS_STOP_TIMEOUT,
+        );
+        match r {
+            Err(_) if !self.is_overlay(target) => Ok(()),
+            r => r,
+        }
+    }
+
+    fn is_overlay(&self, target: &Path) -> bool {
+        flist_fuse::mount::mounted_type(target).is_some_and(|t| t == "overlay")
+    }
+
+    fn netns_create(&self, name: &str) -> Result<()> {
+        if !netns_path(name).exists() {
+            run(
+                "ip netns add",
+                Command::new("ip").args(["netns", "add", name]),
+                IP_TIMEOUT,
+            )?;
+        }
+        run(
+            "ip link set lo up",
+            Command::new("ip").args(["-n", name, "link", "set", "lo", "up"]),
+            IP_TIMEOUT,
+        )
+    }
+
+    fn netns_delete(&self, name: &str) -> Result<()> {
+        if !netns_path(name).exists() {
+            return Ok(());
+        }
+        run(
+            "ip netns delete",
+            Command::new("ip").args(["netns", "delete", name]),
+            IP_TIMEOUT,
+        )
+    }
+
+    fn spawn_shim(&self, exe: &Path, dir: &Path) -> Result<()> {
+        let log_path = dir.join("shim.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .ctx(&log_path)?;
+        let log2 = log.try_clone().ctx(&log_path)?;
+        let mut child = Command::new(exe)
+            .arg("shim")
+            .arg(dir)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .ctx(exe)?;
+        // reap it when it ends (it is our child until we exit)
+        std::thread::spawn(move || child.wait());
+        Ok(())
+    }
+
+    fn shim_alive(&self, dir: &Path) -> bool {
+        Dir(dir.to_path_buf()).shim_alive()
+    }
+
+    fn memory_total(&self) -> u64 {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map(|kb| kb.saturating_mul(1024))
+            .unwrap_or(0)
+    }
+
+    fn cpus(&self) -> u32 {
+        std::thread::available_parallelism()
+            .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+            .unwrap_or(1)
+    }
+}
