@@ -54,6 +54,10 @@ pub struct Args {
     /// Hook executable, run on events (argv: hook, event, zdb id, args...)
     #[arg(long)]
     pub hook: Option<PathBuf>,
+    /// Seconds a hook zdb waits for (namespaces-init, ready, close, jump-index, missing-data)
+    /// may run before it is killed with its process group; 0 = no limit
+    #[arg(long, default_value_t = 120)]
+    pub hook_timeout: u64,
     /// fsync every write before replying
     #[arg(long)]
     pub sync: bool,
@@ -90,6 +94,10 @@ pub struct Args {
     /// Log more (debug level)
     #[arg(long, short)]
     pub verbose: bool,
+    /// Log lines as: auto (colour on a terminal, plain otherwise), plain, color, json
+    /// (default: ZOS_LOG_FORMAT, else auto)
+    #[arg(long, value_parser = clap::value_parser!(nodeutil::log::LogFormat))]
+    pub log_format: Option<nodeutil::log::LogFormat>,
 }
 
 /// Offline tools.
@@ -107,17 +115,10 @@ pub enum Tool {
     },
 }
 
-/// Parse a size with 0-db's suffixes (k, M, G, T; 1024-based).
+/// Parse a size: 0-db's suffixes (k, M, G, T; 1024-based) and the node's others
+/// (`nodeutil::size`).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 'k')) => (&s[..i], 1u64 << 10),
-        Some((i, 'M')) => (&s[..i], 1 << 20),
-        Some((i, 'G')) => (&s[..i], 1 << 30),
-        Some((i, 'T')) => (&s[..i], 1 << 40),
-        _ => (s, 1),
-    };
-    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
-    Ok(n.checked_mul(mult).ok_or("size overflow")?)
+    nodeutil::size::parse_size(s).map_err(|e| e.to_string())
 }
 
 /// Parse `--datasize` with 0-db's suffixes.
@@ -146,6 +147,8 @@ pub struct Config {
     pub maxsize: Option<u64>,
     /// Hook executable.
     pub hook: Option<PathBuf>,
+    /// How long a waited-for hook may run (`None`: no limit).
+    pub hook_timeout: Option<Duration>,
     /// Total input buffer budget.
     pub max_input_total: usize,
     /// Background compaction threshold in dead bytes (0 = off).
@@ -203,6 +206,7 @@ impl Config {
             protect: args.protect,
             maxsize: args.maxsize,
             hook: args.hook.clone(),
+            hook_timeout: (args.hook_timeout > 0).then(|| Duration::from_secs(args.hook_timeout)),
             max_input_total: args.max_input_total,
             compact_dead_bytes: args.compact_dead_bytes,
             snapshot_idle: Duration::from_secs(args.snapshot_idle),
@@ -217,6 +221,16 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_keep_0db_suffixes() {
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert!(parse_size("1x").is_err());
+    }
 
     #[test]
     fn datasize_suffixes() {

@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::{Args, Config};
-use crate::server::{self, Listeners, Shared};
+use crate::server::{self, Listeners};
+use crate::shared::Shared;
 use crate::storage::fs::FsStorage;
 
 /// Take the exclusive lock 0-db takes on `<root>/.lockfile`, so two servers never share a folder.
@@ -83,57 +84,34 @@ async fn bind(args: &Args) -> anyhow::Result<Listeners> {
     Ok(l)
 }
 
-/// Run the server as a process until SIGINT/SIGTERM or STOP.
+/// Run the server as a process until SIGINT/SIGTERM or STOP. It listens at once; clients get
+/// `-LOADING ...` (INFO shows progress) until the namespaces are loaded and the
+/// `namespaces-init` and `ready` hooks have run.
 pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
     raise_nofile();
     let _locks = (lock_root(&cfg.index)?, lock_root(&cfg.data)?);
-    let shared: Arc<Shared> =
-        Shared::open(cfg.clone(), Arc::new(FsStorage)).context("opening namespaces")?;
+    let shared = Shared::new(cfg.clone(), Arc::new(FsStorage));
     let hooks = shared.hooks.clone();
     hooks.install_crash_hook();
-    hooks
-        .run_blocking(
-            "namespaces-init",
-            &[
-                cfg.index.display().to_string(),
-                cfg.data.display().to_string(),
-            ],
-        )
-        .await;
     let listeners = bind(&args).await?;
-    if let Some(leader) = &args.replicate_from {
-        let password = match &args.replicate_admin_file {
-            Some(f) => Some(
-                std::fs::read_to_string(f)
-                    .with_context(|| format!("reading {}", f.display()))?
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            ),
-            None => None,
-        };
-        shared
-            .follower
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        tracing::info!(leader = %leader, "following leader");
-        tokio::spawn(crate::server::replica::follow(
-            shared.clone(),
-            leader.clone(),
-            password,
-        ));
-    }
+    let replicate_password = match &args.replicate_admin_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading {}", f.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        None => None,
+    };
     if let Some(addr) = &args.metrics {
         let l = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding metrics on {addr}"))?;
         tracing::info!(addr = %l.local_addr()?, "metrics at /metrics");
-        tokio::spawn(crate::metrics::serve(l, shared.clone()));
+        tokio::spawn(crate::server::metrics_http::serve(l, shared.clone()));
     }
-    if hooks.enabled() && hooks.run_blocking("ready", &[]).await != Some(0) {
-        bail!("ready hook failed: start aborted");
-    }
-    tracing::info!(mode = ?cfg.engine.run_mode, sync = cfg.engine.sync, "zdb ready");
     let shutdown = async {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -146,7 +124,56 @@ pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
         }
         tracing::info!("signal received, shutting down");
     };
-    server::run(listeners, shared.clone(), shutdown).await;
+    let server = tokio::spawn(server::run(listeners, shared.clone(), shutdown));
+    tokio::pin!(server);
+    let start = async {
+        let loader = shared.clone();
+        tokio::task::spawn_blocking(move || loader.load_namespaces())
+            .await
+            .context("loading namespaces")?
+            .context("opening namespaces")?;
+        hooks
+            .run_blocking(
+                "namespaces-init",
+                &[
+                    cfg.index.display().to_string(),
+                    cfg.data.display().to_string(),
+                ],
+            )
+            .await;
+        if let Some(leader) = &args.replicate_from {
+            shared
+                .follower
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!(leader = %leader, "following leader");
+            tokio::spawn(crate::server::replica::follow(
+                shared.clone(),
+                leader.clone(),
+                replicate_password,
+            ));
+        }
+        if hooks.enabled() && hooks.run_blocking("ready", &[]).await != Some(0) {
+            bail!("ready hook failed: start aborted");
+        }
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        started = start => {
+            if let Err(e) = started {
+                shared.request_stop();
+                let _ = (&mut server).await;
+                return Err(e);
+            }
+        }
+        _ = &mut server => {
+            // A signal while loading: the loader stops after the namespace it is on.
+            shared.request_stop();
+            return Ok(());
+        }
+    }
+    shared.loading.set_ready();
+    tracing::info!(mode = ?cfg.engine.run_mode, sync = cfg.engine.sync, "zdb ready");
+    let _ = server.await;
     hooks.run_blocking("close", &[]).await;
     if hooks.enabled() {
         for name in shared.names() {

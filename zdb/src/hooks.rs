@@ -2,7 +2,12 @@
 //!
 //! A blocking hook is awaited by the task that fired it (a writer of the rotating namespace,
 //! the GET that found a data file missing); every other client keeps being served, unlike
-//! 0-db whose single thread stops for it. Finished runs are listed by HOOKS for 300 s.
+//! 0-db whose single thread stops for it. A blocking hook that outlives `--hook-timeout`
+//! (120 s) is killed with its whole process group (each hook runs in a group of its own), the
+//! kill is logged, and zdb goes on as if it had failed: a stuck hook never freezes a
+//! namespace's writers or a GET for good. Hooks run in the background are not limited (a
+//! `jump-data` offload may upload a whole data file). Finished runs are listed by HOOKS for
+//! 300 s.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +18,9 @@ use tokio::process::Command;
 
 /// How long a finished hook stays listed.
 const KEEP: Duration = Duration::from_secs(300);
+/// How long a killed hook may take to be reaped before zdb stops waiting for it (a process
+/// in uninterruptible sleep dies only when its I/O returns; tokio reaps it then).
+const REAP_WAIT: Duration = Duration::from_secs(5);
 
 /// One hook run, as HOOKS lists it.
 #[derive(Debug, Clone)]
@@ -38,16 +46,20 @@ pub struct HookRun {
 pub struct Hooks {
     exe: Option<PathBuf>,
     zdbid: String,
+    /// Limit of a waited-for run.
+    timeout: Option<Duration>,
     runs: Arc<Mutex<Vec<HookRun>>>,
     next_id: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Hooks {
-    /// A runner for `exe` (none: every event is a no-op).
-    pub fn new(exe: Option<PathBuf>, zdbid: String) -> Self {
+    /// A runner for `exe` (none: every event is a no-op); a waited-for run is killed after
+    /// `timeout`.
+    pub fn new(exe: Option<PathBuf>, zdbid: String, timeout: Option<Duration>) -> Self {
         Self {
             exe,
             zdbid,
+            timeout,
             runs: Arc::default(),
             next_id: Arc::default(),
         }
@@ -65,10 +77,11 @@ impl Hooks {
         runs.clone()
     }
 
-    /// Run the hook and wait for it; returns its exit code (None if no hook or it failed to run).
+    /// Run the hook and wait for it, at most the timeout; returns its exit code (None if no
+    /// hook, or it failed to run, or it was killed).
     pub async fn run_blocking(&self, event: &str, args: &[String]) -> Option<i32> {
         let exe = self.exe.clone()?;
-        self.run(exe, event, args).await
+        self.run(exe, event, args, self.timeout).await
     }
 
     /// Fire the `crash` hook from a panicking thread (0-db fires it on SIGSEGV): started with
@@ -92,16 +105,24 @@ impl Hooks {
         let this = self.clone();
         let event = event.to_string();
         tokio::spawn(async move {
-            this.run(exe, &event, &args).await;
+            this.run(exe, &event, &args, None).await;
         });
     }
 
-    async fn run(&self, exe: PathBuf, event: &str, args: &[String]) -> Option<i32> {
+    async fn run(
+        &self,
+        exe: PathBuf,
+        event: &str,
+        args: &[String],
+        limit: Option<Duration>,
+    ) -> Option<i32> {
         let mut cmd = Command::new(&exe);
         cmd.arg(event)
             .arg(&self.zdbid)
             .args(args)
-            .kill_on_drop(false);
+            .kill_on_drop(false)
+            // A group of its own, so a kill reaches what the hook started too.
+            .process_group(0);
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -122,7 +143,26 @@ impl Hooks {
             Ok(mut child) => {
                 let pid = child.id().unwrap_or(0);
                 self.update(id, |r| r.pid = pid);
-                child.wait().await.ok().and_then(|s| s.code())
+                let waited = match limit {
+                    Some(limit) => tokio::time::timeout(limit, child.wait()).await,
+                    None => Ok(child.wait().await),
+                };
+                match waited {
+                    Ok(status) => status.ok().and_then(|s| s.code()),
+                    Err(_) => {
+                        tracing::warn!(
+                            hook = %exe.display(),
+                            event,
+                            pid,
+                            timeout_s = limit.map_or(0, |l| l.as_secs()),
+                            "hook did not finish in time: killed with its process group"
+                        );
+                        kill_group(pid);
+                        let _ = child.start_kill();
+                        let _ = tokio::time::timeout(REAP_WAIT, child.wait()).await;
+                        None
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(hook = %exe.display(), event, error = %e, "hook failed to start");
@@ -141,5 +181,17 @@ impl Hooks {
         if let Some(r) = self.runs.lock().iter_mut().find(|r| r.id == id) {
             f(r);
         }
+    }
+}
+
+/// SIGKILL the process group led by `pid` (a hook and whatever it started).
+fn kill_group(pid: u32) {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(pid) = pid
+        && let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL)
+    {
+        tracing::warn!(error = %e, "could not kill the hook's process group");
     }
 }

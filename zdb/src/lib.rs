@@ -5,8 +5,10 @@
 //! - [`storage`]: the file I/O trait (real filesystem, and an in-memory power-cut model);
 //! - [`engine`]: namespaces: index replay, recovery, the write and read paths;
 //! - [`protocol`]: RESP framing (arrays and inline commands) and reply encoding;
-//! - [`cmd`]: one handler per command group, with 0-db's exact replies;
-//! - [`server`]: listeners, connections, limits, hooks.
+//! - [`shared`]: what connections and background tasks share (namespaces, counters, hooks);
+//! - [`cmd`]: one handler per command group, with 0-db's exact replies, and the session and
+//!   reply buffer they work on;
+//! - [`server`]: listeners, connections, limits, background tasks, replication follower.
 #![deny(missing_docs)]
 
 pub mod cmd;
@@ -20,6 +22,7 @@ pub mod hooks;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
+pub mod shared;
 pub mod storage;
 
 /// Largest value accepted (8 MiB, inclusive).

@@ -4,21 +4,19 @@ use zdb::config::{Args, Config};
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let level = if args.verbose { "debug" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    nodeutil::log::init(args.verbose, args.log_format);
     let cfg = Config::from_args(&args).map_err(anyhow::Error::msg)?;
     if let Some(zdb::config::Tool::Check { namespaces, repair }) = &args.command {
         let clean = zdb::daemon::check(&cfg, namespaces, *repair)?;
         std::process::exit(if clean { 0 } else { 1 });
     }
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the runtime")?
-        .block_on(zdb::daemon::serve(args, cfg))
+        .context("starting the runtime")?;
+    let served = runtime.block_on(zdb::daemon::serve(args, cfg));
+    // A namespace still loading when a signal came is not waited for (an interrupted load
+    // is what any crash leaves: the next start repairs it).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }

@@ -1,8 +1,7 @@
 //! Prometheus metrics (`--metrics ADDR`): command counts, errors and latencies, bytes, and per
-//! namespace live, data and dead bytes and compaction state, served as text on `GET /metrics`.
+//! namespace live, data and dead bytes and compaction state, rendered as text (served on
+//! `GET /metrics` by `server::metrics_http`).
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -11,10 +10,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-use crate::server::Shared;
 
 /// Label of per-command series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -28,6 +23,21 @@ pub struct CommandLabel {
 pub struct NamespaceLabel {
     /// Namespace name.
     pub namespace: String,
+}
+
+/// One namespace's figures, sampled when the metrics are read.
+#[derive(Debug, Clone)]
+pub struct NamespaceSample {
+    /// Namespace name.
+    pub name: String,
+    /// Live keys.
+    pub entries: u64,
+    /// Bytes of live values.
+    pub data_bytes: u64,
+    /// Bytes of superseded and deleted entries on disk.
+    pub dead_bytes: u64,
+    /// A compaction runs.
+    pub compacting: bool,
 }
 
 /// Every series zdb exports.
@@ -131,62 +141,26 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// The text exposition, with namespace gauges read now.
-    pub fn render(&self, shared: &Shared) -> String {
-        for name in shared.names() {
-            let Some(h) = shared.get(&name) else { continue };
-            let label = NamespaceLabel {
-                namespace: String::from_utf8_lossy(&name).into_owned(),
-            };
-            let ns = h.ns.read();
-            let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            self.entries.get_or_create(&label).set(gauge(ns.entries()));
+    /// The text exposition, with the namespace gauges set from `namespaces`.
+    pub fn render(&self, namespaces: impl IntoIterator<Item = NamespaceSample>) -> String {
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for ns in namespaces {
+            let label = NamespaceLabel { namespace: ns.name };
+            self.entries.get_or_create(&label).set(gauge(ns.entries));
             self.data_bytes
                 .get_or_create(&label)
-                .set(gauge(ns.data_size_bytes()));
+                .set(gauge(ns.data_bytes));
             self.dead_bytes
                 .get_or_create(&label)
-                .set(gauge(ns.dead_bytes()));
+                .set(gauge(ns.dead_bytes));
             self.compacting
                 .get_or_create(&label)
-                .set(i64::from(h.compacting.load(Ordering::Relaxed)));
+                .set(i64::from(ns.compacting));
         }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
         out
-    }
-}
-
-/// Serve `GET /metrics` until the listener fails.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let Ok((mut conn, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let mut req = Vec::with_capacity(1024);
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
-                match tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await {
-                    Ok(Ok(n)) if n > 0 => req.extend_from_slice(buf.get(..n).unwrap_or_default()),
-                    _ => return,
-                }
-            }
-            let (status, body) = if req.starts_with(b"GET /metrics") {
-                ("200 OK", shared.metrics.render(&shared))
-            } else {
-                ("404 Not Found", "not found\n".to_string())
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = conn.write_all(head.as_bytes()).await;
-            let _ = conn.write_all(body.as_bytes()).await;
-        });
     }
 }

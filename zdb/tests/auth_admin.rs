@@ -1,6 +1,6 @@
 //! AUTH (plain, SECURE), admin-only commands, --admin sources, --protect, STOP
 //! (reference §4 System, §7, §10).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

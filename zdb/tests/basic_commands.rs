@@ -1,5 +1,5 @@
 //! System and data commands in user-key mode (reference §3, §4, §9).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

@@ -1,11 +1,12 @@
 //! `zdb check [--repair]` offline and NSCHECK online: every entry verified, problems named
 //! precisely, the index rebuilt from the data files.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn check(root: &Path, extra: &[&str]) -> (i32, String) {
     let out = Command::new(zdb_bin())
@@ -131,4 +132,54 @@ fn lost_index_is_rebuilt_at_open() {
     assert_eq!(c.get(&ids[5]), Reply::nil());
     assert_eq!(c.get(&ids[7]), Reply::bulk([7u8; 10]));
     assert_eq!(c.dbsize(), 19);
+}
+
+/// NSCHECK walks every entry on a blocking thread, a step at a time: a writer of the same
+/// namespace waits for one step at most, not for the whole walk.
+#[test]
+fn nscheck_lets_writers_in_while_it_walks() {
+    let s = Server::start(&["--mode", "user"]);
+    let mut fill = s.client();
+    let value = vec![b'x'; 100];
+    for batch in 0..100 {
+        let mut req = Vec::new();
+        for i in 0..1000 {
+            req.extend_from_slice(&encode(&[
+                b"SET",
+                format!("k{batch}-{i}").as_bytes(),
+                &value,
+            ]));
+        }
+        fill.send_raw(&req).unwrap();
+        for _ in 0..1000 {
+            assert!(!fill.read_reply().unwrap().is_error());
+        }
+    }
+    let port = s.port;
+    let checker = std::thread::spawn(move || {
+        let mut c = Client::connect(port).unwrap();
+        c.set_timeout(Duration::from_secs(120));
+        let t = Instant::now();
+        let report = c.c(&["NSCHECK"]).text();
+        (t.elapsed(), report)
+    });
+    let mut writer = s.client();
+    let (mut worst, mut n) = (Duration::ZERO, 0u32);
+    while !checker.is_finished() {
+        let key = format!("w{n}");
+        let t = Instant::now();
+        assert_eq!(writer.set(key.as_bytes(), b"v"), Reply::bulk(&key));
+        worst = worst.max(t.elapsed());
+        n += 1;
+    }
+    let (took, report) = checker.join().unwrap();
+    assert!(report.contains("problems: 0"), "{report}");
+    assert!(
+        took >= Duration::from_millis(300),
+        "check too fast to tell: {took:?}"
+    );
+    assert!(
+        worst < took / 3,
+        "a writer waited {worst:?} during a {took:?} check ({n} writes)"
+    );
 }

@@ -1,6 +1,6 @@
 //! Real clients: redis-cli (args mode, stdin line mode, -x), raw TCP inline
 //! commands, and the `redis` crate (Decisions: inline commands accepted).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;
@@ -8,14 +8,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn redis_cli_available() -> bool {
-    Command::new("redis-cli")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
 
 fn cli(port: u16, args: &[&str]) -> (String, bool) {
     let out = Command::new("redis-cli")
@@ -33,8 +25,10 @@ fn cli(port: u16, args: &[&str]) -> (String, bool) {
 
 #[test]
 fn redis_cli_args_mode() {
-    if !redis_cli_available() {
-        skip_or_fail("redis-cli not installed (apt-get install redis-tools)");
+    if nodeutil::skip::unless(
+        nodeutil::skip::has_tool("redis-cli"),
+        "redis-cli (apt-get install redis-tools)",
+    ) {
         return;
     }
     let s = Server::start(&["--mode", "user"]);
@@ -56,8 +50,10 @@ fn redis_cli_args_mode() {
 
 #[test]
 fn redis_cli_stdin_lines_and_x() {
-    if !redis_cli_available() {
-        skip_or_fail("redis-cli not installed (apt-get install redis-tools)");
+    if nodeutil::skip::unless(
+        nodeutil::skip::has_tool("redis-cli"),
+        "redis-cli (apt-get install redis-tools)",
+    ) {
         return;
     }
     let s = Server::start(&["--mode", "user"]);

@@ -4,7 +4,7 @@
 //!
 //! `ZDB_CRASH_TRIALS` sets the number of trials (CI: 6; the long mode runs 200 or more:
 //! `ZDB_CRASH_TRIALS=200 cargo test -p zdb --test crash -- --nocapture`).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

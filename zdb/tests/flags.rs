@@ -1,6 +1,6 @@
 //! Command-line flags not covered elsewhere: --socket / --dualnet, --sync,
 //! --synctime, --datasize bounds, close hook (reference §7, §8.6).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

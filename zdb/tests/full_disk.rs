@@ -1,7 +1,7 @@
 //! Full disk (ENOSPC) on a small tmpfs: a clear refusal, no acknowledged write
 //! lost, reads keep working, and everything is back after a restart with room.
 //! Needs root (mount); skipped otherwise unless CI=true.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;
@@ -70,24 +70,15 @@ impl Drop for TmpfsMount {
     }
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 #[test]
 fn enospc_refuses_cleanly_and_keeps_acknowledged_writes() {
-    if !is_root() {
-        skip_or_fail("full-disk test needs root to mount a tmpfs");
+    if nodeutil::skip::unless(nodeutil::skip::is_root(), "root (to mount a tmpfs)") {
         return;
     }
     let mnt = match TmpfsMount::new("2m") {
         Ok(m) => m,
         Err(e) => {
-            skip_or_fail(&e);
+            nodeutil::skip::unless(false, &format!("a tmpfs mount ({e})"));
             return;
         }
     };
@@ -164,14 +155,13 @@ fn enospc_refuses_cleanly_and_keeps_acknowledged_writes() {
 
 #[test]
 fn enospc_in_other_namespace_keeps_reads() {
-    if !is_root() {
-        skip_or_fail("full-disk test needs root to mount a tmpfs");
+    if nodeutil::skip::unless(nodeutil::skip::is_root(), "root (to mount a tmpfs)") {
         return;
     }
     let mnt = match TmpfsMount::new("1m") {
         Ok(m) => m,
         Err(e) => {
-            skip_or_fail(&e);
+            nodeutil::skip::unless(false, &format!("a tmpfs mount ({e})"));
             return;
         }
     };

@@ -1,6 +1,6 @@
 //! Replays the committed cargo-fuzz corpus (`zdb/fuzz/corpus/`) through the same entry points
 //! the fuzzers use: every input must be handled without a panic.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 use std::path::Path;
 

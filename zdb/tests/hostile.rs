@@ -1,6 +1,6 @@
 //! Hostile and many clients: 10,000 idle connections while a normal load is served, clients
 //! that send half a frame and stall.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;
@@ -36,8 +36,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn ten_thousand_idle_connections_and_a_normal_load() {
-    if !raise_nofile(12_000) {
-        skip_or_fail("cannot raise the open-file limit to 12000");
+    if nodeutil::skip::unless(raise_nofile(12_000), "an open-file limit of 12000") {
         return;
     }
     let s = Server::start(&["--mode", "user"]);

@@ -1,22 +1,27 @@
 //! Disk interchange with the C 0-db (reference §8, fixtures/README.md):
 //! zdb serves a data dir written by 0-db v2.0.7, and what zdb writes is read
 //! back by an independent Python reader of the reference layout.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;
-use serde_like::Json;
-use sha2_lite::sha256_hex;
+use serde_json::Value as Json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The shared fixtures sit beside the repository (`../shared`), in CI too.
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/zdb-v2");
+/// A data directory written by the C 0-db v2.0.7, copied into the repository (see
+/// `tests/fixtures/README.md`), so a fresh clone tests against it.
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zdb-v2");
 const MANIFEST: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/zdb-v2.manifest.json"
+    "/tests/fixtures/zdb-v2.manifest.json"
 );
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
 
 fn reader_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/zdb_layout.py")
@@ -39,7 +44,7 @@ fn run_reader(index: &Path, data: &Path) -> Json {
         "reader failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Json::parse(&String::from_utf8(out.stdout).unwrap())
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 struct NsExpect {
@@ -49,17 +54,20 @@ struct NsExpect {
 
 fn ns_from_json(ns: &Json) -> NsExpect {
     let mut live = BTreeMap::new();
-    for (k, v) in ns.get("live").obj() {
+    for (k, v) in ns["live"].as_object().unwrap() {
         live.insert(
             k.clone(),
-            (v.get("len").num() as u64, v.get("sha256").str().to_string()),
+            (
+                v["len"].as_f64().unwrap() as u64,
+                v["sha256"].as_str().unwrap().to_string(),
+            ),
         );
     }
-    let deleted = ns
-        .get("deleted")
-        .arr()
+    let deleted = ns["deleted"]
+        .as_array()
+        .unwrap()
         .iter()
-        .map(|d| d.str().to_string())
+        .map(|d| d.as_str().unwrap().to_string())
         .collect();
     NsExpect { live, deleted }
 }
@@ -93,23 +101,24 @@ fn start_on_fixture() -> (tempfile::TempDir, Server) {
 
 #[test]
 fn reader_agrees_with_fixture_manifest() {
-    if !fixture_available() {
-        skip_or_fail("fixture ../shared/fixtures/zdb-v2 missing");
-        return;
-    }
+    assert!(fixture_available(), "fixture {FIXTURE} missing");
     let got = run_reader(
         &Path::new(FIXTURE).join("index"),
         &Path::new(FIXTURE).join("data"),
     );
-    let manifest = Json::parse(&std::fs::read_to_string(MANIFEST).unwrap());
-    for (name, m) in manifest.get("namespaces").obj() {
-        let r = got.get("namespaces").get(name);
+    let manifest: Json = serde_json::from_str(&std::fs::read_to_string(MANIFEST).unwrap()).unwrap();
+    for (name, m) in manifest["namespaces"].as_object().unwrap() {
+        let r = &got["namespaces"][name];
         assert!(
-            r.get("errors").arr().is_empty(),
+            r["errors"].as_array().unwrap().is_empty(),
             "{name}: {:?}",
-            r.get("errors")
+            r["errors"]
         );
-        assert_eq!(r.get("mode").str(), m.get("mode").str(), "{name} mode");
+        assert_eq!(
+            r["mode"].as_str().unwrap(),
+            m["mode"].as_str().unwrap(),
+            "{name} mode"
+        );
         let a = ns_from_json(r);
         let b = ns_from_json(m);
         assert_eq!(a.live, b.live, "{name}: live keys");
@@ -119,22 +128,19 @@ fn reader_agrees_with_fixture_manifest() {
 
 #[test]
 fn zdb_serves_c_written_fixture() {
-    if !fixture_available() {
-        skip_or_fail("fixture ../shared/fixtures/zdb-v2 missing");
-        return;
-    }
-    let manifest = Json::parse(&std::fs::read_to_string(MANIFEST).unwrap());
+    assert!(fixture_available(), "fixture {FIXTURE} missing");
+    let manifest: Json = serde_json::from_str(&std::fs::read_to_string(MANIFEST).unwrap()).unwrap();
     let (_tmp, s) = start_on_fixture();
-    let nss = manifest.get("namespaces");
+    let nss = &manifest["namespaces"];
 
     let mut c = s.client();
     let list: BTreeSet<String> = c.c(&["NSLIST"]).array().iter().map(|r| r.text()).collect();
-    for (name, _) in nss.obj() {
+    for (name, _) in nss.as_object().unwrap() {
         assert!(list.contains(name), "NSLIST lacks {name}: {list:?}");
     }
 
     // default
-    check_ns_live(&mut c, "default", &ns_from_json(nss.get("default")));
+    check_ns_live(&mut c, "default", &ns_from_json(&nss["default"]));
 
     // private: needs s3cret
     let mut c = s.client();
@@ -147,7 +153,7 @@ fn zdb_serves_c_written_fixture() {
         Reply::err("Access denied")
     );
     assert_eq!(c.c(&["SELECT", "private", "s3cret"]), Reply::ok());
-    check_ns_live(&mut c, "private", &ns_from_json(nss.get("private")));
+    check_ns_live(&mut c, "private", &ns_from_json(&nss["private"]));
     let info = c.nsinfo("private");
     assert_eq!(info_get(&info, "data_limits_bytes").unwrap(), "10000000");
     assert_eq!(info_get(&info, "public").unwrap(), "no");
@@ -156,7 +162,7 @@ fn zdb_serves_c_written_fixture() {
     // public: read-only without pw
     let mut c = s.client();
     assert_eq!(c.c(&["SELECT", "public"]), Reply::ok());
-    check_ns_live(&mut c, "public", &ns_from_json(nss.get("public")));
+    check_ns_live(&mut c, "public", &ns_from_json(&nss["public"]));
     assert_eq!(
         c.set(b"newkey", b"x"),
         Reply::err("Namespace is in read-only mode")
@@ -167,7 +173,7 @@ fn zdb_serves_c_written_fixture() {
     // worm: refuses overwrites and deletes
     let mut c = s.client();
     c.select("worm");
-    let w = ns_from_json(nss.get("worm"));
+    let w = ns_from_json(&nss["worm"]);
     check_ns_live(&mut c, "worm", &w);
     let k0 = hex::decode(w.live.keys().next().unwrap()).unwrap();
     assert_eq!(
@@ -183,7 +189,7 @@ fn zdb_serves_c_written_fixture() {
     // seq
     let mut c = s.client();
     c.select("seq");
-    let sq = ns_from_json(nss.get("seq"));
+    let sq = ns_from_json(&nss["seq"]);
     check_ns_live(&mut c, "seq", &sq);
     assert_eq!(info_get(&c.nsinfo("seq"), "mode").unwrap(), "sequential");
     let max_id = sq
@@ -212,13 +218,10 @@ fn zdb_serves_c_written_fixture() {
 
 #[test]
 fn fixture_write_restart_and_reader() {
-    if !fixture_available() {
-        skip_or_fail("fixture ../shared/fixtures/zdb-v2 missing");
-        return;
-    }
-    let manifest = Json::parse(&std::fs::read_to_string(MANIFEST).unwrap());
+    assert!(fixture_available(), "fixture {FIXTURE} missing");
+    let manifest: Json = serde_json::from_str(&std::fs::read_to_string(MANIFEST).unwrap()).unwrap();
     let (tmp, mut s) = start_on_fixture();
-    let mut expect_default = ns_from_json(manifest.get("namespaces").get("default"));
+    let mut expect_default = ns_from_json(&manifest["namespaces"]["default"]);
     let mut c = s.client();
     // overwrite, delete and add keys in the C-written namespace
     let keys: Vec<String> = expect_default.live.keys().take(40).cloned().collect();
@@ -246,8 +249,12 @@ fn fixture_write_restart_and_reader() {
     }
     s.term();
     let got = run_reader(&tmp.path().join("index"), &tmp.path().join("data"));
-    let r = got.get("namespaces").get("default");
-    assert!(r.get("errors").arr().is_empty(), "{:?}", r.get("errors"));
+    let r = &got["namespaces"]["default"];
+    assert!(
+        r["errors"].as_array().unwrap().is_empty(),
+        "{:?}",
+        r["errors"]
+    );
     let a = ns_from_json(r);
     assert_eq!(a.live, expect_default.live, "reader vs expected (live)");
     assert_eq!(
@@ -323,11 +330,15 @@ fn reader_reads_what_zdb_wrote() {
     s.term();
 
     let got = run_reader(&s.index, &s.data);
-    let nss = got.get("namespaces");
+    let nss = &got["namespaces"];
     // default
-    let d = nss.get("default");
-    assert!(d.get("errors").arr().is_empty(), "{:?}", d.get("errors"));
-    assert_eq!(d.get("mode").str(), "user");
+    let d = &nss["default"];
+    assert!(
+        d["errors"].as_array().unwrap().is_empty(),
+        "{:?}",
+        d["errors"]
+    );
+    assert_eq!(d["mode"].as_str().unwrap(), "user");
     let a = ns_from_json(d);
     let want_live: BTreeMap<String, (u64, String)> = user
         .iter()
@@ -336,18 +347,29 @@ fn reader_reads_what_zdb_wrote() {
     assert_eq!(a.live, want_live, "default live keys as read by the reader");
     let want_del: BTreeSet<String> = deleted.iter().map(hex::encode).collect();
     assert_eq!(a.deleted, want_del, "default deleted keys");
-    assert!(d.get("index_files").num() >= 3.0, "rotation expected");
+    assert!(
+        d["index_files"].as_f64().unwrap() >= 3.0,
+        "rotation expected"
+    );
     // props
-    let p = nss.get("propns");
-    assert!(p.get("errors").arr().is_empty(), "{:?}", p.get("errors"));
-    assert_eq!(p.get("password").str(), "pp");
-    assert_eq!(p.get("public"), &Json::Bool(false));
-    assert_eq!(p.get("worm"), &Json::Bool(true));
-    assert_eq!(p.get("maxsize").num(), 99999.0);
+    let p = &nss["propns"];
+    assert!(
+        p["errors"].as_array().unwrap().is_empty(),
+        "{:?}",
+        p["errors"]
+    );
+    assert_eq!(p["password"].as_str().unwrap(), "pp");
+    assert_eq!(p["public"], Json::Bool(false));
+    assert_eq!(p["worm"], Json::Bool(true));
+    assert_eq!(p["maxsize"].as_f64().unwrap(), 99999.0);
     // seq
-    let q = nss.get("sq");
-    assert!(q.get("errors").arr().is_empty(), "{:?}", q.get("errors"));
-    assert_eq!(q.get("mode").str(), "seq");
+    let q = &nss["sq"];
+    assert!(
+        q["errors"].as_array().unwrap().is_empty(),
+        "{:?}",
+        q["errors"]
+    );
+    assert_eq!(q["mode"].as_str().unwrap(), "seq");
     let a = ns_from_json(q);
     let want_live: BTreeMap<String, (u64, String)> = seqv
         .iter()
@@ -365,260 +387,4 @@ fn reader_reads_what_zdb_wrote() {
         raw,
         b"\x01\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x05default".to_vec()
     );
-}
-
-// ---------------------------------------------------------------------------
-// Tiny stdlib-only helpers (no extra dev-dependencies): SHA-256 and a JSON
-// parser good enough for the manifest and the reader's output.
-// ---------------------------------------------------------------------------
-
-mod sha2_lite {
-    const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2,
-    ];
-
-    pub fn sha256_hex(data: &[u8]) -> String {
-        let mut h: [u32; 8] = [
-            0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-            0x5be0cd19,
-        ];
-        let mut msg = data.to_vec();
-        let bitlen = (data.len() as u64).wrapping_mul(8);
-        msg.push(0x80);
-        while msg.len() % 64 != 56 {
-            msg.push(0);
-        }
-        msg.extend_from_slice(&bitlen.to_be_bytes());
-        for chunk in msg.chunks(64) {
-            let mut w = [0u32; 64];
-            for i in 0..16 {
-                w[i] = u32::from_be_bytes(chunk[i * 4..i * 4 + 4].try_into().unwrap());
-            }
-            for i in 16..64 {
-                let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
-                let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-                w[i] = w[i - 16]
-                    .wrapping_add(s0)
-                    .wrapping_add(w[i - 7])
-                    .wrapping_add(s1);
-            }
-            let mut v = h;
-            for i in 0..64 {
-                let s1 = v[4].rotate_right(6) ^ v[4].rotate_right(11) ^ v[4].rotate_right(25);
-                let ch = (v[4] & v[5]) ^ (!v[4] & v[6]);
-                let t1 = v[7]
-                    .wrapping_add(s1)
-                    .wrapping_add(ch)
-                    .wrapping_add(K[i])
-                    .wrapping_add(w[i]);
-                let s0 = v[0].rotate_right(2) ^ v[0].rotate_right(13) ^ v[0].rotate_right(22);
-                let maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
-                let t2 = s0.wrapping_add(maj);
-                v[7] = v[6];
-                v[6] = v[5];
-                v[5] = v[4];
-                v[4] = v[3].wrapping_add(t1);
-                v[3] = v[2];
-                v[2] = v[1];
-                v[1] = v[0];
-                v[0] = t1.wrapping_add(t2);
-            }
-            for i in 0..8 {
-                h[i] = h[i].wrapping_add(v[i]);
-            }
-        }
-        h.iter().map(|x| format!("{x:08x}")).collect()
-    }
-}
-
-mod serde_like {
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum Json {
-        Null,
-        Bool(bool),
-        Num(f64),
-        Str(String),
-        Arr(Vec<Json>),
-        Obj(Vec<(String, Json)>),
-    }
-
-    static NULL: Json = Json::Null;
-
-    impl Json {
-        pub fn parse(s: &str) -> Json {
-            let b = s.as_bytes();
-            let mut i = 0;
-            let v = value(b, &mut i);
-            ws(b, &mut i);
-            assert_eq!(i, b.len(), "trailing JSON");
-            v
-        }
-        pub fn get(&self, k: &str) -> &Json {
-            match self {
-                Json::Obj(v) => v
-                    .iter()
-                    .find(|(kk, _)| kk == k)
-                    .map(|x| &x.1)
-                    .unwrap_or(&NULL),
-                _ => &NULL,
-            }
-        }
-        pub fn obj(&self) -> &[(String, Json)] {
-            match self {
-                Json::Obj(v) => v,
-                other => panic!("not an object: {other:?}"),
-            }
-        }
-        pub fn arr(&self) -> &[Json] {
-            match self {
-                Json::Arr(v) => v,
-                other => panic!("not an array: {other:?}"),
-            }
-        }
-        pub fn str(&self) -> &str {
-            match self {
-                Json::Str(s) => s,
-                other => panic!("not a string: {other:?}"),
-            }
-        }
-        pub fn num(&self) -> f64 {
-            match self {
-                Json::Num(n) => *n,
-                other => panic!("not a number: {other:?}"),
-            }
-        }
-    }
-
-    fn ws(b: &[u8], i: &mut usize) {
-        while *i < b.len() && b[*i].is_ascii_whitespace() {
-            *i += 1;
-        }
-    }
-
-    fn value(b: &[u8], i: &mut usize) -> Json {
-        ws(b, i);
-        match b[*i] {
-            b'{' => {
-                *i += 1;
-                let mut v = Vec::new();
-                ws(b, i);
-                if b[*i] == b'}' {
-                    *i += 1;
-                    return Json::Obj(v);
-                }
-                loop {
-                    ws(b, i);
-                    let k = match value(b, i) {
-                        Json::Str(s) => s,
-                        other => panic!("object key {other:?}"),
-                    };
-                    ws(b, i);
-                    assert_eq!(b[*i], b':');
-                    *i += 1;
-                    let val = value(b, i);
-                    v.push((k, val));
-                    ws(b, i);
-                    match b[*i] {
-                        b',' => *i += 1,
-                        b'}' => {
-                            *i += 1;
-                            return Json::Obj(v);
-                        }
-                        c => panic!("bad object char {}", c as char),
-                    }
-                }
-            }
-            b'[' => {
-                *i += 1;
-                let mut v = Vec::new();
-                ws(b, i);
-                if b[*i] == b']' {
-                    *i += 1;
-                    return Json::Arr(v);
-                }
-                loop {
-                    v.push(value(b, i));
-                    ws(b, i);
-                    match b[*i] {
-                        b',' => *i += 1,
-                        b']' => {
-                            *i += 1;
-                            return Json::Arr(v);
-                        }
-                        c => panic!("bad array char {}", c as char),
-                    }
-                }
-            }
-            b'"' => {
-                *i += 1;
-                let mut s = String::new();
-                loop {
-                    match b[*i] {
-                        b'"' => {
-                            *i += 1;
-                            return Json::Str(s);
-                        }
-                        b'\\' => {
-                            *i += 1;
-                            match b[*i] {
-                                b'n' => s.push('\n'),
-                                b't' => s.push('\t'),
-                                b'r' => s.push('\r'),
-                                b'u' => {
-                                    let h = std::str::from_utf8(&b[*i + 1..*i + 5]).unwrap();
-                                    let cp = u32::from_str_radix(h, 16).unwrap();
-                                    s.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
-                                    *i += 4;
-                                }
-                                c => s.push(c as char),
-                            }
-                            *i += 1;
-                        }
-                        _ => {
-                            let start = *i;
-                            while b[*i] != b'"' && b[*i] != b'\\' {
-                                *i += 1;
-                            }
-                            s.push_str(std::str::from_utf8(&b[start..*i]).unwrap());
-                        }
-                    }
-                }
-            }
-            b't' => {
-                *i += 4;
-                Json::Bool(true)
-            }
-            b'f' => {
-                *i += 5;
-                Json::Bool(false)
-            }
-            b'n' => {
-                *i += 4;
-                Json::Null
-            }
-            _ => {
-                let start = *i;
-                while *i < b.len()
-                    && (b[*i] == b'-'
-                        || b[*i] == b'.'
-                        || b[*i] == b'e'
-                        || b[*i] == b'E'
-                        || b[*i] == b'+'
-                        || b[*i].is_ascii_digit())
-                {
-                    *i += 1;
-                }
-                Json::Num(std::str::from_utf8(&b[start..*i]).unwrap().parse().unwrap())
-            }
-        }
-    }
 }

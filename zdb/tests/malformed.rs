@@ -1,7 +1,7 @@
 //! Malformed frames on raw TCP (reference §3 and Decisions: a clear error, the
 //! connection keeps working or is closed cleanly; never a stuck parser; other
 //! clients are served meanwhile).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

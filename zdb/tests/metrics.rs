@@ -1,6 +1,6 @@
 //! `--metrics ADDR`: Prometheus text on GET /metrics with command, byte, namespace and
 //! compaction series.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;
@@ -50,4 +50,36 @@ fn metrics_endpoint() {
         .unwrap_or_else(|| panic!("no zdb_clients gauge in\n{text}"));
     assert!(clients >= 1, "zdb_clients {clients}");
     assert!(scrape(port, "/other").starts_with("HTTP/1.1 404"));
+}
+
+/// A command's error series counts its own failures only: while one client's WAIT waited,
+/// another client's failing commands used to be counted against the WAIT.
+#[test]
+fn failures_count_against_the_command_that_failed() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let s = Server::start(&["--mode", "user", "--metrics", &addr]);
+    let mut waiter = s.client();
+    let mut other = s.client();
+    waiter.send(&[b"WAIT", b"GET", b"10000"]).unwrap();
+    other.wait_blocked(1);
+    // A malformed GET fails, and wakes the WAIT (which succeeds).
+    assert_eq!(
+        other.c(&["GET", "a", "b"]),
+        Reply::err("Unexpected arguments")
+    );
+    assert_eq!(waiter.read_reply().unwrap(), Reply::simple("GET"));
+    let text = scrape(port, "/metrics");
+    assert!(
+        text.contains("zdb_command_errors_total{command=\"GET\"} 1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("zdb_command_errors_total{command=\"WAIT\"}"),
+        "WAIT counted as failed:\n{text}"
+    );
+    assert!(
+        text.contains("zdb_commands_total{command=\"WAIT\"} 1"),
+        "{text}"
+    );
 }

@@ -1,6 +1,6 @@
 //! WAIT, INDEX DIRTY, DATA RAW, HOOKS (+ --hook), MIRROR, MASTER
 //! (reference §4 System / introspection, §8.6).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;
@@ -12,19 +12,22 @@ fn wait_for_command_from_other_client() {
     let mut w = s.client();
     let mut o = s.client();
     w.send(&[b"WAIT", b"SET", b"5000"]).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    o.wait_blocked(1);
     assert_eq!(o.set(b"k", b"v"), Reply::bulk("k"));
     assert_eq!(w.read_reply().unwrap(), Reply::simple("SET"));
 
     // case-insensitive, reply is the table name
     w.send(&[b"WAIT", b"setx"]).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    o.wait_blocked(1);
     o.c(&["SETX", "k2", "v"]);
     assert_eq!(w.read_reply().unwrap(), Reply::simple("SETX"));
 
-    // any command
+    // any command (so the readiness probe runs in another namespace: it is a command too)
+    let mut probe = s.client();
+    probe.c(&["NSNEW", "probe"]);
+    probe.select("probe");
     w.send(&[b"WAIT", b"*", b"5000"]).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    probe.wait_blocked(1);
     o.get(b"k");
     assert_eq!(w.read_reply().unwrap(), Reply::simple("GET"));
 }
@@ -38,7 +41,7 @@ fn wait_timeout_and_namespace_scope() {
     o.select("elsewhere");
     let t0 = Instant::now();
     w.send(&[b"WAIT", b"SET", b"600"]).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    o.wait_blocked(1);
     // SET in another namespace does not wake the waiter
     o.set(b"k", b"v");
     assert_eq!(w.read_reply().unwrap(), Reply::err("Timeout"));
@@ -76,8 +79,8 @@ fn wait_does_not_block_other_clients() {
     let s = Server::start(&["--mode", "user"]);
     let mut w = s.client();
     w.send(&[b"WAIT", b"DEL", b"3000"]).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
     let mut o = s.client();
+    o.wait_blocked(1);
     let t0 = Instant::now();
     assert_eq!(o.c(&["PING"]), Reply::simple("PONG"));
     assert_eq!(o.set(b"a", b"b"), Reply::bulk("a"));

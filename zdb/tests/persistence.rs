@@ -1,6 +1,6 @@
 //! Restart and read back; many data files with --datasize 512k; RELOAD
 //! (reference §7, §8.5).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

@@ -1,8 +1,10 @@
 //! The whole server (connections, group commit, buffered appends) on the power-cut storage
 //! model: with `--sync`, every write acknowledged before the power went is there afterwards;
 //! without it, the namespace still opens clean.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
+mod common;
+use common::*;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use zdb::config::Config;
-use zdb::engine::{EngineConfig, Namespace, RunMode};
+use zdb::engine::{EngineConfig, Namespace};
 use zdb::server::{Listeners, Shared, run};
 use zdb::storage::Storage;
 use zdb::storage::sim::SimStorage;
@@ -20,27 +22,16 @@ type Acked = Vec<(Vec<u8>, Vec<u8>)>;
 
 fn config(sync: bool) -> Config {
     Config {
-        data: "/d".into(),
-        index: "/i".into(),
         engine: EngineConfig {
             datasize: 64 * 1024,
             sync,
-            synctime: None,
-            run_mode: RunMode::Mixed,
-            group_commit: true,
+            ..inprocess_config().engine
         },
-        admin: None,
-        protect: false,
-        maxsize: None,
-        hook: None,
-        max_input_total: 1 << 30,
-        zdbid: "tcp://test".into(),
-        compact_dead_bytes: 0,
-        snapshot_idle: Duration::ZERO,
         slow: Duration::from_secs(1),
         // Small, so reads after a cut go through the cache and its evictions.
         read_cache: 64 * 1024,
         metrics: true,
+        ..inprocess_config()
     }
 }
 

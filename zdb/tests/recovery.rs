@@ -1,7 +1,7 @@
 //! Crash recovery (Decisions: torn or garbage tails of index and data files are
 //! cut back to the last whole entry; data entries without an index entry are
 //! re-indexed). Each case runs on a fresh copy of a SIGKILLed data dir.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

@@ -1,6 +1,6 @@
 //! A follower (`--replicate-from`) streams a leader's namespaces: initial copy, live tail,
 //! restarts of either side, the leader compacting, and promotion.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

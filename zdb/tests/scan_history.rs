@@ -1,5 +1,5 @@
 //! SCAN / SCANX / RSCAN / KEYCUR / KSCAN / HISTORY (reference §4 Data).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

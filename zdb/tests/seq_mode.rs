@@ -1,5 +1,5 @@
 //! Sequential mode and mixed mode (reference §5, NSSET mode).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 use common::*;

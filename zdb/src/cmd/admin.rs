@@ -1,9 +1,9 @@
 //! INDEX DIRTY [RESET] and DATA RAW: introspection for incremental backup tools.
 
+use super::Session;
 use super::{either, need_admin};
 use crate::engine::RawError;
 use crate::protocol::{Args, Reply};
-use crate::server::Session;
 
 pub(super) fn index(s: &Session, args: &Args) -> Reply {
     either((|| {

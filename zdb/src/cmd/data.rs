@@ -1,15 +1,18 @@
 //! SET, GET, MGET, DEL, EXISTS, CHECK, LENGTH, KEYTIME, KEYCUR, HISTORY, DBSIZE.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tokio::io::AsyncWrite;
 
-use super::{Output, PERMISSION_DENIED, either, readable, writable};
+use super::Session;
+use super::{Output, PERMISSION_DENIED, Rights, either, readable};
 use crate::MAX_KEY;
-use crate::engine::{CheckResult, Durability, HistoryError, Mode, OpError, Rotation, SetOutcome};
+use crate::engine::{
+    CheckResult, DiskRead, Durability, HistoryError, Lookup, Mode, Namespace, OpError, Rotation,
+    SetOutcome,
+};
 use crate::protocol::{Args, Reply};
-use crate::server::{Session, Shared};
+use crate::shared::Shared;
 
 /// Key checks shared by the read commands: `-Invalid key` over 255 bytes, `-Invalid argument`
 /// when empty.
@@ -61,68 +64,52 @@ async fn hook_gate<'a>(
     }
 }
 
-/// After a write that rotated files: the blocking `jump-index` hook (exit 0 resets the dirty
-/// list), then `jump-data` in the background.
+/// After a write that rotated files: the rotation hooks (`NsHandle::run_rotation_hooks`).
 pub(super) async fn after_rotation(s: &Session, sh: &Shared, rot: Option<Rotation>) {
-    let Some(rot) = rot else { return };
-    if !sh.hooks.enabled() {
-        return;
+    if let Some(rot) = rot {
+        s.ns.run_rotation_hooks(&sh.hooks, rot).await;
     }
-    let dirty = rot
-        .dirty
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let writers_wait = s.ns.hook_gate.write().await;
-    let args = vec![
-        rot.old_index.display().to_string(),
-        rot.new_index.display().to_string(),
-        dirty,
-    ];
-    if sh.hooks.run_blocking("jump-index", &args).await == Some(0) {
-        s.ns.ns.write().reset_dirty();
-    }
-    drop(writers_wait);
-    sh.hooks.fire(
-        "jump-data",
-        vec![
-            rot.old_data.display().to_string(),
-            rot.new_data.display().to_string(),
-        ],
-    );
 }
 
-pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &Args) -> Reply {
-    let gate = hook_gate(s, sh).await;
-    let result = (|| {
-        if !(3..=4).contains(&args.len()) {
-            return Err(Reply::err("Unexpected arguments"));
-        }
-        let (key, value) = (&args[1][..], &args[2][..]);
-        if key.len() > MAX_KEY {
-            return Err(Reply::err("Key too large"));
-        }
-        let ts = timestamp(s, args.get(3))?;
+/// What a SET or DEL did: its reply, the rotation it made first, the group commit to wait for.
+type Written = (Reply, Option<Rotation>, Option<(u64, Arc<Durability>)>);
+
+/// Run the write `args` asks for on the namespace: here, under its lock, when it stays in
+/// memory; on tokio's blocking pool when it is known to reach the disk (it rotates the files,
+/// fsyncs, or writes a large value straight to the file: `Namespace::write_may_block`), where
+/// waiting for the disk stalls nobody else (the request's bytes go along, shared). `write`
+/// runs under the exclusive lock either way.
+async fn write_off_worker(
+    s: &Session,
+    args: &Args,
+    value_len: usize,
+    write: impl FnOnce(&mut Namespace, &Args) -> Result<Written, Reply> + Send + 'static,
+) -> Result<Written, Reply> {
+    {
         let mut ns = s.ns.ns.write();
-        if ns.mode() == Mode::User && key.is_empty() {
-            return Err(Reply::err("Invalid argument, key needed"));
+        if !ns.write_may_block(args[1].len(), value_len) {
+            return write(&mut ns, args);
         }
-        writable(s, &ns)?;
-        let outcome = ns.set(key, value, ts);
-        let rot = ns.take_rotation();
-        let reply = match outcome.map_err(|e| Reply::err(e.to_string()))? {
-            SetOutcome::Stored => Reply::Bulk(args.bytes(1)),
-            SetOutcome::Appended => Reply::bulk(ns.appended_id().to_vec()),
-            // Still waits for the commit below (`--sync`): the identical value may not be on
-            // disk yet.
-            SetOutcome::Unchanged => Reply::Nil,
-        };
-        if !matches!(reply, Reply::Nil) {
-            s.tally.wrote(value.len() as u64);
-        }
-        Ok((reply, rot, ns.commit_token().map(|t| (t, ns.durability()))))
-    })();
+    }
+    let (handle, args) = (s.ns.clone(), args.clone());
+    tokio::task::spawn_blocking(move || write(&mut handle.ns.write(), &args))
+        .await
+        .unwrap_or_else(|_| Err(Reply::err("Internal Server Error")))
+}
+
+/// The reply, rotation and commit token of a write that went through.
+fn written(ns: &mut Namespace, reply: Reply) -> Written {
+    let rot = ns.take_rotation();
+    (reply, rot, ns.commit_token().map(|t| (t, ns.durability())))
+}
+
+/// After a write: wait for its group commit (`--sync`), then run the rotation hooks.
+async fn finish_write(
+    s: &Session,
+    sh: &Shared,
+    gate: Option<tokio::sync::RwLockReadGuard<'_, ()>>,
+    result: Result<Written, Reply>,
+) -> Reply {
     match result {
         Err(r) => r,
         Ok((reply, rot, commit)) => {
@@ -136,6 +123,50 @@ pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &Args) -> Reply {
     }
 }
 
+pub(super) async fn set(s: &Session, sh: &Arc<Shared>, args: &Args) -> Reply {
+    let gate = hook_gate(s, sh).await;
+    let checked = (|| {
+        if !(3..=4).contains(&args.len()) {
+            return Err(Reply::err("Unexpected arguments"));
+        }
+        if args[1].len() > MAX_KEY {
+            return Err(Reply::err("Key too large"));
+        }
+        timestamp(s, args.get(3))
+    })();
+    let result = match checked {
+        Err(r) => Err(r),
+        Ok(ts) => {
+            let rights = Rights::of(s);
+            write_off_worker(s, args, args[2].len(), move |ns, args| {
+                let (key, value) = (&args[1], &args[2]);
+                if ns.mode() == Mode::User && key.is_empty() {
+                    return Err(Reply::err("Invalid argument, key needed"));
+                }
+                rights.check(ns)?;
+                let reply = match ns.set(key, value, ts) {
+                    Ok(SetOutcome::Stored) => Reply::Bulk(args.bytes(1)),
+                    Ok(SetOutcome::Appended) => Reply::bulk(ns.appended_id().to_vec()),
+                    // Still waits for the commit (`--sync`): the identical value may not be
+                    // on disk yet.
+                    Ok(SetOutcome::Unchanged) => Reply::Nil,
+                    Err(e) => {
+                        // A failed write runs no hooks, even after a rotation.
+                        let _ = ns.take_rotation();
+                        return Err(Reply::err(e.to_string()));
+                    }
+                };
+                Ok(written(ns, reply))
+            })
+            .await
+        }
+    };
+    if matches!(result, Ok((ref r, _, _)) if !matches!(r, Reply::Nil)) {
+        s.tally.wrote(args[2].len() as u64);
+    }
+    finish_write(s, sh, gate, result).await
+}
+
 /// Hand a value to `f`, running the blocking `missing-data` hook once if its data file is gone.
 async fn fetch<R>(
     s: &Session,
@@ -143,36 +174,49 @@ async fn fetch<R>(
     key: &[u8],
     mut f: impl FnMut(&[u8]) -> R,
 ) -> Result<Option<R>, Reply> {
-    let mut read = |ns: &crate::engine::Namespace| ns.get_with(key, |v| (v.len(), f(v)));
-    let (first, missing) = {
-        let ns = s.ns.ns.read();
-        readable(&ns)?;
-        let first = read(&ns);
-        let missing = match first {
-            Err(OpError::MissingData(file)) => Some(ns.data_path(file)),
-            _ => None,
-        };
-        (first, missing)
-    };
-    let value = match missing {
-        Some(path) if sh.hooks.enabled() => {
-            let status = sh
-                .hooks
-                .run_blocking("missing-data", &[path.display().to_string()])
-                .await;
-            if status == Some(0) {
-                read(&s.ns.ns.read())
-            } else {
-                first
-            }
+    let mut value = lookup(s, key, &mut f).await?;
+    if let Err(OpError::MissingData(file)) = value
+        && sh.hooks.enabled()
+    {
+        let path = s.ns.ns.read().data_path(file);
+        let status = sh
+            .hooks
+            .run_blocking("missing-data", &[path.display().to_string()])
+            .await;
+        if status == Some(0) {
+            value = lookup(s, key, &mut f).await?;
         }
-        _ => first,
-    };
+    }
     let value = value.map_err(|e| Reply::err(e.to_string()))?;
     Ok(value.map(|(len, r)| {
         s.tally.read(len as u64);
         r
     }))
+}
+
+/// Look a key up and hand its value (and length) to `f`: from memory at once, or read on a
+/// blocking thread when it must come from the disk (`Namespace::get_or_locate`).
+async fn lookup<R>(
+    s: &Session,
+    key: &[u8],
+    f: &mut impl FnMut(&[u8]) -> R,
+) -> Result<Result<Option<(usize, R)>, OpError>, Reply> {
+    let found = {
+        let ns = s.ns.ns.read();
+        readable(&ns)?;
+        ns.get_or_locate(key, |v| (v.len(), f(v)))
+    };
+    Ok(match found {
+        Lookup::Done(r) => r,
+        Lookup::OnDisk(disk) => read_from_disk(disk).await.map(|v| Some((v.len(), f(&v)))),
+    })
+}
+
+/// A value read on tokio's blocking pool (it waits for the disk).
+async fn read_from_disk(disk: DiskRead) -> Result<Vec<u8>, OpError> {
+    tokio::task::spawn_blocking(move || disk.read())
+        .await
+        .unwrap_or(Err(OpError::ReadFailed))
 }
 
 pub(super) async fn get<W: AsyncWrite + Unpin>(
@@ -194,7 +238,7 @@ pub(super) async fn get<W: AsyncWrite + Unpin>(
         },
     };
     if matches!(reply, Reply::Error(_)) {
-        sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
+        s.tally.failed();
     }
     out.reply(reply);
     Ok(())
@@ -222,10 +266,16 @@ pub(super) async fn mget<W: AsyncWrite + Unpin>(
     for keys in keys.chunks(super::PREFETCH_BATCH) {
         s.ns.ns.read().prefetch(keys);
         for &key in keys {
-            let found =
-                s.ns.ns
-                    .read()
-                    .get_with(key, |v| crate::protocol::encode_bulk(&mut out.buf, v));
+            let found = s.ns.ns.read().get_or_locate(key, |v| {
+                crate::protocol::encode_bulk(&mut out.buf, v);
+            });
+            let found = match found {
+                Lookup::Done(r) => r,
+                Lookup::OnDisk(disk) => read_from_disk(disk).await.map(|v| {
+                    crate::protocol::encode_bulk(&mut out.buf, &v);
+                    Some(())
+                }),
+            };
             if !matches!(found, Ok(Some(()))) {
                 out.reply(Reply::Nil);
             }
@@ -238,7 +288,7 @@ pub(super) async fn mget<W: AsyncWrite + Unpin>(
 
 pub(super) async fn del(s: &Session, sh: &Arc<Shared>, args: &Args) -> Reply {
     let gate = hook_gate(s, sh).await;
-    let result = (|| {
+    let checked = (|| {
         if !(2..=3).contains(&args.len()) {
             return Err(Reply::err("Unexpected arguments"));
         }
@@ -249,25 +299,24 @@ pub(super) async fn del(s: &Session, sh: &Arc<Shared>, args: &Args) -> Reply {
         if key.is_empty() {
             return Err(Reply::err("Invalid argument"));
         }
-        let ts = timestamp(s, args.get(2))?;
-        let mut ns = s.ns.ns.write();
-        writable(s, &ns)?;
-        let deleted = ns.del(key, ts);
-        let rot = ns.take_rotation();
-        deleted.map_err(|e| Reply::err(e.to_string()))?;
-        Ok((rot, ns.commit_token().map(|t| (t, ns.durability()))))
+        timestamp(s, args.get(2))
     })();
-    match result {
-        Err(r) => r,
-        Ok((rot, commit)) => {
-            drop(gate);
-            if let Err(r) = durable(commit).await {
-                return r;
-            }
-            after_rotation(s, sh, rot).await;
-            Reply::ok()
+    let result = match checked {
+        Err(r) => Err(r),
+        Ok(ts) => {
+            let rights = Rights::of(s);
+            write_off_worker(s, args, 0, move |ns, args| {
+                rights.check(ns)?;
+                if let Err(e) = ns.del(&args[1], ts) {
+                    let _ = ns.take_rotation();
+                    return Err(Reply::err(e.to_string()));
+                }
+                Ok(written(ns, Reply::ok()))
+            })
+            .await
         }
-    }
+    };
+    finish_write(s, sh, gate, result).await
 }
 
 pub(super) fn exists(s: &Session, args: &Args) -> Reply {

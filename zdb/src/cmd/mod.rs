@@ -4,9 +4,14 @@
 mod admin;
 mod data;
 mod namespace;
+mod output;
 mod replicate;
 mod scan;
+mod session;
 mod system;
+
+pub use output::Output;
+pub use session::Session;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,9 +20,7 @@ use tokio::io::AsyncWrite;
 
 use crate::engine::{LockState, Namespace};
 use crate::protocol::{Args, Reply};
-use crate::server::{Session, Shared};
-
-pub use crate::server::Output;
+use crate::shared::Shared;
 
 /// What the connection does after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,13 +81,11 @@ pub async fn execute<W: AsyncWrite + Unpin>(
         .first()
         .and_then(Cmd::lookup)
         .map_or("unknown", Cmd::name);
-    // Only the metrics need to know whether this command failed.
-    let errors_before = precise.then(|| sh.stats.commands_failed.load(Ordering::Relaxed));
     let flow = dispatch(s, sh, args, out).await;
     let took = clock(precise).saturating_sub(started);
-    if let Some(before) = errors_before {
-        let failed = sh.stats.commands_failed.load(Ordering::Relaxed) != before;
-        sh.metrics.command(name, took, failed);
+    if precise {
+        // This connection's own failure flag: set by this command or by nothing.
+        sh.metrics.command(name, took, s.tally.take_failure());
     }
     if took >= sh.cfg.slow {
         tracing::warn!(
@@ -131,8 +132,10 @@ async fn dispatch<W: AsyncWrite + Unpin>(
     if s.mirror.is_none() && sh.mirror.listened() {
         mirror_copy(s, sh, &args);
     }
+    // A failure flagged earlier (a malformed request) is not this command's.
+    let _ = s.tally.take_failure();
     let Some(cmd) = args.first().and_then(Cmd::lookup) else {
-        sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
+        s.tally.failed();
         out.reply(Reply::err("Command not supported"));
         return Ok(Flow::Continue);
     };
@@ -141,7 +144,7 @@ async fn dispatch<W: AsyncWrite + Unpin>(
         Cmd::Wait => {
             // WAIT may block for minutes: what this connection ran before it is counted now.
             s.tally.settle();
-            system::wait(s, &args).await
+            system::wait(s, sh, &args).await
         }
         Cmd::Mirror => system::mirror(s, sh),
         Cmd::Master => system::master(s),
@@ -150,7 +153,7 @@ async fn dispatch<W: AsyncWrite + Unpin>(
         Cmd::Echo if args.len() == 2 => Reply::Bulk(args.bytes(1)),
         Cmd::Echo => Reply::err("Unexpected arguments"),
         Cmd::Time => system::time(),
-        Cmd::Auth => system::auth(s, sh, &args),
+        Cmd::Auth => system::auth(&mut s.admin, &mut s.nonce, sh, &args),
         Cmd::Hooks => system::hooks(s, sh),
         Cmd::Info => {
             s.tally.settle();
@@ -188,11 +191,11 @@ async fn dispatch<W: AsyncWrite + Unpin>(
         Cmd::Select => namespace::select(s, sh, &args),
         Cmd::Reload => namespace::reload(s, sh, &args),
         Cmd::Flush => namespace::flush(s, sh),
-        Cmd::NsCheck => namespace::nscheck(s, sh, &args),
+        Cmd::NsCheck => namespace::nscheck(s, sh, &args).await,
         Cmd::Compact => namespace::compact(s, sh, &args).await,
     };
     if let Reply::Error(msg) = &reply {
-        sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
+        s.tally.failed();
         if msg == PERMISSION_DENIED {
             sh.stats
                 .commands_unauthorized
@@ -210,6 +213,27 @@ async fn dispatch<W: AsyncWrite + Unpin>(
         return Ok(Flow::Close);
     }
     Ok(flow)
+}
+
+/// While zdb loads its namespaces: INFO (with the progress) and AUTH answer (AUTH on the
+/// connection's `admin` flag and `nonce`, which its session then starts with); every other
+/// command gets [`crate::shared::LOADING_ERROR`], as redis answers while it loads.
+pub fn execute_loading<W: AsyncWrite + Unpin>(
+    admin: &mut bool,
+    nonce: &mut Option<String>,
+    sh: &Shared,
+    args: &Args,
+    out: &mut Output<W>,
+) {
+    let reply = match args.first().and_then(Cmd::lookup) {
+        Some(Cmd::Info) => system::info(sh),
+        Some(Cmd::Auth) => system::auth(admin, nonce, sh, args),
+        _ => Reply::err(crate::shared::LOADING_ERROR),
+    };
+    if matches!(reply, Reply::Error(_)) {
+        sh.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
+    }
+    out.reply(reply);
 }
 
 /// Most reads whose memory is warmed together (more would evict each other's lines before
@@ -271,19 +295,42 @@ pub(crate) fn readable(ns: &Namespace) -> Result<(), Reply> {
 
 /// Refuse writes for read-only sessions, followers, and locked or frozen namespaces.
 pub(crate) fn writable(s: &Session, ns: &Namespace) -> Result<(), Reply> {
-    readable(ns)?;
-    if s.follower.load(Ordering::SeqCst) {
-        return Err(Reply::err(
-            "Read-only replica (PROMOTE it to accept writes)",
-        ));
+    Rights::of(s).check(ns)
+}
+
+/// The session's part of the write permission, taken along when a write runs on a blocking
+/// thread and checked there under the namespace lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rights {
+    follower: bool,
+    writable: bool,
+}
+
+impl Rights {
+    /// The rights of `s` now.
+    pub(crate) fn of(s: &Session) -> Self {
+        Rights {
+            follower: s.follower.load(Ordering::SeqCst),
+            writable: s.writable,
+        }
     }
-    if !s.writable {
-        return Err(Reply::err("Namespace is in read-only mode"));
+
+    /// Refuse writes for read-only sessions, followers, and locked or frozen namespaces.
+    pub(crate) fn check(self, ns: &Namespace) -> Result<(), Reply> {
+        readable(ns)?;
+        if self.follower {
+            return Err(Reply::err(
+                "Read-only replica (PROMOTE it to accept writes)",
+            ));
+        }
+        if !self.writable {
+            return Err(Reply::err("Namespace is in read-only mode"));
+        }
+        if ns.lock == LockState::Locked {
+            return Err(Reply::err("Namespace is temporarily locked (read-only)"));
+        }
+        Ok(())
     }
-    if ns.lock == LockState::Locked {
-        return Err(Reply::err("Namespace is temporarily locked (read-only)"));
-    }
-    Ok(())
 }
 
 /// Unwrap a `Result<Reply, Reply>` built with `?`.

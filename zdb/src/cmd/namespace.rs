@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use super::Session;
 use super::system::{challenge_hash, same_secret};
 use super::{either, need_admin, writable};
 use crate::engine::{LockState, Mode, Namespace, RunMode};
 use crate::protocol::{Args, Reply};
-use crate::server::{Session, Shared};
+use crate::shared::{NsHandle, Shared};
 
 const MAX_NAME: usize = 128;
 const DEFAULT: &[u8] = b"default";
@@ -367,46 +368,51 @@ pub(super) fn flush(s: &Session, sh: &Shared) -> Reply {
     })())
 }
 
-/// NSCHECK [namespace] (admin): verify every entry; the report as a bulk string.
-pub(super) fn nscheck(s: &Session, sh: &Shared, args: &Args) -> Reply {
-    either((|| {
-        need_admin(s)?;
-        let handle = match args.len() {
-            1 => s.ns.clone(),
-            2 => sh
-                .get(&args[1])
-                .ok_or_else(|| Reply::err("Namespace not found"))?,
-            _ => return Err(Reply::err("Unexpected arguments")),
-        };
-        let report = handle.ns.read().check_all();
-        Ok(Reply::bulk(report.render().into_bytes()))
-    })())
+/// The namespace an admin command `CMD [namespace]` works on: the current one by default.
+fn admin_target(s: &Session, sh: &Shared, args: &Args) -> Result<Arc<NsHandle>, Reply> {
+    need_admin(s)?;
+    match args.len() {
+        1 => Ok(s.ns.clone()),
+        2 => sh
+            .get(&args[1])
+            .ok_or_else(|| Reply::err("Namespace not found")),
+        _ => Err(Reply::err("Unexpected arguments")),
+    }
 }
 
-/// COMPACT [namespace] (admin): reclaim the space of overwritten and deleted entries.
-pub(super) async fn compact(s: &Session, sh: &Shared, args: &Args) -> Reply {
-    let handle = match (need_admin(s), args.len()) {
-        (Err(e), _) => return e,
-        (Ok(()), 1) => s.ns.clone(),
-        (Ok(()), 2) => match sh.get(&args[1]) {
-            Some(h) => h,
-            None => return Reply::err("Namespace not found"),
-        },
-        _ => return Reply::err("Unexpected arguments"),
+/// NSCHECK [namespace] (admin): verify every entry, on a blocking thread (it reads every file)
+/// and a step at a time (writers get in between); the report as a bulk string.
+pub(super) async fn nscheck(s: &Session, sh: &Shared, args: &Args) -> Reply {
+    let handle = match admin_target(s, sh, args) {
+        Ok(h) => h,
+        Err(e) => return e,
     };
-    match tokio::task::spawn_blocking(move || handle.compact()).await {
-        Ok(Some(Ok(st))) => Reply::Status(
+    match tokio::task::spawn_blocking(move || handle.check()).await {
+        Ok(report) => Reply::bulk(report.render().into_bytes()),
+        Err(_) => Reply::err("Internal Server Error"),
+    }
+}
+
+/// COMPACT [namespace] (admin): reclaim the space of overwritten and deleted entries, the
+/// active pair's included (it is closed first when it holds any).
+pub(super) async fn compact(s: &Session, sh: &Shared, args: &Args) -> Reply {
+    let handle = match admin_target(s, sh, args) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    // The active pair too: any dead bytes there are worth closing it for.
+    match handle.compact_now(sh.hooks.clone(), 1).await {
+        Some(Ok(st)) => Reply::Status(
             format!(
                 "Compacted: files={} reclaimed_bytes={}",
                 st.files, st.reclaimed
             )
             .into(),
         ),
-        Ok(None) => Reply::err("Compaction already running"),
-        Ok(Some(Err(e))) => {
+        None => Reply::err("Compaction already running"),
+        Some(Err(e)) => {
             tracing::error!(error = %e, "compaction failed");
             Reply::err("Compaction failed, see server log")
         }
-        Err(_) => Reply::err("Internal Server Error"),
     }
 }

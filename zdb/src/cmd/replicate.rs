@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWrite;
 
+use super::Session;
 use super::{Output, need_admin};
 use crate::engine::RawError;
 use crate::format::data;
 use crate::protocol::{Args, Reply, encode_bulk};
-use crate::server::{Session, Shared};
+use crate::shared::Shared;
 
 fn number<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
     std::str::from_utf8(b).ok()?.parse().ok()

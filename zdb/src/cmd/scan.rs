@@ -1,15 +1,13 @@
 //! SCAN, SCANX, RSCAN, KSCAN.
 
+use super::Session;
 use super::{either, readable};
 use crate::engine::Mode;
 use crate::protocol::{Args, Reply};
-use crate::server::Session;
 
+/// SCAN / SCANX / RSCAN [cursor]: arguments after the cursor are ignored, as 0-db does.
 pub(super) fn scan(s: &Session, args: &Args, reverse: bool) -> Reply {
     either((|| {
-        if args.len() > 2 {
-            return Err(Reply::err("Unexpected arguments"));
-        }
         let ns = s.ns.ns.read();
         readable(&ns)?;
         let cursor = args.get(1);

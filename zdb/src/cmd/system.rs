@@ -1,14 +1,15 @@
 //! PING, TIME, INFO, AUTH, WAIT, HOOKS, STOP, MIRROR, MASTER.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sha1::{Digest, Sha1};
 
+use super::Session;
 use super::{Cmd, PERMISSION_DENIED, either, need_admin};
 use crate::protocol::{Args, Reply};
-use crate::server::{Session, Shared};
+use crate::shared::Shared;
 
 pub(super) fn time() -> Reply {
     let now = std::time::SystemTime::now()
@@ -34,57 +35,87 @@ pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub(super) fn auth(s: &mut Session, sh: &Shared, args: &Args) -> Reply {
+/// AUTH password / AUTH SECURE CHALLENGE / AUTH SECURE hash: on a session's `admin` flag and
+/// pending `nonce` (also before the session exists, while zdb loads).
+pub(super) fn auth(
+    admin: &mut bool,
+    nonce: &mut Option<String>,
+    sh: &Shared,
+    args: &Args,
+) -> Reply {
     either((|| {
         match args.len() {
             2 => {}
-            3 => return auth_secure(s, sh, &args[1], &args[2]),
+            3 => return auth_secure(admin, nonce, sh, &args[1], &args[2]),
             _ => return Err(Reply::err("Unexpected arguments")),
         }
-        let Some(admin) = &sh.cfg.admin else {
+        let Some(password) = &sh.cfg.admin else {
             return Err(Reply::err("Authentication disabled"));
         };
         if args[1].len() > 128 {
             return Err(Reply::err("Password too long"));
         }
-        if !same_secret(&args[1], admin.as_bytes()) {
+        if !same_secret(&args[1], password.as_bytes()) {
             return Err(Reply::err("Access denied"));
         }
-        s.admin = true;
+        *admin = true;
         Ok(Reply::ok())
     })())
 }
 
-fn auth_secure(s: &mut Session, sh: &Shared, method: &[u8], arg: &[u8]) -> Result<Reply, Reply> {
+fn auth_secure(
+    admin: &mut bool,
+    nonce: &mut Option<String>,
+    sh: &Shared,
+    method: &[u8],
+    arg: &[u8],
+) -> Result<Reply, Reply> {
     if !method.eq_ignore_ascii_case(b"SECURE") {
         return Err(Reply::err("Only SECURE extra method supported"));
     }
     if arg.eq_ignore_ascii_case(b"CHALLENGE") {
-        let nonce = hex::encode(rand::random::<[u8; 8]>());
-        s.nonce = Some(nonce.clone());
-        return Ok(Reply::Status(nonce.into()));
+        let fresh = nodeutil::random::hex(8);
+        *nonce = Some(fresh.clone());
+        return Ok(Reply::Status(fresh.into()));
     }
-    let Some(nonce) = s.nonce.clone() else {
+    let Some(pending) = nonce.take() else {
         return Err(Reply::err(
             "No CHALLENGE requested, secure authentication not available",
         ));
     };
     if arg.len() != 40 {
+        // The nonce stays for a well-formed answer.
+        *nonce = Some(pending);
         return Err(Reply::err("Invalid hash length"));
     }
-    s.nonce = None;
-    let Some(admin) = &sh.cfg.admin else {
+    let Some(password) = &sh.cfg.admin else {
         return Err(Reply::err("Authentication disabled"));
     };
-    let expected = challenge_hash(&nonce, admin.as_bytes());
+    let expected = challenge_hash(&pending, password.as_bytes());
     if !same_secret(expected.as_bytes(), &arg.to_ascii_lowercase()) {
         return Err(Reply::err("Access denied"));
     }
-    s.admin = true;
+    *admin = true;
     Ok(Reply::ok())
 }
 
-pub(super) async fn wait(s: &Session, args: &Args) -> Reply {
+/// Counts a client in INFO's `blocked_clients` while it waits.
+struct Blocked<'a>(&'a AtomicU64);
+
+impl<'a> Blocked<'a> {
+    fn count(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Blocked(counter)
+    }
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub(super) async fn wait(s: &Session, sh: &Shared, args: &Args) -> Reply {
     if !(2..=3).contains(&args.len()) {
         return Reply::err("Invalid arguments");
     }
@@ -102,6 +133,9 @@ pub(super) async fn wait(s: &Session, args: &Args) -> Reply {
         },
     };
     let mut rx = s.ns.events.subscribe();
+    // Counted once subscribed: a client that sees it in INFO knows the WAIT will see its
+    // command.
+    let _blocked = Blocked::count(&sh.stats.blocked_clients);
     let me = s.id;
     let watch = async {
         loop {
@@ -185,6 +219,7 @@ pub(super) fn info(sh: &Shared) -> Reply {
          uptime: {up}\n\
          \n# clients\n\
          clients_lifetime: {clients}\n\
+         blocked_clients: {blocked}\n\
          \n# internals\n\
          sequential_key_size: 8\n\
          data_version: 3\n\
@@ -208,12 +243,14 @@ pub(super) fn info(sh: &Shared) -> Reply {
          network_rx_bytes: {rx}\n\
          network_rx_mb: {rxm}\n\
          network_tx_bytes: {tx}\n\
-         network_tx_mb: {txm}\n",
+         network_tx_mb: {txm}\n\
+         \n{loading}",
         rev = env!("CARGO_PKG_VERSION"),
         id = sh.instance_id,
         boot = sh.boot_time,
         up = now.saturating_sub(sh.boot_time),
         clients = get(&st.clients_lifetime),
+        blocked = get(&st.blocked_clients),
         exec = get(&st.commands_executed),
         failed = get(&st.commands_failed),
         unauth = get(&st.commands_unauthorized),
@@ -223,6 +260,7 @@ pub(super) fn info(sh: &Shared) -> Reply {
         rxm = mb(get(&st.network_rx)),
         tx = get(&st.network_tx),
         txm = mb(get(&st.network_tx)),
+        loading = sh.loading.info(),
     );
     Reply::bulk(text.into_bytes())
 }

@@ -1,5 +1,10 @@
 //! NSCHECK and `zdb check`: walk every index entry and every data entry, verify CRCs and that
 //! each index entry agrees with the data header it points to, and report precisely.
+//!
+//! The walk goes in steps of a bounded number of entries ([`Namespace::check_step`]), so the
+//! server holds the namespace lock for one step at a time and writers get in between; a
+//! check running beside writes reports what it saw. Files rewritten between two steps
+//! (compaction, FLUSH, a failed write cut back: the read cache's epoch changes) restart it.
 
 use std::fmt::Write;
 
@@ -59,30 +64,91 @@ impl CheckReport {
     }
 }
 
+/// Where a check stands between two steps.
+#[derive(Debug, Clone, Default)]
+pub struct CheckCursor {
+    /// File pair being checked.
+    file: u32,
+    /// Its data file (after its index file).
+    data: bool,
+    /// Next offset in that file (0: from its first entry).
+    off: u64,
+    /// The files' epoch when the last step ended.
+    epoch: Option<u64>,
+    /// Times the check started over because files were rewritten between steps.
+    pub restarts: u32,
+}
+
 impl Namespace {
-    /// Verify every entry of every file pair.
+    /// Verify every entry of every file pair, in one go.
     pub fn check_all(&self) -> CheckReport {
+        let mut cursor = CheckCursor::default();
         let mut r = CheckReport::default();
-        for file in 0..=self.active.id {
-            self.check_index_file(file, &mut r);
-            self.check_data_file(file, &mut r);
-        }
+        while !self.check_step(&mut cursor, &mut r, usize::MAX) {}
         r
     }
 
-    fn check_index_file(&self, file: u32, r: &mut CheckReport) {
+    /// Verify at most `budget` more entries from `cursor`, adding to `r`; true once every file
+    /// pair is done. If the files were rewritten since the last step, the report and the
+    /// cursor start over (`cursor.restarts` counts it).
+    pub fn check_step(&self, cursor: &mut CheckCursor, r: &mut CheckReport, budget: usize) -> bool {
+        let epoch = self.files.epoch();
+        if cursor.epoch.is_some_and(|e| e != epoch) {
+            *r = CheckReport::default();
+            *cursor = CheckCursor {
+                restarts: cursor.restarts + 1,
+                ..CheckCursor::default()
+            };
+        }
+        cursor.epoch = Some(epoch);
+        let mut budget = budget;
+        while cursor.file <= self.active.id {
+            let (file, from) = (cursor.file, cursor.off);
+            let stopped = if cursor.data {
+                self.check_data_file(file, from, &mut budget, r)
+            } else {
+                self.check_index_file(file, from, &mut budget, r)
+            };
+            if let Some(off) = stopped {
+                cursor.off = off;
+                return false;
+            }
+            if cursor.data {
+                cursor.file += 1;
+            }
+            cursor.data = !cursor.data;
+            cursor.off = 0;
+        }
+        true
+    }
+
+    /// Check index file `file` from offset `from` (0: its start) while `budget` lasts;
+    /// `Some(offset)` to go on from when it ran out, `None` when the file is done.
+    fn check_index_file(
+        &self,
+        file: u32,
+        from: u64,
+        budget: &mut usize,
+        r: &mut CheckReport,
+    ) -> Option<u64> {
         let size = self.index_sizes.get(file as usize).copied().unwrap_or(0);
-        let mut off = index::HEADER_LEN as u32;
+        let mut off = u32::try_from(from)
+            .unwrap_or(u32::MAX)
+            .max(index::HEADER_LEN as u32);
         while off < size {
+            if *budget == 0 {
+                return Some(u64::from(off));
+            }
+            *budget -= 1;
             let (hdr, key) = match self.read_index_entry(file, off) {
                 Ok(e) => e,
                 Err(e) => {
                     r.problem(format!("i{file}@{off}: unreadable index entry: {e}"));
-                    return;
+                    return None;
                 }
             };
             r.index_entries += 1;
-            if !hdr.deleted() && self.is_current(file, off, &key) {
+            if self.is_live(file, off, &hdr, &key) {
                 r.live += 1;
             }
             let reclaimed =
@@ -95,16 +161,7 @@ impl Namespace {
             }
             off += hdr.entry_len() as u32;
         }
-    }
-
-    fn is_current(&self, file: u32, off: u32, key: &[u8]) -> bool {
-        match self.mode {
-            Mode::User => self
-                .keys
-                .get(key)
-                .is_some_and(|l| l.file == file && l.idx_off == off),
-            Mode::Seq => true,
-        }
+        None
     }
 
     /// Compare an index entry with the data entry it points to; `None` if they agree.
@@ -164,12 +221,20 @@ impl Namespace {
         None
     }
 
-    fn check_data_file(&self, file: u32, r: &mut CheckReport) {
+    /// Check data file `file` from offset `from` (0: its start) while `budget` lasts, as
+    /// [`Namespace::check_index_file`] does.
+    fn check_data_file(
+        &self,
+        file: u32,
+        from: u64,
+        budget: &mut usize,
+        r: &mut CheckReport,
+    ) -> Option<u64> {
         let handle = match self.handle(FileKind::Data, file) {
             Ok(h) => h,
             Err(e) => {
                 r.problem(format!("d{file}: unreadable: {e}"));
-                return;
+                return None;
             }
         };
         let len = if file == self.active.id {
@@ -177,15 +242,19 @@ impl Namespace {
         } else {
             handle.len().unwrap_or(0)
         };
-        let mut pos = data::HEADER_LEN as u64;
+        let mut pos = from.max(data::HEADER_LEN as u64);
         while pos < len {
+            if *budget == 0 {
+                return Some(pos);
+            }
+            *budget -= 1;
             let mut hbuf = [0u8; data::ENTRY_HEADER_LEN];
             if handle.read_exact_at(&mut hbuf, pos).is_err() {
                 r.problem(format!("d{file}@{pos}: torn entry header at end of file"));
-                return;
+                return None;
             }
             let Ok(h) = DataEntryHeader::decode(&hbuf) else {
-                return;
+                return None;
             };
             let end = pos + h.entry_len();
             if h.idlength == 0 || end > len || h.datalength as usize > crate::MAX_VALUE {
@@ -193,7 +262,7 @@ impl Namespace {
                     "d{file}@{pos}: impossible entry header (key length {}, length {})",
                     h.idlength, h.datalength
                 ));
-                return;
+                return None;
             }
             let mut body = vec![0u8; usize::from(h.idlength) + h.datalength as usize];
             if handle
@@ -201,7 +270,7 @@ impl Namespace {
                 .is_err()
             {
                 r.problem(format!("d{file}@{pos}: unreadable entry"));
-                return;
+                return None;
             }
             r.data_entries += 1;
             let value = body.get(usize::from(h.idlength)..).unwrap_or_default();
@@ -213,5 +282,6 @@ impl Namespace {
             }
             pos = end;
         }
+        None
     }
 }

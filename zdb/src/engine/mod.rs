@@ -11,31 +11,42 @@
 mod cache;
 mod check;
 mod compact;
+mod disk_read;
 mod durability;
+mod entries;
+mod error;
 mod files;
+mod history;
 mod keymap;
-mod load;
 mod namespace;
+mod open;
+mod pairs;
 mod prefetch;
 mod read;
+mod recover;
 mod repair;
+mod replay;
+mod replicated;
+mod scan;
 mod snapshot;
+mod usage;
 mod write;
 
 pub use cache::ReadCache;
-pub use check::CheckReport;
+pub use check::{CheckCursor, CheckReport};
 pub use compact::{CompactBuilt, CompactPlan, CompactStats};
+pub use disk_read::{DiskRead, Lookup};
 pub use durability::Durability;
+pub use error::{OpError, OpenError};
+pub use history::{HistoryError, HistoryItem, RawEntry, RawError};
 pub use keymap::{KeyMap, Loc};
 pub use namespace::{LockState, Namespace, NsStats};
-pub use read::{
-    BadCursor, CURSOR_LEN, CheckResult, HistoryError, HistoryItem, RawEntry, RawError, ScanItem,
-    ScanPage,
-};
+pub use pairs::Rotation;
+pub use read::CheckResult;
 pub use repair::RebuildReport;
-pub use write::{Rotation, SetOutcome};
+pub use scan::{BadCursor, CURSOR_LEN, ScanItem, ScanPage};
+pub use write::SetOutcome;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// `dataid` of a dead sequential slot whose value was reclaimed by compaction (the slot itself
@@ -111,85 +122,6 @@ pub enum FileKind {
     Index,
     /// `dN`
     Data,
-}
-
-/// Errors that prevent a namespace from opening at all.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// A file could not be read, created or written.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The namespace descriptor is unreadable.
-    #[error("corrupt namespace descriptor {path}: {source}")]
-    Descriptor {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: crate::format::FormatError,
-    },
-    /// The index was written in a mode other than the server's `--mode`.
-    #[error("index {path} created in another mode than running mode")]
-    ModeMismatch {
-        /// The index file.
-        path: PathBuf,
-    },
-}
-
-/// Why an operation was refused; `Display` is the exact 0-db error reply (without `-`).
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum OpError {
-    /// Missing or deleted key.
-    #[error("Key not found")]
-    KeyNotFound,
-    /// Overwrite in worm mode.
-    #[error("Namespace is protected by worm mode")]
-    Worm,
-    /// Delete in worm mode.
-    #[error("Cannot delete a key when namespace is in worm mode")]
-    WormDelete,
-    /// Over `maxsize`.
-    #[error("No space left on this namespace")]
-    NoSpace,
-    /// Sequential mode: only existing, live ids may be set.
-    #[error("Invalid key, only update authorized")]
-    SeqUpdateOnly,
-    /// Writing the data file failed (the namespace is now poisoned).
-    #[error("Cannot write data right now")]
-    DataWrite,
-    /// Writing the index file failed (the namespace is now poisoned).
-    #[error("Cannot write index right now")]
-    IndexWrite,
-    /// An earlier write or fsync failed; writes stay refused until a restart.
-    #[error(
-        "Cannot write data right now (namespace poisoned by an earlier i/o error, restart required)"
-    )]
-    Poisoned,
-    /// The stored value does not match its checksum.
-    #[error("Data corrupted")]
-    Corrupted,
-    /// The data file could not be read.
-    #[error("Internal Error")]
-    ReadFailed,
-    /// Data file number N is gone (offloaded); the server runs the `missing-data` hook with
-    /// its path ([`Namespace::data_path`]). A number, not the path, to keep `OpError` at 8
-    /// bytes (see [`SetOutcome`]).
-    #[error("Internal Error")]
-    MissingData(u32),
-    /// Tombstone write failed.
-    #[error("Cannot delete key (data)")]
-    DeleteData,
-    /// Index flag write failed.
-    #[error("Cannot delete key (index)")]
-    DeleteIndex,
 }
 
 #[cfg(test)]

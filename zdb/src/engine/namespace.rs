@@ -43,58 +43,54 @@ pub struct NsStats {
 }
 
 /// The active (highest-numbered) file pair.
-pub(crate) struct Active {
-    pub(crate) id: u32,
+pub(super) struct Active {
+    pub(super) id: u32,
     /// Buffered: appends reach the file at [`Namespace::flush_pending`].
-    pub(crate) index: Arc<Appender>,
+    pub(super) index: Arc<Appender>,
     /// Buffered like `index`.
-    pub(crate) data: Arc<Appender>,
+    pub(super) data: Arc<Appender>,
     /// Next append offset in `iN`.
-    pub(crate) index_size: u32,
+    pub(super) index_size: u32,
     /// Next append offset in `dN`.
-    pub(crate) data_size: u32,
+    pub(super) data_size: u32,
 }
 
 /// One namespace: descriptor, in-memory index, files.
 pub struct Namespace {
-    pub(crate) cfg: EngineConfig,
-    pub(crate) files: Files,
-    pub(crate) desc: Descriptor,
-    pub(crate) mode: Mode,
-    pub(crate) active: Active,
+    pub(super) cfg: EngineConfig,
+    pub(super) files: Files,
+    pub(super) desc: Descriptor,
+    pub(super) mode: Mode,
+    pub(super) active: Active,
     /// User mode: live keys.
-    pub(crate) keys: KeyMap,
+    pub(super) keys: KeyMap,
     /// Sequential mode: first id stored in each index file, by file number.
-    pub(crate) seq_first: Vec<u64>,
+    pub(super) seq_first: Vec<u64>,
     /// Index entries ever appended (sequential mode: the next id).
-    pub(crate) next_entry: u64,
+    pub(super) next_entry: u64,
     /// A rotation made by the last write, until the server takes it to run the hooks.
-    pub(crate) rotation: Option<super::Rotation>,
-    /// Live keys (sequential mode; user mode uses `keys.len()`).
-    pub(crate) seq_live: u64,
-    /// Sum of live value lengths.
-    pub(crate) live_bytes: u64,
-    /// Bytes of superseded and deleted entries still on disk.
-    pub(crate) dead_bytes: u64,
+    pub(super) rotation: Option<super::Rotation>,
+    /// Live and dead bytes (and live ids in sequential mode).
+    pub(super) usage: super::usage::Usage,
     /// Offset of the last appended index entry (for the `previous` chain).
-    pub(crate) last_index_off: u32,
+    pub(super) last_index_off: u32,
     /// Offset of the last appended data entry (for the `previous` chain).
-    pub(crate) last_data_off: u32,
+    pub(super) last_data_off: u32,
     /// Size of every index file, by number (for scans).
-    pub(crate) index_sizes: Vec<u32>,
+    pub(super) index_sizes: Vec<u32>,
     /// Index files modified in place since the last `INDEX DIRTY RESET`.
-    pub(crate) dirty: BTreeSet<u32>,
+    pub(super) dirty: BTreeSet<u32>,
     /// Older files written in place and not yet fsynced.
-    pub(crate) unsynced: Vec<Arc<dyn StorageFile>>,
+    pub(super) unsynced: Vec<Arc<dyn StorageFile>>,
     /// Set after a failed write or fsync: every later write is refused.
-    pub(crate) poisoned: Option<String>,
+    pub(super) poisoned: Option<String>,
     /// Group commit state (`--sync` in the server).
-    pub(crate) durability: Arc<super::Durability>,
+    pub(super) durability: Arc<super::Durability>,
     /// Applying a replicated entry: worm and maxsize were enforced by the leader.
-    pub(crate) replaying: bool,
+    pub(super) replaying: bool,
     /// Token of the last write waiting for group commit.
-    pub(crate) commit_token: Option<u64>,
-    pub(crate) last_sync: Instant,
+    pub(super) commit_token: Option<u64>,
+    pub(super) last_sync: Instant,
     /// Volatile lock / freeze.
     pub lock: LockState,
     /// In-memory maxsize override (`--maxsize` for default).
@@ -102,12 +98,12 @@ pub struct Namespace {
     /// I/O counters.
     pub stats: NsStats,
     /// The key map came from a snapshot rather than a replay of the index.
-    pub(crate) from_snapshot: bool,
+    pub(super) from_snapshot: bool,
     /// [`Namespace::change_marker`] when the snapshot on disk was last known to match
     /// (`u64::MAX`: none does). Atomic: the idle snapshot is saved under the shared lock.
-    pub(crate) snapshot_marker: std::sync::atomic::AtomicU64,
+    pub(super) snapshot_marker: std::sync::atomic::AtomicU64,
     /// Verified values recently read, shared with the server's other namespaces.
-    pub(crate) read_cache: Option<Arc<super::ReadCache>>,
+    pub(super) read_cache: Option<Arc<super::ReadCache>>,
 }
 
 impl Namespace {
@@ -123,8 +119,8 @@ impl Namespace {
             &self.index_sizes,
             self.next_entry,
             self.keys.len(),
-            self.live_bytes,
-            self.dead_bytes,
+            self.usage.live_bytes(),
+            self.usage.dead_bytes(),
         )
             .hash(&mut h);
         h.finish()
@@ -157,22 +153,25 @@ impl Namespace {
     pub fn entries(&self) -> u64 {
         match self.mode {
             Mode::User => self.keys.len() as u64,
-            Mode::Seq => self.seq_live,
+            Mode::Seq => self.usage.seq_live(),
         }
     }
     /// Sum of live value sizes.
     pub fn data_size_bytes(&self) -> u64 {
-        self.live_bytes
+        self.usage.live_bytes()
     }
     /// Bytes on disk held by superseded or deleted entries.
     pub fn dead_bytes(&self) -> u64 {
-        self.dead_bytes
+        self.usage.dead_bytes()
     }
-    /// Estimated bytes of memory used by the in-memory index.
+    /// NSINFO's `index_size_bytes`, 0-db's figure, which tools read: `sizeof(index_entry_t)`
+    /// (64 bytes on x86_64) plus the key per live key in user mode, nothing in sequential mode.
+    /// (Our key map takes about half of that: `KeyMap::memory_bytes`.)
     pub fn index_size_bytes(&self) -> u64 {
+        const ENTRY: u64 = 64;
         match self.mode {
-            Mode::User => self.keys.memory_bytes(),
-            Mode::Seq => (self.seq_first.len() * 8) as u64,
+            Mode::User => ENTRY * self.keys.len() as u64 + self.keys.key_bytes(),
+            Mode::Seq => 0,
         }
     }
     /// Index entries ever appended (0-db's `nextentry`).
@@ -220,7 +219,7 @@ impl Namespace {
     }
 
     /// Handle of file `id` of `kind`: the buffered one for the active pair.
-    pub(crate) fn handle(&self, kind: FileKind, id: u32) -> std::io::Result<Arc<dyn StorageFile>> {
+    pub(super) fn handle(&self, kind: FileKind, id: u32) -> std::io::Result<Arc<dyn StorageFile>> {
         if id == self.active.id {
             return Ok(match kind {
                 FileKind::Index => self.active.index.clone(),
@@ -251,14 +250,17 @@ impl Namespace {
 
     /// Rewrite the descriptor atomically after a settings change.
     pub fn set_descriptor(&mut self, desc: Descriptor) -> std::io::Result<()> {
-        let path = self.files.index_dir.join(super::load::DESCRIPTOR);
+        let path = self
+            .files
+            .index_dir
+            .join(crate::format::descriptor::FILE_NAME);
         write_atomic(&*self.files.storage, &path, &desc.encode())?;
         self.desc = desc;
         Ok(())
     }
 
     /// Record an I/O failure and refuse further writes.
-    pub(crate) fn poison(&mut self, kind: FileKind, err: &std::io::Error) {
+    pub(super) fn poison(&mut self, kind: FileKind, err: &std::io::Error) {
         let now = crate::now_secs();
         match kind {
             FileKind::Index => {
@@ -295,7 +297,7 @@ impl Namespace {
         self.durability.clone()
     }
 
-    pub(crate) fn check_writable(&self) -> Result<(), OpError> {
+    pub(super) fn check_writable(&self) -> Result<(), OpError> {
         if self.poisoned.is_some() || self.durability.failed() {
             return Err(OpError::Poisoned);
         }
@@ -303,7 +305,7 @@ impl Namespace {
     }
 
     /// Data file number holding the value of an index entry found in index file `file`.
-    pub(crate) fn data_file_of(&self, file: u32, hdr: &index::IndexEntryHeader) -> u32 {
+    pub(super) fn data_file_of(&self, file: u32, hdr: &index::IndexEntryHeader) -> u32 {
         // 0-db writes dataid = 0 in user mode; there index N always pairs with data N.
         match self.mode {
             Mode::User => file,
@@ -312,7 +314,7 @@ impl Namespace {
     }
 
     /// Index slot (file, offset) of a sequential id, if it was ever allocated.
-    pub(crate) fn seq_slot(&self, id: u64) -> Option<(u32, u32)> {
+    pub(super) fn seq_slot(&self, id: u64) -> Option<(u32, u32)> {
         if id >= self.next_entry {
             return None;
         }
@@ -326,7 +328,7 @@ impl Namespace {
     }
 
     /// Size a data entry takes on disk.
-    pub(crate) fn data_entry_len(key_len: usize, value_len: usize) -> u64 {
+    pub(super) fn data_entry_len(key_len: usize, value_len: usize) -> u64 {
         (data::ENTRY_HEADER_LEN + key_len + value_len) as u64
     }
 }

@@ -33,7 +33,7 @@ pub(crate) fn for_write<T>(ptr: *const T) {
 fn hint<const KIND: i32>(ptr: *const u8) {
     // SAFETY: a prefetch is only a hint: it never faults and changes no memory, whatever the
     // address, and SSE is part of the x86_64 baseline.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "a prefetch hint is an intrinsic")]
     unsafe {
         std::arch::x86_64::_mm_prefetch::<KIND>(ptr.cast());
     }

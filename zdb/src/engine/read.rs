@@ -1,92 +1,13 @@
-//! The read path: GET/CHECK with CRC verification, index walks for SCAN/RSCAN, HISTORY,
-//! DATA RAW.
+//! The read path: GET, MGET, EXISTS, CHECK (with CRC verification), LENGTH, KEYTIME, KEYCUR.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use super::namespace::Namespace;
+use super::scan::cursor_of;
 use super::{FileKind, Mode, OpError};
 use crate::format::{DataEntryHeader, IndexEntryHeader, crc32, data, index};
-
-/// Length of a SCAN cursor (0-db's `index_bkey_t`).
-pub const CURSOR_LEN: usize = 17;
-
-/// One SCAN result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScanItem {
-    /// Key.
-    pub key: Vec<u8>,
-    /// Value length.
-    pub size: u32,
-    /// Timestamp.
-    pub timestamp: u32,
-}
-
-/// A page of SCAN results and the cursor of its last item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScanPage {
-    /// Cursor to continue from.
-    pub cursor: Vec<u8>,
-    /// Items.
-    pub items: Vec<ScanItem>,
-}
-
-impl ScanPage {
-    /// Add a live entry; true once the page is full (item count or the 2 ms slice).
-    fn take(
-        &mut self,
-        file: u32,
-        off: u32,
-        hdr: IndexEntryHeader,
-        key: Vec<u8>,
-        started: Instant,
-    ) -> bool {
-        self.cursor = cursor_of(file, off, &hdr);
-        self.items.push(ScanItem {
-            key,
-            size: hdr.length,
-            timestamp: hdr.timestamp,
-        });
-        self.items.len() >= SCAN_MAX_ITEMS || started.elapsed() >= SCAN_SLICE
-    }
-}
-
-/// One HISTORY answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryItem {
-    /// Position of the previous version (8 bytes), if any.
-    pub parent: Option<Vec<u8>>,
-    /// Timestamp of this version.
-    pub timestamp: u32,
-    /// Value of this version.
-    pub payload: Vec<u8>,
-}
-
-/// One DATA RAW answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawEntry {
-    /// Key.
-    pub key: Vec<u8>,
-    /// Previous data entry offset.
-    pub previous: u32,
-    /// Stored CRC.
-    pub crc: u32,
-    /// Flags.
-    pub flags: u8,
-    /// Timestamp.
-    pub timestamp: u32,
-    /// Value.
-    pub payload: Vec<u8>,
-}
-
-/// Why DATA RAW failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RawError {
-    /// Offset at or past the end of the file.
-    Eof,
-    /// Unreadable file, bad header or deleted entry.
-    Invalid,
-}
+use crate::storage::StorageFile;
 
 /// Result of CHECK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,11 +21,6 @@ pub enum CheckResult {
     /// The data could not be read.
     Unreadable,
 }
-
-/// How long one SCAN call may walk (0-db: a 2 ms slice).
-const SCAN_SLICE: Duration = Duration::from_millis(2);
-/// Upper bound of items per SCAN call.
-const SCAN_MAX_ITEMS: usize = 10_000;
 
 impl Namespace {
     /// Read one index entry header and key.
@@ -167,42 +83,25 @@ impl Namespace {
         key: &[u8],
         len: u32,
     ) -> Result<Vec<u8>, OpError> {
-        let handle = if file == self.active.id {
-            self.active.data.clone()
-        } else {
-            match self.files.get(FileKind::Data, file) {
-                Ok(h) => h,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(OpError::MissingData(file));
-                }
-                Err(_) => return Err(OpError::ReadFailed),
-            }
-        };
-        // Lengths come from disk: never allocate more than a value can be.
-        if len as usize > crate::MAX_VALUE {
-            return Err(OpError::Corrupted);
+        let handle = self.data_handle(file)?;
+        let read = read_verified(&*handle, off, key, len, false)?;
+        read.ok_or(OpError::ReadFailed)
+    }
+
+    /// Handle of data file `file` for reading values: `MissingData` if it is gone (offloaded).
+    pub(super) fn data_handle(&self, file: u32) -> Result<Arc<dyn StorageFile>, OpError> {
+        if file == self.active.id {
+            return Ok(self.active.data.clone());
         }
-        let mut buf = vec![0u8; data::ENTRY_HEADER_LEN + key.len() + len as usize];
-        handle
-            .read_exact_at(&mut buf, u64::from(off))
-            .map_err(|_| OpError::ReadFailed)?;
-        let hdr = DataEntryHeader::decode(&buf).map_err(|_| OpError::Corrupted)?;
-        let head_len = data::ENTRY_HEADER_LEN + key.len();
-        let (head, value) = buf.split_at(head_len);
-        if usize::from(hdr.idlength) != key.len()
-            || hdr.datalength != len
-            || head.get(data::ENTRY_HEADER_LEN..) != Some(key)
-            || crc32(value) != hdr.crc
-        {
-            return Err(OpError::Corrupted);
+        match self.files.get(FileKind::Data, file) {
+            Ok(h) => Ok(h),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(OpError::MissingData(file)),
+            Err(_) => Err(OpError::ReadFailed),
         }
-        // Keep the one allocation: drop the header and key in place.
-        buf.drain(..head_len);
-        Ok(buf)
     }
 
     /// Current index position and header of a live key.
-    fn current(&self, key: &[u8]) -> Option<(u32, u32, IndexEntryHeader)> {
+    pub(super) fn current(&self, key: &[u8]) -> Option<(u32, u32, IndexEntryHeader)> {
         match self.mode {
             Mode::User => {
                 let loc = self.keys.get(key)?;
@@ -252,7 +151,7 @@ impl Namespace {
     }
 
     /// Data file, offset and length of a live key's value.
-    fn value_at(&self, key: &[u8]) -> Option<(u32, u32, u32)> {
+    pub(super) fn value_at(&self, key: &[u8]) -> Option<(u32, u32, u32)> {
         match self.mode {
             Mode::User => self.keys.get(key).map(|l| (l.file, l.data_off, l.len)),
             Mode::Seq => self
@@ -300,264 +199,46 @@ impl Namespace {
             .map(|(file, off, h)| cursor_of(file, off, &h))
     }
 
-    fn is_live(&self, file: u32, off: u32, hdr: &IndexEntryHeader, key: &[u8]) -> bool {
-        if hdr.deleted() {
-            return false;
-        }
-        match self.mode {
-            Mode::User => self
-                .keys
-                .get(key)
-                .is_some_and(|l| l.file == file && l.idx_off == off),
-            Mode::Seq => true,
-        }
-    }
-
-    /// Resolve a cursor to the index position it names, checking it against the entry there.
-    fn resolve_cursor(&self, cur: &[u8]) -> Option<(u32, u32, IndexEntryHeader)> {
-        if cur.len() != CURSOR_LEN {
-            return None;
-        }
-        let word = |i: usize| {
-            cur.get(i..i + 4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_le_bytes)
-        };
-        let (idlen, file, length, off, crc) =
-            (*cur.first()?, word(1)?, word(5)?, word(9)?, word(13)?);
-        if file > self.active.id || off < index::HEADER_LEN as u32 {
-            return None;
-        }
-        let (hdr, _) = self.read_index_entry(file, off).ok()?;
-        (hdr.idlength == idlen && hdr.length == length && hdr.crc == crc)
-            .then_some((file, off, hdr))
-    }
-
-    fn index_size(&self, file: u32) -> u32 {
-        self.index_sizes
-            .get(file as usize)
-            .copied()
-            .unwrap_or(index::HEADER_LEN as u32)
-    }
-
-    /// SCAN forward in append order, after `cursor` (or from the start).
-    /// An empty page means no more data.
-    pub fn scan(&self, cursor: Option<&[u8]>) -> Result<ScanPage, BadCursor> {
-        let (mut file, mut off) = match cursor {
-            None => (0, index::HEADER_LEN as u32),
-            Some(c) => {
-                let (f, o, h) = self.resolve_cursor(c).ok_or(BadCursor)?;
-                (f, o + h.entry_len() as u32)
-            }
-        };
-        let started = Instant::now();
-        let mut page = ScanPage {
-            cursor: Vec::new(),
-            items: Vec::new(),
-        };
-        while file <= self.active.id {
-            while off < self.index_size(file) {
-                let Ok((hdr, key)) = self.read_index_entry(file, off) else {
-                    break;
-                };
-                let len = hdr.entry_len() as u32;
-                if self.is_live(file, off, &hdr, &key) && page.take(file, off, hdr, key, started) {
-                    return Ok(page);
-                }
-                off += len;
-            }
-            file += 1;
-            off = index::HEADER_LEN as u32;
-        }
-        Ok(page)
-    }
-
-    /// RSCAN: backwards along the `previous` chain, before `cursor` (or from the end).
-    pub fn rscan(&self, cursor: Option<&[u8]>) -> Result<ScanPage, BadCursor> {
-        let mut pos = match cursor {
-            None => self.last_position(),
-            Some(c) => {
-                let (f, o, h) = self.resolve_cursor(c).ok_or(BadCursor)?;
-                self.previous_position(f, o, &h)
-            }
-        };
-        let started = Instant::now();
-        let mut page = ScanPage {
-            cursor: Vec::new(),
-            items: Vec::new(),
-        };
-        while let Some((file, off)) = pos {
-            let Ok((hdr, key)) = self.read_index_entry(file, off) else {
-                break;
-            };
-            pos = self.previous_position(file, off, &hdr);
-            if self.is_live(file, off, &hdr, &key) && page.take(file, off, hdr, key, started) {
-                return Ok(page);
-            }
-        }
-        Ok(page)
-    }
-
-    /// Position of the last index entry, if any.
-    fn last_position(&self) -> Option<(u32, u32)> {
-        let file = (0..=self.active.id)
-            .rev()
-            .find(|&f| self.index_size(f) > index::HEADER_LEN as u32)?;
-        (file == self.active.id || self.last_index_off >= index::HEADER_LEN as u32)
-            .then_some((file, self.last_index_off))
-    }
-
-    /// Position of the entry appended before the one at (file, off).
-    fn previous_position(&self, file: u32, off: u32, hdr: &IndexEntryHeader) -> Option<(u32, u32)> {
-        if off > index::HEADER_LEN as u32 {
-            return (hdr.previous >= index::HEADER_LEN as u32 && hdr.previous < off)
-                .then_some((file, hdr.previous));
-        }
-        // First entry of its file: the previous one is in the nearest non-empty older file.
-        let prev_file = (0..file)
-            .rev()
-            .find(|&f| self.index_size(f) > index::HEADER_LEN as u32)?;
-        (hdr.previous >= index::HEADER_LEN as u32).then_some((prev_file, hdr.previous))
-    }
-
-    /// KSCAN: live keys starting with `prefix`, in hash order (user mode only).
-    pub fn kscan(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
-        self.keys
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .map(<[u8]>::to_vec)
-            .collect()
-    }
-
-    /// HISTORY: the current version, or the version at `ekey`.
-    pub fn history(&self, key: &[u8], ekey: Option<&[u8]>) -> Result<HistoryItem, HistoryError> {
-        let (file, hdr) = match ekey {
-            None => {
-                let (file, _, hdr) = self.current(key).ok_or(HistoryError::KeyNotFound)?;
-                (file, hdr)
-            }
-            Some(e) => {
-                let file = e
-                    .get(0..4)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u32::from_le_bytes)
-                    .ok_or(HistoryError::BadArgs)?;
-                let off = e
-                    .get(4..8)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u32::from_le_bytes)
-                    .ok_or(HistoryError::BadArgs)?;
-                if file == 0 && off == 0 {
-                    return Err(HistoryError::NoMore);
-                }
-                if file > self.active.id || off < index::HEADER_LEN as u32 {
-                    return Err(HistoryError::IndexQuery);
-                }
-                let (hdr, k) = self
-                    .read_index_entry(file, off)
-                    .map_err(|_| HistoryError::IndexQuery)?;
-                if k != key {
-                    return Err(HistoryError::InvalidKey);
-                }
-                (file, hdr)
-            }
-        };
-        let df = self.data_file_of(file, &hdr);
-        let payload = self
-            .with_value(df, hdr.offset, key, hdr.length, true, <[u8]>::to_vec)
-            .map_err(HistoryError::Read)?;
-        let parent = (hdr.parentid != 0 || hdr.parentoff != 0).then(|| {
-            let mut p = hdr.parentid.to_le_bytes().to_vec();
-            p.extend_from_slice(&hdr.parentoff.to_le_bytes());
-            p
-        });
-        Ok(HistoryItem {
-            parent,
-            timestamp: hdr.timestamp,
-            payload,
-        })
-    }
-
-    /// DATA RAW: the data entry at (file, offset); tombstones are refused as in 0-db.
-    pub fn data_raw(&self, file: u32, off: u64) -> Result<RawEntry, RawError> {
-        let entry = self.data_entry(file, off)?;
-        if entry.flags & crate::format::FLAG_DELETED != 0 {
-            return Err(RawError::Invalid);
-        }
-        Ok(entry)
-    }
-
-    /// The data entry at (file, offset) as written to the file (buffered appends are not
-    /// visible yet), tombstones included: what replication streams.
-    pub fn data_entry(&self, file: u32, off: u64) -> Result<RawEntry, RawError> {
-        let handle = self
-            .files
-            .get(FileKind::Data, file)
-            .map_err(|_| RawError::Invalid)?;
-        let len = handle.len().map_err(|_| RawError::Invalid)?;
-        if off >= len {
-            return Err(RawError::Eof);
-        }
-        let mut hbuf = [0u8; data::ENTRY_HEADER_LEN];
-        handle
-            .read_exact_at(&mut hbuf, off)
-            .map_err(|_| RawError::Invalid)?;
-        let hdr = DataEntryHeader::decode(&hbuf).map_err(|_| RawError::Invalid)?;
-        if hdr.idlength == 0
-            || off + hdr.entry_len() > len
-            || hdr.datalength as usize > crate::MAX_VALUE
-        {
-            return Err(RawError::Invalid);
-        }
-        let mut body = vec![0u8; usize::from(hdr.idlength) + hdr.datalength as usize];
-        handle
-            .read_exact_at(&mut body, off + data::ENTRY_HEADER_LEN as u64)
-            .map_err(|_| RawError::Invalid)?;
-        let payload = body.split_off(usize::from(hdr.idlength));
-        Ok(RawEntry {
-            key: body,
-            previous: hdr.previous,
-            crc: hdr.crc,
-            flags: hdr.flags,
-            timestamp: hdr.timestamp,
-            payload,
-        })
-    }
-
     /// Path of data file `id` (for the missing-data hook).
     pub fn data_path(&self, id: u32) -> PathBuf {
         self.files.path(FileKind::Data, id)
     }
 }
 
-/// A SCAN cursor that does not name a readable index entry matching its fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadCursor;
-
-/// Why HISTORY failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HistoryError {
-    /// Missing or deleted key.
-    KeyNotFound,
-    /// Malformed ekey.
-    BadArgs,
-    /// ekey all zero.
-    NoMore,
-    /// ekey points nowhere readable.
-    IndexQuery,
-    /// ekey points at another key.
-    InvalidKey,
-    /// The payload could not be read.
-    Read(OpError),
-}
-
-/// Encode 0-db's 17-byte `index_bkey_t`: idlength, index file id, length, offset, crc.
-fn cursor_of(file: u32, off: u32, h: &IndexEntryHeader) -> Vec<u8> {
-    let mut c = Vec::with_capacity(CURSOR_LEN);
-    c.push(h.idlength);
-    c.extend_from_slice(&file.to_le_bytes());
-    c.extend_from_slice(&h.length.to_le_bytes());
-    c.extend_from_slice(&off.to_le_bytes());
-    c.extend_from_slice(&h.crc.to_le_bytes());
-    c
+/// Read the value of the data entry at `off` and verify it (header matching key and length,
+/// value matching its CRC). With `nowait`, `Ok(None)` when the bytes are not in memory and the
+/// read would wait for the disk.
+pub(super) fn read_verified(
+    handle: &dyn StorageFile,
+    off: u32,
+    key: &[u8],
+    len: u32,
+    nowait: bool,
+) -> Result<Option<Vec<u8>>, OpError> {
+    // Lengths come from disk: never allocate more than a value can be.
+    if len as usize > crate::MAX_VALUE {
+        return Err(OpError::Corrupted);
+    }
+    let mut buf = vec![0u8; data::ENTRY_HEADER_LEN + key.len() + len as usize];
+    let read = if nowait {
+        handle.read_exact_at_nowait(&mut buf, u64::from(off))
+    } else {
+        handle.read_exact_at(&mut buf, u64::from(off)).map(Some)
+    };
+    if read.map_err(|_| OpError::ReadFailed)?.is_none() {
+        return Ok(None);
+    }
+    let hdr = DataEntryHeader::decode(&buf).map_err(|_| OpError::Corrupted)?;
+    let head_len = data::ENTRY_HEADER_LEN + key.len();
+    let (head, value) = buf.split_at(head_len);
+    if usize::from(hdr.idlength) != key.len()
+        || hdr.datalength != len
+        || head.get(data::ENTRY_HEADER_LEN..) != Some(key)
+        || crc32(value) != hdr.crc
+    {
+        return Err(OpError::Corrupted);
+    }
+    // Keep the one allocation: drop the header and key in place.
+    buf.drain(..head_len);
+    Ok(Some(buf))
 }

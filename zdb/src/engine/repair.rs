@@ -8,8 +8,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::entries::read_entry_at;
+use super::error::io_err;
 use super::files::Files;
-use super::load::{io_err, read_entry_at};
 use super::namespace::{Active, Namespace};
 use super::{EngineConfig, FileKind, Mode, OpenError};
 use crate::format::{Descriptor, IndexHeader, data, index};

@@ -14,6 +14,8 @@
 
 use super::{FormatError, Reader};
 
+/// File name in the namespace's index folder.
+pub const FILE_NAME: &str = "zdb-namespace";
 const VERSION: u32 = 1;
 /// Size of the fixed part.
 pub const HEADER_LEN: usize = 4 + 1 + 1 + 8 + 1;

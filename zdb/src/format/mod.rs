@@ -1,16 +1,25 @@
-//! The 0-db v2 on-disk layout, byte for byte (all integers little-endian, packed).
+//! Every file zdb writes, byte for byte: the 0-db v2 layout (all integers little-endian,
+//! packed), and zdb's own files beside it, each module with its layout in its top comment.
 //!
 //! ```text
-//! <index-root>/<ns>/zdb-namespace   descriptor (descriptor.rs)
-//! <index-root>/<ns>/iN              29-byte header + index entries (index.rs)
-//! <data-root>/<ns>/dN               28-byte header + data entries (data.rs)
+//! 0-db v2
+//! <index-root>/<ns>/zdb-namespace        descriptor (descriptor.rs)
+//! <index-root>/<ns>/iN                   29-byte header + index entries (index.rs)
+//! <data-root>/<ns>/dN                    28-byte header + data entries (data.rs)
+//! zdb only (the C 0-db ignores them)
+//! <index-root>/<ns>/zdb-keymap.snapshot  key map snapshot (keymap_snapshot.rs)
+//! <index-root>/<ns>/compact-N            compaction journal (compact_journal.rs)
+//! <index-root>/<ns>/.replica             follower position (replica_position.rs)
 //! ```
 //! Index file N and data file N always rotate together. Checksums are CRC-32C (Castagnoli)
 //! with initial value 0 and no final xor, as the C 0-db computes them.
 
+pub mod compact_journal;
 pub mod data;
 pub mod descriptor;
 pub mod index;
+pub mod keymap_snapshot;
+pub mod replica_position;
 
 pub use data::{DataEntryHeader, DataHeader};
 pub use descriptor::Descriptor;
@@ -98,6 +107,9 @@ impl<'a> Reader<'a> {
         u64::from_le_bytes(self.take())
     }
     pub(crate) fn magic(&mut self) -> [u8; 4] {
+        self.take()
+    }
+    pub(crate) fn magic8(&mut self) -> [u8; 8] {
         self.take()
     }
 }

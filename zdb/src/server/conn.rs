@@ -11,113 +11,16 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
-use super::state::{NsHandle, Shared};
-use crate::cmd::{self, Flow};
+use crate::cmd::{self, Flow, Output, Session};
 use crate::protocol::{self, Args, FrameError, Reply};
+use crate::shared::{Shared, Tally};
 
 /// Input bytes a client may buffer without drawing on the shared budget.
 const BASE_INPUT: usize = 64 * 1024;
-/// Flush replies once this much is pending.
-pub(crate) const FLUSH_AT: usize = 64 * 1024;
 /// How long a client may wait for input budget before it is disconnected.
 const BUDGET_WAIT: Duration = Duration::from_secs(5);
-
-/// Per-connection state.
-pub struct Session {
-    /// Client id.
-    pub id: u64,
-    /// Current namespace.
-    pub ns: Arc<NsHandle>,
-    /// May write in the current namespace.
-    pub writable: bool,
-    /// Logged in as admin (always true without `--admin`).
-    pub admin: bool,
-    /// Pending AUTH SECURE challenge.
-    pub nonce: Option<String>,
-    /// MASTER mode: requests carry a trailing owner id.
-    pub master: bool,
-    /// MIRROR mode: copies of other clients' commands arrive here.
-    pub mirror: Option<super::Listener<bytes::Bytes>>,
-    /// Set while this server follows a leader: client writes are refused.
-    pub follower: Arc<std::sync::atomic::AtomicBool>,
-    /// Counters not yet added to the shared ones.
-    pub tally: super::Tally,
-}
-
-/// Output side of a connection: a reply buffer and the socket it drains into.
-pub struct Output<W> {
-    /// Pending reply bytes.
-    pub buf: BytesMut,
-    writer: W,
-    shared: Arc<Shared>,
-    /// Namespaces holding buffered appends that replies in `buf` acknowledge.
-    wrote: Vec<Arc<NsHandle>>,
-    /// Where in `buf` the first reply acknowledging a buffered append starts.
-    first_ack: Option<usize>,
-}
-
-impl<W: AsyncWrite + Unpin> Output<W> {
-    /// Append a reply.
-    pub fn reply(&mut self, r: Reply) {
-        r.encode(&mut self.buf);
-    }
-
-    /// Send pending bytes if there are many (keeps large replies bounded in memory).
-    pub async fn flush_if_big(&mut self) -> std::io::Result<()> {
-        if self.buf.len() >= FLUSH_AT {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    /// Note that the reply about to be encoded at the current end of `buf` acknowledges an
-    /// append buffered in `ns`: it may only leave once that append is in the file.
-    pub fn acknowledges_write(&mut self, ns: &Arc<NsHandle>) {
-        self.first_ack.get_or_insert(self.buf.len());
-        if !self.wrote.iter().any(|w| Arc::ptr_eq(w, ns)) {
-            self.wrote.push(ns.clone());
-        }
-    }
-
-    /// Write the appends that pending replies acknowledge. If that fails, the replies from the
-    /// first such acknowledgement on are replaced by one error and the connection must close.
-    fn settle(&mut self) -> std::io::Result<()> {
-        let mut failed = None;
-        for ns in self.wrote.drain(..) {
-            if let Err(e) = ns.ns.write().flush_pending() {
-                failed = Some(e);
-            }
-        }
-        let first = self.first_ack.take();
-        if let (Some(e), Some(pos)) = (failed, first) {
-            self.buf.truncate(pos);
-            Reply::err(e.to_string()).encode(&mut self.buf);
-            return Err(std::io::Error::other("write failed before acknowledgement"));
-        }
-        Ok(())
-    }
-
-    /// Send all pending bytes (after the appends they acknowledge).
-    pub async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.wrote.is_empty() {
-            // Let the other ready connections append first: the first of them to flush then
-            // writes everyone's entries in one pwrite per file, and the rest find nothing to do.
-            tokio::task::yield_now().await;
-        }
-        let settled = self.settle();
-        if !self.buf.is_empty() {
-            self.writer.write_all(&self.buf).await?;
-            self.shared
-                .stats
-                .network_tx
-                .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
-            self.buf.clear();
-        }
-        settled
-    }
-}
 
 /// Serve one client until it leaves or breaks the protocol.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
@@ -127,29 +30,38 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let (mut reader, writer) = tokio::io::split(stream);
     shared.metrics.clients.inc();
     let _connected = Connected(shared.clone());
-    let mut session = Session {
-        id: shared.new_client(),
-        ns: shared.default_ns(),
-        writable: !shared.cfg.protect,
-        admin: shared.cfg.admin.is_none(),
-        nonce: None,
-        master: false,
-        mirror: None,
-        follower: shared.follower.clone(),
-        tally: super::Tally::new(shared.clone()),
-    };
-    let mut out = Output {
-        buf: BytesMut::new(),
-        writer,
-        shared: shared.clone(),
-        wrote: Vec::new(),
-        first_ack: None,
-    };
+    let mut out = Output::new(writer, shared.clone());
     // Idle clients cost little: buffers start empty and grow with what arrives.
     let mut input = BytesMut::new();
     let mut budget = Budget {
         shared: shared.clone(),
         held_kib: 0,
+    };
+    let id = shared.new_client();
+    let (mut admin, mut nonce) = (shared.cfg.admin.is_none(), None);
+    if !shared.loading.is_ready()
+        && !while_loading(
+            &mut reader,
+            &mut input,
+            &mut budget,
+            &mut out,
+            &shared,
+            (&mut admin, &mut nonce),
+        )
+        .await
+    {
+        return;
+    }
+    let mut session = Session {
+        id,
+        ns: shared.default_ns(),
+        writable: !shared.cfg.protect,
+        admin,
+        nonce,
+        master: false,
+        mirror: None,
+        follower: shared.follower.clone(),
+        tally: Tally::new(shared.clone()),
     };
     // Requests parsed but not yet run: parsing a batch ahead lets its reads be prefetched.
     let mut ahead = VecDeque::new();
@@ -174,7 +86,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                     }
                 },
                 Err(e) => {
-                    shared.stats.commands_failed.fetch_add(1, Ordering::Relaxed);
+                    session.tally.failed();
                     out.reply(Reply::err(e.to_string()));
                     if !e.keeps_connection() {
                         let _ = out.flush().await;
@@ -187,23 +99,8 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             }
         }
         session.tally.settle();
-        if out.flush().await.is_err() {
+        if out.flush().await.is_err() || !make_room(&mut input, &mut budget, &mut out).await {
             return;
-        }
-        budget.fit(input.len()).await;
-        if !budget.covers(input.len() + BASE_INPUT / 2)
-            && !budget.grow(input.len() + BASE_INPUT).await
-        {
-            out.reply(Reply::err("Server input buffers full, try again later"));
-            let _ = out.flush().await;
-            return;
-        }
-        if input.is_empty() && input.capacity() < 512 {
-            input.reserve(512);
-        } else if input.capacity() - input.len() < 4096 {
-            // Grow geometrically with what has arrived (never by a declared length), so a large
-            // value is not copied over and over while it streams in.
-            input.reserve(input.len().max(16 * 1024));
         }
         let read = match session.mirror.as_mut() {
             None => reader.read_buf(&mut input).await,
@@ -221,14 +118,93 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 }
             },
         };
-        match read {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                shared
-                    .stats
-                    .network_rx
-                    .fetch_add(n as u64, Ordering::Relaxed);
+        if !received(&shared, read) {
+            return;
+        }
+    }
+}
+
+/// Answer a client while the namespaces load (`cmd::execute_loading`); returns true once
+/// loading is over, with the requests not yet answered left in `input`, or false when the
+/// client left or broke the protocol.
+async fn while_loading<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    reader: &mut R,
+    input: &mut BytesMut,
+    budget: &mut Budget,
+    out: &mut Output<W>,
+    shared: &Shared,
+    (admin, nonce): (&mut bool, &mut Option<String>),
+) -> bool {
+    loop {
+        while !shared.loading.is_ready() {
+            match protocol::parse(input) {
+                Ok(None) => break,
+                Ok(Some(args)) if args.is_empty() => {}
+                Ok(Some(args)) => cmd::execute_loading(admin, nonce, shared, &args, out),
+                Err(e) => {
+                    out.reply(Reply::err(e.to_string()));
+                    if !e.keeps_connection() {
+                        let _ = out.flush().await;
+                        return false;
+                    }
+                }
             }
+        }
+        if out.flush().await.is_err() {
+            return false;
+        }
+        if shared.loading.is_ready() {
+            return true;
+        }
+        if !make_room(input, budget, out).await {
+            return false;
+        }
+        tokio::select! {
+            read = reader.read_buf(input) => {
+                if !received(shared, read) {
+                    return false;
+                }
+            }
+            () = shared.loading.wait_ready() => {}
+        }
+    }
+}
+
+/// Before a read: give back budget a shrunken buffer no longer needs, take what the next
+/// read may need (false: it did not come in time; the client was told and must go), and
+/// make room in the buffer.
+async fn make_room<W: AsyncWrite + Unpin>(
+    input: &mut BytesMut,
+    budget: &mut Budget,
+    out: &mut Output<W>,
+) -> bool {
+    budget.fit(input.len()).await;
+    if !budget.covers(input.len() + BASE_INPUT / 2) && !budget.grow(input.len() + BASE_INPUT).await
+    {
+        out.reply(Reply::err("Server input buffers full, try again later"));
+        let _ = out.flush().await;
+        return false;
+    }
+    if input.is_empty() && input.capacity() < 512 {
+        input.reserve(512);
+    } else if input.capacity() - input.len() < 4096 {
+        // Grow geometrically with what has arrived (never by a declared length), so a large
+        // value is not copied over and over while it streams in.
+        input.reserve(input.len().max(16 * 1024));
+    }
+    true
+}
+
+/// Count what a read brought; false when the client left (or the read failed).
+fn received(shared: &Shared, read: std::io::Result<usize>) -> bool {
+    match read {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            shared
+                .stats
+                .network_rx
+                .fetch_add(n as u64, Ordering::Relaxed);
+            true
         }
     }
 }

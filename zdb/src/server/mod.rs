@@ -4,13 +4,10 @@
 //! server when they like; `main.rs` only parses flags and calls it.
 
 mod conn;
-mod feed;
+pub mod metrics_http;
 pub mod replica;
-mod state;
 
-pub use conn::{Output, Session};
-pub use feed::{Feed, Listener};
-pub use state::{NsHandle, Shared, Stats, Tally};
+pub use crate::shared::Shared;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -82,6 +79,7 @@ async fn background_compaction(shared: Arc<Shared>) {
     if threshold == 0 {
         return std::future::pending().await;
     }
+    shared.loading.wait_ready().await;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     loop {
         tick.tick().await;
@@ -89,24 +87,30 @@ async fn background_compaction(shared: Arc<Shared>) {
             let Some(handle) = shared.get(&name) else {
                 continue;
             };
-            let due = {
+            let (due, active_min) = {
                 let ns = handle.ns.read();
-                ns.dead_bytes() >= threshold
+                let dead = ns.dead_bytes();
+                // The active pair is closed for it only when it holds at least half of what
+                // is reclaimable: each such rotation then stands for threshold/2 or more of
+                // dead bytes written into it (never a new pair every round).
+                let active_min = (dead / 2).max(1);
+                let due = dead >= threshold
                     && ns.poisoned().is_none()
-                    && !ns.compactable_files().is_empty()
+                    && (!ns.compactable_files().is_empty() || ns.active_dead_bytes() >= active_min);
+                (due, active_min)
             };
             if !due {
                 continue;
             }
             let ns_name = String::from_utf8_lossy(&name).into_owned();
-            match tokio::task::spawn_blocking(move || handle.compact()).await {
-                Ok(Some(Ok(st))) => {
+            match handle.compact_now(shared.hooks.clone(), active_min).await {
+                Some(Ok(st)) => {
                     tracing::info!(namespace = %ns_name, files = st.files, reclaimed = st.reclaimed, "compacted")
                 }
-                Ok(Some(Err(e))) => {
+                Some(Err(e)) => {
                     tracing::error!(namespace = %ns_name, error = %e, "background compaction failed")
                 }
-                _ => {}
+                None => {}
             }
         }
     }
@@ -119,6 +123,7 @@ async fn idle_snapshots(shared: Arc<Shared>) {
     if idle.is_zero() {
         return std::future::pending().await;
     }
+    shared.loading.wait_ready().await;
     let mut tick = tokio::time::interval((idle / 4).clamp(
         std::time::Duration::from_millis(100),
         std::time::Duration::from_secs(15),

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use zdb_client::{AsyncClient, Config, Value};
 
-use super::state::Shared;
 use crate::engine::Mode;
+use crate::format::replica_position::{self, Position};
 use crate::format::{Descriptor, FLAG_DELETED};
+use crate::shared::Shared;
 use crate::storage::{OpenMode, write_atomic};
 
 /// Bound on connecting to the leader.
@@ -45,18 +46,13 @@ async fn connect(leader: &str, password: Option<&str>) -> std::io::Result<AsyncC
     })
 }
 
-/// Saved position: data file, next offset, offset and CRC of the last applied entry.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Position {
-    file: u32,
-    off: u64,
-    prev_off: u64,
-    prev_crc: u32,
-}
-
 fn state_path(shared: &Shared, name: &[u8]) -> std::path::PathBuf {
     let name: &std::ffi::OsStr = std::os::unix::ffi::OsStrExt::from_bytes(name);
-    shared.cfg.index.join(name).join(".replica")
+    shared
+        .cfg
+        .index
+        .join(name)
+        .join(replica_position::FILE_NAME)
 }
 
 fn load_position(shared: &Shared, name: &[u8]) -> Position {
@@ -64,22 +60,9 @@ fn load_position(shared: &Shared, name: &[u8]) -> Position {
     let Ok(f) = shared.storage.open(&path, OpenMode::ReadOnly) else {
         return Position::default();
     };
-    let mut buf = vec![0u8; 128];
+    let mut buf = vec![0u8; replica_position::MAX_LEN];
     let n = f.read_at(&mut buf, 0).unwrap_or(0);
-    let text = String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned();
-    let v: Vec<u64> = text
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    match v.as_slice() {
-        [file, off, prev_off, prev_crc] => Position {
-            file: u32::try_from(*file).unwrap_or(0),
-            off: *off,
-            prev_off: *prev_off,
-            prev_crc: u32::try_from(*prev_crc).unwrap_or(0),
-        },
-        _ => Position::default(),
-    }
+    Position::decode(buf.get(..n).unwrap_or_default())
 }
 
 /// Run until promoted: follow every namespace of the leader.
@@ -237,8 +220,7 @@ async fn stream_once(
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             ns.sync_now()?;
             drop(ns);
-            let text = format!("{} {} {} {}", pos.file, pos.off, pos.prev_off, pos.prev_crc);
-            write_atomic(&*shared.storage, &state_path(shared, name), text.as_bytes())?;
+            write_atomic(&*shared.storage, &state_path(shared, name), &pos.encode())?;
             applied_since_save = 0;
             last_save = Instant::now();
         }

@@ -7,13 +7,14 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
 use super::StorageFile;
 
 /// Flush once this much is buffered.
-const LIMIT: usize = 1 << 20;
+pub const LIMIT: usize = 1 << 20;
 /// Start the disk writing the appended bytes every time this much more is in the file.
 const WRITE_BEHIND: u64 = 8 << 20;
 
@@ -80,6 +81,8 @@ mod writeback {
 pub struct Appender {
     file: Arc<dyn StorageFile>,
     pending: Mutex<Pending>,
+    /// `pending.buf.len()`, readable without the lock (set under it).
+    buffered: AtomicUsize,
 }
 
 impl Appender {
@@ -92,6 +95,7 @@ impl Appender {
                 buf: Vec::new(),
                 behind: len & !4095,
             }),
+            buffered: AtomicUsize::new(0),
         }
     }
 
@@ -99,7 +103,9 @@ impl Appender {
     /// to where they began, so it never holds half an append.
     pub fn flush(&self) -> io::Result<()> {
         let mut p = self.pending.lock();
-        Self::flush_locked(&self.file, &mut p)
+        let flushed = Self::flush_locked(&self.file, &mut p);
+        self.buffered.store(p.buf.len(), Ordering::Relaxed);
+        flushed
     }
 
     fn flush_locked(file: &Arc<dyn StorageFile>, p: &mut Pending) -> io::Result<()> {
@@ -126,7 +132,9 @@ impl Appender {
     /// the file is cut back to `off`, so it never holds half an entry.
     pub fn append_parts(&self, head: &[u8], body: &[u8], off: u64) -> io::Result<()> {
         let mut p = self.pending.lock();
-        Self::flush_locked(&self.file, &mut p)?;
+        let flushed = Self::flush_locked(&self.file, &mut p);
+        self.buffered.store(p.buf.len(), Ordering::Relaxed);
+        flushed?;
         if p.base != off {
             return Err(io::Error::other("append not at the end of the file"));
         }
@@ -149,29 +157,41 @@ impl Appender {
         off >= p.base && off + len as u64 <= p.base + p.buf.len() as u64
     }
 
+    /// Bytes waiting to be written (a relaxed look, without the lock).
+    pub fn buffered(&self) -> usize {
+        self.buffered.load(Ordering::Relaxed)
+    }
+
     /// Whether anything waits to be written.
     pub fn has_pending(&self) -> bool {
         !self.pending.lock().buf.is_empty()
     }
 }
 
-impl StorageFile for Appender {
-    fn read_at(&self, out: &mut [u8], off: u64) -> io::Result<usize> {
+impl Appender {
+    /// A read that sees the buffered bytes; the file part through `file_read` (blocking or
+    /// not), whose `None` (would block) it passes on.
+    fn read_through(
+        &self,
+        out: &mut [u8],
+        off: u64,
+        file_read: impl FnOnce(&mut [u8], u64) -> io::Result<Option<usize>>,
+    ) -> io::Result<Option<usize>> {
         let p = self.pending.lock();
         let end = off + out.len() as u64;
         if p.buf.is_empty() || end <= p.base {
             drop(p);
-            return self.file.read_at(out, off);
+            return file_read(out, off);
         }
         // Part before the buffer comes from the file, the rest from the buffer.
         let mut n = 0;
         if off < p.base {
             let head = (p.base - off) as usize;
-            let got = self
-                .file
-                .read_at(out.get_mut(..head).unwrap_or_default(), off)?;
+            let Some(got) = file_read(out.get_mut(..head).unwrap_or_default(), off)? else {
+                return Ok(None);
+            };
             if got < head {
-                return Ok(got);
+                return Ok(Some(got));
             }
             n = head;
         }
@@ -181,7 +201,18 @@ impl StorageFile for Appender {
         if let (Some(dst), Some(src)) = (out.get_mut(n..n + take), p.buf.get(from..from + take)) {
             dst.copy_from_slice(src);
         }
-        Ok(n + take)
+        Ok(Some(n + take))
+    }
+}
+
+impl StorageFile for Appender {
+    fn read_at(&self, out: &mut [u8], off: u64) -> io::Result<usize> {
+        let read = self.read_through(out, off, |buf, at| self.file.read_at(buf, at).map(Some))?;
+        Ok(read.unwrap_or(0))
+    }
+
+    fn read_at_nowait(&self, out: &mut [u8], off: u64) -> io::Result<Option<usize>> {
+        self.read_through(out, off, |buf, at| self.file.read_at_nowait(buf, at))
     }
 
     fn write_at(&self, data: &[u8], off: u64) -> io::Result<()> {
@@ -189,10 +220,13 @@ impl StorageFile for Appender {
         let buffered_end = p.base + p.buf.len() as u64;
         if off == buffered_end {
             p.buf.extend_from_slice(data);
-            if p.buf.len() >= LIMIT {
-                return Self::flush_locked(&self.file, &mut p);
-            }
-            return Ok(());
+            let flushed = if p.buf.len() >= LIMIT {
+                Self::flush_locked(&self.file, &mut p)
+            } else {
+                Ok(())
+            };
+            self.buffered.store(p.buf.len(), Ordering::Relaxed);
+            return flushed;
         }
         let end = off + data.len() as u64;
         if off >= p.base && end <= buffered_end {
@@ -202,7 +236,9 @@ impl StorageFile for Appender {
             }
             return Ok(());
         }
-        Self::flush_locked(&self.file, &mut p)?;
+        let flushed = Self::flush_locked(&self.file, &mut p);
+        self.buffered.store(p.buf.len(), Ordering::Relaxed);
+        flushed?;
         self.file.write_at(data, off)?;
         p.base = p.base.max(end);
         Ok(())
@@ -220,6 +256,7 @@ impl StorageFile for Appender {
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut p = self.pending.lock();
         let _ = Self::flush_locked(&self.file, &mut p);
+        self.buffered.store(p.buf.len(), Ordering::Relaxed);
         self.file.set_len(len)?;
         p.base = len;
         p.behind = p.behind.min(len & !4095);

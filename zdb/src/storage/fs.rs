@@ -6,6 +6,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{OpenMode, Storage, StorageFile};
 
@@ -15,12 +16,35 @@ pub struct FsStorage;
 
 struct FsFile(File);
 
+/// Whether `preadv2(RWF_NOWAIT)` works here (Linux 4.14+; cleared at the first refusal, and
+/// reads then simply block as before).
+static NOWAIT_READS: AtomicBool = AtomicBool::new(true);
+
 impl StorageFile for FsFile {
     fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize> {
         loop {
             match self.0.read_at(buf, off) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other,
+            }
+        }
+    }
+    fn read_at_nowait(&self, buf: &mut [u8], off: u64) -> io::Result<Option<usize>> {
+        use rustix::io::{Errno, ReadWriteFlags, preadv2};
+        if !NOWAIT_READS.load(Ordering::Relaxed) {
+            return self.read_at(buf, off).map(Some);
+        }
+        loop {
+            let mut slices = [io::IoSliceMut::new(buf)];
+            match preadv2(&self.0, &mut slices, off, ReadWriteFlags::NOWAIT) {
+                Ok(n) => return Ok(Some(n)),
+                Err(Errno::AGAIN) => return Ok(None),
+                Err(Errno::INTR) => continue,
+                Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => {
+                    NOWAIT_READS.store(false, Ordering::Relaxed);
+                    return self.read_at(buf, off).map(Some);
+                }
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -41,7 +65,10 @@ impl StorageFile for FsFile {
         rustix::fs::fallocate(&self.0, rustix::fs::FallocateFlags::KEEP_SIZE, 0, len)
             .map_err(io::Error::from)
     }
-    #[allow(unsafe_code)]
+    #[expect(
+        unsafe_code,
+        reason = "sync_file_range has no safe wrapper in rustix or std"
+    )]
     fn start_writeback(&self, off: u64, len: u64) {
         use std::os::fd::AsRawFd;
         let (Ok(off), Ok(len)) = (i64::try_from(off), i64::try_from(len)) else {

@@ -43,6 +43,30 @@ pub trait StorageFile: Send + Sync {
     /// up at the next `sync`, which is what must succeed).
     fn start_writeback(&self, _off: u64, _len: u64) {}
 
+    /// Read at `off` only from memory (the page cache): `Ok(None)` when the read would wait
+    /// for the disk. A server tries this on its async workers and hands the read to a thread
+    /// that may block only when it would. Default: a plain read (storages living in memory).
+    fn read_at_nowait(&self, buf: &mut [u8], off: u64) -> io::Result<Option<usize>> {
+        self.read_at(buf, off).map(Some)
+    }
+
+    /// [`StorageFile::read_exact_at`] from memory only: `Ok(None)` when any part would wait
+    /// for the disk.
+    fn read_exact_at_nowait(&self, buf: &mut [u8], off: u64) -> io::Result<Option<()>> {
+        let mut done = 0;
+        while done < buf.len() {
+            let rest = buf.get_mut(done..).unwrap_or_default();
+            match self.read_at_nowait(rest, off + done as u64)? {
+                None => return Ok(None),
+                Some(0) => {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short read"));
+                }
+                Some(n) => done += n,
+            }
+        }
+        Ok(Some(()))
+    }
+
     /// Read exactly `buf.len()` bytes at `off`, failing with `UnexpectedEof` if the file is shorter.
     fn read_exact_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
         let mut done = 0;
@@ -93,18 +117,33 @@ pub trait Storage: Send + Sync + 'static {
     fn free_space(&self, path: &Path) -> io::Result<u64>;
 }
 
-/// Replace `path` atomically with `contents`: temp file, fsync, rename, directory fsync.
-pub fn write_atomic(storage: &dyn Storage, path: &Path, contents: &[u8]) -> io::Result<()> {
+/// Replace `path` durably with what `fill` writes into a temp file beside it: the temp file
+/// is written, fsynced and renamed over `path`, then the directory is fsynced. After a crash
+/// `path` holds the old or the new bytes, never a mix; on failure the temp file is removed.
+/// Through the [`Storage`] trait (not `nodeutil::fs`) so the power-cut model sees every step.
+pub fn replace_with(
+    storage: &dyn Storage,
+    path: &Path,
+    fill: impl FnOnce(Arc<dyn StorageFile>) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    let file = storage.open(&tmp, OpenMode::Truncate)?;
-    file.write_at(contents, 0)?;
-    file.sync()?;
-    drop(file);
+    let written = storage
+        .open(&tmp, OpenMode::Truncate)
+        .and_then(|file| fill(file.clone()).and_then(|()| file.sync()));
+    if let Err(e) = written {
+        let _ = storage.remove_file(&tmp);
+        return Err(e);
+    }
     storage.rename(&tmp, path)?;
     storage.sync_dir(dir)
+}
+
+/// Replace `path` durably with `contents` ([`replace_with`]).
+pub fn write_atomic(storage: &dyn Storage, path: &Path, contents: &[u8]) -> io::Result<()> {
+    replace_with(storage, path, |file| file.write_at(contents, 0))
 }

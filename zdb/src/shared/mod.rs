@@ -1,4 +1,18 @@
-//! State shared by all connections: the namespace registry, counters, hooks.
+//! State shared by all connections and background tasks: the namespace registry, counters,
+//! hooks, the input budget. Both the command handlers (`cmd`) and the server (`server`) use
+//! it; it uses neither.
+
+mod feed;
+mod handle;
+mod loading;
+mod pace;
+mod tally;
+
+pub use feed::{Feed, Listener};
+pub use handle::NsHandle;
+pub use loading::{LOADING_ERROR, Loading};
+pub use pace::IoPace;
+pub use tally::{Stats, Tally};
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -10,8 +24,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::RwLock;
 use tokio::sync::{Notify, Semaphore};
 
-use super::Feed;
-
 use crate::config::Config;
 use crate::engine::{Namespace, OpenError, ReadCache};
 use crate::format::Descriptor;
@@ -21,182 +33,6 @@ use crate::storage::Storage;
 /// Name of the namespace every client starts in.
 pub const DEFAULT_NS: &[u8] = b"default";
 
-/// One namespace as the server holds it.
-pub struct NsHandle {
-    /// The engine object; reads share the lock, writes take it exclusively.
-    pub ns: RwLock<Namespace>,
-    /// Set by NSDEL: clients still attached get an error and are disconnected.
-    pub removed: AtomicBool,
-    /// Commands executed in this namespace (for WAIT): (client id, command name).
-    pub events: Feed<(u64, &'static str)>,
-    /// A compaction is running.
-    pub compacting: AtomicBool,
-    /// Writers hold it shared; a blocking `jump-index` hook holds it exclusively, so only
-    /// writers of this namespace wait for the hook (0-db stops the whole server).
-    pub hook_gate: tokio::sync::RwLock<()>,
-}
-
-impl NsHandle {
-    /// Compact every closed file pair with dead entries, one at a time, holding the exclusive
-    /// lock only while each rewritten pair is swapped in. `None` if one is already running.
-    pub fn compact(&self) -> Option<Result<crate::engine::CompactStats, crate::engine::OpenError>> {
-        if self.compacting.swap(true, Ordering::SeqCst) {
-            return None;
-        }
-        let result = (|| {
-            let mut total = crate::engine::CompactStats::default();
-            let files = self.ns.read().compactable_files();
-            for file in files {
-                let plan = self.ns.read().compact_plan(file);
-                let Some(plan) = plan else { continue };
-                let built = plan.build()?;
-                let stats = self.ns.write().compact_commit(built)?;
-                total.files += stats.files;
-                total.reclaimed += stats.reclaimed;
-            }
-            Ok(total)
-        })();
-        self.compacting.store(false, Ordering::SeqCst);
-        Some(result)
-    }
-
-    /// fsync the namespace, then save its key map snapshot if one is wanted (`when` names the
-    /// occasion in the log). Readers wait only for the fsync; writers until the map is out.
-    pub fn sync_and_snapshot(&self, when: &str) {
-        let mut ns = self.ns.write();
-        let name = String::from_utf8_lossy(ns.name()).into_owned();
-        if let Err(e) = ns.sync_now() {
-            tracing::error!(namespace = %name, error = %e, "{when}: sync failed");
-            return;
-        }
-        let ns = parking_lot::RwLockWriteGuard::downgrade(ns);
-        let t = std::time::Instant::now();
-        match ns.save_snapshot() {
-            Ok(true) => tracing::info!(
-                namespace = %name,
-                keys = ns.entries(),
-                ms = t.elapsed().as_millis() as u64,
-                "{when}: key map snapshot saved"
-            ),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(
-                namespace = %name,
-                error = %e,
-                "{when}: key map snapshot not saved (the next start replays the index)"
-            ),
-        }
-    }
-
-    fn new(ns: Namespace) -> Arc<Self> {
-        Arc::new(Self {
-            ns: RwLock::new(ns),
-            removed: AtomicBool::new(false),
-            events: Feed::new(64),
-            compacting: AtomicBool::new(false),
-            hook_gate: tokio::sync::RwLock::new(()),
-        })
-    }
-}
-
-/// Server-wide counters reported by INFO.
-#[derive(Default)]
-pub struct Stats {
-    /// Connections accepted since boot.
-    pub clients_lifetime: AtomicU64,
-    /// Commands executed.
-    pub commands_executed: AtomicU64,
-    /// Commands that failed.
-    pub commands_failed: AtomicU64,
-    /// Commands refused for lack of rights.
-    pub commands_unauthorized: AtomicU64,
-    /// Bytes received.
-    pub network_rx: AtomicU64,
-    /// Bytes sent.
-    pub network_tx: AtomicU64,
-    /// Bytes read from data files.
-    pub data_read_bytes: AtomicU64,
-    /// Bytes written to data files.
-    pub data_write_bytes: AtomicU64,
-}
-
-/// Counts a connection keeps on its own and hands over to [`Stats`] and the metrics once per
-/// batch of requests, and before INFO. A shared counter costs a locked add per request, which
-/// waits for the CPU's store buffer to drain; three per request were measurable in a pipelined
-/// SET's profile. Atomics only so that `&Session` may cross an await: one task owns a tally,
-/// so it adds with a plain load and store. Dropping it settles it.
-pub struct Tally {
-    shared: Arc<Shared>,
-    commands: AtomicU64,
-    read_bytes: AtomicU64,
-    write_bytes: AtomicU64,
-}
-
-impl Tally {
-    /// An empty tally for `shared`'s counters.
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Tally {
-            shared,
-            commands: AtomicU64::new(0),
-            read_bytes: AtomicU64::new(0),
-            write_bytes: AtomicU64::new(0),
-        }
-    }
-
-    fn add(counter: &AtomicU64, n: u64) {
-        counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
-    }
-
-    fn take(counter: &AtomicU64) -> u64 {
-        let n = counter.load(Ordering::Relaxed);
-        counter.store(0, Ordering::Relaxed);
-        n
-    }
-
-    /// A command ran.
-    pub fn command(&self) {
-        Self::add(&self.commands, 1);
-    }
-
-    /// A value of `n` bytes was read.
-    pub fn read(&self, n: u64) {
-        Self::add(&self.read_bytes, n);
-    }
-
-    /// A value of `n` bytes was written.
-    pub fn wrote(&self, n: u64) {
-        Self::add(&self.write_bytes, n);
-    }
-
-    /// Add everything counted so far to the shared counters.
-    pub fn settle(&self) {
-        let sh = &self.shared;
-        let commands = Self::take(&self.commands);
-        if commands > 0 {
-            sh.stats
-                .commands_executed
-                .fetch_add(commands, Ordering::Relaxed);
-        }
-        let read = Self::take(&self.read_bytes);
-        if read > 0 {
-            sh.stats.data_read_bytes.fetch_add(read, Ordering::Relaxed);
-            sh.metrics.read_bytes.inc_by(read);
-        }
-        let written = Self::take(&self.write_bytes);
-        if written > 0 {
-            sh.stats
-                .data_write_bytes
-                .fetch_add(written, Ordering::Relaxed);
-            sh.metrics.written_bytes.inc_by(written);
-        }
-    }
-}
-
-impl Drop for Tally {
-    fn drop(&mut self) {
-        self.settle();
-    }
-}
-
 /// Everything connections share.
 pub struct Shared {
     /// Validated configuration.
@@ -204,6 +40,8 @@ pub struct Shared {
     /// Disk access.
     pub storage: Arc<dyn Storage>,
     namespaces: RwLock<BTreeMap<Vec<u8>, Arc<NsHandle>>>,
+    /// Start-up progress; commands are served once it is ready.
+    pub loading: Loading,
     /// Hook runner.
     pub hooks: Hooks,
     /// Copies of commands for MIRROR clients (bounded: a slow mirror loses copies, with a notice).
@@ -228,8 +66,44 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Open every namespace under the index root (creating `default` if missing).
+    /// State for a server that has loaded nothing yet (connections get `-LOADING`):
+    /// [`Shared::load_namespaces`] then [`Loading::set_ready`] make it serve.
+    pub fn new(cfg: Config, storage: Arc<dyn Storage>) -> Arc<Shared> {
+        let budget_kib = (cfg.max_input_total / 1024).max(64 * 1024);
+        Arc::new(Shared {
+            hooks: Hooks::new(cfg.hook.clone(), cfg.zdbid.clone(), cfg.hook_timeout),
+            mirror: Feed::new(4096),
+            read_cache: ReadCache::new(cfg.read_cache).map(Arc::new),
+            cfg,
+            storage,
+            namespaces: RwLock::new(BTreeMap::new()),
+            loading: Loading::default(),
+            stats: Stats::default(),
+            metrics: crate::metrics::Metrics::default(),
+            follower: Arc::new(AtomicBool::new(false)),
+            boot_time: crate::now_secs(),
+            instance_id: nodeutil::random::hex(4),
+            input_budget: Arc::new(Semaphore::new(budget_kib)),
+            next_client: AtomicU64::new(1),
+            stop: Notify::new(),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Open every namespace under the index root (creating `default` if missing) and serve
+    /// at once: for tests and tools that need no listening while loading.
     pub fn open(cfg: Config, storage: Arc<dyn Storage>) -> Result<Arc<Shared>, OpenError> {
+        let shared = Shared::new(cfg, storage);
+        shared.load_namespaces()?;
+        shared.loading.set_ready();
+        Ok(shared)
+    }
+
+    /// Load (replay) every namespace under the index root, creating `default` if missing,
+    /// counting progress in [`Shared::loading`]; blocking: run it on a blocking thread. Stops
+    /// early (Ok) once a stop was requested.
+    pub fn load_namespaces(&self) -> Result<(), OpenError> {
+        let (cfg, storage) = (&self.cfg, &self.storage);
         for root in [&cfg.index, &cfg.data] {
             storage
                 .create_dir_all(root)
@@ -249,17 +123,22 @@ impl Shared {
             .into_iter()
             .map(std::os::unix::ffi::OsStringExt::into_vec)
             .filter(|n| !n.starts_with(b"."))
-            .filter(|n| storage.exists(&cfg.index.join(OsStr::from_bytes(n))))
+            .filter(|n| {
+                let dir = cfg.index.join(OsStr::from_bytes(n));
+                storage.exists(&dir) && is_dir(&**storage, &dir)
+            })
             .collect();
         if !names.iter().any(|n| n == DEFAULT_NS) {
             names.push(DEFAULT_NS.to_vec());
         }
-        let read_cache = ReadCache::new(cfg.read_cache).map(Arc::new);
-        let mut map = BTreeMap::new();
-        for name in names {
-            let dir = cfg.index.join(OsStr::from_bytes(&name));
-            if !is_dir(&*storage, &dir) && name != DEFAULT_NS {
-                continue;
+        let sizes: Vec<u64> = names
+            .iter()
+            .map(|n| index_bytes(&**storage, &cfg.index.join(OsStr::from_bytes(n))))
+            .collect();
+        self.loading.planned(names.len() as u64, sizes.iter().sum());
+        for (name, size) in names.into_iter().zip(sizes) {
+            if self.stopping.load(Ordering::SeqCst) {
+                return Ok(());
             }
             let started = std::time::Instant::now();
             let mut ns = Namespace::open(
@@ -272,33 +151,17 @@ impl Shared {
             if name == DEFAULT_NS {
                 ns.maxsize_override = cfg.maxsize;
             }
-            ns.set_read_cache(read_cache.clone());
+            ns.set_read_cache(self.read_cache.clone());
             tracing::info!(
                 namespace = %String::from_utf8_lossy(&name),
                 entries = ns.entries(),
                 ms = started.elapsed().as_millis() as u64,
                 "namespace loaded"
             );
-            map.insert(name, NsHandle::new(ns));
+            self.namespaces.write().insert(name, NsHandle::new(ns));
+            self.loading.loaded(size);
         }
-        let budget_kib = (cfg.max_input_total / 1024).max(64 * 1024);
-        Ok(Arc::new(Shared {
-            hooks: Hooks::new(cfg.hook.clone(), cfg.zdbid.clone()),
-            mirror: Feed::new(4096),
-            cfg,
-            storage,
-            namespaces: RwLock::new(map),
-            stats: Stats::default(),
-            metrics: crate::metrics::Metrics::default(),
-            follower: Arc::new(AtomicBool::new(false)),
-            boot_time: crate::now_secs(),
-            instance_id: hex::encode(rand::random::<[u8; 4]>()),
-            input_budget: Arc::new(Semaphore::new(budget_kib)),
-            read_cache,
-            next_client: AtomicU64::new(1),
-            stop: Notify::new(),
-            stopping: AtomicBool::new(false),
-        }))
+        Ok(())
     }
 
     /// A namespace by name.
@@ -436,6 +299,26 @@ impl Shared {
         }
     }
 
+    /// The Prometheus text, with every namespace's gauges read now.
+    pub fn metrics_text(&self) -> String {
+        let samples: Vec<crate::metrics::NamespaceSample> = self
+            .names()
+            .into_iter()
+            .filter_map(|name| {
+                let h = self.get(&name)?;
+                let ns = h.ns.read();
+                Some(crate::metrics::NamespaceSample {
+                    name: String::from_utf8_lossy(&name).into_owned(),
+                    entries: ns.entries(),
+                    data_bytes: ns.data_size_bytes(),
+                    dead_bytes: ns.dead_bytes(),
+                    compacting: h.compacting.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
+        self.metrics.render(samples)
+    }
+
     /// The password that guards a namespace (the admin password on `default` with --protect).
     pub fn password_of(&self, ns: &Namespace) -> Option<Vec<u8>> {
         if ns.name() == DEFAULT_NS && self.cfg.protect {
@@ -461,4 +344,24 @@ fn unreachable_default() -> Arc<NsHandle> {
 
 fn is_dir(storage: &dyn Storage, path: &Path) -> bool {
     storage.list_dir(path).is_ok()
+}
+
+/// Bytes of the index files `iN` in a namespace's index folder (what loading replays).
+fn index_bytes(storage: &dyn Storage, dir: &Path) -> u64 {
+    storage
+        .list_dir(dir)
+        .unwrap_or_default()
+        .iter()
+        .filter(|n| {
+            n.to_str()
+                .and_then(|n| n.strip_prefix('i'))
+                .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|n| {
+            storage
+                .open(&dir.join(n), crate::storage::OpenMode::ReadOnly)
+                .and_then(|f| f.len())
+                .ok()
+        })
+        .sum()
 }
