@@ -98,7 +98,7 @@ pub fn default_bin(name: &str) -> PathBuf {
 }
 
 fn folder(path: &Path) -> Result<(), DaemonError> {
-    crate::fsutil::create_private_dir(path).map_err(|source| DaemonError::Folder {
+    nodeutil::fs::create_private_dir(path).map_err(|source| DaemonError::Folder {
         path: path.to_path_buf(),
         source,
     })

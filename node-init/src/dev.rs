@@ -38,7 +38,7 @@ pub fn write_config(node_dir: &Path, node_id: &str, dev: bool) -> std::io::Resul
     cfg["node_id"] = node_id.into();
     if dev {
         let disks_dir = node_dir.join("disks");
-        crate::fsutil::create_private_dir(&disks_dir)?;
+        nodeutil::fs::create_private_dir(&disks_dir)?;
         if !cfg["disks"].is_array() {
             cfg["disks"] = json!([]);
         }
@@ -57,9 +57,7 @@ pub fn write_config(node_dir: &Path, node_id: &str, dev: bool) -> std::io::Resul
         }
     }
     if old.as_ref() != Some(&cfg) {
-        let text = serde_json::to_vec_pretty(&cfg).map_err(std::io::Error::other)?;
-        crate::fsutil::atomic_write(&path, &text)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        nodeutil::fs::write_json(&path, &cfg)?;
     }
     Ok(path)
 }

@@ -18,7 +18,6 @@ pub mod config;
 pub mod daemon;
 pub mod disk;
 mod error;
-pub mod fsutil;
 pub mod node;
 pub mod policy;
 pub mod pool;

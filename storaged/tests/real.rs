@@ -1,5 +1,5 @@
 //! End-to-end tests on real loop devices, btrfs and zdb servers, through the daemon's bus API.
-#![allow(clippy::unwrap_used, reason = "tests")]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 
@@ -584,12 +584,7 @@ async fn after_a_reboot_everything_is_adopted_and_nothing_reformatted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_classes_are_measured_persisted_and_overridable() {
     let Some(()) = require() else { return };
-    if !std::path::Path::new("/dev/fuse").exists() {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "needs /dev/fuse"
-        );
-        eprintln!("SKIPPED: needs /dev/fuse");
+    if nodeutil::skip::unless(std::path::Path::new("/dev/fuse").exists(), "/dev/fuse") {
         return;
     }
     // Two disks without a class in the config: a plain image (reads at page-cache speed) and

@@ -67,10 +67,9 @@ pub fn ensure_layout(sys: &dyn System, spec: &ZdbSpec) -> Result<(), crate::Erro
     }
     let f = spec.admin_file();
     if !f.exists() {
-        let pw =
-            crate::fsutil::random_hex(24).map_err(crate::Error::io("random", "/dev/urandom"))?;
-        crate::fsutil::write_atomic(&f, format!("{pw}\n").as_bytes(), 0o600)
-            .map_err(crate::Error::state(&f))?;
+        let pw = nodeutil::random::hex(24);
+        nodeutil::fs::write_durable(&f, format!("{pw}\n").as_bytes(), 0o600)
+            .map_err(|e| crate::Error::state(&f)(e.into()))?;
     }
     Ok(())
 }
@@ -203,8 +202,8 @@ impl ZdbProc {
             .spawn()
             .map_err(|e| io_err(&disk, &format!("spawn {}", spec.binary.display()), e))?;
         let pid = child.id();
-        crate::fsutil::write_atomic(&spec.pid_file(), format!("{pid}\n").as_bytes(), 0o644)
-            .map_err(|e| io_err(&disk, "write pid file", e))?;
+        nodeutil::fs::write_durable(&spec.pid_file(), format!("{pid}\n").as_bytes(), 0o644)
+            .map_err(|e| io_err(&disk, "write pid file", e.into()))?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {

@@ -5,7 +5,11 @@
 //! loop devices and removes it, also when the test fails. Leftovers of dead runs (folders whose
 //! pid is gone) are swept at start. Without root, btrfs-progs, loop devices or the zdb binary,
 //! tests skip with a message, but fail when `CI=true`.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 pub mod slowdisk;
 
@@ -17,21 +21,6 @@ use std::time::{Duration, Instant};
 pub const PREFIX: &str = "sdt-";
 pub const MIB: u64 = 1 << 20;
 static SEQ: AtomicU32 = AtomicU32::new(0);
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        .unwrap_or(false)
-}
-
-fn in_path(bin: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).exists()))
-        .unwrap_or(false)
-}
 
 /// The zdb binary: `$ZDB_BIN` or the workspace's `target/debug/zdb`.
 pub fn zdb_bin() -> PathBuf {
@@ -48,11 +37,11 @@ pub fn zdb_bin() -> PathBuf {
 /// `Some(())` when the real-system tests can run; otherwise skips (or panics under CI=true).
 pub fn require() -> Option<()> {
     let mut missing = Vec::new();
-    if !is_root() {
+    if !nodeutil::skip::is_root() {
         missing.push("root".to_string());
     }
     for b in ["mkfs.btrfs", "btrfs", "losetup", "chattr"] {
-        if !in_path(b) {
+        if !nodeutil::skip::has_tool(b) {
             missing.push(format!(
                 "{b} (apt-get install btrfs-progs util-linux e2fsprogs)"
             ));
@@ -70,15 +59,8 @@ pub fn require() -> Option<()> {
     if !zdb_bin().exists() {
         missing.push(format!("{} (cargo build -p zdb)", zdb_bin().display()));
     }
-    if missing.is_empty() {
-        return Some(());
-    }
     let msg = format!("real-system test needs: {}", missing.join(", "));
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
+    (!nodeutil::skip::unless(missing.is_empty(), &msg)).then_some(())
 }
 
 fn pids_using(dir: &Path) -> Vec<u32> {
