@@ -28,6 +28,10 @@ pub struct Cli {
     /// Log more.
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// Log format: auto (colour on a terminal), plain, color or json; default from
+    /// ZOS_LOG_FORMAT, else auto.
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<nodeutil::log::LogFormat>,
     /// Subcommand; none runs the daemon.
     #[command(subcommand)]
     pub command: Option<Command>,

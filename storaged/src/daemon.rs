@@ -34,6 +34,7 @@ pub async fn run(
         }
     }
     let listener = bus::bind(&paths.socket()).await?;
+    tracing::info!(socket = %paths.socket().display(), root = %paths.root.display(), "storaged serving");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut srv_rx = stop_rx.clone();
     let serve = tokio::spawn(server.serve(listener, async move {

@@ -34,12 +34,16 @@ struct Cli {
     /// First retry delay for failed workloads, in milliseconds
     #[arg(long, default_value_t = 1000)]
     retry_base_ms: u64,
+    /// Log format: auto (colour on a terminal), plain, color or json; default from
+    /// ZOS_LOG_FORMAT, else auto. storaged and computed log plain (json if json) into their files.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<nodeutil::log::LogFormat>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    bus::daemon::init_logging(false);
     let cli = Cli::parse();
+    nodeutil::log::init(false, cli.log_format);
     let (node_dir, dev) = match (cli.dev, cli.node) {
         (Some(d), _) => (d, true),
         (None, Some(n)) => (n, false),

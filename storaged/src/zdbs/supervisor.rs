@@ -193,6 +193,8 @@ impl ZdbProc {
             .arg(spec.port.to_string())
             .env_remove("ZDB_ADMIN")
             .env_remove("RUST_BACKTRACE")
+            // Its output goes to zdb.log: plain text (or JSON when storaged logs JSON).
+            .env(nodeutil::log::ENV, nodeutil::log::for_children())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
