@@ -14,7 +14,7 @@
 pub mod slowdisk;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -63,25 +63,6 @@ pub fn require() -> Option<()> {
     (!nodeutil::skip::unless(missing.is_empty(), &msg)).then_some(())
 }
 
-fn pids_using(dir: &Path) -> Vec<u32> {
-    let needle = dir.as_os_str().as_encoded_bytes().to_vec();
-    let me = std::process::id();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if cmd.windows(needle.len()).any(|w| w == needle.as_slice()) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 /// Tears down everything a test created under `dir`.
 pub fn cleanup(dir: &Path) {
     power_off(dir);
@@ -91,47 +72,8 @@ pub fn cleanup(dir: &Path) {
 /// What a reboot does to a test world: processes gone, pools unmounted, loop devices detached
 /// (files stay).
 pub fn power_off(dir: &Path) {
-    for pid in pids_using(dir) {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(pid.to_string())
-            .status();
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut targets: Vec<PathBuf> = storaged::system::parse_mountinfo(&mounts)
-        .into_iter()
-        .map(|m| m.target)
-        .filter(|t| t.starts_with(dir))
-        .collect();
-    targets.sort_by_key(|t| std::cmp::Reverse(t.as_os_str().len()));
-    for t in targets {
-        let ok = Command::new("umount")
-            .arg(&t)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&t).status();
-        }
-    }
-    for e in std::fs::read_dir("/sys/block")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("loop") {
-            continue;
-        }
-        let backing =
-            std::fs::read_to_string(e.path().join("loop/backing_file")).unwrap_or_default();
-        if Path::new(backing.trim()).starts_with(dir) {
-            let _ = Command::new("losetup")
-                .arg("-d")
-                .arg(format!("/dev/{name}"))
-                .status();
-        }
+    if let Err(e) = nodeutil::teardown::release(dir, Duration::ZERO) {
+        eprintln!("cleaning up {}: {e}", dir.display());
     }
 }
 
