@@ -1,5 +1,10 @@
 //! What node-init prepares for the storaged it starts: the storaged config (`<node>/storaged.json`)
-//! and, in dev mode, sparse disk images in `<node>/disks`.
+//! and, in dev mode, sparse disk images in `<node>/disks`; and removing a dev node again
+//! ([`destroy`]).
+
+mod destroy;
+
+pub use destroy::{DestroyError, Destroyed, destroy};
 
 use serde_json::{Value, json};
 use std::net::{Ipv4Addr, TcpListener};
@@ -76,7 +81,7 @@ fn free_base_port(node_dir: &Path) -> u16 {
 
 #[cfg(test)]
 mod test {
-    #![allow(clippy::unwrap_used)]
+    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
