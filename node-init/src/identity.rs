@@ -97,7 +97,7 @@ impl NodeIdentity {
 
 #[cfg(test)]
 mod test {
-    #![allow(clippy::unwrap_used)]
+    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     #[test]
