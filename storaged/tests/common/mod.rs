@@ -13,10 +13,14 @@
 
 pub mod slowdisk;
 
+use bus::ErrorCode;
+use bus::api::Secret;
+use bus::api::storage::{AllocateZdb, ZdbAllocate, ZdbMode, ZdbNamespace};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use storaged::node::{ListPools, PoolList};
 
 pub const PREFIX: &str = "sdt-";
 pub const MIB: u64 = 1 << 20;
@@ -200,7 +204,7 @@ impl Env {
             .spawn()
             .unwrap();
         self.daemon = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(h) = self.client().health().await
                 && h.status != bus::api::health::HealthStatus::Starting
@@ -281,4 +285,46 @@ pub fn redis_ns(
     }
     sel.query::<()>(&mut con)?;
     Ok(con)
+}
+
+/// Allocates a user-mode namespace.
+pub async fn alloc(
+    env: &Env,
+    name: &str,
+    size: u64,
+    pw: Option<&str>,
+) -> Result<ZdbNamespace, bus::BusError> {
+    env.client()
+        .call::<AllocateZdb>(&ZdbAllocate {
+            name: name.into(),
+            size,
+            mode: ZdbMode::User,
+            password: pw.map(|p| Secret(p.into())),
+            public: false,
+        })
+        .await
+}
+
+/// The bus error code of a refused call.
+pub fn code(e: &bus::BusError) -> Option<ErrorCode> {
+    e.remote().map(|r| r.code)
+}
+
+/// storaged's pool list.
+pub async fn pools(env: &Env) -> PoolList {
+    env.client()
+        .call::<ListPools>(&bus::api::Empty {})
+        .await
+        .expect("pool list")
+}
+
+/// The pid of `disk`'s zdb server once it serves (with its namespaces' state re-applied).
+pub async fn zdb_pid(env: &Env, disk: &str) -> Option<u32> {
+    let z = pools(env)
+        .await
+        .pools
+        .into_iter()
+        .find(|p| p.name == disk)?
+        .zdb?;
+    (z.state == storaged::zdbs::ZdbState::Up).then_some(z.pid?)
 }
