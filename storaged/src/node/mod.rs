@@ -308,7 +308,7 @@ impl Storage {
         let procs: Vec<ZdbProc> =
             self.with_state(|st| st.disks.values_mut().filter_map(|d| d.zdb.take()).collect());
         for z in procs {
-            z.stop(self.sys().as_ref()).await;
+            z.stop(self.sys()).await;
         }
     }
 }

@@ -139,7 +139,7 @@ impl Storage {
                 why = reason;
             }
             tracing::warn!(disk, pid = z.pid, reason = %why, "zdb down, restarting");
-            z.stop(self.sys().as_ref()).await;
+            z.stop(self.sys()).await;
         }
         let in_use = why.contains("in use");
         self.run_failed(disk, why, in_use).await;

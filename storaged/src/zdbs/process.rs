@@ -17,6 +17,7 @@ use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How to run the zdb server of one pool.
@@ -304,7 +305,7 @@ impl ZdbProc {
     }
 
     /// Stops it (SIGTERM, SIGKILL after 5 s) and reaps it. Waits: call it off any lock.
-    pub async fn stop(mut self, sys: &dyn System) {
+    pub async fn stop(mut self, sys: Arc<dyn System>) {
         terminate(sys, self.pid, &self.spec.socket).await;
         if let Some(mut c) = self.child.take() {
             // Gone after SIGKILL at the latest; try_wait until reaped so no thread blocks.
@@ -318,16 +319,23 @@ impl ZdbProc {
     }
 }
 
-/// SIGTERM, then SIGKILL once 5 s have passed.
-pub async fn terminate(sys: &dyn System, pid: u32, socket: &Path) {
-    let _ = sys.kill(pid, "TERM");
+/// SIGTERM, then SIGKILL once 5 s have passed (signals sent from a blocking thread: the
+/// system's `kill` may run a command).
+pub async fn terminate(sys: Arc<dyn System>, pid: u32, socket: &Path) {
+    let signal = |sig: &'static str| {
+        let sys = sys.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = sys.kill(pid, sig);
+        })
+    };
+    let _ = signal("TERM").await;
     for _ in 0..50 {
         if !runs_zdb(pid, socket) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = sys.kill(pid, "KILL");
+    let _ = signal("KILL").await;
 }
 
 /// A figure that grows while process `pid` works: CPU ticks plus bytes it read and wrote
@@ -376,6 +384,47 @@ mod test {
         };
         let shown = format!("{p:?} {:?}", p.endpoint());
         assert!(!shown.contains("0123456789abcdef-admin"), "{shown}");
+    }
+
+    /// A zdb stand-in on a unix socket: answers each request with the next of `replies`.
+    async fn fake_zdb(socket: &Path, replies: &'static [&'static str]) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::UnixListener::bind(socket).unwrap_or_else(|e| panic!("bind: {e}"));
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = l.accept().await {
+                let mut buf = [0u8; 256];
+                for r in replies {
+                    if c.read(&mut buf).await.unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let _ = c.write_all(r.as_bytes()).await;
+                }
+            }
+        });
+    }
+
+    #[tokio::test]
+    async fn a_loading_answer_is_told_apart_from_silence() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let endpoint = |name: &str| Endpoint {
+            socket: d.path().join(name),
+            password: Secret("pw".into()),
+        };
+        fake_zdb(&d.path().join("loading.sock"), &["-LOADING namespace 3/7\r\n"]).await;
+        fake_zdb(&d.path().join("late.sock"), &["+OK\r\n", "-LOADING 10%\r\n"]).await;
+        fake_zdb(&d.path().join("up.sock"), &["+OK\r\n", "+PONG\r\n"]).await;
+        fake_zdb(&d.path().join("refuses.sock"), &["-Access denied\r\n"]).await;
+        assert_eq!(
+            endpoint("loading.sock").probe().await,
+            Answer::Loading("LOADING namespace 3/7".into())
+        );
+        assert_eq!(
+            endpoint("late.sock").probe().await,
+            Answer::Loading("LOADING 10%".into())
+        );
+        assert_eq!(endpoint("up.sock").probe().await, Answer::Up);
+        assert!(matches!(endpoint("refuses.sock").probe().await, Answer::Silent(_)));
+        assert!(matches!(endpoint("absent.sock").probe().await, Answer::Silent(_)));
     }
 
     #[test]
