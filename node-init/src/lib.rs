@@ -7,7 +7,6 @@ pub mod blueprint;
 pub mod daemon;
 pub mod dev;
 pub mod engine;
-pub mod fsutil;
 pub mod handlers;
 pub mod identity;
 pub mod jcs;

@@ -1,5 +1,10 @@
 //! What node-init prepares for the storaged it starts: the storaged config (`<node>/storaged.json`)
-//! and, in dev mode, sparse disk images in `<node>/disks`.
+//! and, in dev mode, sparse disk images in `<node>/disks`; and removing a dev node again
+//! ([`destroy`]).
+
+mod destroy;
+
+pub use destroy::{DestroyError, Destroyed, destroy};
 
 use serde_json::{Value, json};
 use std::net::{Ipv4Addr, TcpListener};
@@ -38,7 +43,7 @@ pub fn write_config(node_dir: &Path, node_id: &str, dev: bool) -> std::io::Resul
     cfg["node_id"] = node_id.into();
     if dev {
         let disks_dir = node_dir.join("disks");
-        crate::fsutil::create_private_dir(&disks_dir)?;
+        nodeutil::fs::create_private_dir(&disks_dir)?;
         if !cfg["disks"].is_array() {
             cfg["disks"] = json!([]);
         }
@@ -57,9 +62,7 @@ pub fn write_config(node_dir: &Path, node_id: &str, dev: bool) -> std::io::Resul
         }
     }
     if old.as_ref() != Some(&cfg) {
-        let text = serde_json::to_vec_pretty(&cfg).map_err(std::io::Error::other)?;
-        crate::fsutil::atomic_write(&path, &text)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        nodeutil::fs::write_json(&path, &cfg)?;
     }
     Ok(path)
 }
@@ -78,7 +81,7 @@ fn free_base_port(node_dir: &Path) -> u16 {
 
 #[cfg(test)]
 mod test {
-    #![allow(clippy::unwrap_used)]
+    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
