@@ -21,7 +21,7 @@ use common::{Desc, fails, ok};
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/rfs-fl");
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rfs-fl");
 const PREFIX: &str = "/tmp/flist-rfs-test";
 
 fn fixture() -> PathBuf {
