@@ -2,8 +2,8 @@
 //! worker threads, one fetch per block however many readers wait for it, and three
 //! priorities (demand reads, read-ahead, prefetch lists).
 //!
-//! A block is verified against its id and decoded before anyone sees it (see
-//! [`crate::blocks::decode`]); a failure is returned to every waiter and is not remembered,
+//! A block is verified against its id and decoded before anyone sees it (by the image's
+//! [`BlockCodec`]); a failure is returned to every waiter and is not remembered,
 //! so the next read tries again (a store that comes back serves again).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -12,9 +12,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::cache::{BlockLock, DiskCache, Lookup};
-use super::log;
-use crate::blocks::decode;
-use crate::format::{BlockRef, Hash, Params, hex};
+use super::log::log;
+use crate::codec::BlockCodec;
+use crate::format::{BlockRef, Hash, hex};
 use crate::store::{Store, StoreError};
 
 /// Why a block could not be had. Every variant reads as EIO through the mount.
@@ -22,13 +22,28 @@ use crate::store::{Store, StoreError};
 pub enum FetchError {
     /// The store could not be reached or answered with an error.
     #[error("block {id}: store unavailable: {msg}")]
-    Unavailable { id: String, msg: String },
+    Unavailable {
+        /// The block id (hex).
+        id: String,
+        /// The store's answer.
+        msg: String,
+    },
     /// The store does not hold the block.
     #[error("block {id}: missing from the store: {msg}")]
-    Missing { id: String, msg: String },
+    Missing {
+        /// The block id (hex).
+        id: String,
+        /// The store's answer.
+        msg: String,
+    },
     /// The store's bytes do not match the id, or do not decode.
     #[error("block {id}: rejected: {msg}")]
-    Corrupt { id: String, msg: String },
+    Corrupt {
+        /// The block id (hex).
+        id: String,
+        /// What did not check.
+        msg: String,
+    },
     /// The fetcher is shutting down.
     #[error("fetcher stopped")]
     Stopped,
@@ -37,8 +52,11 @@ pub enum FetchError {
 /// Priority of a fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
+    /// A reader waits for it.
     Demand = 0,
+    /// Ahead of a sequential reader.
     ReadAhead = 1,
+    /// From a prefetch list.
     Prefetch = 2,
 }
 
@@ -97,11 +115,17 @@ impl Lru {
 /// Counters (for logs and tests).
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Blocks served from the memory LRU.
     pub mem_hits: AtomicU64,
+    /// Blocks served from the disk cache.
     pub disk_hits: AtomicU64,
+    /// Blocks fetched from the store.
     pub store_fetches: AtomicU64,
+    /// Stored bytes fetched.
     pub store_bytes: AtomicU64,
+    /// Fetches that failed.
     pub errors: AtomicU64,
+    /// Cache files that failed their check.
     pub corrupt_cache: AtomicU64,
 }
 
@@ -112,7 +136,7 @@ struct Queues {
 
 struct Inner {
     store: Arc<dyn Store>,
-    params: Params,
+    codec: Arc<dyn BlockCodec>,
     cache: Option<DiskCache>,
     mem: Mutex<Lru>,
     inflight: Mutex<HashMap<Hash, Arc<Slot>>>,
@@ -138,14 +162,14 @@ impl Fetcher {
     /// Start `workers` fetch threads. `mem_bytes` bounds the memory LRU.
     pub fn new(
         store: Arc<dyn Store>,
-        params: Params,
+        codec: Arc<dyn BlockCodec>,
         cache: Option<DiskCache>,
         workers: usize,
         mem_bytes: u64,
     ) -> std::io::Result<Self> {
         let inner = Arc::new(Inner {
             store,
-            params,
+            codec,
             cache,
             mem: Mutex::new(Lru {
                 map: HashMap::new(),
@@ -176,10 +200,12 @@ impl Fetcher {
         Ok(Fetcher { inner, workers: ws })
     }
 
+    /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
     }
 
+    /// The disk cache, if any.
     pub fn cache(&self) -> Option<&DiskCache> {
         self.inner.cache.as_ref()
     }
@@ -432,7 +458,7 @@ fn fetch_store(i: &Inner, b: &BlockRef) -> Res {
     i.stats
         .store_bytes
         .fetch_add(stored.len() as u64, Ordering::Relaxed);
-    let plain = match decode(&stored, b, &i.params) {
+    let plain = match i.codec.decode(&stored, b) {
         Ok(p) => p,
         Err(e) => {
             i.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -463,7 +489,6 @@ fn get_with_retry(i: &Inner, b: &BlockRef) -> Result<Vec<u8>, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

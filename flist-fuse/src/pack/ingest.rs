@@ -13,8 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use super::tree::NodeId;
-use crate::blocks;
 use crate::chunk;
+use crate::codec::flist as blocks;
 use crate::error::{Error, Result};
 use crate::format::{BlockRef, Hash, Params};
 use crate::store::{Store, StoreError};
@@ -56,11 +56,13 @@ pub struct Ingest {
     worker: Option<JoinHandle<std::result::Result<Out, WorkerError>>>,
     batch: Batch,
     batch_bytes: usize,
+    /// The progress bar (hidden unless asked for).
     pub progress: ProgressBar,
     store_url: String,
 }
 
 impl Ingest {
+    /// Start the store worker; blocks go to `store`, encoded with `params`.
     pub fn new(store: Arc<dyn Store>, params: Params, progress: bool) -> Self {
         let (tx, rx) = sync_channel::<Batch>(2);
         let store_url = store.url();

@@ -7,7 +7,9 @@ use crate::format::{
     S_IFSOCK, XattrRef,
 };
 
+/// Index of a node in [`Tree::nodes`].
 pub type NodeId = usize;
+/// The root folder's node.
 pub const ROOT: NodeId = 0;
 
 /// Metadata of a node.
@@ -15,28 +17,46 @@ pub const ROOT: NodeId = 0;
 pub struct Meta {
     /// Permission bits incl. setuid/setgid/sticky (no file type).
     pub mode: u32,
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
+    /// Modification time, seconds.
     pub mtime_sec: i64,
+    /// Modification time, nanoseconds.
     pub mtime_nsec: u32,
+    /// Extended attributes by name.
     pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 /// What a node is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
+    /// A folder: its entries by name.
     Dir(BTreeMap<Vec<u8>, NodeId>),
-    File { size: u64 },
+    /// A regular file (content goes to the store as it is read).
+    File {
+        /// Bytes of content.
+        size: u64,
+    },
+    /// A symbolic link and its target.
     Symlink(Vec<u8>),
+    /// A character device and its number.
     Char(u64),
+    /// A block device and its number.
     Block(u64),
+    /// A named pipe.
     Fifo,
+    /// A socket.
     Socket,
 }
 
+/// One file, folder or other entry (hard links share one).
 #[derive(Debug, Clone)]
 pub struct Node {
+    /// Owner, mode, times, attributes.
     pub meta: Meta,
+    /// What it is.
     pub kind: Kind,
     /// The image layer that last wrote the node (0 for plain sources).
     pub layer: u32,
@@ -45,6 +65,7 @@ pub struct Node {
 /// A tree of nodes; hard links are several entries naming one node.
 #[derive(Debug, Clone)]
 pub struct Tree {
+    /// All nodes; the root is [`ROOT`].
     pub nodes: Vec<Node>,
 }
 

@@ -1,5 +1,9 @@
 //! Shared helpers of the integration tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each uses a part"
+)]
+#![expect(clippy::unwrap_used, reason = "tests: a failed step fails the test")]
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
@@ -22,6 +26,22 @@ pub fn run(args: &[&OsStr]) -> Output {
         .args(args)
         .output()
         .expect("run flist")
+}
+
+/// Run the CLI with `stdin` as its standard input.
+pub fn run_stdin(args: &[&OsStr], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut c = Command::new(flist())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run flist");
+    if let Some(mut i) = c.stdin.take() {
+        let _ = i.write_all(stdin);
+    }
+    c.wait_with_output().expect("wait for flist")
 }
 
 #[macro_export]
@@ -59,15 +79,7 @@ pub fn is_root() -> bool {
 
 /// True when the test must be skipped for lack of root (never under CI=true).
 pub fn skip_without_root() -> bool {
-    if is_root() {
-        return false;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "this test needs root under CI"
-    );
-    eprintln!("skipping: needs root");
-    true
+    nodeutil::skip::unless(is_root(), "root")
 }
 
 pub fn tmp() -> tempfile::TempDir {
@@ -337,4 +349,29 @@ pub fn pack(src: &Path, store: &str, out: &Path) -> String {
     ]))
     .trim()
     .to_string()
+}
+
+/// A small image: `d/f` (2.5 MB of noise) and `g`, packed into `T/store` as `T/i.fl`;
+/// returns (source, store, flist).
+pub fn small_image(t: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let src = t.join("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("d/f"), noise(2_500_000, 9)).unwrap();
+    std::fs::write(src.join("g"), b"small").unwrap();
+    let sp = t.join("store");
+    let fl = t.join("i.fl");
+    pack(&src, &format!("dir://{}", sp.display()), &fl);
+    (src, sp, fl)
+}
+
+/// Every block file of a dir store, sorted.
+pub fn block_files(store: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for s in std::fs::read_dir(store).unwrap() {
+        for f in std::fs::read_dir(s.unwrap().path()).unwrap() {
+            v.push(f.unwrap().path());
+        }
+    }
+    v.sort();
+    v
 }

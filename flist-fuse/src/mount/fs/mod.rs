@@ -8,13 +8,16 @@
 //! kernel then opens files without a round trip, keeps their page cache
 //! (`FOPEN_KEEP_CACHE`) and sends no `release`/`flush` either. A warm tree is then served
 //! from the kernel's caches alone. Read-ahead state is kept per inode.
+//!
+//! Modules: [`attr`] (what the kernel sees of an inode), [`read`] (the read path).
 
-use std::collections::HashMap;
+pub mod attr;
+pub mod read;
+
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     AccessFlags, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
@@ -24,74 +27,24 @@ use fuser::{
 };
 
 use super::errno::{FsError, errno};
-use super::fetch::{Fetcher, Priority};
+use super::fetch::Fetcher;
 use super::prefetch::Recorder;
-use crate::format::{
-    BlockRef, Flist, Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK,
-};
-
-/// Entry and attribute timeout: the image never changes.
-pub const TTL: Duration = Duration::from_secs(365 * 24 * 3600);
-/// Most blocks read ahead of a sequential reader.
-const MAX_READAHEAD_BLOCKS: usize = 16;
-
-/// Per-inode read state (sequential detection for read-ahead).
-#[derive(Debug, Default, Clone, Copy)]
-struct Handle {
-    /// End offset of the last read.
-    next: u64,
-    /// Consecutive sequential reads.
-    streak: u32,
-    /// Highest block index already queued for read-ahead.
-    ahead: usize,
-}
-
-/// The bytes of a read: a slice of one cached block, or assembled from several.
-enum ReadOut {
-    Shared(Arc<Vec<u8>>, std::ops::Range<usize>),
-    Owned(Vec<u8>),
-}
+use crate::format::{Flist, Inode, S_IFREG};
+use attr::{TTL, attr, kind};
+use read::{ReadOut, Reader};
 
 /// The filesystem.
 pub struct FlistFs {
     fl: Arc<Flist>,
-    fetch: Arc<Fetcher>,
-    recorder: Option<Arc<Recorder>>,
-    handles: Mutex<HashMap<u64, Handle>>,
+    reader: Reader,
     next_fh: AtomicU64,
     content_bytes: u64,
     /// Answer `open` with ENOSYS (kernel-side opens); false keeps classic open/release.
     pub no_open: bool,
 }
 
-fn kind(mode: u32) -> FileType {
-    match mode & crate::format::S_IFMT {
-        S_IFDIR => FileType::Directory,
-        S_IFLNK => FileType::Symlink,
-        S_IFCHR => FileType::CharDevice,
-        S_IFBLK => FileType::BlockDevice,
-        S_IFIFO => FileType::NamedPipe,
-        S_IFSOCK => FileType::Socket,
-        S_IFREG => FileType::RegularFile,
-        _ => FileType::RegularFile,
-    }
-}
-
-/// The kernel's `new_encode_dev` of a userspace `dev_t`.
-fn kernel_dev(rdev: u64) -> u32 {
-    let (ma, mi) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
-    (mi & 0xff) | (ma << 8) | ((mi & !0xff) << 12)
-}
-
-fn time(sec: i64, nsec: u32) -> SystemTime {
-    if sec >= 0 {
-        UNIX_EPOCH + Duration::new(sec as u64, nsec)
-    } else {
-        UNIX_EPOCH - Duration::from_secs(sec.unsigned_abs()) + Duration::from_nanos(nsec as u64)
-    }
-}
-
 impl FlistFs {
+    /// The filesystem of `fl`, reading blocks through `fetch`, noting reads in `recorder`.
     pub fn new(fl: Arc<Flist>, fetch: Arc<Fetcher>, recorder: Option<Arc<Recorder>>) -> Self {
         let content_bytes = fl
             .inodes
@@ -100,10 +53,8 @@ impl FlistFs {
             .map(|i| i.size)
             .sum();
         FlistFs {
+            reader: Reader::new(fl.clone(), fetch, recorder),
             fl,
-            fetch,
-            recorder,
-            handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             content_bytes,
             no_open: true,
@@ -124,36 +75,6 @@ impl FlistFs {
         }
     }
 
-    fn attr(&self, n: u32, i: &Inode) -> FileAttr {
-        let t = time(i.mtime_sec, i.mtime_nsec);
-        let size = if i.is_dir() && i.size == 0 {
-            4096
-        } else {
-            i.size
-        };
-        FileAttr {
-            ino: INodeNo(n as u64 + 1),
-            size,
-            blocks: size.div_ceil(512),
-            atime: t,
-            mtime: t,
-            ctime: t,
-            crtime: t,
-            kind: kind(i.mode),
-            perm: (i.mode & 0o7777) as u16,
-            nlink: i.nlink.max(1),
-            uid: i.uid,
-            gid: i.gid,
-            rdev: if matches!(i.file_type(), S_IFCHR | S_IFBLK) {
-                kernel_dev(i.rdev)
-            } else {
-                0
-            },
-            blksize: 128 * 1024,
-            flags: 0,
-        }
-    }
-
     fn do_lookup(&self, parent: INodeNo, name: &OsStr) -> Result<FileAttr, FsError> {
         let (p, pi) = self.ino(parent)?;
         if !pi.is_dir() {
@@ -164,81 +85,7 @@ impl FlistFs {
             .lookup_in(p, name.as_bytes())
             .ok_or(FsError::NotFound)?;
         let ci = self.fl.inode(c).ok_or(FsError::NotFound)?;
-        Ok(self.attr(c, ci))
-    }
-
-    fn do_read(&self, ino: INodeNo, fh: u64, offset: u64, size: u32) -> Result<ReadOut, FsError> {
-        let (n, i) = self.ino(ino)?;
-        if i.is_dir() {
-            return Err(FsError::IsDir);
-        }
-        if !i.is_reg() {
-            return Err(FsError::Invalid);
-        }
-        if offset >= i.size || size == 0 {
-            return Ok(ReadOut::Owned(Vec::new()));
-        }
-        let end = (offset + size as u64).min(i.size);
-        let bl = self.fl.file_blocks(n);
-        let (Some(first), Some(last)) = (self.fl.block_at(n, offset), self.fl.block_at(n, end - 1))
-        else {
-            return Ok(ReadOut::Owned(Vec::new()));
-        };
-        // Read-ahead: a sequential reader gets a window doubling up to 16 blocks.
-        let window = {
-            let mut hs = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-            if hs.len() > 4096 {
-                hs.clear();
-            }
-            let h = hs.entry(fh).or_default();
-            let sequential = offset == h.next || (offset == 0 && h.next == 0);
-            h.streak = if sequential { h.streak + 1 } else { 0 };
-            h.next = end;
-            let w = if sequential {
-                (1usize << h.streak.min(5)).min(MAX_READAHEAD_BLOCKS)
-            } else {
-                0
-            };
-            let from = (last + 1).max(if sequential { h.ahead + 1 } else { 0 });
-            let to = (last + w).min(bl.len().saturating_sub(1));
-            if w > 0 && from <= to {
-                h.ahead = to;
-                Some(from..=to)
-            } else {
-                None
-            }
-        };
-        if let Some(r) = window
-            && let Some(ra) = bl.get(r)
-        {
-            self.fetch.prefetch(ra, Priority::ReadAhead);
-        }
-        let want = &bl[first..=last];
-        if let Some(rec) = &self.recorder {
-            let base = self.fl.inode(n).map(|i| i.first as usize).unwrap_or(0);
-            rec.touch_range(base + first, base + last);
-        }
-        let mut got = self.fetch.get_many(want);
-        let span = |b: &BlockRef| {
-            let s = offset.max(b.file_offset) - b.file_offset;
-            let e = end.min(b.file_offset + b.plain_len as u64) - b.file_offset;
-            s as usize..e as usize
-        };
-        if let ([b], [_]) = (want, got.as_slice()) {
-            // Within one block (the common case): answer from the block, no copy.
-            let d = got.pop().ok_or(FsError::Invalid)??;
-            let r = span(b);
-            if d.get(r.clone()).is_none() {
-                return Err(FsError::Invalid);
-            }
-            return Ok(ReadOut::Shared(d, r));
-        }
-        let mut out = Vec::with_capacity((end - offset) as usize);
-        for (b, d) in want.iter().zip(got) {
-            let d = d?;
-            out.extend_from_slice(d.get(span(b)).ok_or(FsError::Invalid)?);
-        }
-        Ok(ReadOut::Owned(out))
+        Ok(attr(c, ci))
     }
 
     fn xattr_reply(data: &[u8], size: u32, reply: ReplyXattr) {
@@ -310,7 +157,7 @@ impl Filesystem for FlistFs {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.ino(ino) {
-            Ok((n, i)) => reply.attr(&TTL, &self.attr(n, i)),
+            Ok((n, i)) => reply.attr(&TTL, &attr(n, i)),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -357,11 +204,17 @@ impl Filesystem for FlistFs {
     ) {
         // Read-ahead state per inode: with kernel-side opens every handle is 0.
         let key = if self.no_open { ino.0 } else { fh.0 };
-        match self.do_read(ino, key, offset, size) {
+        let res = self
+            .ino(ino)
+            .and_then(|(n, _)| self.reader.read(n, key, offset, size));
+        match res {
             Ok(ReadOut::Owned(d)) => reply.data(&d),
             Ok(ReadOut::Shared(d, r)) => reply.data(d.get(r).unwrap_or(&[])),
             Err(e) => {
-                super::log(&format!("read of inode {} failed: {e} (EIO)", ino.0 - 1));
+                super::log::log(&format!(
+                    "read of inode {} failed: {e} (EIO)",
+                    ino.0.saturating_sub(1)
+                ));
                 reply.error(errno(&e))
             }
         }
@@ -377,10 +230,7 @@ impl Filesystem for FlistFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh.0);
+        self.reader.release(fh.0);
         reply.ok();
     }
 
@@ -446,7 +296,7 @@ impl Filesystem for FlistFs {
         let total = children.len() as u64 + 2;
         for off in offset..total {
             let full = match off {
-                0 => reply.add(ino, 1, ".", &TTL, &self.attr(n, i), Generation(0)),
+                0 => reply.add(ino, 1, ".", &TTL, &attr(n, i), Generation(0)),
                 1 => {
                     let p = i.parent;
                     let Some(pi) = self.fl.inode(p) else { break };
@@ -455,7 +305,7 @@ impl Filesystem for FlistFs {
                         2,
                         "..",
                         &TTL,
-                        &self.attr(p, pi),
+                        &attr(p, pi),
                         Generation(0),
                     )
                 }
@@ -469,7 +319,7 @@ impl Filesystem for FlistFs {
                         k + 1,
                         OsStr::from_bytes(self.fl.name(d)),
                         &TTL,
-                        &self.attr(d.ino, ci),
+                        &attr(d.ino, ci),
                         Generation(0),
                     )
                 }
@@ -556,21 +406,5 @@ impl Filesystem for FlistFs {
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
         reply.error(errno(&FsError::ReadOnly));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dev_encoding() {
-        // /dev/null is 1:3 -> 0x103; 7:0 -> 0x700; a large minor keeps its high bits.
-        assert_eq!(kernel_dev(rustix::fs::makedev(1, 3)), 0x103);
-        assert_eq!(kernel_dev(rustix::fs::makedev(7, 0)), 0x700);
-        assert_eq!(
-            kernel_dev(rustix::fs::makedev(8, 0x1234)),
-            0x34 | (8 << 8) | (0x1200 << 12)
-        );
     }
 }
