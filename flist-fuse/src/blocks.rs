@@ -1,6 +1,7 @@
 //! The store-facing block reader of commands that read content (`cat`, `unpack`, `verify`,
 //! `convert`): fetch, check and decode with the image's codec, and map file offsets.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::codec::{self, BlockCodec};
 use crate::error::{Error, IoContext, Result};
-use crate::format::{BlockRef, Flist, hex};
+use crate::format::{BlockRef, Flist, Hash, hex};
 use crate::store::{self, Store, StoreError};
 
 /// Reads file contents of an flist from a store.
@@ -77,19 +78,63 @@ impl BlockReader {
     /// Write a whole regular file to `w`.
     pub fn copy_file(&self, fl: &Flist, ino: u32, w: &mut dyn Write, out: &Path) -> Result<()> {
         for group in fl.file_blocks(ino).chunks(8) {
-            for data in self.read_blocks(group)? {
-                w.write_all(&data).ctx(out)?;
+            for (b, data) in group.iter().zip(self.read_blocks(group)?) {
+                let bytes = data.get(b.slice()).ok_or_else(|| {
+                    self.err(b, StoreError::Decode("slice out of the block".into()))
+                })?;
+                w.write_all(bytes).ctx(out)?;
             }
         }
         Ok(())
     }
 
-    /// Check that every distinct block of the flist is present and decodes.
-    pub fn verify_all(&self, fl: &Flist) -> Result<usize> {
-        let mut seen = std::collections::HashSet::new();
+    /// Check every distinct block of the flist (all of them, whatever fails).
+    pub fn verify_all(&self, fl: &Flist) -> VerifyReport {
+        let mut seen = HashSet::new();
         let uniq: Vec<&BlockRef> = fl.blocks.iter().filter(|b| seen.insert(b.id)).collect();
-        uniq.par_iter()
-            .try_for_each(|b| self.read_block(b).map(|_| ()))?;
-        Ok(uniq.len())
+        let failed: Vec<(BlockRef, StoreError)> = uniq
+            .par_iter()
+            .filter_map(|b| {
+                let r = self.store.get(&b.id).and_then(|s| self.codec.decode(&s, b));
+                r.err().map(|e| (**b, e))
+            })
+            .collect();
+        let (bad, unreadable) = failed.into_iter().partition(|(_, e)| {
+            matches!(
+                e,
+                StoreError::NotFound { .. } | StoreError::Mismatch | StoreError::Decode(_)
+            )
+        });
+        VerifyReport {
+            blocks: uniq.len(),
+            bad,
+            unreadable,
+        }
     }
+}
+
+/// What [`BlockReader::verify_all`] found.
+#[derive(Debug)]
+pub struct VerifyReport {
+    /// Distinct blocks checked.
+    pub blocks: usize,
+    /// Blocks the store does not hold, or whose bytes do not check.
+    pub bad: Vec<(BlockRef, StoreError)>,
+    /// Blocks the store could not be asked about (unreachable, refusing).
+    pub unreadable: Vec<(BlockRef, StoreError)>,
+}
+
+/// The paths (from the root, without a leading `/`) of the files holding each of `ids`, in
+/// breadth-first order; a hard-linked file under each of its names.
+pub fn paths_holding(fl: &Flist, ids: &HashSet<Hash>) -> HashMap<Hash, Vec<Vec<u8>>> {
+    let mut out: HashMap<Hash, Vec<Vec<u8>>> = HashMap::new();
+    for (path, ino) in fl.walk() {
+        let mut mine = HashSet::new();
+        for b in fl.file_blocks(ino) {
+            if ids.contains(&b.id) && mine.insert(b.id) {
+                out.entry(b.id).or_default().push(path.clone());
+            }
+        }
+    }
+    out
 }

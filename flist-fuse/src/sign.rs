@@ -1,6 +1,5 @@
 //! ed25519 signatures over an flist's identity, kept in the trailer.
 
-use std::io::Read;
 use std::path::Path;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -10,12 +9,7 @@ use crate::format::{Flist, SignatureRec, hex};
 
 /// Create a new secret key (32 random bytes from the OS).
 pub fn generate() -> Result<SigningKey> {
-    let mut seed = [0u8; 32];
-    let p = Path::new("/dev/urandom");
-    std::fs::File::open(p)
-        .and_then(|mut f| f.read_exact(&mut seed))
-        .ctx(p)?;
-    Ok(SigningKey::from_bytes(&seed))
+    Ok(SigningKey::from_bytes(&nodeutil::random::bytes()))
 }
 
 /// Read a secret key file (64 hex digits).

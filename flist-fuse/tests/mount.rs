@@ -172,7 +172,13 @@ fn tampered_block_gives_eio_and_a_store_outage_recovers() {
     std::fs::write(&victim, &bad).unwrap();
 
     let cache_dir = d.j("cache");
-    let m = Mount::start(&fl, &d.j("mnt"), &cache_dir, &[]);
+    // Demand reads only: fetching `g` ahead of its reader would serve it from the cache below.
+    let m = Mount::start(
+        &fl,
+        &d.j("mnt"),
+        &cache_dir,
+        &[OsStr::new("--folder-ahead"), OsStr::new("0")],
+    );
     let f = std::fs::File::open(m.p("f")).unwrap();
     let mut buf = vec![0u8; 4096];
     f.read_exact_at(&mut buf, 10).unwrap();
@@ -298,7 +304,18 @@ fn recorded_prefetch_list_is_fetched_up_front() {
     }
     std::fs::write(src.join("big"), noise(3 * 1024 * 1024, 77)).unwrap();
     let fl = d.j("t.fl");
-    pack(&src, &dir_url(&d.j("store")), &fl);
+    // A block per small file (none packed): a list of 11 files is then 11 blocks.
+    ok(flist!(
+        "pack",
+        "--quiet",
+        "--small-files",
+        "0",
+        "--store",
+        dir_url(&d.j("store")),
+        "-o",
+        fl,
+        src
+    ));
     let rec = d.j("list.txt");
 
     let m = Mount::start(

@@ -116,6 +116,9 @@ fn routes_shard_and_replicate() {
     ok(flist!(
         "pack",
         "--quiet",
+        // One block per file (none packed), so that both shards get some.
+        "--small-files",
+        "0",
         "--store",
         format!("00-7f={}", dir_url(&a)),
         "--store",

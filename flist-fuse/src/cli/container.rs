@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::mount::size_arg;
+use super::args::size_arg;
 use super::stores::StoreArgs;
 use crate::error::Result;
 use crate::mount::overlay;

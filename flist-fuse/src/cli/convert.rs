@@ -4,18 +4,20 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::args::small_files_arg;
 use super::stores::{StoreArgs, read_specs};
 use crate::blocks::BlockReader;
-use crate::error::{Error, Result};
+use crate::convert::{ConvertOptions, convert};
+use crate::error::Result;
 use crate::format::hex;
 
 /// Arguments of `flist convert`.
 #[derive(Debug, Args)]
 pub struct ConvertCmd {
-    /// Block store to write our blocks to (at least one; `LO-HI=URL` allowed).
+    /// Block store to write the new blocks to (at least one; `LO-HI=URL` allowed).
     #[command(flatten)]
     pub stores: StoreArgs,
-    /// Store URLs to read the rfs blocks from, replacing the `.fl`'s routes.
+    /// Store URLs to read the source's blocks from, replacing its routes.
     #[arg(long = "from-store")]
     pub from_stores: Vec<String>,
     /// Read the --from-store URLs from stdin, one per line (not with --stores-stdin).
@@ -30,7 +32,10 @@ pub struct ConvertCmd {
     /// Convergent encryption of the new blocks.
     #[arg(long)]
     pub encrypt: bool,
-    /// The rfs `.fl`.
+    /// Pack files smaller than SIZE together (0: none), as `flist pack` does.
+    #[arg(long = "small-files", default_value = "128K")]
+    pub small_files: String,
+    /// The rfs `.fl` or version-1 flist.
     pub file: PathBuf,
 }
 
@@ -38,23 +43,35 @@ impl ConvertCmd {
     /// Convert, print a summary on stderr and the identity on stdout.
     pub fn run(self) -> Result<()> {
         let file = &self.file;
-        let stores = self.stores.required()?;
+        let opts = ConvertOptions {
+            stores: self.stores.required()?,
+            level: self.level,
+            encrypt: self.encrypt,
+            small_files: small_files_arg(&self.small_files)?,
+        };
         let mut from = self.from_stores.clone();
         if self.from_stores_stdin {
             from.extend(read_specs(std::io::stdin().lock())?);
         }
-        if !crate::rfs::is_rfs(file)? {
-            return Err(Error::invalid(
-                file,
-                "not an rfs .fl (no SQLite header): nothing to convert",
-            ));
-        }
-        let fl = crate::rfs::read_file(file)?;
+        let fl = crate::rfs::read_any(file)?;
         let r = BlockReader::open(&fl, file, &from)?;
-        let rep = crate::rfs::convert(&fl, &r, &stores, &self.output, self.level, self.encrypt)?;
+        let rep = convert(&fl, &r, &opts, &self.output)?;
         eprintln!(
-            "converted {} entries; {} distinct blocks ({} bytes) fetched, verified and re-stored",
-            rep.entries, rep.blocks, rep.plain_bytes
+            "converted {} entries: {} small files packed in {} blocks, {} blocks kept; {} distinct blocks ({} bytes) fetched and verified{}",
+            rep.entries,
+            rep.packed_files,
+            rep.packs,
+            rep.kept,
+            rep.fetched,
+            rep.plain_bytes,
+            if rep.dropped_signatures > 0 {
+                format!(
+                    "; {} signatures dropped (new identity: sign again)",
+                    rep.dropped_signatures
+                )
+            } else {
+                String::new()
+            }
         );
         println!("{}", hex(&rep.identity));
         Ok(())

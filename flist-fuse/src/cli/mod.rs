@@ -2,6 +2,7 @@
 //! `run`. Store URLs may carry passwords: every subcommand that takes `--store` also reads
 //! them from stdin with `--stores-stdin` ([`stores`]), so they need not be on a command line.
 
+pub mod args;
 pub mod cat;
 pub mod container;
 pub mod convert;
@@ -52,9 +53,10 @@ pub enum Cmd {
     Keygen(keygen::KeygenCmd),
     /// Summary: identity, parameters, entry counts, sizes, dedup ratio.
     Inspect(inspect::InspectCmd),
-    /// Convert an rfs `.fl` into our format. Every distinct block is fetched once from the
-    /// `.fl`'s routes (or --from-store), verified against its id and key, re-encoded as our
-    /// block (same 512 KiB boundaries) and stored in --store (blocks it holds are kept).
+    /// Rewrite an rfs `.fl`, or an flist of format version 1, into the current layout: small
+    /// files packed together, larger files with their block boundaries (an rfs block is
+    /// fetched once, verified and re-encoded as ours; a version-1 block is reused, copied to
+    /// --store if it lacks it). Blocks are read from the source's routes or --from-store.
     Convert(convert::ConvertCmd),
     /// Mount read-only with FUSE, fetching blocks on first touch; serves in the foreground
     /// until unmounted or signalled (SIGTERM/SIGINT unmount cleanly).

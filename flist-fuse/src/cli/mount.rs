@@ -4,9 +4,12 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::args::size_arg;
 use super::stores::StoreArgs;
-use crate::error::{Error, IoContext, Result};
-use crate::mount::args::{DEFAULT_FETCH_WORKERS, DEFAULT_MEM_CACHE, DEFAULT_THREADS};
+use crate::error::{IoContext, Result};
+use crate::mount::args::{
+    DEFAULT_FETCH_WORKERS, DEFAULT_FOLDER_AHEAD, DEFAULT_MEM_CACHE, DEFAULT_THREADS,
+};
 use crate::mount::{self, MountArgs, daemon};
 
 /// Arguments of `flist mount`.
@@ -36,6 +39,10 @@ pub struct MountCmd {
     /// Memory cache of decoded blocks (K/M/G suffixes).
     #[arg(long = "mem-cache", default_value = DEFAULT_MEM_CACHE)]
     pub mem_cache: String,
+    /// When a folder is listed or one of its files read, fetch its other small files' blocks
+    /// in the background, up to SIZE per folder (0: off).
+    #[arg(long = "folder-ahead", default_value = DEFAULT_FOLDER_AHEAD)]
+    pub folder_ahead: String,
     /// Detach: run the daemon in its own session (log to --log) and return once mounted;
     /// prints its pid. Its arguments (store URLs included) go to it on a pipe, never on its
     /// command line.
@@ -48,11 +55,6 @@ pub struct MountCmd {
     pub flist: PathBuf,
     /// Where to mount it.
     pub mountpoint: PathBuf,
-}
-
-/// A size flag; errors name the flag.
-pub fn size_arg(s: &str, what: &str) -> Result<u64> {
-    nodeutil::size::parse_size(s).map_err(|e| Error::invalid(what, e.to_string()))
 }
 
 /// An absolute form of `p` (the detached daemon's working folder must not matter).
@@ -68,6 +70,7 @@ impl MountCmd {
         let args = MountArgs {
             cache_size: size_arg(&self.cache_size, "--cache-size")?,
             mem_cache: size_arg(&self.mem_cache, "--mem-cache")?,
+            folder_ahead: size_arg(&self.folder_ahead, "--folder-ahead")?,
             stores: self.stores.resolve()?,
             flist: self.flist,
             mountpoint: self.mountpoint,

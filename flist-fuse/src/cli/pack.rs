@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use super::args::small_files_arg;
 use super::stores::StoreArgs;
 use crate::chunk;
 use crate::error::{Error, Result};
@@ -41,6 +42,10 @@ pub struct PackCmd {
     /// Convergent encryption of blocks.
     #[arg(long)]
     pub encrypt: bool,
+    /// Pack files smaller than SIZE together, several to a block, in tree order (0: every
+    /// file gets blocks of its own). At most the block size.
+    #[arg(long = "small-files", default_value = "128K")]
+    pub small_files: String,
     /// How to read SOURCE.
     #[arg(long = "source-type", value_enum, default_value = "auto")]
     pub source_type: SourceArg,
@@ -62,6 +67,7 @@ impl PackCmd {
                 chunk,
                 level: self.level,
                 encrypted: self.encrypt,
+                small_files: small_files_arg(&self.small_files)?,
                 ..Params::default()
             },
             progress: !self.quiet,

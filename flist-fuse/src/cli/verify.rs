@@ -1,14 +1,18 @@
 //! `flist verify`.
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::stores::StoreArgs;
-use crate::blocks::BlockReader;
-use crate::error::Result;
-use crate::format::hex;
+use crate::blocks::{BlockReader, VerifyReport, paths_holding};
+use crate::error::{Error, Result};
+use crate::format::{Flist, hex};
 use crate::sign;
+
+/// Paths named per failing block, at most.
+const PATHS_SHOWN: usize = 8;
 
 /// Arguments of `flist verify`.
 #[derive(Debug, Args)]
@@ -21,6 +25,39 @@ pub struct VerifyCmd {
     pub pubkey: Option<String>,
     /// The flist.
     pub file: PathBuf,
+}
+
+/// One line per missing or corrupt block, with the files it affects; the blocks a failing
+/// store could not be asked about are said once.
+fn report(fl: &Flist, file: &Path, r: &VerifyReport) -> Vec<String> {
+    let ids: HashSet<_> = r.bad.iter().map(|(b, _)| b.id).collect();
+    let paths = paths_holding(fl, &ids);
+    let mut lines = Vec::new();
+    for (b, e) in &r.bad {
+        let ps = paths.get(&b.id).map(Vec::as_slice).unwrap_or_default();
+        let mut shown: Vec<String> = ps
+            .iter()
+            .take(PATHS_SHOWN)
+            .map(|p| format!("/{}", String::from_utf8_lossy(p)))
+            .collect();
+        if ps.len() > PATHS_SHOWN {
+            shown.push(format!("and {} more", ps.len() - PATHS_SHOWN));
+        }
+        lines.push(format!(
+            "{}: block {}: {e}; files: {}",
+            file.display(),
+            hex(&b.id),
+            shown.join(", ")
+        ));
+    }
+    if let Some((_, e)) = r.unreadable.first() {
+        lines.push(format!(
+            "{}: {} blocks could not be read: {e}",
+            file.display(),
+            r.unreadable.len()
+        ));
+    }
+    lines
 }
 
 impl VerifyCmd {
@@ -38,7 +75,21 @@ impl VerifyCmd {
         let n = if fl.blocks.is_empty() {
             0
         } else {
-            BlockReader::open(&fl, file, &stores)?.verify_all(&fl)?
+            let r = BlockReader::open(&fl, file, &stores)?.verify_all(&fl);
+            let failed = r.bad.len() + r.unreadable.len();
+            if failed > 0 {
+                for l in report(&fl, file, &r) {
+                    eprintln!("{l}");
+                }
+                return Err(Error::invalid(
+                    file,
+                    format!(
+                        "{failed} of {} blocks missing, corrupt or unreadable",
+                        r.blocks
+                    ),
+                ));
+            }
+            r.blocks
         };
         println!(
             "{}: ok, identity {}, {} blocks verified, {}",

@@ -141,13 +141,7 @@ mod tests {
             if enc {
                 assert!(!a.stored.windows(5).any(|w| w == b"hello"));
             }
-            let r = BlockRef {
-                id: a.id,
-                key: a.key,
-                file_offset: 0,
-                plain_len: a.plain_len,
-                stored_len: a.stored.len() as u32,
-            };
+            let r = BlockRef::whole(a.id, a.key, 0, a.plain_len, a.stored.len() as u32);
             assert_eq!(codec.decode(&a.stored, &r).ok(), Some(data.clone()));
             let mut t = a.stored.clone();
             if let Some(x) = t.get_mut(3) {

@@ -109,13 +109,7 @@ mod tests {
         let Ok((id, key, stored)) = encode_block(&plain) else {
             panic!("encode failed");
         };
-        let b = BlockRef {
-            id,
-            key,
-            file_offset: 0,
-            plain_len: plain.len() as u32,
-            stored_len: stored.len() as u32,
-        };
+        let b = BlockRef::whole(id, key, 0, plain.len() as u32, stored.len() as u32);
         assert_eq!(decode_block(&stored, &b).ok(), Some(plain));
         let mut t = stored.clone();
         if let Some(x) = t.get_mut(5) {

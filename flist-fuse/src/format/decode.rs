@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use super::layout::{
-    BLOCK_LEN, DIRENT_LEN, HEADER_LEN, INODE_LEN, MAGIC, TAG_PREFETCH, TAG_PREFETCH_BLOCKS,
-    TAG_ROUTE, TAG_SIGNATURE, VERSION, XATTR_LEN,
+    BLOCK_LEN, BLOCK_LEN_V1, DIRENT_LEN, HEADER_LEN, INODE_LEN, MAGIC, OLDEST_VERSION,
+    TAG_PREFETCH, TAG_PREFETCH_BLOCKS, TAG_ROUTE, TAG_SIGNATURE, VERSION, XATTR_LEN,
 };
 use super::model::{
     BlockRef, Dirent, Flist, Hash, ImageKind, Inode, Params, SignatureRec, Trailer, XattrRef,
@@ -100,8 +100,10 @@ pub fn decode(bytes: &[u8]) -> Res<Flist> {
         return Err("bad magic: not an flist file".into());
     }
     let version = r.u32()?;
-    if version != VERSION {
-        return Err(format!("unsupported format version {version}"));
+    if !(OLDEST_VERSION..=VERSION).contains(&version) {
+        return Err(format!(
+            "unsupported format version {version} (this flist reads {OLDEST_VERSION} to {VERSION})"
+        ));
     }
     if r.u32()? != 0 {
         return Err("unknown header flags".into());
@@ -130,9 +132,8 @@ pub fn decode(bytes: &[u8]) -> Res<Flist> {
         return Err("trailer checksum mismatch".into());
     }
     let trailer = decode_trailer(tr)?;
-    let mut fl = decode_body(body)?;
+    let mut fl = decode_body(body, version)?;
     fl.identity = identity;
-    fl.kind = ImageKind::Flist { version };
     fl.trailer = trailer;
     fl.body = body.to_vec();
     Ok(fl)
@@ -167,7 +168,7 @@ fn decode_trailer(b: &[u8]) -> Res<Trailer> {
     Ok(t)
 }
 
-fn decode_params(r: &mut R<'_>) -> Res<Params> {
+fn decode_params(r: &mut R<'_>, version: u32) -> Res<Params> {
     let chunking = match r.u8()? {
         1 => Chunking::Fixed,
         2 => Chunking::FastCdc,
@@ -196,7 +197,8 @@ fn decode_params(r: &mut R<'_>) -> Res<Params> {
     if chunk.max == 0 || chunk.max > MAX_BLOCK {
         return Err(format!("invalid block size {}", chunk.max));
     }
-    r.u32()?;
+    // Version 1 wrote 0 here (reserved).
+    let small_files = r.u32()?;
     r.u64()?;
     Ok(Params {
         chunk,
@@ -204,15 +206,17 @@ fn decode_params(r: &mut R<'_>) -> Res<Params> {
         compression,
         level,
         encrypted,
+        small_files: if version >= 2 { small_files } else { 0 },
     })
 }
 
-fn decode_body(b: &[u8]) -> Res<Flist> {
+fn decode_body(b: &[u8], version: u32) -> Res<Flist> {
     let mut r = R::new(b);
-    let params = decode_params(&mut r)?;
+    let params = decode_params(&mut r, version)?;
+    let v1 = version < 2;
     let n_inodes = r.count(INODE_LEN)?;
     let n_dirents = r.count(DIRENT_LEN)?;
-    let n_blocks = r.count(BLOCK_LEN)?;
+    let n_blocks = r.count(if v1 { BLOCK_LEN_V1 } else { BLOCK_LEN })?;
     let n_xattrs = r.count(XATTR_LEN)?;
     let names_len = r.count(1)?;
     let data_len = r.count(1)?;
@@ -246,13 +250,12 @@ fn decode_body(b: &[u8]) -> Res<Flist> {
     }
     let mut blocks = Vec::with_capacity(n_blocks);
     for _ in 0..n_blocks {
-        blocks.push(BlockRef {
-            id: r.arr()?,
-            key: r.arr()?,
-            file_offset: r.u64()?,
-            plain_len: r.u32()?,
-            stored_len: r.u32()?,
-        });
+        let mut b = BlockRef::whole(r.arr()?, r.arr()?, r.u64()?, r.u32()?, r.u32()?);
+        if !v1 {
+            b.off = r.u32()?;
+            b.len = r.u32()?;
+        }
+        blocks.push(b);
     }
     let mut xattrs = Vec::with_capacity(n_xattrs);
     for _ in 0..n_xattrs {
@@ -270,7 +273,7 @@ fn decode_body(b: &[u8]) -> Res<Flist> {
     }
     let fl = Flist {
         identity: [0; 32],
-        kind: ImageKind::Flist { version: VERSION },
+        kind: ImageKind::Flist { version },
         params,
         inodes,
         dirents,

@@ -71,7 +71,7 @@ pub fn encode_body(
     w.u32(params.chunk.min);
     w.u32(params.chunk.avg);
     w.u32(params.chunk.max);
-    w.u32(0);
+    w.u32(params.small_files);
     w.u64(0);
     for n in [
         inodes.len(),
@@ -110,6 +110,8 @@ pub fn encode_body(
         w.u64(b.file_offset);
         w.u32(b.plain_len);
         w.u32(b.stored_len);
+        w.u32(b.off);
+        w.u32(b.len);
     }
     for x in xattrs {
         w.u32(x.name_off);

@@ -28,6 +28,9 @@ pub const S_IFIFO: u32 = 0o010000;
 /// A 32-byte hash (block id or flist identity).
 pub type Hash = [u8; 32];
 
+/// Files below this size are packed together by default (see [`Params::small_files`]).
+pub const DEFAULT_SMALL_FILES: u32 = 128 * 1024;
+
 /// Block parameters of an flist: how file contents were cut and stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
@@ -41,6 +44,9 @@ pub struct Params {
     pub level: i32,
     /// Convergent encryption of blocks.
     pub encrypted: bool,
+    /// Regular files smaller than this many bytes were packed together, several to a block
+    /// (0: none; format version 1 never packs).
+    pub small_files: u32,
 }
 
 impl Default for Params {
@@ -51,6 +57,7 @@ impl Default for Params {
             compression: 1,
             level: 3,
             encrypted: false,
+            small_files: DEFAULT_SMALL_FILES,
         }
     }
 }
@@ -116,19 +123,49 @@ pub struct Dirent {
     pub ino: u32,
 }
 
-/// A reference from a file to one stored block.
+/// A reference from a file to one stored block, or to a slice of it: a small file packed
+/// with others is `len` bytes at `off` of a shared block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockRef {
     /// Id of the stored bytes (what the store is asked for).
     pub id: Hash,
     /// Decryption key (zero unless encrypted).
     pub key: Hash,
-    /// Where the block's bytes start in the file.
+    /// Where this reference's bytes start in the file.
     pub file_offset: u64,
     /// Bytes of the decoded block.
     pub plain_len: u32,
     /// Bytes the store holds (0 when unknown, as in rfs flists).
     pub stored_len: u32,
+    /// Where the file's bytes start in the decoded block.
+    pub off: u32,
+    /// How many bytes of the decoded block belong to the file here.
+    pub len: u32,
+}
+
+impl BlockRef {
+    /// A reference to a whole block.
+    pub fn whole(id: Hash, key: Hash, file_offset: u64, plain_len: u32, stored_len: u32) -> Self {
+        BlockRef {
+            id,
+            key,
+            file_offset,
+            plain_len,
+            stored_len,
+            off: 0,
+            len: plain_len,
+        }
+    }
+
+    /// The file's bytes within the decoded block.
+    pub fn slice(&self) -> std::ops::Range<usize> {
+        self.off as usize..self.off as usize + self.len as usize
+    }
+
+    /// The file offset just past this reference's bytes.
+    pub fn file_end(&self) -> u64 {
+        self.file_offset + self.len as u64
+    }
 }
 
 /// An extended attribute reference.
@@ -291,7 +328,7 @@ impl Flist {
         let k = bl.partition_point(|b| b.file_offset <= offset);
         let k = k.checked_sub(1)?;
         let b = bl.get(k)?;
-        (offset < b.file_offset + b.plain_len as u64).then_some(k)
+        (offset < b.file_end()).then_some(k)
     }
 
     /// Extended attributes of an inode.

@@ -119,10 +119,14 @@ impl Flist {
             .ok_or(format!("inode {ino}: blocks out of bounds"))?;
         let mut off = 0u64;
         for b in bl {
-            if b.file_offset != off || b.plain_len == 0 || b.plain_len > self.params.chunk.max {
+            if b.file_offset != off
+                || b.len == 0
+                || b.plain_len > self.params.chunk.max
+                || b.off as u64 + b.len as u64 > b.plain_len as u64
+            {
                 return Err(format!("inode {ino}: inconsistent block offsets"));
             }
-            off += b.plain_len as u64;
+            off += b.len as u64;
         }
         if off != i.size {
             return Err(format!("inode {ino}: blocks do not add up to the size"));

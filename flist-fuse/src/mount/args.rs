@@ -12,6 +12,8 @@ pub const DEFAULT_FETCH_WORKERS: usize = 32;
 pub const DEFAULT_THREADS: usize = 4;
 /// Default bound of the memory cache of decoded blocks, as `--mem-cache` reads it.
 pub const DEFAULT_MEM_CACHE: &str = "256M";
+/// Default fetch-ahead per folder, as `--folder-ahead` reads it.
+pub const DEFAULT_FOLDER_AHEAD: &str = "32M";
 
 /// Options of one mount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +38,8 @@ pub struct MountArgs {
     pub threads: usize,
     /// Memory LRU of decoded blocks, bytes.
     pub mem_cache: u64,
+    /// Bytes of blocks fetched ahead per folder listed or read (0: never).
+    pub folder_ahead: u64,
     /// Call setsid() first (the detached daemon).
     pub new_session: bool,
 }
@@ -61,6 +65,7 @@ impl MountArgs {
             fetch_workers: DEFAULT_FETCH_WORKERS,
             threads: DEFAULT_THREADS,
             mem_cache: 256 << 20,
+            folder_ahead: 32 << 20,
             new_session: false,
         }
     }
@@ -76,6 +81,10 @@ mod tests {
         assert_eq!(
             nodeutil::size::parse_size(DEFAULT_MEM_CACHE).ok(),
             Some(a.mem_cache)
+        );
+        assert_eq!(
+            nodeutil::size::parse_size(DEFAULT_FOLDER_AHEAD).ok(),
+            Some(a.folder_ahead)
         );
     }
 }

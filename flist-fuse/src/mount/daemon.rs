@@ -106,6 +106,7 @@ mod tests {
             fetch_workers: 3,
             threads: 2,
             mem_cache: 9,
+            folder_ahead: 0,
             new_session: true,
         };
         let json = serde_json::to_vec(&a).unwrap_or_default();

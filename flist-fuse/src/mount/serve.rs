@@ -51,7 +51,7 @@ pub fn run(a: &MountArgs) -> Result<()> {
         .record
         .as_ref()
         .map(|_| Arc::new(prefetch::Recorder::new(fl.blocks.len())));
-    let filesystem = FlistFs::new(fl.clone(), fetch.clone(), recorder.clone());
+    let filesystem = FlistFs::new(fl.clone(), fetch.clone(), recorder.clone(), a.folder_ahead);
 
     let id = hex(&fl.identity);
     let short = id.get(..16).unwrap_or(&id);
@@ -147,7 +147,7 @@ fn start_prefetch(fetch: &Arc<Fetcher>, plan: &[crate::format::BlockRef]) {
     let _ = std::thread::Builder::new()
         .name("prefetch-watch".into())
         .spawn(move || {
-            while f.pending() > 0 {
+            while f.pending(Priority::Prefetch) > 0 {
                 std::thread::sleep(Duration::from_millis(10));
             }
             log(&format!(

@@ -4,6 +4,7 @@
 pub mod dirsrc;
 pub mod ingest;
 pub mod oci;
+pub mod packer;
 pub mod tarsrc;
 pub mod tree;
 
@@ -71,7 +72,9 @@ pub fn pack(source: &Path, output: &Path, opts: &PackOptions) -> Result<PackRepo
         path: output.to_path_buf(),
         source: e,
     })?;
-    let mut ing = ingest::Ingest::new(st, opts.params, opts.progress);
+    let mut params = opts.params;
+    params.small_files = packer::threshold(params.small_files, params.chunk.avg);
+    let mut ing = ingest::Ingest::new(st, params, opts.progress, output)?;
     let mut tree = tree::Tree::new();
     let md = std::fs::metadata(source).ctx(source)?;
     let kind = match opts.kind {
@@ -104,9 +107,10 @@ pub fn pack(source: &Path, output: &Path, opts: &PackOptions) -> Result<PackRepo
             oci::apply_image_dir(&mut tree, &mut ing, &tmp.0)?;
         }
     }
-    let (refs, stats) = ing.finish(output)?;
+    let order = tree.inode_order().map_err(|m| Error::invalid(source, m))?;
+    let (refs, stats) = ing.finish(&order.nodes, output)?;
     let body =
-        tree::build_body(&tree, &refs, &opts.params).map_err(|m| Error::invalid(source, m))?;
+        tree::build_body(&tree, &order, &refs, &params).map_err(|m| Error::invalid(source, m))?;
     let trailer = Trailer {
         routes: opts.stores.iter().map(|s| store::redact(s)).collect(),
         ..Trailer::default()
@@ -130,11 +134,11 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn new(near: &Path) -> Result<Self> {
         let base = nodeutil::fs::parent_dir(near);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = base.join(format!(".flist-image-{}-{nanos}", std::process::id()));
+        let p = base.join(format!(
+            ".flist-image-{}-{}",
+            std::process::id(),
+            nodeutil::random::hex(4)
+        ));
         std::fs::create_dir(&p).ctx(&p)?;
         Ok(TempDir(p))
     }

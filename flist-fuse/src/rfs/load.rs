@@ -329,13 +329,13 @@ pub fn load(conn: &Connection) -> R<Flist> {
                 i.count = bl.len() as u64;
                 for (n, (id, key)) in bl.into_iter().enumerate() {
                     let off = n as u64 * BLOCK_SIZE as u64;
-                    blocks.push(BlockRef {
+                    blocks.push(BlockRef::whole(
                         id,
                         key,
-                        file_offset: off,
-                        plain_len: (r.size - off).min(BLOCK_SIZE as u64) as u32,
-                        stored_len: 0,
-                    });
+                        off,
+                        (r.size - off).min(BLOCK_SIZE as u64) as u32,
+                        0,
+                    ));
                 }
             }
             S_IFLNK => {

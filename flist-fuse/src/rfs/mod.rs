@@ -1,6 +1,6 @@
 //! The field's existing `.fl` flists (rfs format): read them into our in-memory [`Flist`]
-//! so that `mount`, `ls`, `cat`, `unpack` and `verify` serve them unchanged ([`load`]), and
-//! convert them into our format ([`convert`]).
+//! so that `mount`, `ls`, `cat`, `unpack` and `verify` serve them unchanged ([`load`]);
+//! `flist convert` (the crate's `convert` module) rewrites them into our format.
 //!
 //! An rfs `.fl` is an SQLite database:
 //!
@@ -24,7 +24,6 @@
 //! the file sizes, unreachable or duplicate entries, absurd values) is a typed error naming
 //! the file, never a panic.
 
-pub mod convert;
 pub mod load;
 
 use std::path::Path;
@@ -34,7 +33,6 @@ use crate::codec::{COMPRESSION_SNAPPY, HASH_BLAKE2B};
 use crate::error::{Error, IoContext, Result};
 use crate::format::{self, Flist, Params};
 
-pub use convert::{ConvertReport, convert};
 pub use load::route_spec;
 
 /// First bytes of an SQLite database (an rfs `.fl`).
@@ -50,6 +48,7 @@ pub fn params() -> Params {
         compression: COMPRESSION_SNAPPY,
         level: 0,
         encrypted: true,
+        small_files: 0,
     }
 }
 

@@ -86,9 +86,13 @@ impl Store for DirStore {
     fn get(&self, id: &Hash) -> Result<Vec<u8>, StoreError> {
         match fs::read(self.path(id)) {
             Ok(d) => Ok(d),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A block is missing only from a store that is there.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.root.is_dir() => {
                 Err(StoreError::NotFound { store: self.url() })
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(self.err(
+                std::io::Error::new(e.kind(), "the store's folder is missing"),
+            )),
             Err(e) => Err(self.err(e)),
         }
     }

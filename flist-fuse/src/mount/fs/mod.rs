@@ -9,8 +9,10 @@
 //! (`FOPEN_KEEP_CACHE`) and sends no `release`/`flush` either. A warm tree is then served
 //! from the kernel's caches alone. Read-ahead state is kept per inode.
 //!
-//! Modules: [`attr`] (what the kernel sees of an inode), [`read`] (the read path).
+//! Modules: [`attr`] (what the kernel sees of an inode), [`read`] (the read path),
+//! [`ahead`] (fetching a folder's files ahead of their readers).
 
+pub mod ahead;
 pub mod attr;
 pub mod read;
 
@@ -30,6 +32,7 @@ use super::errno::{FsError, errno};
 use super::fetch::Fetcher;
 use super::prefetch::Recorder;
 use crate::format::{Flist, Inode, S_IFREG};
+use ahead::Ahead;
 use attr::{TTL, attr, kind};
 use read::{ReadOut, Reader};
 
@@ -37,6 +40,7 @@ use read::{ReadOut, Reader};
 pub struct FlistFs {
     fl: Arc<Flist>,
     reader: Reader,
+    ahead: Ahead,
     next_fh: AtomicU64,
     content_bytes: u64,
     /// Answer `open` with ENOSYS (kernel-side opens); false keeps classic open/release.
@@ -44,8 +48,14 @@ pub struct FlistFs {
 }
 
 impl FlistFs {
-    /// The filesystem of `fl`, reading blocks through `fetch`, noting reads in `recorder`.
-    pub fn new(fl: Arc<Flist>, fetch: Arc<Fetcher>, recorder: Option<Arc<Recorder>>) -> Self {
+    /// The filesystem of `fl`, reading blocks through `fetch`, noting reads in `recorder`,
+    /// fetching up to `ahead_budget` bytes ahead in a folder listed or read (0: never).
+    pub fn new(
+        fl: Arc<Flist>,
+        fetch: Arc<Fetcher>,
+        recorder: Option<Arc<Recorder>>,
+        ahead_budget: u64,
+    ) -> Self {
         let content_bytes = fl
             .inodes
             .iter()
@@ -53,6 +63,7 @@ impl FlistFs {
             .map(|i| i.size)
             .sum();
         FlistFs {
+            ahead: Ahead::new(fl.clone(), fetch.clone(), ahead_budget),
             reader: Reader::new(fl.clone(), fetch, recorder),
             fl,
             next_fh: AtomicU64::new(1),
@@ -204,9 +215,10 @@ impl Filesystem for FlistFs {
     ) {
         // Read-ahead state per inode: with kernel-side opens every handle is 0.
         let key = if self.no_open { ino.0 } else { fh.0 };
-        let res = self
-            .ino(ino)
-            .and_then(|(n, _)| self.reader.read(n, key, offset, size));
+        let res = self.ino(ino).and_then(|(n, i)| {
+            self.ahead.folder(i.parent);
+            self.reader.read(n, key, offset, size)
+        });
         match res {
             Ok(ReadOut::Owned(d)) => reply.data(&d),
             Ok(ReadOut::Shared(d, r)) => reply.data(d.get(r).unwrap_or(&[])),
@@ -256,6 +268,9 @@ impl Filesystem for FlistFs {
             Ok(d) => d,
             Err(e) => return reply.error(errno(&e)),
         };
+        if offset == 0 {
+            self.ahead.folder(n);
+        }
         let children = self.fl.children(n);
         let total = children.len() as u64 + 2;
         for off in offset..total {
@@ -292,6 +307,9 @@ impl Filesystem for FlistFs {
             Ok(d) => d,
             Err(e) => return reply.error(errno(&e)),
         };
+        if offset == 0 {
+            self.ahead.folder(n);
+        }
         let children = self.fl.children(n);
         let total = children.len() as u64 + 2;
         for off in offset..total {

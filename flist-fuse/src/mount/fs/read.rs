@@ -113,8 +113,8 @@ impl Reader {
         let mut got = self.fetch.get_many(want);
         let span = |b: &BlockRef| {
             let s = offset.max(b.file_offset) - b.file_offset;
-            let e = end.min(b.file_offset + b.plain_len as u64) - b.file_offset;
-            s as usize..e as usize
+            let e = end.min(b.file_end()) - b.file_offset;
+            b.off as usize + s as usize..b.off as usize + e as usize
         };
         if let ([b], [_]) = (want, got.as_slice()) {
             // Within one block (the common case): answer from the block, no copy.
