@@ -4,7 +4,7 @@ use super::layout::{
     BLOCK_LEN, BODY_HEADER_LEN, DIRENT_LEN, HEADER_LEN, INODE_LEN, MAGIC, TAG_PREFETCH,
     TAG_PREFETCH_BLOCKS, TAG_ROUTE, TAG_SIGNATURE, VERSION, XATTR_LEN,
 };
-use super::model::{BlockRef, Dirent, Flist, Inode, Params, Trailer, XattrRef};
+use super::model::{BlockRef, Dirent, Flist, ImageKind, Inode, Params, Trailer, XattrRef};
 
 /// A little-endian byte writer.
 struct W(Vec<u8>);
@@ -143,12 +143,19 @@ pub fn encode_trailer(t: &Trailer) -> Vec<u8> {
     w.0
 }
 
-/// Assemble a whole flist file from a body and a trailer.
+/// Assemble a whole flist file of the current version from a body and a trailer.
 pub fn encode_file(body: &[u8], trailer: &Trailer) -> Vec<u8> {
+    encode_file_version(body, trailer, VERSION)
+}
+
+/// Assemble a whole flist file whose body is of format `version` (a body is only ever
+/// re-used with the version it was written for: rewriting the trailer of an old flist keeps
+/// it old).
+pub fn encode_file_version(body: &[u8], trailer: &Trailer, version: u32) -> Vec<u8> {
     let tr = encode_trailer(trailer);
     let mut w = W(Vec::with_capacity(HEADER_LEN + body.len() + tr.len() + 32));
     w.bytes(&MAGIC);
-    w.u32(VERSION);
+    w.u32(version);
     w.u32(0);
     w.u64(body.len() as u64);
     w.u64(tr.len() as u64);
@@ -160,8 +167,12 @@ pub fn encode_file(body: &[u8], trailer: &Trailer) -> Vec<u8> {
 }
 
 impl Flist {
-    /// Re-encode the whole file (same body, current trailer).
+    /// Re-encode the whole file (same body and version, current trailer).
     pub fn to_bytes(&self) -> Vec<u8> {
-        encode_file(&self.body, &self.trailer)
+        let version = match self.kind {
+            ImageKind::Flist { version } => version,
+            ImageKind::Rfs => VERSION,
+        };
+        encode_file_version(&self.body, &self.trailer, version)
     }
 }

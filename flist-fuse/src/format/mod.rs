@@ -64,7 +64,7 @@ pub mod model;
 pub mod validate;
 
 pub use decode::{decode, read_file};
-pub use encode::{encode_body, encode_file, encode_trailer};
+pub use encode::{encode_body, encode_file, encode_file_version, encode_trailer};
 pub use layout::*;
 pub use model::*;
 pub use validate::valid_name;

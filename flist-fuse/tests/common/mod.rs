@@ -375,3 +375,31 @@ pub fn block_files(store: &Path) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// The format-version-1 fixture (tests/fixtures/flist-v1).
+pub fn v1_fixture() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/flist-v1"
+    ))
+}
+
+/// Check a tree (unpacked or mounted) against the version-1 fixture's manifest.
+pub fn matches_v1_manifest(root: &Path) {
+    let m: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(v1_fixture().join("tree-v1.manifest.json")).unwrap())
+            .unwrap();
+    for (rel, want) in &m {
+        let p = root.join(rel);
+        if let Some(t) = want.get("symlink") {
+            assert_eq!(
+                std::fs::read_link(&p).unwrap().to_string_lossy(),
+                t.as_str().unwrap()
+            );
+            continue;
+        }
+        let b = std::fs::read(&p).unwrap();
+        let h = nodeutil::hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b));
+        assert_eq!(Some(h.as_str()), want["sha256"].as_str(), "{rel}");
+    }
+}

@@ -223,10 +223,13 @@ impl Filesystem for FlistFs {
             Ok(ReadOut::Owned(d)) => reply.data(&d),
             Ok(ReadOut::Shared(d, r)) => reply.data(d.get(r).unwrap_or(&[])),
             Err(e) => {
-                super::log::log(&format!(
-                    "read of inode {} failed: {e} (EIO)",
-                    ino.0.saturating_sub(1)
-                ));
+                // A block that could not be had was logged by the fetcher, once.
+                if !matches!(e, FsError::Fetch(_)) {
+                    super::log::log(&format!(
+                        "read of inode {} failed: {e}",
+                        ino.0.saturating_sub(1)
+                    ));
+                }
                 reply.error(errno(&e))
             }
         }
