@@ -103,17 +103,7 @@ fn a_folder_is_fetched_ahead_when_listed_or_first_read() {
     std::fs::write(src.join("big"), noise(3 << 20, 9)).unwrap();
     let fl = d.j("t.fl");
     // One block per file, as in a version-1 image: 60 requests per folder without fetch-ahead.
-    ok(flist!(
-        "pack",
-        "--quiet",
-        "--small-files",
-        "0",
-        "--store",
-        dir_url(&d.j("store")),
-        "-o",
-        fl,
-        src
-    ));
+    common::pack_unpacked(&src, &dir_url(&d.j("store")), &fl);
     // Listing `d` fetches its 60 blocks, reading none of its files, and nothing else.
     let cache = d.j("cache");
     let m = Mount::start(&fl, &d.j("mnt"), &cache, &[]);
@@ -216,17 +206,7 @@ fn a_missing_block_is_logged_once_as_that_block() {
     std::fs::write(src.join("y"), b"still here").unwrap();
     let store = d.j("store");
     let fl = d.j("t.fl");
-    ok(flist!(
-        "pack",
-        "--quiet",
-        "--small-files",
-        "0",
-        "--store",
-        dir_url(&store),
-        "-o",
-        fl,
-        src
-    ));
+    common::pack_unpacked(&src, &dir_url(&store), &fl);
     let f = format::read_file(&fl).unwrap();
     let id = f.file_blocks(f.lookup(b"x").unwrap())[0].id;
     std::fs::remove_file(store_file(&store, &id)).unwrap();

@@ -85,17 +85,7 @@ fn small_files_share_blocks_and_read_back() {
     // --small-files 0: one block per file, as version 1 laid them out.
     let fl0 = t.path().join("none.fl");
     let s0 = t.path().join("store0");
-    ok(flist!(
-        "pack",
-        "--quiet",
-        "--small-files",
-        "0",
-        "--store",
-        dir_url(&s0),
-        "-o",
-        fl0,
-        src
-    ));
+    common::pack_unpacked(&src, &dir_url(&s0), &fl0);
     assert!(block_files(&s0).len() > 300);
 }
 
@@ -186,17 +176,7 @@ fn verify_names_every_bad_block_once_with_its_files() {
     std::fs::write(src.join("sub/e"), b"fine").unwrap();
     let store = t.path().join("store");
     let fl = t.path().join("v.fl");
-    ok(flist!(
-        "pack",
-        "--quiet",
-        "--small-files",
-        "0",
-        "--store",
-        dir_url(&store),
-        "-o",
-        fl,
-        src
-    ));
+    common::pack_unpacked(&src, &dir_url(&store), &fl);
     let f = format::read_file(&fl).unwrap();
     let id_of = |p: &str| f.file_blocks(f.lookup(p.as_bytes()).unwrap())[0].id;
     let file_of = |id: [u8; 32]| {

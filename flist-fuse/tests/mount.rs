@@ -305,17 +305,7 @@ fn recorded_prefetch_list_is_fetched_up_front() {
     std::fs::write(src.join("big"), noise(3 * 1024 * 1024, 77)).unwrap();
     let fl = d.j("t.fl");
     // A block per small file (none packed): a list of 11 files is then 11 blocks.
-    ok(flist!(
-        "pack",
-        "--quiet",
-        "--small-files",
-        "0",
-        "--store",
-        dir_url(&d.j("store")),
-        "-o",
-        fl,
-        src
-    ));
+    common::pack_unpacked(&src, &dir_url(&d.j("store")), &fl);
     let rec = d.j("list.txt");
 
     let m = Mount::start(

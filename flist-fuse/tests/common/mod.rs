@@ -338,17 +338,26 @@ pub fn assert_same(a: &BTreeMap<Vec<u8>, Desc>, b: &BTreeMap<Vec<u8>, Desc>) {
 
 /// The identity printed by `flist pack`.
 pub fn pack(src: &Path, store: &str, out: &Path) -> String {
-    ok(run(&[
-        OsStr::new("pack"),
-        OsStr::new("--quiet"),
+    pack_with(src, store, out, &[])
+}
+
+/// [`pack`] without packing small files together: one block (or more) per file, as the
+/// version-1 layout had it, for tests that count blocks per file.
+pub fn pack_unpacked(src: &Path, store: &str, out: &Path) -> String {
+    pack_with(src, store, out, &["--small-files", "0"])
+}
+
+fn pack_with(src: &Path, store: &str, out: &Path, extra: &[&str]) -> String {
+    let mut args: Vec<&OsStr> = vec![OsStr::new("pack"), OsStr::new("--quiet")];
+    args.extend(extra.iter().map(OsStr::new));
+    args.extend([
         OsStr::new("--store"),
         OsStr::new(store),
         OsStr::new("--output"),
         out.as_os_str(),
         src.as_os_str(),
-    ]))
-    .trim()
-    .to_string()
+    ]);
+    ok(run(&args)).trim().to_string()
 }
 
 /// A small image: `d/f` (2.5 MB of noise) and `g`, packed into `T/store` as `T/i.fl`;

@@ -22,16 +22,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use fuser::{
-    AccessFlags, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
-    Request,
+    AccessFlags, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
 use super::errno::{FsError, errno};
 use super::fetch::Fetcher;
 use super::prefetch::Recorder;
-use crate::format::{Flist, Inode, S_IFREG};
+use crate::format::{Flist, Inode};
 use ahead::Ahead;
 use attr::{TTL, attr, kind};
 use read::{ReadOut, Reader};
@@ -84,6 +83,33 @@ impl FlistFs {
             (n, i) if i.is_dir() => Ok((n, i)),
             _ => Err(FsError::NotDir),
         }
+    }
+
+    /// The entries of folder `ino` from `offset` (`.` and `..` first): the offset of the
+    /// next entry, the inode, its record and its name. Listing a folder from the start
+    /// fetches its small files ahead.
+    fn listing(
+        &self,
+        ino: INodeNo,
+        offset: u64,
+    ) -> Result<Vec<(u64, u32, &Inode, &OsStr)>, FsError> {
+        let (n, i) = self.dir(ino)?;
+        if offset == 0 {
+            self.ahead.folder(n);
+        }
+        let dots = [(n, OsStr::new(".")), (i.parent, OsStr::new(".."))];
+        let children = self
+            .fl
+            .children(n)
+            .iter()
+            .map(|d| (d.ino, OsStr::from_bytes(self.fl.name(d))));
+        Ok(dots
+            .into_iter()
+            .chain(children)
+            .zip(1u64..)
+            .skip(offset as usize)
+            .filter_map(|((c, name), next)| Some((next, c, self.fl.inode(c)?, name)))
+            .collect())
     }
 
     fn do_lookup(&self, parent: INodeNo, name: &OsStr) -> Result<FileAttr, FsError> {
@@ -267,31 +293,12 @@ impl Filesystem for FlistFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let (n, i) = match self.dir(ino) {
-            Ok(d) => d,
+        let entries = match self.listing(ino, offset) {
+            Ok(e) => e,
             Err(e) => return reply.error(errno(&e)),
         };
-        if offset == 0 {
-            self.ahead.folder(n);
-        }
-        let children = self.fl.children(n);
-        let total = children.len() as u64 + 2;
-        for off in offset..total {
-            let full = match off {
-                0 => reply.add(ino, 1, FileType::Directory, "."),
-                1 => reply.add(INodeNo(i.parent as u64 + 1), 2, FileType::Directory, ".."),
-                k => {
-                    let d = &children[(k - 2) as usize];
-                    let m = self.fl.inode(d.ino).map(|c| c.mode).unwrap_or(S_IFREG);
-                    reply.add(
-                        INodeNo(d.ino as u64 + 1),
-                        k + 1,
-                        kind(m),
-                        OsStr::from_bytes(self.fl.name(d)),
-                    )
-                }
-            };
-            if full {
+        for (next, n, i, name) in entries {
+            if reply.add(INodeNo(n as u64 + 1), next, kind(i.mode), name) {
                 break;
             }
         }
@@ -306,46 +313,13 @@ impl Filesystem for FlistFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let (n, i) = match self.dir(ino) {
-            Ok(d) => d,
+        let entries = match self.listing(ino, offset) {
+            Ok(e) => e,
             Err(e) => return reply.error(errno(&e)),
         };
-        if offset == 0 {
-            self.ahead.folder(n);
-        }
-        let children = self.fl.children(n);
-        let total = children.len() as u64 + 2;
-        for off in offset..total {
-            let full = match off {
-                0 => reply.add(ino, 1, ".", &TTL, &attr(n, i), Generation(0)),
-                1 => {
-                    let p = i.parent;
-                    let Some(pi) = self.fl.inode(p) else { break };
-                    reply.add(
-                        INodeNo(p as u64 + 1),
-                        2,
-                        "..",
-                        &TTL,
-                        &attr(p, pi),
-                        Generation(0),
-                    )
-                }
-                k => {
-                    let d = &children[(k - 2) as usize];
-                    let Some(ci) = self.fl.inode(d.ino) else {
-                        break;
-                    };
-                    reply.add(
-                        INodeNo(d.ino as u64 + 1),
-                        k + 1,
-                        OsStr::from_bytes(self.fl.name(d)),
-                        &TTL,
-                        &attr(d.ino, ci),
-                        Generation(0),
-                    )
-                }
-            };
-            if full {
+        for (next, n, i, name) in entries {
+            let a = attr(n, i);
+            if reply.add(a.ino, next, name, &TTL, &a, Generation(0)) {
                 break;
             }
         }
