@@ -19,9 +19,11 @@ pub struct HttpStore {
 impl HttpStore {
     /// Build the store (no request is made).
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        // Kept-alive connections for every parallel fetch worker (ureq keeps one by default).
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
+            .max_idle_connections_per_host(64)
             .build();
         Ok(HttpStore {
             base: url.trim_end_matches('/').to_string(),
