@@ -80,7 +80,15 @@ fn small_files_share_blocks_and_read_back() {
         v.contains(&format!("{} blocks verified", files.len())),
         "{v}"
     );
-    assert!(ok(flist!("inspect", fl)).contains("format: v2"));
+    let ins = ok(flist!("inspect", fl));
+    assert!(ins.contains("format: v2"), "{ins}");
+    assert!(
+        ins.contains(&format!(
+            "small files: 303 (below 131072 bytes) packed in {} blocks",
+            small.len()
+        )),
+        "{ins}"
+    );
     assert_eq!(pack(&src, &dir_url(&store), &t.path().join("q.fl")), id);
     // --small-files 0: one block per file, as version 1 laid them out.
     let fl0 = t.path().join("none.fl");

@@ -96,6 +96,21 @@ impl InspectCmd {
             ratio(bytes, up),
             ratio(up, us)
         );
+        if p.small_files > 0 {
+            let (mut files, mut packs) = (0usize, HashSet::new());
+            for (ino, i) in fl.inodes.iter().enumerate() {
+                if i.is_reg() && i.size > 0 && i.size < p.small_files as u64 {
+                    files += 1;
+                    packs.extend(fl.file_blocks(ino as u32).iter().map(|b| b.id));
+                }
+            }
+            let _ = writeln!(
+                o,
+                "small files: {files} (below {} bytes) packed in {} blocks",
+                p.small_files,
+                packs.len()
+            );
+        }
         let _ = writeln!(o, "metadata: {} bytes", fl.body.len());
         for r in &fl.trailer.routes {
             let _ = writeln!(o, "route: {}", store::redact(r));

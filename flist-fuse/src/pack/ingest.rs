@@ -63,7 +63,7 @@ struct Out {
 
 /// Small files waiting to be packed: their bytes in an unlinked temp file.
 struct Spool {
-    file: File,
+    file: std::io::BufWriter<File>,
     len: u64,
     files: HashMap<NodeId, (u64, u32)>,
 }
@@ -80,6 +80,8 @@ pub struct Ingest {
     batch_bytes: usize,
     spool: Spool,
     spool_path: PathBuf,
+    /// The first bytes of the file being read (re-used: no allocation per file).
+    head: Vec<u8>,
     /// The progress bar (hidden unless asked for).
     pub progress: ProgressBar,
 }
@@ -186,11 +188,12 @@ impl Ingest {
             batch: Vec::new(),
             batch_bytes: 0,
             spool: Spool {
-                file,
+                file: std::io::BufWriter::with_capacity(1 << 20, file),
                 len: 0,
                 files: HashMap::new(),
             },
             spool_path,
+            head: Vec::new(),
             progress: pb,
         })
     }
@@ -209,13 +212,26 @@ impl Ingest {
 
     /// Read a file's content to its end; returns its size. `path` names it in errors.
     pub fn add_file<R: Read>(&mut self, node: NodeId, mut r: R, path: &Path) -> Result<u64> {
-        let mut head = vec![0u8; self.threshold as usize];
-        let n = read_up_to(&mut r, &mut head).ctx(path)?;
-        if n < head.len() {
+        let mut head = std::mem::take(&mut self.head);
+        head.resize(self.threshold as usize, 0);
+        let res = self.add_with_head(node, &mut r, path, &mut head);
+        self.head = head;
+        res
+    }
+
+    fn add_with_head<R: Read>(
+        &mut self,
+        node: NodeId,
+        mut r: R,
+        path: &Path,
+        head: &mut [u8],
+    ) -> Result<u64> {
+        let n = read_up_to(&mut r, head).ctx(path)?;
+        let head = head.get(..n).unwrap_or_default();
+        if n < self.threshold as usize {
             // The whole file, below the threshold.
             if n > 0 {
-                let bytes = head.get(..n).unwrap_or_default();
-                self.spool.file.write_all(bytes).ctx(&self.spool_path)?;
+                self.spool.file.write_all(head).ctx(&self.spool_path)?;
                 self.spool.files.insert(node, (self.spool.len, n as u32));
                 self.spool.len += n as u64;
                 self.progress.inc(n as u64);
@@ -225,7 +241,7 @@ impl Ingest {
         let mut size = 0u64;
         let mut broken = false;
         let params = self.params.chunk;
-        let res = chunk::for_each_chunk(std::io::Cursor::new(head).chain(r), &params, |c| {
+        let res = chunk::for_each_chunk(head.chain(r), &params, |c| {
             size += c.len() as u64;
             self.progress.inc(c.len() as u64);
             self.batch_bytes += c.len();
@@ -279,7 +295,8 @@ impl Ingest {
 
     /// Lay the spooled small files out in packs (inode order), store the packs in groups,
     /// and give each file its slice.
-    fn pack_small(&self, order: &[NodeId], out: &mut Out, path: &Path) -> Result<()> {
+    fn pack_small(&mut self, order: &[NodeId], out: &mut Out, path: &Path) -> Result<()> {
+        self.spool.file.flush().ctx(&self.spool_path)?;
         let mut packer = Packer::new(self.params.chunk.avg);
         let mut placed: Vec<(NodeId, Slot)> = Vec::new();
         let mut closed: Vec<Vec<u8>> = Vec::new();
@@ -292,6 +309,7 @@ impl Ingest {
             buf.resize(len as usize, 0);
             self.spool
                 .file
+                .get_ref()
                 .read_exact_at(&mut buf, off)
                 .ctx(&self.spool_path)?;
             let (slot, full) = packer.add(&buf);
