@@ -80,7 +80,8 @@ impl Ahead {
         let Some(flag) = self.done.get(dir as usize) else {
             return;
         };
-        if flag.swap(true, Ordering::AcqRel) {
+        // A load first: this runs on every read, and a folder is planned once.
+        if flag.load(Ordering::Acquire) || flag.swap(true, Ordering::AcqRel) {
             return;
         }
         let (blocks, covered) = plan(&self.fl, dir, self.budget);
