@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{fails, ok};
 use flist_fuse::store::Store;
-use flist_fuse::store::zdb::{Conn, Reply};
+use zdb_client::{Client, Config};
 
 fn zdb_bin() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("ZDB_BIN") {
@@ -69,16 +69,13 @@ fn zdb_store_round_trip() {
     let addr = format!("127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut c = loop {
-        match Conn::connect(&addr) {
+        match Client::connect(Config::tcp(&addr)) {
             Ok(c) => break c,
             Err(e) if Instant::now() > deadline => panic!("zdb did not start: {e}"),
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     };
-    assert!(matches!(
-        c.call(&[b"NSNEW", b"blocks"]).unwrap(),
-        Reply::Status(_)
-    ));
+    c.nsnew("blocks").unwrap();
 
     // Store API: put, identical put (nil reply), exists, get, batch.
     let url = format!("zdb://{addr}/blocks");

@@ -8,10 +8,6 @@
 pub mod dir;
 pub mod http;
 pub mod route;
-#[allow(
-    missing_docs,
-    reason = "the hand-written RESP client is being replaced by the zdb-client crate (helper client)"
-)]
 pub mod zdb;
 
 use std::sync::Arc;

@@ -2,11 +2,9 @@
 //! restarted when they die) and administered over their unix socket.
 
 mod admin;
-mod resp;
 mod supervisor;
 
 pub use admin::{Admin, NsInfo};
-pub use resp::Reply;
 pub use supervisor::{ZdbProc, ZdbSpec, ensure_layout};
 
 use std::path::PathBuf;
@@ -26,12 +24,9 @@ pub enum ZdbError {
         #[source]
         source: std::io::Error,
     },
-    /// The connection broke mid-command.
-    #[error("zdb connection: {0}")]
-    Io(#[from] std::io::Error),
-    /// A reply did not parse.
-    #[error("zdb protocol error: {0}")]
-    Protocol(String),
+    /// The connection broke, timed out or carried a bad reply.
+    #[error("zdb: {0}")]
+    Client(#[from] zdb_client::Error),
     /// zdb refused a command (its message, e.g. `This namespace is not available`).
     #[error("zdb refused {command} {target}: {message}")]
     Refused {

@@ -3,91 +3,46 @@
 //! timestamps. The position reached is saved per namespace in `<index>/<ns>/.replica` only
 //! after the applied entries are fsynced, so a restart of either side resumes without loss
 //! (entries applied twice change nothing). New leader namespaces are picked up every few
-//! seconds. PROMOTE ends it all and the server accepts writes.
+//! seconds. PROMOTE ends it all and the server accepts writes. The leader is reached through
+//! `zdb-client`: its replies are bounded (a leader cannot make the follower allocate a huge
+//! length, nest arrays or send an endless line) and connecting and every frame have a deadline.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use zdb_client::{AsyncClient, Config, Value};
 
 use super::state::Shared;
 use crate::engine::Mode;
 use crate::format::{Descriptor, FLAG_DELETED};
 use crate::storage::{OpenMode, write_atomic};
 
-/// A RESP value read from the leader.
-#[derive(Debug)]
-enum Value {
-    Status,
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Value>),
+/// Bound on connecting to the leader.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The leader sends `+PING` every second while idle: this long without a frame means the
+/// stream is dead.
+const LEADER_SILENCE: Duration = Duration::from_secs(5);
+
+fn net(e: zdb_client::Error) -> std::io::Error {
+    std::io::Error::other(e.to_string())
 }
 
-async fn read_value<R: AsyncBufRead + Unpin>(r: &mut R) -> std::io::Result<Value> {
-    let mut line = Vec::new();
-    r.read_until(b'\n', &mut line).await?;
-    if line.len() < 3 || !line.ends_with(b"\r\n") {
-        return Err(std::io::Error::other("connection closed or bad frame"));
-    }
-    let body = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
-    let int = || body.parse::<i64>().map_err(std::io::Error::other);
-    Ok(match line[0] {
-        b'+' => Value::Status,
-        b'-' => Value::Error(body),
-        b':' => Value::Int(int()?),
-        b'$' => {
-            let n = int()?;
-            if n < 0 {
-                return Ok(Value::Bulk(None));
-            }
-            let n = usize::try_from(n).map_err(std::io::Error::other)?;
-            if n > crate::MAX_VALUE {
-                return Err(std::io::Error::other("value too large"));
-            }
-            let mut buf = vec![0u8; n + 2];
-            r.read_exact(&mut buf).await?;
-            buf.truncate(n);
-            Value::Bulk(Some(buf))
-        }
-        b'*' => {
-            let n = int()?.clamp(0, 16);
-            let mut items = Vec::new();
-            for _ in 0..n {
-                items.push(Box::pin(read_value(r)).await?);
-            }
-            Value::Array(items)
-        }
-        _ => return Err(std::io::Error::other("bad frame")),
-    })
-}
-
-async fn command(conn: &mut (impl AsyncWriteExt + Unpin), args: &[&[u8]]) -> std::io::Result<()> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    conn.write_all(&out).await
-}
-
-async fn connect(leader: &str, password: Option<&str>) -> std::io::Result<BufReader<TcpStream>> {
-    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(leader))
-        .await
-        .map_err(|_| std::io::Error::other("connect timeout"))??;
-    let _ = stream.set_nodelay(true);
-    let mut conn = BufReader::new(stream);
+/// A connection to the leader through the shared client (bounded replies, deadlines on
+/// connect and on every reply), logged in as admin when a password is given.
+async fn connect(leader: &str, password: Option<&str>) -> std::io::Result<AsyncClient> {
+    let mut cfg = Config::tcp(leader)
+        .with_connect_timeout(CONNECT_TIMEOUT)
+        .with_timeout(LEADER_SILENCE);
     if let Some(pw) = password {
-        command(conn.get_mut(), &[b"AUTH", pw.as_bytes()]).await?;
-        if let Value::Error(e) = read_value(&mut conn).await? {
-            return Err(std::io::Error::other(format!("leader refused AUTH: {e}")));
-        }
+        cfg = cfg.with_admin(pw);
     }
-    Ok(conn)
+    AsyncClient::connect(cfg).await.map_err(|e| match e {
+        zdb_client::Error::Server { message, .. } => {
+            std::io::Error::other(format!("leader refused AUTH: {message}"))
+        }
+        other => net(other),
+    })
 }
 
 /// Saved position: data file, next offset, offset and CRC of the last applied entry.
@@ -152,16 +107,13 @@ pub async fn follow(shared: Arc<Shared>, leader: String, password: Option<String
 
 async fn list(leader: &str, password: Option<&str>) -> std::io::Result<Vec<Vec<u8>>> {
     let mut conn = connect(leader, password).await?;
-    command(conn.get_mut(), &[b"NSLIST"]).await?;
-    match read_value(&mut conn).await? {
+    // Names are bytes: read them raw rather than as text.
+    match conn.call(&[b"NSLIST"]).await.map_err(net)? {
         Value::Array(items) => Ok(items
             .into_iter()
-            .filter_map(|v| {
-                if let Value::Bulk(Some(b)) = v {
-                    Some(b)
-                } else {
-                    None
-                }
+            .filter_map(|v| match v {
+                Value::Bulk(b) => Some(b.to_vec()),
+                _ => None,
             })
             .collect()),
         other => Err(std::io::Error::other(format!(
@@ -207,13 +159,11 @@ async fn stream_once(
         pos.prev_off.to_string().into_bytes(),
         pos.prev_crc.to_string().into_bytes(),
     ];
-    let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-    command(conn.get_mut(), &refs).await?;
-    let Value::Array(header) = read_value(&mut conn).await? else {
+    conn.send(&args).await.map_err(net)?;
+    let Value::Array(header) = conn.read_reply().await.map_err(net)? else {
         return Err(std::io::Error::other("leader does not support REPLICATE"));
     };
-    let (Some(Value::Bulk(Some(desc))), Some(Value::Int(mode))) = (header.get(1), header.get(2))
-    else {
+    let (Some(Value::Bulk(desc)), Some(Value::Int(mode))) = (header.get(1), header.get(2)) else {
         return Err(std::io::Error::other("bad REPLICATE header"));
     };
     let desc = Descriptor::decode(desc).map_err(std::io::Error::other)?;
@@ -234,9 +184,10 @@ async fn stream_once(
         if !shared.is_follower() {
             return Ok(());
         }
-        let frame = tokio::time::timeout(Duration::from_secs(5), read_value(&mut conn))
-            .await
-            .map_err(|_| std::io::Error::other("leader silent for 5 s"))??;
+        let frame = conn.read_reply().await.map_err(|e| match e {
+            zdb_client::Error::Timeout { .. } => std::io::Error::other("leader silent for 5 s"),
+            other => net(other),
+        })?;
         match frame {
             Value::Array(items) if items.len() == 7 => {
                 let get_int = |i: usize| {
@@ -247,8 +198,8 @@ async fn stream_once(
                     }
                 };
                 let bytes = |i: usize| {
-                    if let Some(Value::Bulk(Some(b))) = items.get(i) {
-                        b.as_slice()
+                    if let Some(Value::Bulk(b)) = items.get(i) {
+                        &b[..]
                     } else {
                         &[]
                     }
@@ -273,7 +224,7 @@ async fn stream_once(
                 };
                 applied_since_save += 1;
             }
-            Value::Status => {}
+            Value::Status(_) => {}
             Value::Error(e) => return Err(std::io::Error::other(format!("leader: {e}"))),
             other => return Err(std::io::Error::other(format!("unexpected frame {other:?}"))),
         }

@@ -1,0 +1,19 @@
+//! The farm's state in etcd: the registry of nodes, object metadata, and the coordination of
+//! the repair loop. Layout and sizes are in farm/README.md.
+//!
+//! - [`keys`]: the key layout under `/zos/farm/<farm>/`;
+//! - [`records`]: the JSON values stored there;
+//! - [`client`]: connection, timeouts and retries around etcd-client;
+//! - [`objects`]: transactional object commits, deletes and reads;
+//! - [`registry`]: node registration under a lease (the heartbeat) and the node list;
+//! - [`election`]: one repair leader per farm.
+
+pub mod client;
+pub mod election;
+pub mod keys;
+pub mod lease;
+pub mod objects;
+pub mod records;
+pub mod registry;
+
+pub use client::{Meta, MetaError};

@@ -1,0 +1,80 @@
+//! Shared set-up of the farm's tests: a real etcd, fake nodes registered in it, a farm client
+//! over the in-memory shard store.
+#![allow(dead_code, reason = "each test binary uses part of it")]
+
+use farm::ids::NodeId;
+use farm::meta::Meta;
+use farm::meta::records::{NodeRecord, ZdbEndpoint, now};
+use farm::meta::registry::Registration;
+use farm::store::mem::MemStore;
+use farm::testing::{EtcdCluster, has_etcd};
+
+/// Heartbeat TTL of test nodes (etcd's floor is 1.5 s with its default timings).
+pub const TTL: i64 = 2;
+
+/// A real etcd cluster of `n` members, or `None` when etcd is not installed (skip locally,
+/// fail under CI).
+pub fn etcd(n: usize) -> Option<EtcdCluster> {
+    if nodeutil::skip::unless(has_etcd(), "etcd (Debian etcd-server)") {
+        return None;
+    }
+    Some(EtcdCluster::start(n).expect("etcd cluster"))
+}
+
+/// A farm of a fresh name on `cluster`.
+pub async fn meta(cluster: &EtcdCluster) -> Meta {
+    let farm = format!("t{}", nodeutil::random::hex(6));
+    Meta::connect(&cluster.endpoints(), &farm)
+        .await
+        .expect("connect")
+}
+
+/// The record of test node `id`.
+pub fn record(id: &NodeId, group: Option<&str>) -> NodeRecord {
+    NodeRecord {
+        id: id.clone(),
+        public_key: "00".repeat(32),
+        group: group.map(str::to_string),
+        capacity: 1 << 40,
+        disk_classes: vec!["hdd".into()],
+        zdb: vec![ZdbEndpoint {
+            address: "127.0.0.1:9900".into(),
+            namespace: "farm".into(),
+        }],
+        registered: now(),
+    }
+}
+
+/// Nodes `n0..n{count}` registered with heartbeats and present in a fresh in-memory store.
+pub async fn nodes(
+    meta: &Meta,
+    count: usize,
+) -> (Vec<NodeId>, Vec<Option<Registration>>, MemStore) {
+    let ids: Vec<NodeId> = (0..count).map(|i| NodeId(format!("n{i}"))).collect();
+    let store = MemStore::new(&ids);
+    let mut regs = Vec::new();
+    for id in &ids {
+        regs.push(Some(
+            Registration::start(meta, record(id, None), 1 << 40, TTL)
+                .await
+                .expect("register"),
+        ));
+    }
+    (ids, regs, store)
+}
+
+/// Polls `f` every 100 ms until it returns true or `secs` pass; panics with `what` then.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("not within {secs} s: {what}");
+}
