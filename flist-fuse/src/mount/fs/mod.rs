@@ -8,91 +8,53 @@
 //! kernel then opens files without a round trip, keeps their page cache
 //! (`FOPEN_KEEP_CACHE`) and sends no `release`/`flush` either. A warm tree is then served
 //! from the kernel's caches alone. Read-ahead state is kept per inode.
+//!
+//! Modules: [`attr`] (what the kernel sees of an inode), [`read`] (the read path),
+//! [`ahead`] (fetching a folder's files ahead of their readers).
 
-use std::collections::HashMap;
+pub mod ahead;
+pub mod attr;
+pub mod read;
+
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    AccessFlags, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
-    Request,
+    AccessFlags, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
 use super::errno::{FsError, errno};
-use super::fetch::{Fetcher, Priority};
+use super::fetch::Fetcher;
 use super::prefetch::Recorder;
-use crate::format::{
-    BlockRef, Flist, Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK,
-};
-
-/// Entry and attribute timeout: the image never changes.
-pub const TTL: Duration = Duration::from_secs(365 * 24 * 3600);
-/// Most blocks read ahead of a sequential reader.
-const MAX_READAHEAD_BLOCKS: usize = 16;
-
-/// Per-inode read state (sequential detection for read-ahead).
-#[derive(Debug, Default, Clone, Copy)]
-struct Handle {
-    /// End offset of the last read.
-    next: u64,
-    /// Consecutive sequential reads.
-    streak: u32,
-    /// Highest block index already queued for read-ahead.
-    ahead: usize,
-}
-
-/// The bytes of a read: a slice of one cached block, or assembled from several.
-enum ReadOut {
-    Shared(Arc<Vec<u8>>, std::ops::Range<usize>),
-    Owned(Vec<u8>),
-}
+use crate::format::{Flist, Inode};
+use ahead::Ahead;
+use attr::{TTL, attr, kind};
+use read::{ReadOut, Reader};
 
 /// The filesystem.
 pub struct FlistFs {
     fl: Arc<Flist>,
-    fetch: Arc<Fetcher>,
-    recorder: Option<Arc<Recorder>>,
-    handles: Mutex<HashMap<u64, Handle>>,
+    reader: Reader,
+    ahead: Ahead,
     next_fh: AtomicU64,
     content_bytes: u64,
     /// Answer `open` with ENOSYS (kernel-side opens); false keeps classic open/release.
     pub no_open: bool,
 }
 
-fn kind(mode: u32) -> FileType {
-    match mode & crate::format::S_IFMT {
-        S_IFDIR => FileType::Directory,
-        S_IFLNK => FileType::Symlink,
-        S_IFCHR => FileType::CharDevice,
-        S_IFBLK => FileType::BlockDevice,
-        S_IFIFO => FileType::NamedPipe,
-        S_IFSOCK => FileType::Socket,
-        S_IFREG => FileType::RegularFile,
-        _ => FileType::RegularFile,
-    }
-}
-
-/// The kernel's `new_encode_dev` of a userspace `dev_t`.
-fn kernel_dev(rdev: u64) -> u32 {
-    let (ma, mi) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
-    (mi & 0xff) | (ma << 8) | ((mi & !0xff) << 12)
-}
-
-fn time(sec: i64, nsec: u32) -> SystemTime {
-    if sec >= 0 {
-        UNIX_EPOCH + Duration::new(sec as u64, nsec)
-    } else {
-        UNIX_EPOCH - Duration::from_secs(sec.unsigned_abs()) + Duration::from_nanos(nsec as u64)
-    }
-}
-
 impl FlistFs {
-    pub fn new(fl: Arc<Flist>, fetch: Arc<Fetcher>, recorder: Option<Arc<Recorder>>) -> Self {
+    /// The filesystem of `fl`, reading blocks through `fetch`, noting reads in `recorder`,
+    /// fetching up to `ahead_budget` bytes ahead in a folder listed or read (0: never).
+    pub fn new(
+        fl: Arc<Flist>,
+        fetch: Arc<Fetcher>,
+        recorder: Option<Arc<Recorder>>,
+        ahead_budget: u64,
+    ) -> Self {
         let content_bytes = fl
             .inodes
             .iter()
@@ -100,10 +62,9 @@ impl FlistFs {
             .map(|i| i.size)
             .sum();
         FlistFs {
+            ahead: Ahead::new(fl.clone(), fetch.clone(), ahead_budget),
+            reader: Reader::new(fl.clone(), fetch, recorder),
             fl,
-            fetch,
-            recorder,
-            handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             content_bytes,
             no_open: true,
@@ -124,34 +85,31 @@ impl FlistFs {
         }
     }
 
-    fn attr(&self, n: u32, i: &Inode) -> FileAttr {
-        let t = time(i.mtime_sec, i.mtime_nsec);
-        let size = if i.is_dir() && i.size == 0 {
-            4096
-        } else {
-            i.size
-        };
-        FileAttr {
-            ino: INodeNo(n as u64 + 1),
-            size,
-            blocks: size.div_ceil(512),
-            atime: t,
-            mtime: t,
-            ctime: t,
-            crtime: t,
-            kind: kind(i.mode),
-            perm: (i.mode & 0o7777) as u16,
-            nlink: i.nlink.max(1),
-            uid: i.uid,
-            gid: i.gid,
-            rdev: if matches!(i.file_type(), S_IFCHR | S_IFBLK) {
-                kernel_dev(i.rdev)
-            } else {
-                0
-            },
-            blksize: 128 * 1024,
-            flags: 0,
+    /// The entries of folder `ino` from `offset` (`.` and `..` first): the offset of the
+    /// next entry, the inode, its record and its name. Listing a folder from the start
+    /// fetches its small files ahead.
+    fn listing(
+        &self,
+        ino: INodeNo,
+        offset: u64,
+    ) -> Result<Vec<(u64, u32, &Inode, &OsStr)>, FsError> {
+        let (n, i) = self.dir(ino)?;
+        if offset == 0 {
+            self.ahead.folder(n);
         }
+        let dots = [(n, OsStr::new(".")), (i.parent, OsStr::new(".."))];
+        let children = self
+            .fl
+            .children(n)
+            .iter()
+            .map(|d| (d.ino, OsStr::from_bytes(self.fl.name(d))));
+        Ok(dots
+            .into_iter()
+            .chain(children)
+            .zip(1u64..)
+            .skip(offset as usize)
+            .filter_map(|((c, name), next)| Some((next, c, self.fl.inode(c)?, name)))
+            .collect())
     }
 
     fn do_lookup(&self, parent: INodeNo, name: &OsStr) -> Result<FileAttr, FsError> {
@@ -164,81 +122,7 @@ impl FlistFs {
             .lookup_in(p, name.as_bytes())
             .ok_or(FsError::NotFound)?;
         let ci = self.fl.inode(c).ok_or(FsError::NotFound)?;
-        Ok(self.attr(c, ci))
-    }
-
-    fn do_read(&self, ino: INodeNo, fh: u64, offset: u64, size: u32) -> Result<ReadOut, FsError> {
-        let (n, i) = self.ino(ino)?;
-        if i.is_dir() {
-            return Err(FsError::IsDir);
-        }
-        if !i.is_reg() {
-            return Err(FsError::Invalid);
-        }
-        if offset >= i.size || size == 0 {
-            return Ok(ReadOut::Owned(Vec::new()));
-        }
-        let end = (offset + size as u64).min(i.size);
-        let bl = self.fl.file_blocks(n);
-        let (Some(first), Some(last)) = (self.fl.block_at(n, offset), self.fl.block_at(n, end - 1))
-        else {
-            return Ok(ReadOut::Owned(Vec::new()));
-        };
-        // Read-ahead: a sequential reader gets a window doubling up to 16 blocks.
-        let window = {
-            let mut hs = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-            if hs.len() > 4096 {
-                hs.clear();
-            }
-            let h = hs.entry(fh).or_default();
-            let sequential = offset == h.next || (offset == 0 && h.next == 0);
-            h.streak = if sequential { h.streak + 1 } else { 0 };
-            h.next = end;
-            let w = if sequential {
-                (1usize << h.streak.min(5)).min(MAX_READAHEAD_BLOCKS)
-            } else {
-                0
-            };
-            let from = (last + 1).max(if sequential { h.ahead + 1 } else { 0 });
-            let to = (last + w).min(bl.len().saturating_sub(1));
-            if w > 0 && from <= to {
-                h.ahead = to;
-                Some(from..=to)
-            } else {
-                None
-            }
-        };
-        if let Some(r) = window
-            && let Some(ra) = bl.get(r)
-        {
-            self.fetch.prefetch(ra, Priority::ReadAhead);
-        }
-        let want = &bl[first..=last];
-        if let Some(rec) = &self.recorder {
-            let base = self.fl.inode(n).map(|i| i.first as usize).unwrap_or(0);
-            rec.touch_range(base + first, base + last);
-        }
-        let mut got = self.fetch.get_many(want);
-        let span = |b: &BlockRef| {
-            let s = offset.max(b.file_offset) - b.file_offset;
-            let e = end.min(b.file_offset + b.plain_len as u64) - b.file_offset;
-            s as usize..e as usize
-        };
-        if let ([b], [_]) = (want, got.as_slice()) {
-            // Within one block (the common case): answer from the block, no copy.
-            let d = got.pop().ok_or(FsError::Invalid)??;
-            let r = span(b);
-            if d.get(r.clone()).is_none() {
-                return Err(FsError::Invalid);
-            }
-            return Ok(ReadOut::Shared(d, r));
-        }
-        let mut out = Vec::with_capacity((end - offset) as usize);
-        for (b, d) in want.iter().zip(got) {
-            let d = d?;
-            out.extend_from_slice(d.get(span(b)).ok_or(FsError::Invalid)?);
-        }
-        Ok(ReadOut::Owned(out))
+        Ok(attr(c, ci))
     }
 
     fn xattr_reply(data: &[u8], size: u32, reply: ReplyXattr) {
@@ -310,7 +194,7 @@ impl Filesystem for FlistFs {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.ino(ino) {
-            Ok((n, i)) => reply.attr(&TTL, &self.attr(n, i)),
+            Ok((n, i)) => reply.attr(&TTL, &attr(n, i)),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -357,11 +241,21 @@ impl Filesystem for FlistFs {
     ) {
         // Read-ahead state per inode: with kernel-side opens every handle is 0.
         let key = if self.no_open { ino.0 } else { fh.0 };
-        match self.do_read(ino, key, offset, size) {
+        let res = self.ino(ino).and_then(|(n, i)| {
+            self.ahead.folder(i.parent);
+            self.reader.read(n, key, offset, size)
+        });
+        match res {
             Ok(ReadOut::Owned(d)) => reply.data(&d),
             Ok(ReadOut::Shared(d, r)) => reply.data(d.get(r).unwrap_or(&[])),
             Err(e) => {
-                super::log(&format!("read of inode {} failed: {e} (EIO)", ino.0 - 1));
+                // A block that could not be had was logged by the fetcher, once.
+                if !matches!(e, FsError::Fetch(_)) {
+                    super::log::log(&format!(
+                        "read of inode {} failed: {e}",
+                        ino.0.saturating_sub(1)
+                    ));
+                }
                 reply.error(errno(&e))
             }
         }
@@ -377,10 +271,7 @@ impl Filesystem for FlistFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh.0);
+        self.reader.release(fh.0);
         reply.ok();
     }
 
@@ -402,28 +293,12 @@ impl Filesystem for FlistFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let (n, i) = match self.dir(ino) {
-            Ok(d) => d,
+        let entries = match self.listing(ino, offset) {
+            Ok(e) => e,
             Err(e) => return reply.error(errno(&e)),
         };
-        let children = self.fl.children(n);
-        let total = children.len() as u64 + 2;
-        for off in offset..total {
-            let full = match off {
-                0 => reply.add(ino, 1, FileType::Directory, "."),
-                1 => reply.add(INodeNo(i.parent as u64 + 1), 2, FileType::Directory, ".."),
-                k => {
-                    let d = &children[(k - 2) as usize];
-                    let m = self.fl.inode(d.ino).map(|c| c.mode).unwrap_or(S_IFREG);
-                    reply.add(
-                        INodeNo(d.ino as u64 + 1),
-                        k + 1,
-                        kind(m),
-                        OsStr::from_bytes(self.fl.name(d)),
-                    )
-                }
-            };
-            if full {
+        for (next, n, i, name) in entries {
+            if reply.add(INodeNo(n as u64 + 1), next, kind(i.mode), name) {
                 break;
             }
         }
@@ -438,43 +313,13 @@ impl Filesystem for FlistFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let (n, i) = match self.dir(ino) {
-            Ok(d) => d,
+        let entries = match self.listing(ino, offset) {
+            Ok(e) => e,
             Err(e) => return reply.error(errno(&e)),
         };
-        let children = self.fl.children(n);
-        let total = children.len() as u64 + 2;
-        for off in offset..total {
-            let full = match off {
-                0 => reply.add(ino, 1, ".", &TTL, &self.attr(n, i), Generation(0)),
-                1 => {
-                    let p = i.parent;
-                    let Some(pi) = self.fl.inode(p) else { break };
-                    reply.add(
-                        INodeNo(p as u64 + 1),
-                        2,
-                        "..",
-                        &TTL,
-                        &self.attr(p, pi),
-                        Generation(0),
-                    )
-                }
-                k => {
-                    let d = &children[(k - 2) as usize];
-                    let Some(ci) = self.fl.inode(d.ino) else {
-                        break;
-                    };
-                    reply.add(
-                        INodeNo(d.ino as u64 + 1),
-                        k + 1,
-                        OsStr::from_bytes(self.fl.name(d)),
-                        &TTL,
-                        &self.attr(d.ino, ci),
-                        Generation(0),
-                    )
-                }
-            };
-            if full {
+        for (next, n, i, name) in entries {
+            let a = attr(n, i);
+            if reply.add(a.ino, next, name, &TTL, &a, Generation(0)) {
                 break;
             }
         }
@@ -556,21 +401,5 @@ impl Filesystem for FlistFs {
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
         reply.error(errno(&FsError::ReadOnly));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dev_encoding() {
-        // /dev/null is 1:3 -> 0x103; 7:0 -> 0x700; a large minor keeps its high bits.
-        assert_eq!(kernel_dev(rustix::fs::makedev(1, 3)), 0x103);
-        assert_eq!(kernel_dev(rustix::fs::makedev(7, 0)), 0x700);
-        assert_eq!(
-            kernel_dev(rustix::fs::makedev(8, 0x1234)),
-            0x34 | (8 << 8) | (0x1200 << 12)
-        );
     }
 }

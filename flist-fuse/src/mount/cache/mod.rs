@@ -22,6 +22,11 @@
 //!   another process writing the same cache can overshoot it until one of them rescans. The
 //!   policy is the pure function [`plan_eviction`]; "last used" is the file's mtime,
 //!   refreshed on a hit at most once a minute.
+//!
+//! Modules: [`policy`] (what to evict, a pure function), [`file`] (the cache file header).
+
+pub mod file;
+pub mod policy;
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -35,8 +40,9 @@ use rustix::fs::FlockOperation;
 
 use crate::format::{Hash, hex};
 
-pub const MAGIC: &[u8; 8] = b"FLCACHE1";
-pub const HEADER_LEN: usize = 48;
+pub use file::{HEADER_LEN, MAGIC, check_file};
+pub use policy::{Entry, plan_eviction};
+
 /// Fraction of the bound eviction goes down to (in percent).
 const LOW_WATER_PCT: u64 = 90;
 /// Temp files older than this are leftovers of a dead process.
@@ -47,9 +53,12 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Errors of the cache (all are recoverable: the block is fetched from the store instead).
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
+    /// A file or folder of the cache could not be used.
     #[error("cache {path}: {source}")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// Cause.
         #[source]
         source: std::io::Error,
     },
@@ -62,45 +71,12 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
     }
 }
 
-/// One cache file as seen by a scan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub path: PathBuf,
-    pub size: u64,
-    /// Last use (mtime), seconds since the epoch.
-    pub last_use: i64,
-}
-
-/// Eviction policy: which entries to delete (indices into `entries`) so that the total is at
-/// most `low_water`, least recently used first; nothing when the total is within `max`.
-pub fn plan_eviction(entries: &[Entry], max: u64, low_water: u64) -> Vec<usize> {
-    let total: u64 = entries.iter().map(|e| e.size).sum();
-    if total <= max {
-        return Vec::new();
-    }
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_by(|a, b| {
-        entries[*a]
-            .last_use
-            .cmp(&entries[*b].last_use)
-            .then_with(|| entries[*a].path.cmp(&entries[*b].path))
-    });
-    let mut left = total;
-    let mut out = Vec::new();
-    for k in order {
-        if left <= low_water {
-            break;
-        }
-        left -= entries[k].size;
-        out.push(k);
-    }
-    out
-}
-
 /// Result of a cache lookup.
 #[derive(Debug)]
 pub enum Lookup {
+    /// The decoded block, checked.
     Hit(Vec<u8>),
+    /// Not cached.
     Miss,
     /// A file was there but failed its check; it has been removed.
     Corrupt(String),
@@ -109,8 +85,11 @@ pub enum Lookup {
 /// Statistics of one eviction pass.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EvictStats {
+    /// Bytes the scan found.
     pub scanned_bytes: u64,
+    /// Files removed.
     pub removed_files: usize,
+    /// Bytes removed.
     pub removed_bytes: u64,
 }
 
@@ -157,10 +136,12 @@ impl DiskCache {
         Ok(c)
     }
 
+    /// The cache folder.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// The bound, bytes.
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
     }
@@ -247,7 +228,7 @@ impl DiskCache {
         let dst = self.path(id);
         let res = (|| {
             let mut f = File::create(&tmp)?;
-            f.write_all(&header(plain))?;
+            f.write_all(&file::header(plain))?;
             f.write_all(plain)?;
             drop(f);
             fs::rename(&tmp, &dst)
@@ -396,57 +377,10 @@ impl Drop for Reserved<'_> {
     }
 }
 
-fn header(plain: &[u8]) -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
-    h[..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&(plain.len() as u32).to_le_bytes());
-    h[16..48].copy_from_slice(blake3::hash(plain).as_bytes());
-    h
-}
-
-/// Check a whole cache file (header + plain bytes).
-pub fn check_file(buf: &[u8], plain_len: u32) -> Result<(), String> {
-    if buf.len() != HEADER_LEN + plain_len as usize {
-        return Err(format!(
-            "{} bytes, expected {} (truncated or foreign)",
-            buf.len(),
-            HEADER_LEN + plain_len as usize
-        ));
-    }
-    if &buf[..8] != MAGIC {
-        return Err("bad magic".into());
-    }
-    if buf[8..12] != plain_len.to_le_bytes() {
-        return Err("length field mismatch".into());
-    }
-    if blake3::hash(&buf[HEADER_LEN..]).as_bytes() != &buf[16..48] {
-        return Err("checksum mismatch (flipped bits)".into());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
-
-    fn e(n: &str, size: u64, t: i64) -> Entry {
-        Entry {
-            path: PathBuf::from(n),
-            size,
-            last_use: t,
-        }
-    }
-
-    #[test]
-    fn policy_evicts_lru_down_to_low_water() {
-        let v = vec![e("a", 40, 5), e("b", 40, 1), e("c", 40, 3)];
-        assert!(plan_eviction(&v, 120, 100).is_empty());
-        // 120 > 100: drop the oldest (b) then c until <= 50.
-        assert_eq!(plan_eviction(&v, 100, 90), vec![1]);
-        assert_eq!(plan_eviction(&v, 100, 50), vec![1, 2]);
-        assert_eq!(plan_eviction(&v, 10, 0), vec![1, 2, 0]);
-    }
 
     #[test]
     fn put_get_corrupt_and_bound() {

@@ -1,177 +1,16 @@
-//! The field's existing `.fl` flists (rfs format): read them into our in-memory [`Flist`]
-//! so that `mount`, `ls`, `cat`, `unpack` and `verify` serve them unchanged, and convert
-//! them into our format (`flist convert`).
-//!
-//! An rfs `.fl` is an SQLite database:
-//!
-//! ```text
-//! inode(ino, parent, name, size, uid, gid, mode, rdev, ctime, mtime)   root: parent 0
-//! extra(ino, data)                 symlink targets
-//! block(ino, id, key)              a file's blocks in file order (rowid order)
-//! tag(key, value)                  free-form tags (not needed to serve)
-//! route(start, end, url)           stores by the first byte of the block id
-//! ```
-//!
-//! Content is cut in fixed 512 KiB blocks: `key = BLAKE2b-256(plain)`, stored bytes =
-//! AES-256-GCM(key, nonce = key[0..12], snappy_raw(plain)), `id = BLAKE2b-256(stored)`.
-//! Such blocks are marked in memory by [`Params::hash`] = [`HASH_RFS`] (never written to an
-//! flist file) and decoded by [`decode_block`], which checks both the id and the key.
-//!
-//! What rfs itself gets wrong when serving (gid reported as uid, nlink 0, fifos and devices
-//! invisible, every error ENOENT, non-UTF-8 names) does not apply here: the metadata goes
-//! through our model and our filesystem. Names are served as the bytes the `.fl` holds.
-//!
-//! A malformed `.fl` (missing tables or columns, bad routes, block rows that do not match
-//! the file sizes, unreachable or duplicate entries, absurd values) is a typed error naming
-//! the file, never a panic.
+//! Building our model from the tables of an open `.fl` (see the [module doc](super)).
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
-use blake2::Blake2b;
-use blake2::digest::Digest;
-use blake2::digest::consts::U32;
-use rayon::prelude::*;
+use rusqlite::Connection;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags};
 
-use crate::blocks::BlockReader;
-use crate::chunk::ChunkParams;
-use crate::error::{Error, IoContext, Result};
+use super::{BLOCK_SIZE, params};
 use crate::format::{
-    self, BlockRef, Dirent, Flist, Hash, Inode, Params, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO,
-    S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, Trailer, hex, unhex, valid_name,
+    BlockRef, Dirent, Flist, Hash, ImageKind, Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK,
+    S_IFMT, S_IFREG, S_IFSOCK, Trailer, valid_name,
 };
-use crate::store::{self, StoreError};
-
-/// First bytes of an SQLite database (an rfs `.fl`).
-pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
-/// rfs block size.
-pub const BLOCK_SIZE: u32 = 512 * 1024;
-/// In-memory [`Params::hash`] of rfs blocks (BLAKE2b-256, snappy, AES-256-GCM).
-pub const HASH_RFS: u8 = 2;
-/// In-memory [`Params::compression`] of rfs blocks (raw snappy).
-pub const COMPRESSION_SNAPPY: u8 = 2;
-
-/// The block parameters of an rfs flist.
-pub fn params() -> Params {
-    Params {
-        chunk: ChunkParams::fixed(BLOCK_SIZE),
-        hash: HASH_RFS,
-        compression: COMPRESSION_SNAPPY,
-        level: 0,
-        encrypted: true,
-    }
-}
-
-/// BLAKE2b with a 256-bit output.
-pub fn blake2b256(data: &[u8]) -> Hash {
-    let mut h = Blake2b::<U32>::new();
-    h.update(data);
-    h.finalize().into()
-}
-
-/// Check stored bytes against an rfs block id.
-pub fn check(id: &Hash, stored: &[u8]) -> std::result::Result<(), StoreError> {
-    if &blake2b256(stored) == id {
-        Ok(())
-    } else {
-        Err(StoreError::Mismatch)
-    }
-}
-
-/// An rfs block as rfs writes it: `(id, key, stored bytes)`.
-pub fn encode_block(plain: &[u8]) -> std::result::Result<(Hash, Hash, Vec<u8>), String> {
-    let key = blake2b256(plain);
-    let z = snap::raw::Encoder::new()
-        .compress_vec(plain)
-        .map_err(|e| format!("snappy: {e}"))?;
-    let c = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key));
-    let stored = c
-        .encrypt(Nonce::from_slice(&key[..12]), z.as_slice())
-        .map_err(|_| "encryption failed".to_string())?;
-    Ok((blake2b256(&stored), key, stored))
-}
-
-/// Decode the stored bytes of an rfs block: check BLAKE2b(stored) == id, decrypt with the
-/// key (nonce key[0..12]), snappy-decompress, check the length and BLAKE2b(plain) == key.
-pub fn decode_block(stored: &[u8], b: &BlockRef) -> std::result::Result<Vec<u8>, StoreError> {
-    check(&b.id, stored)?;
-    let c = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&b.key));
-    let z = c
-        .decrypt(Nonce::from_slice(&b.key[..12]), stored)
-        .map_err(|_| StoreError::Decode("decryption failed (wrong key)".into()))?;
-    let n =
-        snap::raw::decompress_len(&z).map_err(|e| StoreError::Decode(format!("snappy: {e}")))?;
-    if n != b.plain_len as usize {
-        return Err(StoreError::Decode(format!(
-            "block is {n} bytes, expected {}",
-            b.plain_len
-        )));
-    }
-    let plain = snap::raw::Decoder::new()
-        .decompress_vec(&z)
-        .map_err(|e| StoreError::Decode(format!("snappy: {e}")))?;
-    if plain.len() != b.plain_len as usize {
-        return Err(StoreError::Decode(format!(
-            "block is {} bytes, expected {}",
-            plain.len(),
-            b.plain_len
-        )));
-    }
-    if blake2b256(&plain) != b.key {
-        return Err(StoreError::Decode(
-            "plaintext does not match its key".into(),
-        ));
-    }
-    Ok(plain)
-}
-
-/// Whether a file is an rfs `.fl` (an SQLite database).
-pub fn is_rfs(path: &Path) -> Result<bool> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).ctx(path)?;
-    let mut head = [0u8; 16];
-    let mut n = 0;
-    while n < head.len() {
-        let k = f.read(&mut head[n..]).ctx(path)?;
-        if k == 0 {
-            break;
-        }
-        n += k;
-    }
-    Ok(n == head.len() && &head == SQLITE_MAGIC)
-}
-
-/// Read an flist of either format: ours, or an rfs `.fl`.
-pub fn read_any(path: &Path) -> Result<Flist> {
-    if is_rfs(path)? {
-        read_file(path)
-    } else {
-        format::read_file(path)
-    }
-}
-
-/// Read an rfs `.fl` into our model.
-pub fn read_file(path: &Path) -> Result<Flist> {
-    let bytes = std::fs::read(path).ctx(path)?;
-    if !bytes.starts_with(SQLITE_MAGIC) {
-        return Err(Error::corrupt(
-            path,
-            "not an rfs .fl (no SQLite header)".to_string(),
-        ));
-    }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| Error::corrupt(path, format!("rfs .fl: cannot open as SQLite: {e}")))?;
-    let mut fl = load(&conn).map_err(|m| Error::corrupt(path, format!("rfs .fl: {m}")))?;
-    fl.identity = *blake3::hash(&bytes).as_bytes();
-    Ok(fl)
-}
+use crate::store;
 
 type R<T> = std::result::Result<T, String>;
 
@@ -203,7 +42,7 @@ fn bytes(v: ValueRef<'_>, what: &str) -> R<Vec<u8>> {
 fn hash32(v: ValueRef<'_>, what: &str) -> R<Hash> {
     let b = bytes(v, what)?;
     let raw = if b.len() == 64 {
-        std::str::from_utf8(&b).ok().and_then(unhex)
+        nodeutil::hex::decode(&b).ok()
     } else {
         Some(b)
     };
@@ -258,7 +97,8 @@ fn tables(conn: &Connection) -> R<Vec<String>> {
 }
 
 /// Build our model from an open `.fl`.
-fn load(conn: &Connection) -> R<Flist> {
+/// Build our model from an open `.fl` (the identity is set by the caller).
+pub fn load(conn: &Connection) -> R<Flist> {
     let have = tables(conn)?;
     for t in ["inode", "extra", "block", "route"] {
         if !have.iter().any(|h| h == t) {
@@ -489,13 +329,13 @@ fn load(conn: &Connection) -> R<Flist> {
                 i.count = bl.len() as u64;
                 for (n, (id, key)) in bl.into_iter().enumerate() {
                     let off = n as u64 * BLOCK_SIZE as u64;
-                    blocks.push(BlockRef {
+                    blocks.push(BlockRef::whole(
                         id,
                         key,
-                        file_offset: off,
-                        plain_len: (r.size - off).min(BLOCK_SIZE as u64) as u32,
-                        stored_len: 0,
-                    });
+                        off,
+                        (r.size - off).min(BLOCK_SIZE as u64) as u32,
+                        0,
+                    ));
                 }
             }
             S_IFLNK => {
@@ -531,6 +371,7 @@ fn load(conn: &Connection) -> R<Flist> {
     }
     let fl = Flist {
         identity: [0; 32],
+        kind: ImageKind::Rfs,
         params: params(),
         inodes,
         dirents,
@@ -548,135 +389,9 @@ fn load(conn: &Connection) -> R<Flist> {
     Ok(fl)
 }
 
-/// What `flist convert` did.
-#[derive(Debug, Clone, Default)]
-pub struct ConvertReport {
-    pub identity: Hash,
-    pub entries: usize,
-    /// Distinct rfs blocks fetched (each once) and re-stored as our blocks.
-    pub blocks: usize,
-    pub plain_bytes: u64,
-}
-
-/// Convert an rfs flist (read from `src` with `reader`) into our format: every distinct rfs
-/// block is fetched once, verified (id and key), decoded, re-encoded as our block with the
-/// same boundaries (fixed 512 KiB) and put into `stores` (a block the target already holds
-/// is not written again). The flist is written atomically after every block is durable.
-pub fn convert(
-    src: &Flist,
-    reader: &BlockReader,
-    stores: &[String],
-    output: &Path,
-    level: i32,
-    encrypt: bool,
-) -> Result<ConvertReport> {
-    if src.params.hash != HASH_RFS {
-        return Err(Error::invalid(
-            &reader.file,
-            "already in flist format (nothing to convert)",
-        ));
-    }
-    let params = Params {
-        chunk: ChunkParams::fixed(BLOCK_SIZE),
-        level,
-        encrypted: encrypt,
-        ..Params::default()
-    };
-    let target = store::open(stores).map_err(|e| Error::Store {
-        path: output.to_path_buf(),
-        source: e,
-    })?;
-    let mut seen = std::collections::HashSet::new();
-    let uniq: Vec<BlockRef> = src
-        .blocks
-        .iter()
-        .filter(|b| seen.insert(b.id))
-        .copied()
-        .collect();
-    let mut map: HashMap<Hash, (Hash, Hash, u32)> = HashMap::with_capacity(uniq.len());
-    let mut plain_bytes = 0u64;
-    for group in uniq.chunks(32) {
-        let enc: Vec<(Hash, crate::blocks::Encoded)> = group
-            .par_iter()
-            .map(|b| {
-                let plain = reader.read_block(b)?;
-                let e = crate::blocks::encode(&plain, &params)
-                    .map_err(|m| Error::invalid(&reader.file, m))?;
-                Ok((b.id, e))
-            })
-            .collect::<Result<_>>()?;
-        let batch: Vec<(Hash, Vec<u8>)> =
-            enc.iter().map(|(_, e)| (e.id, e.stored.clone())).collect();
-        target.put_batch(&batch).map_err(|e| Error::Store {
-            path: output.to_path_buf(),
-            source: e,
-        })?;
-        for (rid, e) in enc {
-            plain_bytes += e.plain_len as u64;
-            map.insert(rid, (e.id, e.key, e.stored.len() as u32));
-        }
-    }
-    let mut blocks = Vec::with_capacity(src.blocks.len());
-    for b in &src.blocks {
-        let (id, key, stored_len) = *map
-            .get(&b.id)
-            .ok_or_else(|| Error::invalid(&reader.file, format!("block {} lost", hex(&b.id))))?;
-        blocks.push(BlockRef {
-            id,
-            key,
-            stored_len,
-            ..*b
-        });
-    }
-    let body = format::encode_body(
-        &params,
-        &src.inodes,
-        &src.dirents,
-        &blocks,
-        &src.xattrs,
-        &src.names,
-        &src.data,
-    );
-    let trailer = Trailer {
-        routes: stores.iter().map(|s| store::redact(s)).collect(),
-        ..Trailer::default()
-    };
-    let bytes = format::encode_file(&body, &trailer);
-    // Never write a file we could not read back.
-    let fl = format::decode(&bytes).map_err(|m| Error::invalid(&reader.file, m))?;
-    crate::pack::write_atomic(output, &bytes)?;
-    Ok(ConvertReport {
-        identity: fl.identity,
-        entries: fl.dirents.len() + 1,
-        blocks: uniq.len(),
-        plain_bytes,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn block_roundtrip_checks_id_and_key() {
-        let plain = b"rfs block rfs block rfs block".repeat(50);
-        let (id, key, stored) = encode_block(&plain).expect("encode");
-        let b = BlockRef {
-            id,
-            key,
-            file_offset: 0,
-            plain_len: plain.len() as u32,
-            stored_len: stored.len() as u32,
-        };
-        assert_eq!(decode_block(&stored, &b).expect("decode"), plain);
-        let mut t = stored.clone();
-        t[5] ^= 1;
-        assert!(matches!(decode_block(&t, &b), Err(StoreError::Mismatch)));
-        let wrong_key = BlockRef { key: [7; 32], ..b };
-        assert!(decode_block(&stored, &wrong_key).is_err());
-        let wrong_len = BlockRef { plain_len: 3, ..b };
-        assert!(decode_block(&stored, &wrong_len).is_err());
-    }
 
     #[test]
     fn routes() {
