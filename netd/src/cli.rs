@@ -32,8 +32,12 @@ fn parse_range(s: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
         .split_once('-')
         .ok_or_else(|| format!("{s:?} is not FIRST-LAST"))?;
     let (a, b): (u16, u16) = (
-        a.trim().parse().map_err(|_| format!("{a:?} is not a port"))?,
-        b.trim().parse().map_err(|_| format!("{b:?} is not a port"))?,
+        a.trim()
+            .parse()
+            .map_err(|_| format!("{a:?} is not a port"))?,
+        b.trim()
+            .parse()
+            .map_err(|_| format!("{b:?} is not a port"))?,
     );
     if a == 0 || a > b {
         return Err(format!("{s:?}: need 0 < FIRST <= LAST"));

@@ -53,7 +53,8 @@ pub struct Engine<H: Host> {
 impl<H: Host> Engine<H> {
     /// Loads the records (no kernel work yet: see [`Engine::adopt_all`]).
     pub fn open(host: H, cfg: Config) -> Result<Self> {
-        let store = Store::open(&cfg.state).kernel(format!("state folder {}", cfg.state.display()))?;
+        let store =
+            Store::open(&cfg.state).kernel(format!("state folder {}", cfg.state.display()))?;
         let (records, bad_records) = store
             .load_all()
             .kernel(format!("read records in {}", cfg.state.display()))?;
@@ -83,9 +84,7 @@ impl<H: Host> Engine<H> {
                         },
                     );
                 }
-                Err(why) => e
-                    .bad_records
-                    .push(format!("{}: {why}", r.spec.id)),
+                Err(why) => e.bad_records.push(format!("{}: {why}", r.spec.id)),
             }
         }
         Ok(e)
@@ -187,7 +186,10 @@ impl<H: Host> Engine<H> {
 
     fn converge_inner(&mut self, id: &str, full: bool) -> Result<()> {
         let peers = {
-            let n = self.nets.get(id).ok_or_else(|| Error::NotFound(id.into()))?;
+            let n = self
+                .nets
+                .get(id)
+                .ok_or_else(|| Error::NotFound(id.into()))?;
             self.peer_configs(&n.spec, true)?
         };
         let Some(n) = self.nets.get_mut(id) else {
@@ -283,12 +285,11 @@ impl<H: Host> Engine<H> {
     fn new_record(&self, req: &NetworkSpec) -> Result<NetworkRecord> {
         let ports: BTreeSet<u16> = self.nets.values().map(|n| n.record.listen_port).collect();
         let transfers: BTreeSet<u16> = self.nets.values().map(|n| n.record.transfer).collect();
-        let listen_port = plan::choose_port(self.cfg.ports.clone(), &ports, |p| {
-            self.host.port_free(p)
-        })
-        .ok_or_else(|| {
-            Error::NoCapacity(format!("no free UDP port in {:?}", self.cfg.ports))
-        })?;
+        let listen_port =
+            plan::choose_port(self.cfg.ports.clone(), &ports, |p| self.host.port_free(p))
+                .ok_or_else(|| {
+                    Error::NoCapacity(format!("no free UDP port in {:?}", self.cfg.ports))
+                })?;
         let transfer = plan::choose_transfer(&transfers)
             .ok_or_else(|| Error::NoCapacity("no transfer link left".into()))?;
         Ok(NetworkRecord {
@@ -333,7 +334,10 @@ impl<H: Host> Engine<H> {
             .get(&req.network)
             .ok_or_else(|| Error::NotFound(req.network.clone()))?;
         if !self.host.netns_exists(&req.netns) {
-            return Err(Error::Invalid(format!("no network namespace {}", req.netns)));
+            return Err(Error::Invalid(format!(
+                "no network namespace {}",
+                req.netns
+            )));
         }
         let a = match n.record.attachments.get(&req.netns) {
             Some(a) => {
@@ -347,15 +351,14 @@ impl<H: Host> Engine<H> {
             }
             None => {
                 let used: BTreeSet<_> = n.record.attachments.values().map(|a| a.address).collect();
-                let address = plan::choose_address(&n.spec.subnet, req.address, &used).map_err(
-                    |why| {
+                let address =
+                    plan::choose_address(&n.spec.subnet, req.address, &used).map_err(|why| {
                         if req.address.is_none() {
                             Error::NoCapacity(why)
                         } else {
                             Error::Invalid(why)
                         }
-                    },
-                )?;
+                    })?;
                 let a = AttachmentRecord {
                     address,
                     number: n.record.next_attachment,
@@ -404,7 +407,10 @@ impl<H: Host> Engine<H> {
 
     /// A network with its peers' traffic.
     pub fn get(&self, id: &str) -> Result<Network> {
-        let n = self.nets.get(id).ok_or_else(|| Error::NotFound(id.into()))?;
+        let n = self
+            .nets
+            .get(id)
+            .ok_or_else(|| Error::NotFound(id.into()))?;
         let addrs = self.host.node_addresses().unwrap_or_default();
         Ok(status(n, &addrs))
     }
@@ -428,7 +434,10 @@ impl<H: Host> Engine<H> {
             why.push(format!("state not writable: {p}"));
         }
         if !self.bad_records.is_empty() {
-            why.push(format!("records not loaded: {}", self.bad_records.join("; ")));
+            why.push(format!(
+                "records not loaded: {}",
+                self.bad_records.join("; ")
+            ));
         }
         if !failed.is_empty() {
             why.push(format!("failed networks: {}", failed.join(", ")));
@@ -513,3 +522,7 @@ fn status(n: &Net, addrs: &[std::net::Ipv4Addr]) -> Network {
             .collect(),
     }
 }
+
+#[cfg(test)]
+#[path = "engine_test.rs"]
+mod test;

@@ -58,9 +58,7 @@ pub fn encode(key: &[u8; 32]) -> String {
 
 /// A base64 key; the error says what is wrong without echoing the input.
 pub fn decode(s: &str) -> Result<[u8; 32], &'static str> {
-    let bytes = STANDARD
-        .decode(s.trim())
-        .map_err(|_| "not valid base64")?;
+    let bytes = STANDARD.decode(s.trim()).map_err(|_| "not valid base64")?;
     bytes.try_into().map_err(|_| "not 32 bytes")
 }
 

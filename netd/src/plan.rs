@@ -70,7 +70,10 @@ impl NetPlan {
     /// Node-side and network-side addresses of the transfer link (a /30).
     pub fn transfer_addrs(&self) -> (Ipv4Net, Ipv4Net) {
         let base = transfer_base() + u32::from(self.transfer) * 4;
-        (net(Ipv4Addr::from(base + 1), 30), net(Ipv4Addr::from(base + 2), 30))
+        (
+            net(Ipv4Addr::from(base + 1), 30),
+            net(Ipv4Addr::from(base + 2), 30),
+        )
     }
 }
 
@@ -226,7 +229,10 @@ mod test {
         assert_eq!(a.to_string(), "169.254.64.1/30");
         assert_eq!(b.to_string(), "169.254.64.2/30");
         let (a, b) = plan(MAX_TRANSFER - 1).transfer_addrs();
-        assert!(range.contains(&a.addr()) && range.contains(&b.addr()), "{a} {b}");
+        assert!(
+            range.contains(&a.addr()) && range.contains(&b.addr()),
+            "{a} {b}"
+        );
         assert_eq!(plan(7).transfer_if(), "ntx7");
         assert!(plan(MAX_TRANSFER - 1).tun_temp_name().len() <= 15);
         assert_eq!(plan(1).gateway().to_string(), "10.1.3.1/24");
@@ -235,7 +241,10 @@ mod test {
     #[test]
     fn ports_skip_used_and_busy_ones() {
         let used: BTreeSet<u16> = [51820].into();
-        assert_eq!(choose_port(51820..=51830, &used, |p| p != 51821), Some(51822));
+        assert_eq!(
+            choose_port(51820..=51830, &used, |p| p != 51821),
+            Some(51822)
+        );
         assert_eq!(choose_port(51820..=51820, &used, |_| true), None);
         assert_eq!(choose_transfer(&[0, 1, 3].into()), Some(2));
     }
@@ -251,10 +260,17 @@ mod test {
         let want = Ipv4Addr::new(10, 1, 3, 9);
         assert_eq!(choose_address(&subnet, Some(want), &used).unwrap(), want);
         for bad in [[10, 1, 3, 1], [10, 1, 3, 255], [10, 1, 4, 5], [10, 1, 3, 2]] {
-            assert!(choose_address(&subnet, Some(bad.into()), &used).is_err(), "{bad:?}");
+            assert!(
+                choose_address(&subnet, Some(bad.into()), &used).is_err(),
+                "{bad:?}"
+            );
         }
         let full: BTreeSet<Ipv4Addr> = (2..=254).map(|i| Ipv4Addr::new(10, 1, 3, i)).collect();
-        assert!(choose_address(&subnet, None, &full).unwrap_err().contains("no free"));
+        assert!(
+            choose_address(&subnet, None, &full)
+                .unwrap_err()
+                .contains("no free")
+        );
     }
 
     #[test]

@@ -75,10 +75,15 @@ pub fn check_netns(name: &str) -> Result<(), String> {
 
 /// Whether `net` lies in a private IPv4 range (RFC 1918 or the shared 100.64.0.0/10).
 fn is_private(net: &Ipv4Net) -> bool {
-    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"]
-        .iter()
-        .filter_map(|r| r.parse::<Ipv4Net>().ok())
-        .any(|r| r.contains(net))
+    [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+    ]
+    .iter()
+    .filter_map(|r| r.parse::<Ipv4Net>().ok())
+    .any(|r| r.contains(net))
 }
 
 fn parse_net(s: &str, what: &str) -> Result<Ipv4Net, String> {
@@ -124,10 +129,14 @@ fn check_peer(p: &PeerSpec, range: &Ipv4Net, own: &Ipv4Net) -> Result<Peer, Stri
     for s in &p.subnets {
         let net = parse_net(s, "peer subnet")?;
         if !range.contains(&net) {
-            return Err(format!("peer subnet {net} is outside the network's {range}"));
+            return Err(format!(
+                "peer subnet {net} is outside the network's {range}"
+            ));
         }
         if net.contains(own) || own.contains(&net) {
-            return Err(format!("peer subnet {net} overlaps this node's subnet {own}"));
+            return Err(format!(
+                "peer subnet {net} overlaps this node's subnet {own}"
+            ));
         }
         subnets.push(net);
     }
@@ -165,11 +174,10 @@ pub fn check(spec: &NetworkSpec) -> Result<Spec, String> {
             return Err(format!("peer {} is listed twice", p.public_key));
         }
         for net in &peer.subnets {
-            if let Some(other) = claimed
-                .iter()
-                .find(|c| c.contains(net) || net.contains(*c))
-            {
-                return Err(format!("peer subnet {net} overlaps {other} of another peer"));
+            if let Some(other) = claimed.iter().find(|c| c.contains(net) || net.contains(*c)) {
+                return Err(format!(
+                    "peer subnet {net} overlaps {other} of another peer"
+                ));
             }
         }
         claimed.extend(peer.subnets.iter().copied());
@@ -255,7 +263,10 @@ mod test {
             ),
             (spec(vec![peer("xyz", &["10.1.2.0/24"])]), "base64"),
             (spec(vec![peer(KEY_A, &["10.9.2.0/24"])]), "outside"),
-            (spec(vec![peer(KEY_A, &["10.1.0.0/20"])]), "overlaps this node"),
+            (
+                spec(vec![peer(KEY_A, &["10.1.0.0/20"])]),
+                "overlaps this node",
+            ),
             (
                 spec(vec![
                     peer(KEY_A, &["10.1.2.0/24"]),

@@ -45,7 +45,10 @@ impl Stop {
     /// Waits until `fd` is readable (or writable with `out`), the stop is raised, or `timeout`.
     pub fn wait(&self, fd: impl AsFd, out: bool, timeout: Option<Duration>) -> io::Result<()> {
         let flags = if out { PollFlags::OUT } else { PollFlags::IN };
-        let mut fds = [PollFd::new(&fd, flags), PollFd::new(&self.fd, PollFlags::IN)];
+        let mut fds = [
+            PollFd::new(&fd, flags),
+            PollFd::new(&self.fd, PollFlags::IN),
+        ];
         let ts = timeout.map(|t| Timespec {
             tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
             tv_nsec: i64::from(t.subsec_nanos()),

@@ -63,10 +63,7 @@ struct Shared {
 
 impl Shared {
     fn table(&self) -> Arc<PeerTable> {
-        self.peers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.peers.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Sends what a `Tunn` call asked to send, to `to` (dropped without an endpoint).

@@ -220,7 +220,10 @@ mod test {
         b2.endpoint = Some("192.0.2.9:9".parse().unwrap());
         let t2 = PeerTable::build(&t1, &[b2, cfg(&c, &["10.1.3.0/24"])], &mut make);
         assert!(Arc::ptr_eq(&t1.peers[1], &t2.peers[0]));
-        assert_eq!(t2.peers[0].lock().endpoint, Some("192.0.2.9:9".parse().unwrap()));
+        assert_eq!(
+            t2.peers[0].lock().endpoint,
+            Some("192.0.2.9:9".parse().unwrap())
+        );
         assert_eq!(t2.by_key(&a.public()), None);
         assert_eq!(t2.peers[1].index, 3);
         assert!(!t2.index_taken(1));

@@ -69,14 +69,19 @@ pub(super) fn run(sh: &Shared) {
         };
         let table = sh.table();
         for (m, chunk) in meta.iter().zip(datagrams.chunks(DATAGRAM_BUF)).take(n) {
-            let Some(data) = chunk.get(..m.len) else { continue };
+            let Some(data) = chunk.get(..m.len) else {
+                continue;
+            };
             let stride = if m.stride == 0 { m.len } else { m.stride };
             for seg in data.chunks(stride.max(1)) {
                 handle(sh, &table, seg, m.addr, &mut out, &mut scratch);
             }
         }
         if out.count > 0 {
-            if let Err(e) = sh.tun.send_multiple(&mut gro, &mut out.bufs[..out.count], OFFSET) {
+            if let Err(e) = sh
+                .tun
+                .send_multiple(&mut gro, &mut out.bufs[..out.count], OFFSET)
+            {
                 tracing::debug!(error = %e, "tun write");
             }
             out.count = 0;
@@ -101,10 +106,16 @@ fn handle(
         None => return,
     };
     let Some(p) = peer else { return };
-    let Some(peer) = table.peers.get(p) else { return };
-    let Some(buf) = out.next(msg.len()) else { return };
+    let Some(peer) = table.peers.get(p) else {
+        return;
+    };
+    let Some(buf) = out.next(msg.len()) else {
+        return;
+    };
     let mut io = peer.lock();
-    let Some(dst) = buf.get_mut(OFFSET..) else { return };
+    let Some(dst) = buf.get_mut(OFFSET..) else {
+        return;
+    };
     match io.tunn.decapsulate(Some(from.ip()), msg, dst) {
         TunnResult::WriteToTunnelV4(pkt, src) => {
             let len = pkt.len();

@@ -81,7 +81,10 @@ pub(super) fn run(sh: &Shared) {
         max_segments: sh.udp.max_segments(),
     };
     while !sh.stop.raised() {
-        let n = match sh.tun.recv_multiple(&mut original, &mut bufs, &mut sizes, 0) {
+        let n = match sh
+            .tun
+            .recv_multiple(&mut original, &mut bufs, &mut sizes, 0)
+        {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 batch.flush(sh);

@@ -66,9 +66,9 @@ const fn libc_enodev() -> i32 {
 
 /// Index of link `name`, an error when absent.
 pub async fn require(h: &Handle, name: &str) -> io::Result<u32> {
-    index(h, name).await?.ok_or_else(|| {
-        io::Error::new(io::ErrorKind::NotFound, format!("no link named {name}"))
-    })
+    index(h, name)
+        .await?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no link named {name}")))
 }
 
 /// Sets a link up with `mtu` (when given).

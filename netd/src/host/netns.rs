@@ -23,7 +23,7 @@ pub fn path(name: &str) -> PathBuf {
 
 /// Whether `name` is a live namespace (not just a file left by an interrupted creation).
 pub fn exists(name: &str) -> bool {
-    rustix::fs::statfs(&path(name)).is_ok_and(|s| i64::from(s.f_type) == NSFS_MAGIC)
+    rustix::fs::statfs(path(name)).is_ok_and(|s| s.f_type == NSFS_MAGIC)
 }
 
 fn errno(e: nix::errno::Errno) -> io::Error {

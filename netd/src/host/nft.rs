@@ -33,7 +33,10 @@ fn run(script: &str) -> io::Result<()> {
         if started.elapsed() > NFT_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "nft did not finish"));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "nft did not finish",
+            ));
         }
         std::thread::sleep(Duration::from_millis(5));
     };

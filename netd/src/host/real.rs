@@ -94,7 +94,11 @@ impl Host for RealHost {
     }
 
     fn delete_network(&self, p: &NetPlan) -> io::Result<()> {
-        let names = [p.transfer_if(), format!("ntp{}", p.transfer), p.tun_temp_name()];
+        let names = [
+            p.transfer_if(),
+            format!("ntp{}", p.transfer),
+            p.tun_temp_name(),
+        ];
         links::in_ns(None, move |h| async move {
             for n in &names {
                 links::delete(&h, n).await?;
