@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::host::fake::FakeHost;
-use bus::api::network::PeerSpec;
+use bus::api::network::{NetworkState, PeerSpec};
 use std::net::Ipv4Addr;
 
 const PEER: &str = "wfyx/9FjEqRIafX6ib8fd/23FsWZBntUOt+U8w2SqUQ=";

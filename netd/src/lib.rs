@@ -17,6 +17,7 @@ pub mod error;
 pub mod host;
 pub mod keys;
 pub mod plan;
+mod report;
 pub mod spec;
 pub mod state;
 
