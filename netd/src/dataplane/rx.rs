@@ -21,6 +21,9 @@ const DATAGRAM_BUF: usize = 65_536;
 const MAX_OUT: usize = BATCH * 64;
 /// Where the IP packet starts in an output buffer: room for the virtio header.
 const OFFSET: usize = VIRTIO_NET_HDR_LEN;
+/// Capacity of an output buffer: `tun-rs` coalesces a flow's segments into its first buffer
+/// only when that one can hold 64 KiB (pages are touched only as far as they are written).
+const OUT_CAPACITY: usize = 2 * OFFSET + 65_535;
 
 /// Decrypted packets waiting for the tun.
 struct Out {
@@ -44,7 +47,9 @@ pub(super) fn run(sh: &Shared) {
     let mut datagrams = vec![0u8; BATCH * DATAGRAM_BUF];
     let mut meta = [RecvMeta::default(); BATCH];
     let mut out = Out {
-        bufs: (0..MAX_OUT).map(|_| Vec::new()).collect(),
+        bufs: (0..MAX_OUT)
+            .map(|_| Vec::with_capacity(OUT_CAPACITY))
+            .collect(),
         count: 0,
     };
     let mut gro = GROTable::default();
