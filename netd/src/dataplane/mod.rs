@@ -5,7 +5,8 @@
 //! different cores without reordering anything (each direction keeps its order):
 //! * [`tx`]: reads the tun with offloads (one read is up to 64 KiB of TCP segments, split by
 //!   `tun-rs`), encrypts each segment for its peer and sends runs of equal-size datagrams to one
-//!   endpoint with a single segmented (GSO) send;
+//!   endpoint with a single segmented (GSO) send; the receive thread drains the tun too, under
+//!   the same lock, right after a write that caused replies;
 //! * [`rx`]: receives batches of datagrams (`recvmmsg`, GRO-coalesced), decrypts them, checks each
 //!   packet's source against its peer's subnets, and writes them to the tun coalesced back into
 //!   large TCP segments (GRO on write);
@@ -27,7 +28,7 @@ use boringtun::x25519;
 use peers::{Peer, PeerConfig, PeerTable};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -59,6 +60,8 @@ struct Shared {
     rate_limiter: Arc<RateLimiter>,
     stop: io::Stop,
     next_index: AtomicU32,
+    /// The tun-to-network path; whoever holds it reads the tun.
+    tx: Mutex<tx::Tx>,
 }
 
 impl Shared {
@@ -121,9 +124,12 @@ impl Dataplane {
         tun.set_nonblocking(true)?;
         let secret = key.secret();
         let public = x25519::PublicKey::from(&secret);
+        let udp = io::Udp::new(socket)?;
+        let tx = Mutex::new(tx::Tx::new(udp.max_segments()));
         let shared = Arc::new(Shared {
             peers: RwLock::new(Arc::new(PeerTable::default())),
-            udp: io::Udp::new(socket)?,
+            udp,
+            tx,
             tun,
             rate_limiter: Arc::new(RateLimiter::new(&public, HANDSHAKE_RATE_LIMIT)),
             secret,

@@ -21,6 +21,8 @@ const DATAGRAM_BUF: usize = 65_536;
 const MAX_OUT: usize = BATCH * 64;
 /// Where the IP packet starts in an output buffer: room for the virtio header.
 const OFFSET: usize = VIRTIO_NET_HDR_LEN;
+/// Tun reads the receive thread does after a write, at most, before it goes back to the network.
+const REPLY_READS: usize = 4;
 /// Capacity of an output buffer: `tun-rs` coalesces a flow's segments into its first buffer
 /// only when that one can hold 64 KiB (pages are touched only as far as they are written).
 const OUT_CAPACITY: usize = 2 * OFFSET + 65_535;
@@ -90,6 +92,11 @@ pub(super) fn run(sh: &Shared) {
                 tracing::debug!(error = %e, "tun write");
             }
             out.count = 0;
+            // What the kernel answered while taking those packets (echo replies, ACKs) is in
+            // the tun now: send it from here rather than wake the tun thread for it.
+            if let Ok(mut tx) = sh.tx.try_lock() {
+                tx.drain(sh, REPLY_READS);
+            }
         }
     }
 }

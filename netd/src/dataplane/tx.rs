@@ -1,6 +1,10 @@
 //! Tun to network: read (a TSO superframe comes out as up to ~48 MTU-size segments), encrypt
 //! each for the peer routing its destination, and send each run of equal-size datagrams to one
 //! endpoint as one segmented send.
+//!
+//! Two threads may read: this module's own, woken by the tun, and the receive thread right
+//! after it wrote to the tun, when what it wrote caused replies (a ping's echo, TCP's ACKs):
+//! sending them at once saves a thread wake-up per round trip. One lock keeps them in order.
 
 use super::Shared;
 use super::io::MAX_GSO_BYTES;
@@ -67,42 +71,76 @@ impl Batch {
     }
 }
 
-pub(super) fn run(sh: &Shared) {
-    let mut original = vec![0u8; VIRTIO_NET_HDR_LEN + 65_535];
-    let mut bufs = vec![vec![0u8; SEGMENT_BUF]; IDEAL_BATCH_SIZE];
-    let mut sizes = vec![0usize; IDEAL_BATCH_SIZE];
-    let mut batch = Batch {
-        buf: vec![0u8; MAX_GSO_BYTES + SEGMENT_BUF],
-        len: 0,
-        segment: 0,
-        count: 0,
-        to: None,
-        closed: false,
-        max_segments: sh.udp.max_segments(),
-    };
-    while !sh.stop.raised() {
-        let n = match sh
-            .tun
-            .recv_multiple(&mut original, &mut bufs, &mut sizes, 0)
-        {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                batch.flush(sh);
-                let _ = sh.stop.wait(&sh.tun, false, None);
-                continue;
+/// How a drain of the tun ended.
+pub(super) enum Drained {
+    /// Nothing left to read.
+    Empty,
+    /// Read as many times as allowed; more may wait.
+    Limit,
+    /// The interface is gone (its namespace was deleted).
+    Closed,
+}
+
+/// The buffers of the tun-to-network path. One thread at a time reads the tun, holding this
+/// (in `Shared::tx`): read order is send order, so no packet overtakes another.
+pub(super) struct Tx {
+    original: Vec<u8>,
+    bufs: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+    batch: Batch,
+}
+
+impl Tx {
+    pub(super) fn new(max_segments: usize) -> Tx {
+        Tx {
+            original: vec![0u8; VIRTIO_NET_HDR_LEN + 65_535],
+            bufs: vec![vec![0u8; SEGMENT_BUF]; IDEAL_BATCH_SIZE],
+            sizes: vec![0usize; IDEAL_BATCH_SIZE],
+            batch: Batch {
+                buf: vec![0u8; MAX_GSO_BYTES + SEGMENT_BUF],
+                len: 0,
+                segment: 0,
+                count: 0,
+                to: None,
+                closed: false,
+                max_segments,
+            },
+        }
+    }
+
+    /// Reads, encrypts and sends until the tun is empty, or `limit` reads were done.
+    pub(super) fn drain(&mut self, sh: &Shared, limit: usize) -> Drained {
+        for _ in 0..limit {
+            if sh.stop.raised() {
+                return Drained::Empty;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) if e.raw_os_error() == Some(77) => {
-                // EBADFD: the interface is gone (its namespace was deleted).
-                tracing::warn!(error = %e, "tun closed");
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "tun read");
-                continue;
-            }
-        };
+            let n =
+                match sh
+                    .tun
+                    .recv_multiple(&mut self.original, &mut self.bufs, &mut self.sizes, 0)
+                {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Drained::Empty,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.raw_os_error() == Some(77) => {
+                        // EBADFD
+                        tracing::warn!(error = %e, "tun closed");
+                        return Drained::Closed;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "tun read");
+                        continue;
+                    }
+                };
+            self.send(sh, n);
+        }
+        Drained::Limit
+    }
+
+    /// Encrypts and sends the `n` packets read.
+    fn send(&mut self, sh: &Shared, n: usize) {
         let table = sh.table();
+        let (bufs, sizes, batch) = (&self.bufs, &self.sizes, &mut self.batch);
         let mut i = 0;
         while i < n {
             let Some(peer) = bufs[i]
@@ -137,5 +175,17 @@ pub(super) fn run(sh: &Shared) {
             }
         }
         batch.flush(sh);
+    }
+}
+
+/// The tun reader thread: waits for packets, then drains the tun under the `tx` lock (which
+/// the receive thread also takes to send replies it just caused, without waking this one).
+pub(super) fn run(sh: &Shared) {
+    while !sh.stop.raised() {
+        let _ = sh.stop.wait(&sh.tun, false, None);
+        let mut tx = sh.tx.lock().unwrap_or_else(|p| p.into_inner());
+        if let Drained::Closed = tx.drain(sh, usize::MAX) {
+            return;
+        }
     }
 }
