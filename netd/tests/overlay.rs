@@ -310,24 +310,7 @@ fn a_wireguard_go_peer_interoperates() {
     let ns = format!("{}-wg", lab.tag);
     let ifname: String = format!("wg{}", &lab.tag[2..]).chars().take(15).collect();
     sh(&["ip", "netns", "add", &ns]);
-    sh(&[
-        "ip", "link", "add", "pwg", "netns", &lab.inet, "type", "veth", "peer", "name", "eth0",
-        "netns", &ns,
-    ]);
-    sh(&[
-        "ip", "-n", &lab.inet, "link", "set", "pwg", "master", "br0", "up",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &ns,
-        "addr",
-        "add",
-        "203.0.113.50/24",
-        "dev",
-        "eth0",
-    ]);
-    sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+    lab.plug(&ns, "pwg", Ipv4Addr::new(203, 0, 113, 50));
     let _wg = Reap(
         Command::new("ip")
             .args(["netns", "exec", &ns, "wireguard-go", "-f", &ifname])

@@ -162,36 +162,7 @@ impl Lab {
                 let key = format!("net.ipv6.conf.{k}.disable_ipv6=1");
                 sh(&["ip", "netns", "exec", &ns, "sysctl", "-qw", &key]);
             }
-            let port = format!("p{i}");
-            sh(&[
-                "ip", "link", "add", &port, "netns", &inet, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ]);
-            sh(&[
-                "ip", "-n", &inet, "link", "set", &port, "master", "br0", "up",
-            ]);
-            sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-            sh(&[
-                "ip",
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                "eth0",
-            ]);
-            sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
-            sh(&[
-                "ip",
-                "-n",
-                &ns,
-                "route",
-                "add",
-                "default",
-                "via",
-                "203.0.113.254",
-            ]);
+            lab.plug(&ns, &format!("p{i}"), addr);
             let dir = lab.dir.path().join(format!("node{i}"));
             lab.nodes.push(Node {
                 ns,
@@ -202,6 +173,36 @@ impl Lab {
             lab.start(i - 1);
         }
         lab
+    }
+
+    /// Puts namespace `ns` on the internet bridge: its `eth0` (the bridge's port `port`) gets
+    /// `addr`/24 and a default route via the internet host.
+    pub fn plug(&self, ns: &str, port: &str, addr: Ipv4Addr) {
+        let inet = self.inet.as_str();
+        let cidr = format!("{addr}/24");
+        let steps: [&[&str]; 6] = [
+            &[
+                "ip", "link", "add", port, "netns", inet, "type", "veth", "peer", "name", "eth0",
+                "netns", ns,
+            ],
+            &["ip", "-n", inet, "link", "set", port, "master", "br0", "up"],
+            &["ip", "-n", ns, "link", "set", "lo", "up"],
+            &["ip", "-n", ns, "addr", "add", &cidr, "dev", "eth0"],
+            &["ip", "-n", ns, "link", "set", "eth0", "up"],
+            &[
+                "ip",
+                "-n",
+                ns,
+                "route",
+                "add",
+                "default",
+                "via",
+                "203.0.113.254",
+            ],
+        ];
+        for step in steps {
+            sh(step);
+        }
     }
 
     /// Starts netd on node `i` (0-based) and waits for its socket.
