@@ -1,0 +1,363 @@
+//! Several nodes on one machine, for end-to-end tests: each node is a network namespace with one
+//! interface (`eth0`, 203.0.113.N/24) on a bridge that plays the internet (in a namespace of
+//! its own; the bridge itself is 203.0.113.254, a host "on the internet"), and runs its daemons
+//! (a dev node, netd) inside that namespace. Only addresses the lab makes are used, inside
+//! namespaces it makes. On drop it stops every process it started or that names its folder,
+//! unmounts what is mounted under the folder, detaches the loop devices backed by files there
+//! and deletes its namespaces, also when the test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The host on the internet bridge.
+pub const INTERNET_HOST: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 254);
+
+/// Folder of the workspace's built binaries (`cargo build --workspace --bins`).
+pub fn bin_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("debug")
+}
+
+/// A built binary of the workspace.
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One ping from namespace `ns` to `to`, waiting at most `wait_ms`.
+pub fn ping(ns: &str, to: Ipv4Addr, wait_ms: u32) -> bool {
+    let w = format!("{}", f64::from(wait_ms) / 1000.0);
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            &w,
+            &to.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Pings until one answers or `within` passes.
+pub fn ping_until(ns: &str, to: Ipv4Addr, within: Duration) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < within {
+        if ping(ns, to, 200) {
+            return true;
+        }
+    }
+    false
+}
+
+/// One node of the lab.
+pub struct LabNode {
+    /// Its network namespace.
+    pub ns: String,
+    /// Its address on the internet bridge.
+    pub addr: Ipv4Addr,
+    /// Its folder (dev node, netd state, logs).
+    pub dir: PathBuf,
+}
+
+/// The lab.
+pub struct Lab {
+    /// Prefix of every namespace it makes.
+    pub tag: String,
+    /// The internet's namespace.
+    pub inet: String,
+    /// Nodes.
+    pub nodes: Vec<LabNode>,
+    children: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+impl Lab {
+    /// `n` nodes on the internet bridge, nothing running yet.
+    pub fn new(n: usize) -> Lab {
+        let tag = format!(
+            "lab{}{}",
+            std::process::id() % 100_000,
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("zos-lab-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut lab = Lab {
+            inet: format!("{tag}-i"),
+            tag,
+            nodes: Vec::new(),
+            children: Vec::new(),
+            dir,
+        };
+        let inet = lab.inet.clone();
+        sh(&["ip", "netns", "add", &inet]);
+        sh(&["ip", "-n", &inet, "link", "set", "lo", "up"]);
+        sh(&["ip", "-n", &inet, "link", "add", "br0", "type", "bridge"]);
+        let host = format!("{INTERNET_HOST}/24");
+        sh(&["ip", "-n", &inet, "addr", "add", &host, "dev", "br0"]);
+        sh(&["ip", "-n", &inet, "link", "set", "br0", "up"]);
+        for i in 1..=n {
+            let ns = format!("{}-{i}", lab.tag);
+            let addr = Ipv4Addr::new(203, 0, 113, i as u8);
+            sh(&["ip", "netns", "add", &ns]);
+            lab.plug(&ns, &format!("p{i}"), addr);
+            let dir = lab.dir.path().join(format!("node{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            lab.nodes.push(LabNode { ns, addr, dir });
+        }
+        lab
+    }
+
+    /// The lab's folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Puts namespace `ns` on the internet bridge: its `eth0` (the bridge's port `port`) gets
+    /// `addr`/24 and a default route via the internet host.
+    pub fn plug(&self, ns: &str, port: &str, addr: Ipv4Addr) {
+        let inet = self.inet.as_str();
+        let cidr = format!("{addr}/24");
+        let via = INTERNET_HOST.to_string();
+        let steps: [&[&str]; 6] = [
+            &[
+                "ip", "link", "add", port, "netns", inet, "type", "veth", "peer", "name", "eth0",
+                "netns", ns,
+            ],
+            &["ip", "-n", inet, "link", "set", port, "master", "br0", "up"],
+            &["ip", "-n", ns, "link", "set", "lo", "up"],
+            &["ip", "-n", ns, "addr", "add", &cidr, "dev", "eth0"],
+            &["ip", "-n", ns, "link", "set", "eth0", "up"],
+            &["ip", "-n", ns, "route", "add", "default", "via", &via],
+        ];
+        for step in steps {
+            sh(step);
+        }
+    }
+
+    /// Starts `program args` inside node `i`'s namespace, output appended to `<node dir>/<log>`;
+    /// the workspace's binaries come first on its `PATH`. Returns its pid.
+    pub fn spawn(&mut self, i: usize, program: &Path, args: &[&str], log: &str) -> u32 {
+        let node = &self.nodes[i];
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.dir.join(log))
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", node.ns))
+            .arg(program)
+            .args(args)
+            .env("PATH", path)
+            .env("ZOS_LOG_FORMAT", "plain")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// Starts a dev node (`node-init --dev <node dir>/node`) in node `i` and waits until it
+    /// prints `node ready`; returns its folder (`ZOS_NODE`).
+    pub fn start_dev_node(&mut self, i: usize, within: Duration) -> PathBuf {
+        let dir = self.nodes[i].dir.join("node");
+        let d = dir.to_str().unwrap().to_string();
+        self.spawn(
+            i,
+            &bin("node-init"),
+            &["--dev", &d, "--retry-base-ms", "200"],
+            "node-init.log",
+        );
+        let log = self.nodes[i].dir.join("node-init.log");
+        let t0 = Instant::now();
+        loop {
+            let ready = std::fs::File::open(&log)
+                .map(|f| {
+                    BufReader::new(f)
+                        .lines()
+                        .map_while(Result::ok)
+                        .any(|l| l.starts_with("node ready"))
+                })
+                .unwrap_or(false);
+            if ready {
+                return dir;
+            }
+            assert!(
+                t0.elapsed() < within,
+                "dev node {i} not ready in {within:?}:\n{}",
+                self.log(i, "node-init.log")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Starts netd in node `i` (state and socket in `<node dir>/netd`, namespaces prefixed by
+    /// the node's) and waits for its socket, which it returns.
+    pub fn start_netd(&mut self, i: usize) -> PathBuf {
+        let dir = self.nodes[i].dir.join("netd");
+        let socket = dir.join("run/netd.sock");
+        let _ = std::fs::remove_file(&socket);
+        let (state, run) = (dir.join("state"), dir.join("run"));
+        let prefix = format!("{}-n-", self.nodes[i].ns);
+        let args = [
+            "--state",
+            state.to_str().unwrap(),
+            "--run",
+            run.to_str().unwrap(),
+            "--netns-prefix",
+            &prefix,
+        ];
+        self.spawn(i, &bin("netd"), &args, "netd.log");
+        let t0 = Instant::now();
+        while !socket.exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "netd did not start:\n{}",
+                self.log(i, "netd.log")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        socket
+    }
+
+    /// A log of node `i`.
+    pub fn log(&self, i: usize, name: &str) -> String {
+        std::fs::read_to_string(self.nodes[i].dir.join(name)).unwrap_or_default()
+    }
+
+    /// The lab's namespaces that exist now.
+    pub fn namespaces(&self) -> Vec<String> {
+        sh(&["ip", "netns", "list"])
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| n.starts_with(&self.tag))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Processes (not this one) whose command line names a path inside the lab's folder.
+    fn pids(&self) -> Vec<u32> {
+        let mut needle = self.path().as_os_str().as_encoded_bytes().to_vec();
+        needle.push(b'/');
+        let me = std::process::id();
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+                let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+                (pid != me && cmd.windows(needle.len()).any(|w| w == needle.as_slice()))
+                    .then_some(pid)
+            })
+            .collect()
+    }
+
+    fn teardown(&mut self) {
+        for signal in ["-TERM", "-KILL"] {
+            let mut pids: Vec<u32> = self.children.iter().map(Child::id).collect();
+            pids.extend(self.pids());
+            for pid in pids {
+                let _ = Command::new("kill")
+                    .arg(signal)
+                    .arg(pid.to_string())
+                    .status();
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !self.pids().is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        for c in &mut self.children {
+            let _ = c.wait();
+        }
+        let dir = self.path().to_path_buf();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut targets: Vec<PathBuf> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
+            .filter(|t| t.starts_with(&dir))
+            .collect();
+        targets.sort_by_key(|t| std::cmp::Reverse(t.as_os_str().len()));
+        for t in targets {
+            let ok = Command::new("umount")
+                .arg(&t)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                let _ = Command::new("umount").arg("-l").arg(&t).status();
+            }
+        }
+        for e in std::fs::read_dir("/sys/block")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let backing =
+                std::fs::read_to_string(e.path().join("loop/backing_file")).unwrap_or_default();
+            if name.starts_with("loop") && Path::new(backing.trim()).starts_with(&dir) {
+                let _ = Command::new("losetup")
+                    .arg("-d")
+                    .arg(format!("/dev/{name}"))
+                    .status();
+            }
+        }
+        for ns in self.namespaces() {
+            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (i, n) in self.nodes.iter().enumerate() {
+                for log in ["node-init.log", "netd.log"] {
+                    let text = std::fs::read_to_string(n.dir.join(log)).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                    eprintln!("--- node {} {log} (last 40 lines) ---", i + 1);
+                    for l in tail.iter().rev() {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
+        self.teardown();
+    }
+}

@@ -1,0 +1,143 @@
+//! Three dev nodes on one machine (`tests::lab`): each a network namespace on a bridge that
+//! plays the internet, running a whole dev node (node-init, storaged on loop disks, zdb,
+//! computed) and netd. One private network spans them: namespaces attached on each node reach
+//! each other, the internet host through NAT, and nothing outside reaches them.
+//!
+//! Needs root (loop devices, mounts, namespaces), /dev/net/tun, btrfs-progs, nftables, ping and
+//! the binaries (`cargo build --workspace --bins`); skipped otherwise, failed under CI.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bus::api::network::{
+    ApplyNetwork, AttachNetwork, AttachRequest, Network, NetworkSpec, PeerSpec,
+};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tests::lab::{INTERNET_HOST, Lab, bin, ping, ping_until, sh};
+
+fn require() -> bool {
+    let mut missing: Vec<String> = Vec::new();
+    if !nodeutil::skip::is_root() {
+        missing.push("root".into());
+    }
+    for dev in ["/dev/net/tun", "/dev/loop-control"] {
+        if !Path::new(dev).exists() {
+            missing.push(dev.into());
+        }
+    }
+    for b in [
+        "node-init",
+        "storaged",
+        "zdb",
+        "computed",
+        "flist",
+        "netd",
+        "bus",
+    ] {
+        if !bin(b).exists() {
+            missing.push(format!(
+                "{} (cargo build --workspace --bins)",
+                bin(b).display()
+            ));
+        }
+    }
+    for t in [
+        "ip",
+        "nft",
+        "ping",
+        "nsenter",
+        "mkfs.btrfs",
+        "btrfs",
+        "losetup",
+    ] {
+        if !nodeutil::skip::has_tool(t) {
+            missing.push(format!("{t} (scripts/deps.sh)"));
+        }
+    }
+    nodeutil::skip::unless(missing.is_empty(), &missing.join(", "))
+}
+
+fn call<M: bus::Method>(socket: &Path, req: &M::Request) -> M::Reply {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = bus::Client::new(socket).call_timeout(Duration::from_secs(60));
+    rt.block_on(c.call::<M>(req)).unwrap()
+}
+
+#[test]
+fn three_dev_nodes_share_a_private_network() {
+    if require() {
+        return;
+    }
+    let mut lab = Lab::new(3);
+    let mut netd: Vec<PathBuf> = Vec::new();
+    for i in 0..3 {
+        let node = lab.start_dev_node(i, Duration::from_secs(240));
+        let h = call::<bus::api::health::GetHealth>(
+            &node.join("run/storaged.sock"),
+            &bus::api::Empty {},
+        );
+        assert_eq!(h.status, bus::api::health::HealthStatus::Ok, "{h:?}");
+        netd.push(lab.start_netd(i));
+    }
+    assert!(ping(&lab.nodes[0].ns, lab.nodes[2].addr, 2000));
+    let spec = |i: usize, peers: Vec<PeerSpec>| NetworkSpec {
+        id: "shared".into(),
+        ip_range: "10.40.0.0/16".into(),
+        subnet: format!("10.40.{}.0/24", i + 1),
+        peers,
+    };
+    let first: Vec<Network> = (0..3)
+        .map(|i| call::<ApplyNetwork>(&netd[i], &spec(i, vec![])))
+        .collect();
+    for (i, socket) in netd.iter().enumerate() {
+        let peers = (0..3)
+            .filter(|j| *j != i)
+            .map(|j| PeerSpec {
+                public_key: first[j].public_key.clone(),
+                endpoint: Some(format!("{}:{}", lab.nodes[j].addr, first[j].listen_port)),
+                subnets: vec![format!("10.40.{}.0/24", j + 1)],
+                keepalive_secs: None,
+            })
+            .collect();
+        call::<ApplyNetwork>(socket, &spec(i, peers));
+    }
+    let members: Vec<(String, Ipv4Addr)> = (0..3)
+        .map(|i| {
+            let ns = format!("{}-c{}", lab.tag, i + 1);
+            sh(&["ip", "netns", "add", &ns]);
+            let a = call::<AttachNetwork>(
+                &netd[i],
+                &AttachRequest {
+                    network: "shared".into(),
+                    netns: ns.clone(),
+                    address: None,
+                },
+            );
+            (ns, a.address)
+        })
+        .collect();
+    for (a, (from, _)) in members.iter().enumerate() {
+        for (b, (_, to)) in members.iter().enumerate() {
+            if a != b {
+                assert!(ping_until(from, *to, Duration::from_secs(5)), "{a} -> {b}");
+            }
+        }
+        assert!(ping(from, INTERNET_HOST, 2000), "{a} -> internet");
+    }
+    sh(&[
+        "ip",
+        "-n",
+        &lab.inet,
+        "route",
+        "add",
+        "10.40.0.0/16",
+        "via",
+        "203.0.113.1",
+    ]);
+    for (_, addr) in &members {
+        assert!(!ping(&lab.inet, *addr, 500), "the internet reached {addr}");
+    }
+}
