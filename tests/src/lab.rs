@@ -296,6 +296,7 @@ impl Lab {
                 let _ = Command::new("kill")
                     .arg(signal)
                     .arg(pid.to_string())
+                    .stderr(Stdio::null())
                     .status();
             }
             let deadline = Instant::now() + Duration::from_secs(5);
