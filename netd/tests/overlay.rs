@@ -9,7 +9,7 @@ mod common;
 use bus::api::network::{
     ApplyNetwork, DeleteNetwork, GetNetwork, NetworkId, NetworkSpec, PeerSpec,
 };
-use common::{INTERNET_HOST, Lab, ok, ping, ping_until, sh};
+use common::{INTERNET_HOST, ok, ping, ping_until, sh};
 use netd::host::netns;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -58,7 +58,7 @@ fn three_nodes_reach_each_other_privately_and_the_outside_through_nat() {
     if common::require(&[]) {
         return;
     }
-    let lab = Lab::new(3);
+    let lab = common::lab(3);
     let nets = lab.mesh("web", 31, &[0, 1, 2]);
     for (i, n) in nets.iter().enumerate() {
         assert_eq!(n.listen_port, 51820);
@@ -67,9 +67,9 @@ fn three_nodes_reach_each_other_privately_and_the_outside_through_nat() {
                 .contains(&format!("{}:51820", lab.nodes[i].addr)),
             "{n:?}"
         );
-        assert_eq!(n.netns, format!("{}web", lab.nodes[i].prefix()));
+        assert_eq!(n.netns, format!("{}web", lab.netd_prefix(i)));
     }
-    let cs: Vec<(String, Ipv4Addr)> = (0..3).map(|i| lab.container(i, "web")).collect();
+    let cs: Vec<(String, Ipv4Addr)> = (0..3).map(|i| lab.attach(i, "web")).collect();
     for (a, (from, _)) in cs.iter().enumerate() {
         for (b, (in_ns, to)) in cs.iter().enumerate() {
             if a == b {
@@ -142,10 +142,10 @@ fn peer_updates_do_not_disturb_traffic_to_the_others() {
     if common::require(&[]) {
         return;
     }
-    let lab = Lab::new(3);
+    let lab = common::lab(3);
     let nets = lab.mesh("db", 32, &[0, 1, 2]);
-    let (c0, _) = lab.container(0, "db");
-    let (_, a1) = lab.container(1, "db");
+    let (c0, _) = lab.attach(0, "db");
+    let (_, a1) = lab.attach(1, "db");
     assert!(ping_until(&c0, a1, Duration::from_secs(5)).is_some());
     let pinger = Command::new("ip")
         .args([
@@ -194,7 +194,7 @@ fn peer_updates_do_not_disturb_traffic_to_the_others() {
         "lost pings while peers changed:\n{text}"
     );
     // The re-keyed node is reachable with its new key.
-    let (_, a2) = lab.container(2, "db");
+    let (_, a2) = lab.attach(2, "db");
     assert!(ping_until(&c0, a2, Duration::from_secs(5)).is_some());
 }
 
@@ -203,18 +203,18 @@ fn a_killed_netd_restarts_and_traffic_resumes_within_a_second() {
     if common::require(&[]) {
         return;
     }
-    let mut lab = Lab::new(2);
+    let mut lab = common::lab(2);
     let before = lab.mesh("app", 33, &[0, 1]);
-    let (c0, a0) = lab.container(0, "app");
-    let (c1, a1) = lab.container(1, "app");
+    let (c0, a0) = lab.attach(0, "app");
+    let (c1, a1) = lab.attach(1, "app");
     assert!(ping_until(&c0, a1, Duration::from_secs(5)).is_some());
-    lab.kill(0);
+    lab.stop_netd(0, true);
     assert!(
         netns::exists(&before[0].netns),
         "the namespace outlives netd"
     );
     assert!(sh(&["ip", "-n", &c0, "addr", "show", "eth0"]).contains(&a0.to_string()));
-    let start = lab.start(0);
+    let start = lab.start_netd(0);
     let resumed = ping_until(&c0, a1, Duration::from_secs(5)).expect("traffic resumes");
     eprintln!("netd up in {start:?}, traffic back {resumed:?} later");
     assert!(resumed < Duration::from_secs(1), "took {resumed:?}");
@@ -259,13 +259,13 @@ fn delete_leaves_no_namespace_link_route_rule_or_socket() {
     if common::require(&["ss"]) {
         return;
     }
-    let mut lab = Lab::new(2);
+    let mut lab = common::lab(2);
     let node = lab.nodes[0].ns.clone();
     let clean = footprint(&node);
     let nets = lab.mesh("tmp", 34, &[0, 1]);
-    let (c0, _) = lab.container(0, "tmp");
+    let (c0, _) = lab.attach(0, "tmp");
     let c0_clean = {
-        let (_, a1) = lab.container(1, "tmp");
+        let (_, a1) = lab.attach(1, "tmp");
         assert!(ping_until(&c0, a1, Duration::from_secs(5)).is_some());
         footprint(&c0)
     };
@@ -285,8 +285,8 @@ fn delete_leaves_no_namespace_link_route_rule_or_socket() {
     assert_ne!(footprint(&c0), c0_clean);
     assert!(!sh(&["ip", "-n", &c0, "route"]).contains("default"));
     // It stays deleted across a restart; the other node is untouched.
-    lab.stop(0);
-    lab.start(0);
+    lab.stop_netd(0, false);
+    lab.start_netd(0);
     assert_eq!(footprint(&node), clean);
     assert!(netns::exists(&nets[1].netns));
 }
@@ -306,7 +306,7 @@ fn a_wireguard_go_peer_interoperates() {
     if common::require(&["wireguard-go", "wg"]) {
         return;
     }
-    let lab = Lab::new(1);
+    let lab = common::lab(1);
     let ns = format!("{}-wg", lab.tag);
     let ifname: String = format!("wg{}", &lab.tag[2..]).chars().take(15).collect();
     sh(&["ip", "netns", "add", &ns]);
@@ -392,7 +392,7 @@ fn a_wireguard_go_peer_interoperates() {
         &ifname,
     ]);
     sh(&["ip", "-n", &ns, "link", "set", &ifname, "mtu", "1420", "up"]);
-    let (c, addr) = lab.container(0, "mix");
+    let (c, addr) = lab.attach(0, "mix");
     assert!(
         ping_until(&ns, addr, Duration::from_secs(5)).is_some(),
         "wireguard-go -> netd"

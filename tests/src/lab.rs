@@ -4,9 +4,13 @@
 //! (a dev node, netd) inside that namespace. Only addresses the lab makes are used, inside
 //! namespaces it makes. On drop it stops every process it started or that names its folder,
 //! unmounts what is mounted under the folder, detaches the loop devices backed by files there
-//! and deletes its namespaces, also when the test fails.
+//! and deletes its namespaces, also when the test fails. Helpers drive netd on the nodes
+//! ([`Lab::mesh`], [`Lab::attach`]) until node-init does it from blueprints.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use bus::api::network::{
+    ApplyNetwork, AttachNetwork, AttachRequest, Network, NetworkSpec, PeerSpec,
+};
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -63,15 +67,25 @@ pub fn ping(ns: &str, to: Ipv4Addr, wait_ms: u32) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Pings until one answers or `within` passes.
-pub fn ping_until(ns: &str, to: Ipv4Addr, within: Duration) -> bool {
+/// Pings until one answers or `within` passes; returns how long it took.
+pub fn ping_until(ns: &str, to: Ipv4Addr, within: Duration) -> Option<Duration> {
     let t0 = Instant::now();
     while t0.elapsed() < within {
         if ping(ns, to, 200) {
-            return true;
+            return Some(t0.elapsed());
         }
     }
-    false
+    None
+}
+
+/// Runs a command, telling whether it succeeded.
+pub fn ok(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// One node of the lab.
@@ -82,6 +96,8 @@ pub struct LabNode {
     pub addr: Ipv4Addr,
     /// Its folder (dev node, netd state, logs).
     pub dir: PathBuf,
+    /// pid of its netd while it runs.
+    netd: Option<u32>,
 }
 
 /// The lab.
@@ -131,7 +147,12 @@ impl Lab {
             lab.plug(&ns, &format!("p{i}"), addr);
             let dir = lab.dir.path().join(format!("node{i}"));
             std::fs::create_dir_all(&dir).unwrap();
-            lab.nodes.push(LabNode { ns, addr, dir });
+            lab.nodes.push(LabNode {
+                ns,
+                addr,
+                dir,
+                netd: None,
+            });
         }
         lab
     }
@@ -226,14 +247,37 @@ impl Lab {
         }
     }
 
-    /// Starts netd in node `i` (state and socket in `<node dir>/netd`, namespaces prefixed by
-    /// the node's) and waits for its socket, which it returns.
-    pub fn start_netd(&mut self, i: usize) -> PathBuf {
+    /// Stops process `pid` started by the lab (SIGKILL with `kill`, else SIGTERM) and waits.
+    pub fn stop(&mut self, pid: u32, kill: bool) {
+        if let Some(k) = self.children.iter().position(|c| c.id() == pid) {
+            let mut c = self.children.remove(k);
+            let signal = if kill { "-KILL" } else { "-TERM" };
+            let _ = Command::new("kill")
+                .arg(signal)
+                .arg(pid.to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    /// netd's bus socket on node `i`.
+    pub fn netd_socket(&self, i: usize) -> PathBuf {
+        self.nodes[i].dir.join("netd/run/netd.sock")
+    }
+
+    /// Prefix of netd's namespaces on node `i` (nodes share `/run/netns`).
+    pub fn netd_prefix(&self, i: usize) -> String {
+        format!("{}-n-", self.nodes[i].ns)
+    }
+
+    /// Starts netd in node `i` (state in `<node dir>/netd`) and waits for its socket; returns
+    /// how long that took.
+    pub fn start_netd(&mut self, i: usize) -> Duration {
         let dir = self.nodes[i].dir.join("netd");
-        let socket = dir.join("run/netd.sock");
+        let socket = self.netd_socket(i);
         let _ = std::fs::remove_file(&socket);
         let (state, run) = (dir.join("state"), dir.join("run"));
-        let prefix = format!("{}-n-", self.nodes[i].ns);
+        let prefix = self.netd_prefix(i);
         let args = [
             "--state",
             state.to_str().unwrap(),
@@ -242,17 +286,95 @@ impl Lab {
             "--netns-prefix",
             &prefix,
         ];
-        self.spawn(i, &bin("netd"), &args, "netd.log");
         let t0 = Instant::now();
+        let pid = self.spawn(i, &bin("netd"), &args, "netd.log");
+        self.nodes[i].netd = Some(pid);
         while !socket.exists() {
             assert!(
                 t0.elapsed() < Duration::from_secs(20),
                 "netd did not start:\n{}",
                 self.log(i, "netd.log")
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
-        socket
+        t0.elapsed()
+    }
+
+    /// Stops netd on node `i` (SIGKILL with `kill`).
+    pub fn stop_netd(&mut self, i: usize, kill: bool) {
+        if let Some(pid) = self.nodes[i].netd.take() {
+            self.stop(pid, kill);
+        }
+    }
+
+    /// Calls a bus method of netd on node `i`.
+    pub fn call<M: bus::Method>(
+        &self,
+        i: usize,
+        req: &M::Request,
+    ) -> Result<M::Reply, bus::BusError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let c = bus::Client::new(self.netd_socket(i)).call_timeout(Duration::from_secs(60));
+        rt.block_on(c.call::<M>(req))
+    }
+
+    /// Node `j` as a peer of network 10.<net>.0.0/16 (its subnet 10.<net>.<j+1>.0/24).
+    pub fn peer(&self, j: usize, key: &str, net: u8) -> PeerSpec {
+        PeerSpec {
+            public_key: key.into(),
+            endpoint: Some(format!("{}:51820", self.nodes[j].addr)),
+            subnets: vec![format!("10.{net}.{}.0/24", j + 1)],
+            keepalive_secs: None,
+        }
+    }
+
+    /// Network `id` (10.<net>.0.0/16) on every listed node through its netd, each node the
+    /// others' peer (keys from a first pass); node `i` gets 10.<net>.<i+1>.0/24.
+    pub fn mesh(&self, id: &str, net: u8, nodes: &[usize]) -> Vec<Network> {
+        let spec = |i: usize, peers: Vec<PeerSpec>| NetworkSpec {
+            id: id.into(),
+            ip_range: format!("10.{net}.0.0/16"),
+            subnet: format!("10.{net}.{}.0/24", i + 1),
+            peers,
+        };
+        let keys: Vec<String> = nodes
+            .iter()
+            .map(|&i| {
+                self.call::<ApplyNetwork>(i, &spec(i, vec![]))
+                    .unwrap()
+                    .public_key
+            })
+            .collect();
+        nodes
+            .iter()
+            .map(|&i| {
+                let peers = nodes
+                    .iter()
+                    .zip(&keys)
+                    .filter(|(j, _)| **j != i)
+                    .map(|(&j, k)| self.peer(j, k, net))
+                    .collect();
+                self.call::<ApplyNetwork>(i, &spec(i, peers)).unwrap()
+            })
+            .collect()
+    }
+
+    /// A container-like namespace on node `i` (`<tag>-c<i+1>`), attached to network `id`.
+    pub fn attach(&self, i: usize, id: &str) -> (String, Ipv4Addr) {
+        let ns = format!("{}-c{}", self.tag, i + 1);
+        if !Path::new("/run/netns").join(&ns).exists() {
+            sh(&["ip", "netns", "add", &ns]);
+        }
+        let req = AttachRequest {
+            network: id.into(),
+            netns: ns.clone(),
+            address: None,
+        };
+        let a = self.call::<AttachNetwork>(i, &req).unwrap();
+        (ns, a.address)
     }
 
     /// A log of node `i`.

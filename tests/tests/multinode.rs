@@ -7,11 +7,8 @@
 //! the binaries (`cargo build --workspace --bins`); skipped otherwise, failed under CI.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bus::api::network::{
-    ApplyNetwork, AttachNetwork, AttachRequest, Network, NetworkSpec, PeerSpec,
-};
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use tests::lab::{INTERNET_HOST, Lab, bin, ping, ping_until, sh};
 
@@ -57,72 +54,33 @@ fn require() -> bool {
     nodeutil::skip::unless(missing.is_empty(), &missing.join(", "))
 }
 
-fn call<M: bus::Method>(socket: &Path, req: &M::Request) -> M::Reply {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let c = bus::Client::new(socket).call_timeout(Duration::from_secs(60));
-    rt.block_on(c.call::<M>(req)).unwrap()
-}
-
 #[test]
 fn three_dev_nodes_share_a_private_network() {
     if require() {
         return;
     }
     let mut lab = Lab::new(3);
-    let mut netd: Vec<PathBuf> = Vec::new();
     for i in 0..3 {
         let node = lab.start_dev_node(i, Duration::from_secs(240));
-        let h = call::<bus::api::health::GetHealth>(
-            &node.join("run/storaged.sock"),
-            &bus::api::Empty {},
-        );
+        let storaged = bus::Client::new(node.join("run/storaged.sock"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let h = rt.block_on(storaged.health()).unwrap();
         assert_eq!(h.status, bus::api::health::HealthStatus::Ok, "{h:?}");
-        netd.push(lab.start_netd(i));
+        lab.start_netd(i);
     }
     assert!(ping(&lab.nodes[0].ns, lab.nodes[2].addr, 2000));
-    let spec = |i: usize, peers: Vec<PeerSpec>| NetworkSpec {
-        id: "shared".into(),
-        ip_range: "10.40.0.0/16".into(),
-        subnet: format!("10.40.{}.0/24", i + 1),
-        peers,
-    };
-    let first: Vec<Network> = (0..3)
-        .map(|i| call::<ApplyNetwork>(&netd[i], &spec(i, vec![])))
-        .collect();
-    for (i, socket) in netd.iter().enumerate() {
-        let peers = (0..3)
-            .filter(|j| *j != i)
-            .map(|j| PeerSpec {
-                public_key: first[j].public_key.clone(),
-                endpoint: Some(format!("{}:{}", lab.nodes[j].addr, first[j].listen_port)),
-                subnets: vec![format!("10.40.{}.0/24", j + 1)],
-                keepalive_secs: None,
-            })
-            .collect();
-        call::<ApplyNetwork>(socket, &spec(i, peers));
-    }
-    let members: Vec<(String, Ipv4Addr)> = (0..3)
-        .map(|i| {
-            let ns = format!("{}-c{}", lab.tag, i + 1);
-            sh(&["ip", "netns", "add", &ns]);
-            let a = call::<AttachNetwork>(
-                &netd[i],
-                &AttachRequest {
-                    network: "shared".into(),
-                    netns: ns.clone(),
-                    address: None,
-                },
-            );
-            (ns, a.address)
-        })
-        .collect();
+    lab.mesh("shared", 40, &[0, 1, 2]);
+    let members: Vec<(String, Ipv4Addr)> = (0..3).map(|i| lab.attach(i, "shared")).collect();
     for (a, (from, _)) in members.iter().enumerate() {
         for (b, (_, to)) in members.iter().enumerate() {
             if a != b {
-                assert!(ping_until(from, *to, Duration::from_secs(5)), "{a} -> {b}");
+                assert!(
+                    ping_until(from, *to, Duration::from_secs(5)).is_some(),
+                    "{a} -> {b}"
+                );
             }
         }
         assert!(ping(from, INTERNET_HOST, 2000), "{a} -> internet");
