@@ -88,16 +88,7 @@ fn three_nodes_reach_each_other_privately_and_the_outside_through_nat() {
         }
     }
     // The outside reaches no container, even with a route to the network through a node.
-    sh(&[
-        "ip",
-        "-n",
-        &lab.inet,
-        "route",
-        "add",
-        "10.31.0.0/16",
-        "via",
-        "203.0.113.1",
-    ]);
+    lab.internet_route("10.31.0.0/16", lab.nodes[0].addr);
     for (ns, addr) in &cs {
         assert!(!ping(&lab.inet, *addr, 500), "internet pinged {addr}");
         assert_eq!(tcp(&lab.inet, ns, SocketAddr::from((*addr, 7100))), None);

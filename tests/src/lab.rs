@@ -247,6 +247,21 @@ impl Lab {
         }
     }
 
+    /// Routes `net` from the internet host through `via` (a node): an outsider that knows
+    /// where a private network lives.
+    pub fn internet_route(&self, net: &str, via: Ipv4Addr) {
+        sh(&[
+            "ip",
+            "-n",
+            &self.inet,
+            "route",
+            "add",
+            net,
+            "via",
+            &via.to_string(),
+        ]);
+    }
+
     /// Stops process `pid` started by the lab (SIGKILL with `kill`, else SIGTERM) and waits.
     pub fn stop(&mut self, pid: u32, kill: bool) {
         if let Some(k) = self.children.iter().position(|c| c.id() == pid) {

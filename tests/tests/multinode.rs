@@ -10,7 +10,7 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
-use tests::lab::{INTERNET_HOST, Lab, bin, ping, ping_until, sh};
+use tests::lab::{INTERNET_HOST, Lab, bin, ping, ping_until};
 
 fn require() -> bool {
     let mut missing: Vec<String> = Vec::new();
@@ -85,16 +85,7 @@ fn three_dev_nodes_share_a_private_network() {
         }
         assert!(ping(from, INTERNET_HOST, 2000), "{a} -> internet");
     }
-    sh(&[
-        "ip",
-        "-n",
-        &lab.inet,
-        "route",
-        "add",
-        "10.40.0.0/16",
-        "via",
-        "203.0.113.1",
-    ]);
+    lab.internet_route("10.40.0.0/16", lab.nodes[0].addr);
     for (_, addr) in &members {
         assert!(!ping(&lab.inet, *addr, 500), "the internet reached {addr}");
     }
