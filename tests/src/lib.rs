@@ -7,12 +7,16 @@
 //! node in it is removed with `node-init --dev DIR --destroy` (what a user runs), asserted at
 //! the end of each test ([`World::destroy_node`]) and tried again, with the whole folder
 //! released, when a test fails.
+//!
+//! [`lab`] runs several nodes on one machine, each in its own network namespace.
 #![deny(missing_docs, clippy::unwrap_used, unsafe_code)]
 #![expect(
     clippy::expect_used,
     clippy::panic,
     reason = "a test harness fails loudly"
 )]
+
+pub mod lab;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
