@@ -410,8 +410,16 @@ mod test {
             socket: d.path().join(name),
             password: Secret("pw".into()),
         };
-        fake_zdb(&d.path().join("loading.sock"), &["-LOADING namespace 3/7\r\n"]).await;
-        fake_zdb(&d.path().join("late.sock"), &["+OK\r\n", "-LOADING 10%\r\n"]).await;
+        fake_zdb(
+            &d.path().join("loading.sock"),
+            &["-LOADING namespace 3/7\r\n"],
+        )
+        .await;
+        fake_zdb(
+            &d.path().join("late.sock"),
+            &["+OK\r\n", "-LOADING 10%\r\n"],
+        )
+        .await;
         fake_zdb(&d.path().join("up.sock"), &["+OK\r\n", "+PONG\r\n"]).await;
         fake_zdb(&d.path().join("refuses.sock"), &["-Access denied\r\n"]).await;
         assert_eq!(
@@ -423,8 +431,14 @@ mod test {
             Answer::Loading("LOADING 10%".into())
         );
         assert_eq!(endpoint("up.sock").probe().await, Answer::Up);
-        assert!(matches!(endpoint("refuses.sock").probe().await, Answer::Silent(_)));
-        assert!(matches!(endpoint("absent.sock").probe().await, Answer::Silent(_)));
+        assert!(matches!(
+            endpoint("refuses.sock").probe().await,
+            Answer::Silent(_)
+        ));
+        assert!(matches!(
+            endpoint("absent.sock").probe().await,
+            Answer::Silent(_)
+        ));
     }
 
     #[test]
