@@ -9,7 +9,7 @@
 //! ```
 //!
 //! The server is `$ZDB_BIN`, else `target/release/zdb`, else `target/debug/zdb`.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "a benchmark that fails stops")]
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -9,10 +9,10 @@
 //!   `pwrite` x2 against one `io_uring_enter` for both.
 //!
 //! `cargo bench -p benches --bench zdb_io` (figures in BENCHMARKS.md, zdb section).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "a benchmark that fails stops")]
 // Submitting an entry hands the kernel raw buffer pointers; every buffer here outlives the
 // `submit_and_wait` that completes its operations.
-#![allow(unsafe_code)]
+#![expect(unsafe_code, reason = "io_uring submissions hand the kernel raw buffer pointers")]
 
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
 use io_uring::{IoUring, opcode, types};

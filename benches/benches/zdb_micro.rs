@@ -1,7 +1,7 @@
 //! Criterion micro-benchmarks for zdb's RESP parser and in-memory key index.
 //!
 //! `cargo bench -p benches --bench zdb_micro`
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "a benchmark that fails stops")]
 
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput, black_box, criterion_group, criterion_main};

@@ -6,7 +6,7 @@
 //! unmounts what is mounted under the folder, detaches the loop devices backed by files there
 //! and deletes its namespaces, also when the test fails. Helpers drive netd on the nodes
 //! ([`Lab::mesh`], [`Lab::attach`]) until node-init does it from blueprints.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(clippy::unwrap_used, reason = "a failed step fails the run")]
 
 use bus::api::network::{
     ApplyNetwork, AttachNetwork, AttachRequest, Network, NetworkSpec, PeerSpec,

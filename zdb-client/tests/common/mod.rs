@@ -2,7 +2,7 @@
 //! `target/{debug,release}/zdb`, built by `cargo build -p zdb`), on a free 127.0.0.1 port
 //! and a unix socket in a temporary folder, with an admin password from a file. Without
 //! the binary a test is skipped locally and fails under `CI=true`.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses part of it")]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
