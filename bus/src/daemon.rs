@@ -1,17 +1,10 @@
 //! What every node daemon's `main` does the same way: log set-up and the shutdown signal.
 
-/// Logs to stderr at `info` (`debug` when `verbose`), `RUST_LOG` overriding; colours only on
-/// a terminal (the supervisor's log files stay plain).
+/// Logs to stderr at `info` (`debug` when `verbose`), `RUST_LOG` overriding, in the format
+/// `ZOS_LOG_FORMAT` names (default: colours only on a terminal, plain in a log file). Daemons
+/// with a `--log-format` flag call [`nodeutil::log::init`] with it instead.
 pub fn init_logging(verbose: bool) {
-    let level = if verbose { "debug" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    nodeutil::log::init(verbose, None);
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C); if SIGTERM cannot be watched, on SIGINT only.

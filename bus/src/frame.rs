@@ -101,6 +101,9 @@ pub(crate) async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
 }
 
 /// Reads and decodes one frame; [`FrameError::Closed`] on a clean end of stream.
+///
+/// The body buffer grows with the bytes that arrive (`read_to_end` doubles it), never to the
+/// declared length up front: a peer that announces 16 MiB and sends nothing costs nothing.
 pub(crate) async fn read_frame<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
     r: &mut R,
 ) -> Result<T, FrameError> {
@@ -114,7 +117,10 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de
     if len > MAX_FRAME {
         return Err(FrameError::TooLarge(len));
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
+    let mut body = Vec::new();
+    (&mut *r).take(len as u64).read_to_end(&mut body).await?;
+    if body.len() < len {
+        return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+    }
     Ok(serde_json::from_slice(&body)?)
 }

@@ -1,5 +1,11 @@
 //! The server side: a registry of typed handlers by `name@version`, the built-in `health@1`
 //! method, and the accept loop.
+//!
+//! Limits a peer cannot grow: at most [`DEFAULT_MAX_CONNECTIONS`] connections at once (more
+//! are closed at accept), a frame must arrive whole within the idle timeout
+//! ([`DEFAULT_IDLE_TIMEOUT`], also the longest wait for the next call on a connection), and a
+//! reply or event must be taken by the peer within it too. A subscription waits for events as
+//! long as the peer stays.
 
 use crate::Method;
 use crate::api::health::{GetHealth, Health, HealthStatus};
@@ -14,9 +20,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+
+/// Connections served at once by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default idle timeout: the longest a connection may wait between frames, take to send one
+/// frame, or take to accept one reply.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Handler = Arc<dyn Fn(Value) -> BoxFuture<Result<Value, RemoteError>> + Send + Sync>;
@@ -31,6 +44,8 @@ pub struct Server {
     publisher: Publisher,
     queue: usize,
     health: Option<HealthCheck>,
+    max_connections: usize,
+    idle: Duration,
 }
 
 struct Shared {
@@ -40,6 +55,7 @@ struct Shared {
     queue: usize,
     health: Option<HealthCheck>,
     started: Instant,
+    idle: Duration,
 }
 
 impl Server {
@@ -51,6 +67,8 @@ impl Server {
             publisher: Publisher::default(),
             queue: DEFAULT_QUEUE,
             health: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle: DEFAULT_IDLE_TIMEOUT,
         }
     }
 
@@ -99,6 +117,19 @@ impl Server {
         self
     }
 
+    /// Sets how many connections are served at once (default 256); more are closed at accept.
+    pub fn max_connections(&mut self, n: usize) -> &mut Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Sets the idle timeout (default 60 s): a connection that sends no frame, or only part of
+    /// one, or does not take its reply, for this long is closed.
+    pub fn idle_timeout(&mut self, t: Duration) -> &mut Self {
+        self.idle = t;
+        self
+    }
+
     /// The publisher for this server's events; clone it into the daemon's code.
     pub fn publisher(&self) -> Publisher {
         self.publisher.clone()
@@ -118,16 +149,33 @@ impl Server {
             queue: self.queue,
             health: self.health,
             started: Instant::now(),
+            idle: self.idle,
         });
+        let slots = Arc::new(Semaphore::new(self.max_connections));
+        let mut full = false;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        let shared = shared.clone();
-                        tokio::spawn(async move { connection(shared, stream).await });
-                    }
+                    Ok((stream, _)) => match slots.clone().try_acquire_owned() {
+                        Ok(slot) => {
+                            full = false;
+                            let shared = shared.clone();
+                            tokio::spawn(async move {
+                                connection(shared, stream).await;
+                                drop(slot);
+                            });
+                        }
+                        Err(_) => {
+                            // Closed at once: the caller gets a prompt error, not a hang.
+                            if !full {
+                                tracing::warn!(service = %shared.service, max = self.max_connections, "connection limit reached: refusing connections");
+                            }
+                            full = true;
+                            drop(stream);
+                        }
+                    },
                     Err(e) => {
                         tracing::warn!(service = %shared.service, error = %e, "accept failed");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -200,11 +248,17 @@ impl Shared {
 
 async fn connection(shared: Arc<Shared>, mut stream: UnixStream) {
     loop {
-        let frame: ClientFrame = match read_frame(&mut stream).await {
-            Ok(f) => f,
-            Err(FrameError::Closed) => return,
-            Err(e) => {
+        let frame: ClientFrame = match tokio::time::timeout(shared.idle, read_frame(&mut stream))
+            .await
+        {
+            Ok(Ok(f)) => f,
+            Ok(Err(FrameError::Closed)) => return,
+            Ok(Err(e)) => {
                 tracing::debug!(service = %shared.service, error = %e, "dropping bad connection");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(service = %shared.service, "closing idle connection");
                 return;
             }
         };
@@ -227,7 +281,9 @@ async fn connection(shared: Arc<Shared>, mut stream: UnixStream) {
                         error: Some(e),
                     },
                 };
-                if write_frame(&mut stream, &reply).await.is_err() {
+                let sent =
+                    tokio::time::timeout(shared.idle, write_frame(&mut stream, &reply)).await;
+                if !matches!(sent, Ok(Ok(()))) {
                     return;
                 }
             }
@@ -242,15 +298,13 @@ async fn connection(shared: Arc<Shared>, mut stream: UnixStream) {
 async fn subscription(shared: &Shared, stream: UnixStream, topic: String) {
     let (mut rd, mut wr) = stream.into_split();
     let mut sub = shared.publisher.subscribe(&topic, shared.queue);
-    if write_frame(
-        &mut wr,
-        &ServerFrame::Subscribed {
-            topic: topic.clone(),
-        },
-    )
-    .await
-    .is_err()
-    {
+    let ack = ServerFrame::Subscribed {
+        topic: topic.clone(),
+    };
+    if !matches!(
+        tokio::time::timeout(shared.idle, write_frame(&mut wr, &ack)).await,
+        Ok(Ok(()))
+    ) {
         return;
     }
     let mut probe = [0u8; 64];
@@ -258,7 +312,11 @@ async fn subscription(shared: &Shared, stream: UnixStream, topic: String) {
         tokio::select! {
             next = sub.rx.recv() => match next {
                 Some(body) => {
-                    if write_raw(&mut wr, &body).await.is_err() {
+                    // A peer that stops reading is dropped, not waited for.
+                    if !matches!(
+                        tokio::time::timeout(shared.idle, write_raw(&mut wr, &body)).await,
+                        Ok(Ok(()))
+                    ) {
                         return;
                     }
                 }
@@ -279,6 +337,6 @@ async fn subscription(shared: &Shared, stream: UnixStream, topic: String) {
                 "topic": topic,
             }),
         });
-        let _ = write_frame(&mut wr, &notice).await;
+        let _ = tokio::time::timeout(shared.idle, write_frame(&mut wr, &notice)).await;
     }
 }

@@ -1,5 +1,5 @@
 //! The bus as a daemon and its callers see it: a real server on a socket in a temp run folder.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 use bus::api::Empty;
 use bus::api::health::HealthStatus;

@@ -1,105 +1,59 @@
-//! Block encoding (compress, optionally encrypt, hash) and the store-facing block reader
-//! that a mount reuses: fetch, check the id, decrypt, decompress, map file offsets.
-//!
-//! Plain block `P` -> `Z = zstd(P)`; without encryption the stored bytes are `Z`; with
-//! convergent encryption `key = blake3::derive_key(KEY_CONTEXT, P)` and the stored bytes are
-//! `ChaCha20-Poly1305(key, nonce 0, Z)` (a key is never reused for different plaintexts, so a
-//! fixed nonce is safe). The id is always `blake3(stored bytes)`: identical blocks dedup,
-//! a store can check what it holds, and it never sees plaintext when encryption is on.
+//! The store-facing block reader of commands that read content (`cat`, `unpack`, `verify`,
+//! `convert`): fetch, check and decode with the image's codec, and map file offsets.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chacha20poly1305::aead::{Aead, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use rayon::prelude::*;
 
+use crate::codec::{self, BlockCodec};
 use crate::error::{Error, IoContext, Result};
-use crate::format::{BlockRef, Flist, Hash, Params, hex};
-use crate::store::{Store, StoreError, check};
-
-/// Context string of the convergent key derivation.
-pub const KEY_CONTEXT: &str = "flist v1 convergent block key";
-
-/// A block ready for the store.
-#[derive(Debug, Clone)]
-pub struct Encoded {
-    pub id: Hash,
-    pub key: Hash,
-    pub stored: Vec<u8>,
-    pub plain_len: u32,
-}
-
-/// Encode one plain block.
-pub fn encode(plain: &[u8], p: &Params) -> std::result::Result<Encoded, String> {
-    let z = zstd::bulk::compress(plain, p.level).map_err(|e| format!("zstd: {e}"))?;
-    let (stored, key) = if p.encrypted {
-        let key = blake3::derive_key(KEY_CONTEXT, plain);
-        let c = ChaCha20Poly1305::new(Key::from_slice(&key));
-        let s = c
-            .encrypt(Nonce::from_slice(&[0u8; 12]), z.as_slice())
-            .map_err(|_| "encryption failed".to_string())?;
-        (s, key)
-    } else {
-        (z, [0u8; 32])
-    };
-    Ok(Encoded {
-        id: *blake3::hash(&stored).as_bytes(),
-        key,
-        stored,
-        plain_len: u32::try_from(plain.len()).map_err(|_| "block too large")?,
-    })
-}
-
-/// Decode stored bytes of a block (checks the id, decrypts, decompresses, checks length).
-pub fn decode(stored: &[u8], b: &BlockRef, p: &Params) -> std::result::Result<Vec<u8>, StoreError> {
-    if p.hash == crate::rfs::HASH_RFS {
-        return crate::rfs::decode_block(stored, b);
-    }
-    check(&b.id, stored)?;
-    let z;
-    let z_ref: &[u8] = if p.encrypted {
-        let c = ChaCha20Poly1305::new(Key::from_slice(&b.key));
-        z = c
-            .decrypt(Nonce::from_slice(&[0u8; 12]), stored)
-            .map_err(|_| StoreError::Decode("decryption failed (wrong key)".into()))?;
-        &z
-    } else {
-        stored
-    };
-    let plain = zstd::bulk::decompress(z_ref, b.plain_len as usize)
-        .map_err(|e| StoreError::Decode(format!("zstd: {e}")))?;
-    if plain.len() != b.plain_len as usize {
-        return Err(StoreError::Decode(format!(
-            "block is {} bytes, expected {}",
-            plain.len(),
-            b.plain_len
-        )));
-    }
-    if p.encrypted && blake3::derive_key(KEY_CONTEXT, &plain) != b.key {
-        return Err(StoreError::Decode(
-            "plaintext does not match its key".into(),
-        ));
-    }
-    Ok(plain)
-}
+use crate::format::{BlockRef, Flist, Hash, hex};
+use crate::store::{self, Store, StoreError};
 
 /// Reads file contents of an flist from a store.
 pub struct BlockReader {
+    /// Where the blocks are.
     pub store: Arc<dyn Store>,
-    pub params: Params,
+    /// How they are checked and decoded.
+    pub codec: Arc<dyn BlockCodec>,
     /// The flist file, for error messages.
     pub file: PathBuf,
 }
 
 impl BlockReader {
-    pub fn new(store: Arc<dyn Store>, params: Params, file: &Path) -> Self {
+    /// A reader over `store` for blocks decoded by `codec`.
+    pub fn new(store: Arc<dyn Store>, codec: Arc<dyn BlockCodec>, file: &Path) -> Self {
         BlockReader {
             store,
-            params,
+            codec,
             file: file.to_path_buf(),
         }
+    }
+
+    /// Open the block reader for an flist: `stores` override, else the trailer's routes.
+    pub fn open(fl: &Flist, file: &Path, stores: &[String]) -> Result<BlockReader> {
+        let specs: Vec<String> = if stores.is_empty() {
+            fl.trailer.routes.clone()
+        } else {
+            stores.to_vec()
+        };
+        if specs.is_empty() {
+            return Err(Error::invalid(
+                file,
+                "the flist names no store; pass --store URL",
+            ));
+        }
+        let codec = codec::for_params(&fl.params).map_err(|m| Error::corrupt(file, m))?;
+        let c = codec.clone();
+        let check: store::Check = Arc::new(move |id, data| c.check(id, data));
+        let st = store::open_checked(&specs, check).map_err(|e| Error::Store {
+            path: file.to_path_buf(),
+            source: e,
+        })?;
+        Ok(BlockReader::new(st, codec, file))
     }
 
     fn err(&self, b: &BlockRef, source: StoreError) -> Error {
@@ -113,7 +67,7 @@ impl BlockReader {
     /// Fetch and decode one block.
     pub fn read_block(&self, b: &BlockRef) -> Result<Vec<u8>> {
         let s = self.store.get(&b.id).map_err(|e| self.err(b, e))?;
-        decode(&s, b, &self.params).map_err(|e| self.err(b, e))
+        self.codec.decode(&s, b).map_err(|e| self.err(b, e))
     }
 
     /// Fetch and decode several blocks in parallel (results in order).
@@ -124,72 +78,63 @@ impl BlockReader {
     /// Write a whole regular file to `w`.
     pub fn copy_file(&self, fl: &Flist, ino: u32, w: &mut dyn Write, out: &Path) -> Result<()> {
         for group in fl.file_blocks(ino).chunks(8) {
-            for data in self.read_blocks(group)? {
-                w.write_all(&data).ctx(out)?;
+            for (b, data) in group.iter().zip(self.read_blocks(group)?) {
+                let bytes = data.get(b.slice()).ok_or_else(|| {
+                    self.err(b, StoreError::Decode("slice out of the block".into()))
+                })?;
+                w.write_all(bytes).ctx(out)?;
             }
         }
         Ok(())
     }
 
-    /// Read up to `len` bytes of a file at `offset`.
-    pub fn read_at(&self, fl: &Flist, ino: u32, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(len);
-        let bl = fl.file_blocks(ino);
-        let Some(mut k) = fl.block_at(ino, offset) else {
-            return Ok(out);
-        };
-        let mut pos = offset;
-        while out.len() < len {
-            let Some(b) = bl.get(k) else { break };
-            let data = self.read_block(b)?;
-            let start = (pos - b.file_offset) as usize;
-            let take = (len - out.len()).min(data.len().saturating_sub(start));
-            out.extend_from_slice(data.get(start..start + take).unwrap_or(&[]));
-            pos += take as u64;
-            k += 1;
-        }
-        Ok(out)
-    }
-
-    /// Check that every distinct block of the flist is present and decodes.
-    pub fn verify_all(&self, fl: &Flist) -> Result<usize> {
-        let mut seen = std::collections::HashSet::new();
+    /// Check every distinct block of the flist (all of them, whatever fails).
+    pub fn verify_all(&self, fl: &Flist) -> VerifyReport {
+        let mut seen = HashSet::new();
         let uniq: Vec<&BlockRef> = fl.blocks.iter().filter(|b| seen.insert(b.id)).collect();
-        uniq.par_iter()
-            .try_for_each(|b| self.read_block(b).map(|_| ()))?;
-        Ok(uniq.len())
+        let failed: Vec<(BlockRef, StoreError)> = uniq
+            .par_iter()
+            .filter_map(|b| {
+                let r = self.store.get(&b.id).and_then(|s| self.codec.decode(&s, b));
+                r.err().map(|e| (**b, e))
+            })
+            .collect();
+        let (bad, unreadable) = failed.into_iter().partition(|(_, e)| {
+            matches!(
+                e,
+                StoreError::NotFound { .. } | StoreError::Mismatch | StoreError::Decode(_)
+            )
+        });
+        VerifyReport {
+            blocks: uniq.len(),
+            bad,
+            unreadable,
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What [`BlockReader::verify_all`] found.
+#[derive(Debug)]
+pub struct VerifyReport {
+    /// Distinct blocks checked.
+    pub blocks: usize,
+    /// Blocks the store does not hold, or whose bytes do not check.
+    pub bad: Vec<(BlockRef, StoreError)>,
+    /// Blocks the store could not be asked about (unreachable, refusing).
+    pub unreadable: Vec<(BlockRef, StoreError)>,
+}
 
-    #[test]
-    fn roundtrip_and_convergence() {
-        let data = b"hello hello hello hello".repeat(100);
-        for enc in [false, true] {
-            let p = Params {
-                encrypted: enc,
-                ..Params::default()
-            };
-            let a = encode(&data, &p).expect("enc");
-            let b = encode(&data, &p).expect("enc");
-            assert_eq!(a.id, b.id);
-            if enc {
-                assert!(!a.stored.windows(5).any(|w| w == b"hello"));
+/// The paths (from the root, without a leading `/`) of the files holding each of `ids`, in
+/// breadth-first order; a hard-linked file under each of its names.
+pub fn paths_holding(fl: &Flist, ids: &HashSet<Hash>) -> HashMap<Hash, Vec<Vec<u8>>> {
+    let mut out: HashMap<Hash, Vec<Vec<u8>>> = HashMap::new();
+    for (path, ino) in fl.walk() {
+        let mut mine = HashSet::new();
+        for b in fl.file_blocks(ino) {
+            if ids.contains(&b.id) && mine.insert(b.id) {
+                out.entry(b.id).or_default().push(path.clone());
             }
-            let r = BlockRef {
-                id: a.id,
-                key: a.key,
-                file_offset: 0,
-                plain_len: a.plain_len,
-                stored_len: a.stored.len() as u32,
-            };
-            assert_eq!(decode(&a.stored, &r, &p).expect("dec"), data);
-            let mut t = a.stored.clone();
-            t[3] ^= 1;
-            assert!(decode(&t, &r, &p).is_err());
         }
     }
+    out
 }

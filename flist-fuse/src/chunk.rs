@@ -11,16 +11,22 @@ pub const MAX_BLOCK: u32 = 8 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Chunking {
+    /// Blocks of one size (the last one shorter).
     Fixed = 1,
+    /// FastCDC 2020 content-defined boundaries.
     FastCdc = 2,
 }
 
 /// Chunking parameters. For fixed chunking `min == avg == max` is the block size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkParams {
+    /// The algorithm.
     pub chunking: Chunking,
+    /// Smallest block (but the last).
     pub min: u32,
+    /// Target block size.
     pub avg: u32,
+    /// Largest block.
     pub max: u32,
 }
 
@@ -79,10 +85,12 @@ impl ChunkParams {
     }
 }
 
-/// Parse `fixed:SIZE` or `cdc:AVG` (sizes accept K/M suffixes).
+/// Parse `fixed:SIZE` or `cdc:AVG` (sizes as [`nodeutil::size::parse_size`] reads them).
 pub fn parse_chunking(s: &str) -> Result<ChunkParams, String> {
     let (kind, size) = s.split_once(':').unwrap_or((s, "1M"));
-    let size = parse_size(size).ok_or_else(|| format!("bad size in {s:?}"))?;
+    let size = nodeutil::size::parse_size(size)
+        .map_err(|e| e.to_string())
+        .and_then(|n| u32::try_from(n).map_err(|_| format!("size in {s:?} is too large")))?;
     let p = match kind {
         "fixed" => ChunkParams::fixed(size),
         "cdc" | "fastcdc" => ChunkParams::cdc(size),
@@ -90,16 +98,6 @@ pub fn parse_chunking(s: &str) -> Result<ChunkParams, String> {
     };
     p.check()?;
     Ok(p)
-}
-
-fn parse_size(s: &str) -> Option<u32> {
-    let s = s.trim();
-    let (n, m) = match s.chars().last()? {
-        'k' | 'K' => (&s[..s.len() - 1], 1024),
-        'm' | 'M' => (&s[..s.len() - 1], 1024 * 1024),
-        _ => (s, 1),
-    };
-    n.parse::<u32>().ok()?.checked_mul(m)
 }
 
 /// Read `r` to its end, calling `f` with each chunk in order.
@@ -170,5 +168,10 @@ mod tests {
         assert_eq!(c.iter().sum::<usize>(), data.len());
         assert!(parse_chunking("cdc:1M").is_ok());
         assert!(parse_chunking("fixed:16M").is_err());
+        assert_eq!(
+            parse_chunking("fixed:64k").ok(),
+            Some(ChunkParams::fixed(64 << 10))
+        );
+        assert!(parse_chunking("fixed:8G").is_err());
     }
 }

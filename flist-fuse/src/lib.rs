@@ -1,12 +1,20 @@
 //! flist: a versioned, content-addressed root filesystem image format, its block stores
 //! (`dir`, `zdb`, `http`, routes) and the `flist` command line. See FORMAT.md.
 //!
-//! Modules: [`format`] (encode/decode), [`chunk`] (fixed/CDC), [`blocks`] (block codec and
-//! the store-facing reader a mount reuses), [`store`], [`pack`], [`unpack`], [`sign`], [`rfs`] (the field's `.fl` flists), [`cli`], [`mount`] (the lazy FUSE mount and containers).
+//! Modules, leaves first: [`error`]; [`chunk`] (fixed/CDC); [`format`] (the model, encode,
+//! decode, validate); [`codec`] (block codecs behind one trait: ours and rfs's);
+//! [`store`]; [`blocks`] (the block reader of commands); [`rfs`] (the field's `.fl`
+//! flists: reading them); [`pack`] (with [`pack::packer`], small files together);
+//! [`convert`] (older images into the current layout); [`unpack`]; [`sign`]; [`mount`] (the
+//! lazy FUSE mount and containers); [`cli`] (one module per subcommand). No module imports one
+//! that comes after it in this list.
+#![deny(missing_docs, clippy::unwrap_used, unsafe_code)]
 
 pub mod blocks;
 pub mod chunk;
 pub mod cli;
+pub mod codec;
+pub mod convert;
 pub mod error;
 pub mod format;
 pub mod mount;

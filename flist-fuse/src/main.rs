@@ -6,10 +6,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = flist_fuse::cli::Cli::parse();
-    match flist_fuse::cli::run(cli).map_err(anyhow::Error::from) {
+    match flist_fuse::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("flist: {e:#}");
+            // Each error's message already holds its causes: printed once.
+            eprintln!("flist: {e}");
             ExitCode::FAILURE
         }
     }

@@ -1,27 +1,22 @@
 //! ed25519 signatures over an flist's identity, kept in the trailer.
 
-use std::io::Read;
 use std::path::Path;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::{Flist, SignatureRec, hex, unhex};
+use crate::format::{Flist, SignatureRec, hex};
 
 /// Create a new secret key (32 random bytes from the OS).
 pub fn generate() -> Result<SigningKey> {
-    let mut seed = [0u8; 32];
-    let p = Path::new("/dev/urandom");
-    std::fs::File::open(p)
-        .and_then(|mut f| f.read_exact(&mut seed))
-        .ctx(p)?;
-    Ok(SigningKey::from_bytes(&seed))
+    Ok(SigningKey::from_bytes(&nodeutil::random::bytes()))
 }
 
 /// Read a secret key file (64 hex digits).
 pub fn read_key(p: &Path) -> Result<SigningKey> {
     let s = std::fs::read_to_string(p).ctx(p)?;
-    let b = unhex(&s).ok_or_else(|| Error::invalid(p, "key file is not hex"))?;
+    let b =
+        nodeutil::hex::decode(s.trim()).map_err(|_| Error::invalid(p, "key file is not hex"))?;
     let seed: [u8; 32] = b
         .try_into()
         .map_err(|_| Error::invalid(p, "key must be 32 bytes (64 hex digits)"))?;
@@ -30,7 +25,8 @@ pub fn read_key(p: &Path) -> Result<SigningKey> {
 
 /// Parse a public key given as hex.
 pub fn parse_public(s: &str, ctx: &Path) -> Result<VerifyingKey> {
-    let b: [u8; 32] = unhex(s)
+    let b: [u8; 32] = nodeutil::hex::decode(s.trim())
+        .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| Error::invalid(ctx, "public key must be 64 hex digits"))?;
     VerifyingKey::from_bytes(&b).map_err(|e| Error::invalid(ctx, format!("bad public key: {e}")))

@@ -1,13 +1,11 @@
 //! Round trips, determinism, signatures, corruption and stores (dir, http, routes).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(clippy::unwrap_used, reason = "tests: a failed step fails the test")]
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{fails, ok, pack, snapshot};
+use common::{block_files, fails, ok, pack, small_image, snapshot};
 
 fn dir_url(p: &Path) -> String {
     format!("dir://{}", p.display())
@@ -117,28 +115,6 @@ fn sign_and_verify() {
     let f3 = t.path().join("swapped.fl");
     std::fs::write(&f3, fl3.to_bytes()).unwrap();
     fails(flist!("verify", f3), "does not verify");
-}
-
-fn small_image(t: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let src = t.join("src");
-    std::fs::create_dir_all(src.join("d")).unwrap();
-    std::fs::write(src.join("d/f"), common::noise(2_500_000, 9)).unwrap();
-    std::fs::write(src.join("g"), b"small").unwrap();
-    let sp = t.join("store");
-    let fl = t.join("i.fl");
-    pack(&src, &dir_url(&sp), &fl);
-    (src, sp, fl)
-}
-
-fn block_files(store: &Path) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    for s in std::fs::read_dir(store).unwrap() {
-        for f in std::fs::read_dir(s.unwrap().path()).unwrap() {
-            v.push(f.unwrap().path());
-        }
-    }
-    v.sort();
-    v
 }
 
 #[test]
@@ -263,146 +239,10 @@ fn path_escape_is_rejected_at_pack_and_read() {
     fails(flist!("unpack", evil, t.path().join("o")), "evil.fl");
 }
 
-/// A tiny static HTTP server over a folder, serving `n` requests at most per connection.
-fn serve(root: PathBuf) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let st = stop.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming().take(10_000) {
-            if st.load(std::sync::atomic::Ordering::Relaxed) {
-                break;
-            }
-            let Ok(s) = s else { continue };
-            let root = root.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut w = s;
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut parts = line.split_whitespace();
-                    let method = parts.next().unwrap_or("").to_string();
-                    let path = parts.next().unwrap_or("/").to_string();
-                    loop {
-                        let mut h = String::new();
-                        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                            break;
-                        }
-                    }
-                    let rel = path.trim_start_matches('/');
-                    let body = if rel.contains("..") {
-                        None
-                    } else {
-                        std::fs::read(root.join(rel)).ok()
-                    };
-                    let res = match body {
-                        Some(b) => {
-                            let _ =
-                                write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", b.len());
-                            if method == "GET" {
-                                w.write_all(&b)
-                            } else {
-                                Ok(())
-                            }
-                        }
-                        None => write!(w, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
-                    };
-                    if res.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (format!("http://{addr}"), stop)
-}
-
-#[test]
-fn http_store_serves_a_dir_store() {
-    let t = common::tmp();
-    let (src, sp, fl) = small_image(t.path());
-    let (url, _stop) = serve(sp.clone());
-    ok(flist!("verify", "--store", url, fl));
-    let out = t.path().join("out");
-    ok(flist!("unpack", "--store", url, fl, out));
-    assert_eq!(
-        std::fs::read(out.join("d/f")).unwrap(),
-        std::fs::read(src.join("d/f")).unwrap()
-    );
-    // Read-only: packing to it fails; a missing block is reported.
-    fails(
-        flist!(
-            "pack",
-            "--quiet",
-            "--store",
-            url,
-            "-o",
-            t.path().join("x.fl"),
-            src
-        ),
-        "read-only",
-    );
-    for b in block_files(&sp) {
-        std::fs::remove_file(b).unwrap();
-    }
-    fails(flist!("verify", "--store", url, fl), "not found");
-}
-
-#[test]
-fn routes_shard_and_replicate() {
-    let t = common::tmp();
-    let src = t.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    for i in 0..40 {
-        std::fs::write(src.join(format!("f{i}")), common::noise(5000, i)).unwrap();
-    }
-    let (a, b, c) = (t.path().join("a"), t.path().join("b"), t.path().join("c"));
-    let fl = t.path().join("r.fl");
-    ok(flist!(
-        "pack",
-        "--quiet",
-        "--store",
-        format!("00-7f={}", dir_url(&a)),
-        "--store",
-        format!("80-ff={}", dir_url(&b)),
-        "--store",
-        format!("00-ff={}", dir_url(&c)),
-        "-o",
-        fl,
-        src
-    ));
-    let (na, nb, nc) = (block_files(&a), block_files(&b), block_files(&c));
-    assert_eq!(na.len() + nb.len(), 40);
-    assert_eq!(nc.len(), 40, "replica holds every block");
-    assert!(
-        na.iter()
-            .all(|p| *p.file_name().unwrap().to_string_lossy() < *"80")
-    );
-    // Routes are recorded in the trailer; losing a shard is covered by the replica.
-    for p in &na {
-        std::fs::remove_file(p).unwrap();
-    }
-    ok(flist!("verify", fl));
-    ok(flist!("unpack", fl, t.path().join("out")));
-    for p in &nc {
-        std::fs::remove_file(p).unwrap();
-    }
-    fails(flist!("verify", fl), "r.fl");
-}
-
 #[test]
 fn busybox_root_filesystem_round_trips() {
     let bb = Path::new("/bin/busybox");
-    if !bb.exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must install busybox-static"
-        );
-        eprintln!("skipping: busybox-static not installed");
+    if nodeutil::skip::unless(bb.exists(), "/bin/busybox (busybox-static)") {
         return;
     }
     if common::skip_without_root() {

@@ -98,7 +98,7 @@ pub fn default_bin(name: &str) -> PathBuf {
 }
 
 fn folder(path: &Path) -> Result<(), DaemonError> {
-    crate::fsutil::create_private_dir(path).map_err(|source| DaemonError::Folder {
+    nodeutil::fs::create_private_dir(path).map_err(|source| DaemonError::Folder {
         path: path.to_path_buf(),
         source,
     })
@@ -267,6 +267,8 @@ async fn start_service(
         let log2 = log.try_clone().map_err(|e| fail(e.to_string()))?;
         let mut cmd = Command::new(bin);
         cmd.args(args)
+            // Its output goes to a file: plain text (JSON when node-init logs JSON).
+            .env(nodeutil::log::ENV, nodeutil::log::for_children())
             .process_group(0)
             .stdin(std::process::Stdio::null())
             .stdout(log)

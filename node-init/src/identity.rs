@@ -5,6 +5,7 @@
 //! wins and is written back to every place that lacks it or disagrees.
 
 use crate::keys::{KeyError, KeyPair};
+use nodeutil::hex;
 use std::path::{Path, PathBuf};
 
 /// Identity file name inside a pool: `<mountpoint>/IDENTITY_IN_POOL`.
@@ -96,7 +97,7 @@ impl NodeIdentity {
 
 #[cfg(test)]
 mod test {
-    #![allow(clippy::unwrap_used)]
+    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     #[test]

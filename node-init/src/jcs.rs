@@ -145,7 +145,7 @@ fn write_number(f: f64, out: &mut String) -> Result<(), JcsError> {
 
 #[cfg(test)]
 mod test {
-    #![allow(clippy::unwrap_used)]
+    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     #[test]

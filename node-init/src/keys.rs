@@ -2,9 +2,9 @@
 //!
 //! Key file (mode 0600): `{"type":"ed25519","public":"<64 hex>","secret":"<64 hex seed>"}`.
 
-use crate::fsutil::{WriteError, atomic_write};
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
-use rand_core::{OsRng, RngCore};
+use nodeutil::fs::{WriteError, write_durable_creating};
+use nodeutil::hex;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -65,11 +65,7 @@ impl std::fmt::Debug for KeyPair {
 impl KeyPair {
     /// A fresh random key from the OS.
     pub fn generate() -> Self {
-        let mut seed = [0u8; 32];
-        OsRng.fill_bytes(&mut seed);
-        KeyPair {
-            key: SigningKey::from_bytes(&seed),
-        }
+        KeyPair::from_seed(nodeutil::random::bytes())
     }
 
     /// From a 32-byte seed.
@@ -113,7 +109,8 @@ impl KeyPair {
         Ok(pair)
     }
 
-    /// Writes a key file atomically (mode 0600).
+    /// Writes a key file atomically and durably (mode 0600), creating its folder when missing
+    /// (a pool's `.zos/`); a bare file name lives in the working folder.
     pub fn save(&self, path: &Path) -> Result<(), KeyError> {
         let file = KeyFile {
             kind: "ed25519".into(),
@@ -125,7 +122,7 @@ impl KeyPair {
             reason: e.to_string(),
         })?;
         text.push(b'\n');
-        atomic_write(path, &text)?;
+        write_durable_creating(path, &text, 0o600)?;
         Ok(())
     }
 
@@ -157,7 +154,7 @@ pub fn verify(key: &VerifyingKey, msg: &[u8], sig_hex: &str) -> Result<bool, Key
 
 #[cfg(test)]
 mod test {
-    #![allow(clippy::unwrap_used)]
+    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     #[test]

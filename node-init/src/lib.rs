@@ -8,7 +8,6 @@ pub mod daemon;
 pub mod dev;
 pub mod engine;
 pub mod farm_join;
-pub mod fsutil;
 pub mod handlers;
 pub mod identity;
 pub mod jcs;

@@ -1,5 +1,5 @@
 //! node-init's daemon and the zos CLI against an in-memory fake storaged (no root needed).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 use bus::api::Empty;
 use bus::api::storage::*;

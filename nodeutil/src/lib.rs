@@ -1,7 +1,8 @@
 //! The node's small shared pieces, written once: durable file writes ([`fs`]), size strings
 //! ([`size`]), randomness ([`random`]), hex ([`hex`], the `hex` crate re-exported), daemon
-//! logging ([`log`], feature `log`), credentials cut out of messages ([`redact`]) and the
-//! "skip locally, fail under CI" rule for tests ([`skip`]).
+//! logging ([`log`], feature `log`), credentials cut out of messages ([`redact`]), the "skip
+//! locally, fail under CI" rule for tests ([`skip`]), the mount table ([`mounts`]) and
+//! releasing what was started under a folder ([`teardown`]).
 #![deny(
     missing_docs,
     clippy::unwrap_used,
@@ -12,9 +13,11 @@
 pub mod fs;
 #[cfg(feature = "log")]
 pub mod log;
+pub mod mounts;
 pub mod random;
 pub mod redact;
 pub mod size;
 pub mod skip;
+pub mod teardown;
 
 pub use hex;

@@ -6,6 +6,13 @@
 //! level.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+/// The environment variable naming the log format (`auto`, `plain`, `color`, `json`).
+pub const ENV: &str = "ZOS_LOG_FORMAT";
+
+/// The format [`init`] chose for this process.
+static CHOSEN: OnceLock<LogFormat> = OnceLock::new();
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,7 +46,7 @@ impl std::str::FromStr for LogFormat {
 impl LogFormat {
     /// The format named by `ZOS_LOG_FORMAT`, `Auto` when unset or unknown.
     pub fn from_env() -> Self {
-        std::env::var("ZOS_LOG_FORMAT")
+        std::env::var(ENV)
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or_default()
@@ -55,7 +62,9 @@ pub fn init(verbose: bool, format: Option<LogFormat>) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = match format.unwrap_or_else(LogFormat::from_env) {
+    let format = format.unwrap_or_else(LogFormat::from_env);
+    let _ = CHOSEN.set(format);
+    let _ = match format {
         LogFormat::Json => builder.json().with_ansi(false).try_init(),
         LogFormat::Color => builder.with_ansi(true).try_init(),
         LogFormat::Plain => builder.with_ansi(false).try_init(),
@@ -63,4 +72,29 @@ pub fn init(verbose: bool, format: Option<LogFormat>) {
             .with_ansi(std::io::stderr().is_terminal())
             .try_init(),
     };
+}
+
+/// The value of [`ENV`] for a child process whose output goes to a log file: `json` when this
+/// process logs JSON (an operator who asked for JSON wants it from the whole tree), `plain`
+/// otherwise, whatever this process's own terminal or environment says.
+pub fn for_children() -> &'static str {
+    match CHOSEN.get() {
+        Some(LogFormat::Json) => "json",
+        _ => "plain",
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn formats_parse_and_children_log_plain_unless_json() {
+        assert_eq!("json".parse(), Ok(LogFormat::Json));
+        assert_eq!("colour".parse(), Ok(LogFormat::Color));
+        assert!("fancy".parse::<LogFormat>().is_err());
+        assert_eq!(for_children(), "plain");
+        init(false, Some(LogFormat::Json));
+        assert_eq!(for_children(), "json");
+    }
 }

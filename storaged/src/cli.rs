@@ -6,6 +6,7 @@ use crate::node::ListPools;
 use bus::api::storage::*;
 use bus::api::{Empty, Secret};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use nodeutil::size::parse_size;
 use serde::Serialize;
 use std::io::Read;
 use std::path::PathBuf;
@@ -27,6 +28,10 @@ pub struct Cli {
     /// Log more.
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// Log format: auto (colour on a terminal), plain, color or json; default from
+    /// ZOS_LOG_FORMAT, else auto.
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<nodeutil::log::LogFormat>,
     /// Subcommand; none runs the daemon.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -160,28 +165,6 @@ pub struct BenchArgs {
     pub only: Vec<bench::Job>,
 }
 
-/// Parses `123`, `64K`, `300M`, `2G`, `1T` (1024-based).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m = match c.to_ascii_uppercase() {
-                'K' => 1u64 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                _ => return Err(format!("unknown size suffix in {s:?}")),
-            };
-            (s.get(..i).unwrap_or(""), m)
-        }
-        _ => (s, 1),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("invalid size {s:?}"))
-}
-
 /// A CLI failure.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -296,12 +279,21 @@ async fn volume_command(c: &bus::Client, cmd: VolumeCommand) -> Result<(), CliEr
 mod test {
     use super::*;
 
+    fn size_flag(s: &str) -> Result<u64, String> {
+        let cli = Cli::try_parse_from(["storaged", "volume", "create", "v", "--size", s])
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Some(Command::Volume(VolumeCommand::Create { size, .. })) => Ok(size),
+            other => Err(format!("parsed as {other:?}")),
+        }
+    }
+
     #[test]
     fn sizes() {
-        assert_eq!(parse_size("300M"), Ok(300 << 20));
-        assert_eq!(parse_size("12"), Ok(12));
-        assert_eq!(parse_size("1k"), Ok(1024));
-        assert!(parse_size("x").is_err());
-        assert!(parse_size("5Q").is_err());
+        assert_eq!(size_flag("300M"), Ok(300 << 20));
+        assert_eq!(size_flag("12"), Ok(12));
+        assert_eq!(size_flag("1k"), Ok(1024));
+        assert!(size_flag("x").is_err());
+        assert!(size_flag("5Q").is_err());
     }
 }

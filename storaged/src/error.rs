@@ -27,6 +27,9 @@ pub enum Error {
     /// A dependency (a zdb server, a pool) is not available now.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A blocking step on a disk missed its deadline: the disk hangs (now marked failed).
+    #[error("{0}")]
+    Hung(String),
     /// A system command failed.
     #[error(transparent)]
     System(#[from] SysError),
@@ -78,7 +81,7 @@ impl From<Error> for RemoteError {
             Error::NotFound { .. } => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::NoCapacity(_) => ErrorCode::NoCapacity,
-            Error::Unavailable(_) => ErrorCode::Unavailable,
+            Error::Unavailable(_) | Error::Hung(_) => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
         };
         let message = match e {

@@ -9,7 +9,7 @@
 //! * [`system`]: every kernel side effect, behind a trait with a real and a recording fake.
 //! * [`api`] / [`daemon`] / [`cli`]: the bus service, the daemon loop, the operator CLI.
 //! * [`bench`]: the io_uring disk benchmark.
-#![deny(missing_docs, clippy::unwrap_used)]
+#![deny(missing_docs, clippy::unwrap_used, unsafe_code)]
 
 pub mod api;
 pub mod bench;
@@ -18,7 +18,6 @@ pub mod config;
 pub mod daemon;
 pub mod disk;
 mod error;
-pub mod fsutil;
 pub mod node;
 pub mod policy;
 pub mod pool;

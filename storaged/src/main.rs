@@ -9,7 +9,7 @@ use storaged::config::{Config, Paths};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    bus::daemon::init_logging(cli.verbose);
+    nodeutil::log::init(cli.verbose, cli.log_format);
     let paths = Paths::new(cli.root.clone(), cli.run.clone());
     if let Some(cmd) = cli.command {
         if let Err(e) = run_command(cmd, paths.socket()).await {

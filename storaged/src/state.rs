@@ -95,12 +95,12 @@ impl PoolRecord {
 
     /// Loads the record of the pool mounted at `mnt`.
     pub fn load(mnt: &Path) -> std::io::Result<Option<PoolRecord>> {
-        crate::fsutil::read_json(&Self::path(mnt))
+        nodeutil::fs::read_json(&Self::path(mnt))
     }
 
     /// Saves it atomically.
     pub fn save(&self, mnt: &Path) -> std::io::Result<()> {
-        crate::fsutil::write_json(&Self::path(mnt), self)
+        Ok(nodeutil::fs::write_json(&Self::path(mnt), self)?)
     }
 }
 

@@ -1,1 +1,321 @@
-//! tests
+//! Harness of the end-to-end tests: a dev node (node-init --dev, storaged, zdb, computed) in a
+//! fresh folder, driven through the built binaries as a user would.
+//!
+//! Needs root (loop devices, btrfs mounts), btrfs-progs, redis-cli and the binaries built first
+//! (`cargo build --workspace --bins`); without them a test skips, and fails under `CI=true`
+//! ([`nodeutil::skip`]). Everything a test creates lives in one folder `/tmp/zos-e2e-*`. The
+//! node in it is removed with `node-init --dev DIR --destroy` (what a user runs), asserted at
+//! the end of each test ([`World::destroy_node`]) and tried again, with the whole folder
+//! released, when a test fails.
+//!
+//! [`lab`] runs several nodes on one machine, each in its own network namespace.
+#![deny(missing_docs, clippy::unwrap_used, unsafe_code)]
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test harness fails loudly"
+)]
+
+pub mod lab;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where `cargo build --workspace --bins` put the binaries.
+pub fn bin_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug")
+}
+
+/// A built binary (panics with how to build it when missing).
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build --workspace --bins` first",
+        p.display()
+    );
+    p
+}
+
+/// The repository's root folder.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `true` when a node test can run (root, tools, binaries, plus `extra` files); otherwise
+/// records the skip and returns `false`, or panics under `CI=true`.
+pub fn require(extra: &[(&str, &str)]) -> bool {
+    let mut missing = Vec::new();
+    if !nodeutil::skip::is_root() {
+        missing.push("root (loop devices, mounts)".to_string());
+    }
+    for (path, how) in extra {
+        if !Path::new(path).exists() {
+            missing.push(format!("{path} ({how})"));
+        }
+    }
+    for b in [
+        "node-init",
+        "zos",
+        "storaged",
+        "zdb",
+        "bus",
+        "computed",
+        "flist",
+    ] {
+        if !bin_dir().join(b).exists() {
+            missing.push(format!(
+                "{} (cargo build --workspace --bins)",
+                bin_dir().join(b).display()
+            ));
+        }
+    }
+    for b in ["mkfs.btrfs", "btrfs", "losetup", "redis-cli"] {
+        if !nodeutil::skip::has_tool(b) {
+            missing.push(format!(
+                "{b} (apt-get install btrfs-progs util-linux redis-tools)"
+            ));
+        }
+    }
+    if !Path::new("/dev/loop-control").exists() {
+        missing.push("/dev/loop-control".into());
+    }
+    let msg = format!("node end-to-end test needs: {}", missing.join(", "));
+    !nodeutil::skip::unless(missing.is_empty(), &msg)
+}
+
+/// Runs `node-init --dev DIR --destroy`; its success and what it printed.
+pub fn destroy(node: &Path) -> (bool, String) {
+    let out = Command::new(bin("node-init"))
+        .arg("--dev")
+        .arg(node)
+        .arg("--destroy")
+        .output()
+        .expect("run node-init --destroy");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// What is left of a node folder: processes naming it, mounts below it, loop devices backed
+/// by files in it. Empty when the node is gone.
+pub fn leftovers(dir: &Path) -> Vec<String> {
+    let mut left: Vec<String> = nodeutil::teardown::processes_under(dir)
+        .into_iter()
+        .map(|p| format!("process {p}"))
+        .collect();
+    let mounts = nodeutil::mounts::current().unwrap_or_default();
+    left.extend(
+        nodeutil::mounts::under(&mounts, dir)
+            .into_iter()
+            .map(|m| format!("mount {}", m.display())),
+    );
+    left.extend(
+        nodeutil::teardown::loops_under(dir)
+            .into_iter()
+            .map(|(d, _)| format!("loop device {}", d.display())),
+    );
+    left
+}
+
+/// One test's folder (`/tmp/zos-e2e-*`) with its node at `node/`; torn down on drop.
+pub struct World {
+    tmp: tempfile::TempDir,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl World {
+    /// A fresh folder.
+    pub fn new() -> World {
+        let tmp = tempfile::Builder::new()
+            .prefix("zos-e2e-")
+            .tempdir_in("/tmp")
+            .expect("test folder");
+        World { tmp }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// The node's folder inside it.
+    pub fn node_dir(&self) -> PathBuf {
+        self.path().join("node")
+    }
+
+    /// Writes `text` to `name` in the folder; its path.
+    pub fn file(&self, name: &str, text: &str) -> String {
+        let p = self.path().join(name);
+        std::fs::write(&p, text).expect("write test file");
+        p.display().to_string()
+    }
+
+    /// Removes the node with `node-init --dev DIR --destroy` and checks that nothing of it is
+    /// left: no process, mount, loop device or folder.
+    pub fn destroy_node(&self) {
+        let dir = self.node_dir();
+        let (ok, text) = destroy(&dir);
+        assert!(ok, "node-init --destroy failed: {text}");
+        assert!(text.contains("folder removed"), "{text}");
+        assert_eq!(leftovers(&dir), Vec::<String>::new(), "left by --destroy");
+        assert!(!dir.exists(), "node folder left");
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.node_dir().join("storaged.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!("--- storaged.log (last 80 lines) ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+        if self.node_dir().exists() {
+            let (ok, text) = destroy(&self.node_dir());
+            if !ok {
+                eprintln!("node-init --destroy: {text}");
+            }
+        }
+        // Whatever else the test started under the folder; TempDir removes it.
+        if let Err(e) = nodeutil::teardown::release(self.path(), Duration::from_secs(5)) {
+            eprintln!("releasing {}: {e}", self.path().display());
+        }
+    }
+}
+
+/// A running `node-init --dev` and the `zos` CLI pointed at it.
+pub struct Node {
+    dir: PathBuf,
+    child: Child,
+}
+
+/// Starts `cmd` (a `node-init --dev` command) and waits for its `node ready` line.
+pub fn start_node(mut cmd: Command, dir: &Path) -> Node {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start node-init");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.starts_with("node ready") => break,
+            Ok(_) => continue,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("node-init did not print `node ready` in time");
+            }
+        }
+    }
+    Node {
+        dir: dir.to_path_buf(),
+        child,
+    }
+}
+
+impl Node {
+    /// `node-init --dev DIR` with the binaries of this build on `PATH`.
+    pub fn start(dir: &Path) -> Node {
+        let mut cmd = Command::new(bin("node-init"));
+        cmd.arg("--dev")
+            .arg(dir)
+            .arg("--retry-base-ms")
+            .arg("200")
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin_dir().display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            );
+        start_node(cmd, dir)
+    }
+
+    /// Runs `zos ARGS` against the node; success and its output.
+    pub fn zos(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(bin("zos"))
+            .args(args)
+            .env("ZOS_NODE", &self.dir)
+            .output()
+            .expect("run zos");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// `zos ARGS` that must succeed and print JSON.
+    pub fn zos_json(&self, args: &[&str]) -> Value {
+        let (ok, text) = self.zos(args);
+        assert!(ok, "zos {args:?} failed: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("zos {args:?}: {e}: {text}"))
+    }
+
+    /// Kills node-init (storaged, zdb and containers stay, as after a crash).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// pid of the storaged answering on the node's bus.
+pub fn storaged_pid(node_dir: &Path) -> Option<u64> {
+    let out = Command::new(bin_dir().join("bus"))
+        .arg("call")
+        .arg(node_dir.join("run/storaged.sock"))
+        .arg("health")
+        .output()
+        .ok()?;
+    serde_json::from_slice::<Value>(&out.stdout).ok()?["pid"].as_u64()
+}
+
+/// Feeds `script` to `redis-cli -h addr -p port`; what it printed.
+pub fn redis(addr: &str, port: u64, script: &str) -> String {
+    let mut c = Command::new("redis-cli")
+        .args(["-h", addr, "-p", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("redis-cli");
+    if let Some(mut i) = c.stdin.take() {
+        let _ = i.write_all(script.as_bytes());
+    }
+    let out = c.wait_with_output().expect("redis-cli output");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

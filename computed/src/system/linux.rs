@@ -1,7 +1,7 @@
 //! [`System`] on Linux: `flist container` for the rootfs, `ip` for network namespaces, ureq for
 //! downloads, flock for shim liveness, `/proc/meminfo` for memory.
 
-use super::process::run;
+use super::process::{run, run_with_input};
 use super::{System, netns_path};
 use crate::error::{Error, IoContext, Result};
 use crate::state::Dir;
@@ -41,9 +41,8 @@ pub struct Linux {
 }
 
 /// The one place store URLs are handed to `flist`. They may carry credentials, which a command
-/// line shows to every user of the machine (`/proc/PID/cmdline`); when `flist container start
-/// --stores-stdin` is on main, this function writes them to the child's stdin instead, and
-/// nothing else changes.
+/// line shows to every user of the machine (`/proc/PID/cmdline`), so they go to the child's
+/// stdin (`--stores-stdin`, one per line).
 fn flist_container_start(
     tools: &Tools,
     flist: &Path,
@@ -60,12 +59,15 @@ fn flist_container_start(
         .arg(&tools.cache)
         .arg("--cache-size")
         .arg(&tools.cache_size);
+    let mut input = Vec::new();
     for s in stores {
-        cmd.arg("--store").arg(s);
+        input.extend_from_slice(s.as_bytes());
+        input.push(b'\n');
     }
-    run(
+    run_with_input(
         "flist container start",
-        cmd.arg(flist).arg(rw).arg(target),
+        cmd.arg("--stores-stdin").arg(flist).arg(rw).arg(target),
+        Some(input),
         ROOTFS_START_TIMEOUT,
     )
 }

@@ -25,12 +25,36 @@ pub fn tail(s: &str, max: usize) -> &str {
 /// Runs `cmd` (stdin and stdout closed) until it exits or `timeout` passes (then it is
 /// killed). `what` names it in errors (program and subcommand, no arguments).
 pub fn run(what: &str, cmd: &mut Command, timeout: Duration) -> Result<()> {
+    run_with_input(what, cmd, None, timeout)
+}
+
+/// [`run`] with `input` written to the child's stdin (then closed): how a secret reaches a
+/// child without appearing on its command line. The write happens on its own thread, so a
+/// child that never reads cannot stall the deadline.
+pub fn run_with_input(
+    what: &str,
+    cmd: &mut Command,
+    input: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Result<()> {
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::command(what, &format!("cannot start: {e}")))?;
+    if let (Some(input), Some(mut pipe)) = (input, child.stdin.take()) {
+        std::thread::spawn(move || {
+            use std::io::Write;
+            // A child that exits without reading closes the pipe; its exit status tells why.
+            let _ = pipe.write_all(&input);
+        });
+    }
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
     if let Some(mut err) = child.stderr.take() {
         std::thread::spawn(move || {

@@ -7,7 +7,6 @@
 //! per container, holding the target path: the reference count is the number of files, so
 //! it survives a crash of this command), `.../daemon.log`.
 
-use std::ffi::OsString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -16,7 +15,10 @@ use std::time::{Duration, Instant};
 use rustix::fs::FlockOperation;
 use rustix::mount::MountFlags;
 
-use super::{log, mounted_type, spawn_daemon, unmount};
+use super::args::MountArgs;
+use super::daemon;
+use super::kernel::{mounted_type, unmount};
+use super::log::log;
 use crate::error::{Error, IoContext, Result};
 use crate::format::hex;
 
@@ -26,13 +28,19 @@ pub const DEFAULT_STATE: &str = "/run/flist";
 /// What a container start needs.
 #[derive(Debug, Clone)]
 pub struct StartArgs {
+    /// State folder (references, shared mounts, daemon logs).
     pub state: PathBuf,
+    /// The flist file.
     pub flist: PathBuf,
     /// Holds `upper/` and `work/` of the overlay.
     pub rw: PathBuf,
+    /// Where the container's root appears.
     pub target: PathBuf,
+    /// Block cache folder.
     pub cache: PathBuf,
+    /// Bound of the cache, bytes.
     pub cache_size: u64,
+    /// Store URLs replacing the flist's routes (may carry passwords: never on a command line).
     pub stores: Vec<String>,
 }
 
@@ -54,7 +62,8 @@ fn lock_state(state: &Path) -> Result<StateLock> {
 }
 
 fn ref_name(target: &Path) -> String {
-    hex(&blake3::hash(target.as_os_str().as_bytes()).as_bytes()[..16])
+    let h = blake3::hash(target.as_os_str().as_bytes());
+    hex(h.as_bytes().get(..16).unwrap_or_default())
 }
 
 fn refs(base: &Path) -> Vec<PathBuf> {
@@ -113,19 +122,9 @@ pub fn start(a: &StartArgs) -> Result<()> {
         false
     } else {
         let flist = fs::canonicalize(&a.flist).ctx(&a.flist)?;
-        let mut args: Vec<OsString> = vec![
-            "--cache".into(),
-            a.cache.clone().into(),
-            "--cache-size".into(),
-            a.cache_size.to_string().into(),
-        ];
-        for s in &a.stores {
-            args.push("--store".into());
-            args.push(s.into());
-        }
-        args.push(flist.into());
-        args.push(ro.clone().into());
-        let pid = spawn_daemon(&args, &ro, &base.join("daemon.log"))?;
+        let cache = std::path::absolute(&a.cache).ctx(&a.cache)?;
+        let args = MountArgs::new(flist, ro.clone(), cache, a.cache_size, a.stores.clone());
+        let pid = daemon::spawn(&args, &base.join("daemon.log"))?;
         log(&format!(
             "shared read-only mount of {id} at {} (daemon pid {pid})",
             ro.display()

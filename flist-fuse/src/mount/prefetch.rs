@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::{BlockRef, Flist, Hash, hex, unhex};
+use crate::format::{BlockRef, Flist, Hash, hex};
 
 const HEADER: &str = "flist-prefetch v1";
 
@@ -21,6 +21,7 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// A recorder over a block table of `n_blocks`.
     pub fn new(n_blocks: usize) -> Self {
         Recorder {
             inner: Mutex::new((vec![false; n_blocks], Vec::new())),
@@ -65,7 +66,7 @@ impl Recorder {
                 n += 1;
             }
         }
-        crate::pack::write_atomic(path, s.as_bytes())?;
+        nodeutil::fs::write_durable(path, s.as_bytes(), 0o644)?;
         Ok(n)
     }
 }
@@ -91,7 +92,8 @@ pub fn read_list(fl: &Flist, path: &Path) -> Result<Vec<u32>> {
         if l.is_empty() {
             continue;
         }
-        let id: Hash = unhex(l)
+        let id: Hash = nodeutil::hex::decode(l)
+            .ok()
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| Error::invalid(path, format!("line {}: bad block id", n + 2)))?;
         if let Some(p) = pos.get(&id) {
@@ -134,12 +136,12 @@ pub fn plan(fl: &Flist, extra: &[Vec<u32>]) -> Vec<BlockRef> {
 /// `flist embed-prefetch FLIST LIST`: store the list in the flist's trailer (the identity is
 /// unchanged; an empty LIST removes it). Returns the number of blocks embedded.
 pub fn embed(file: &Path, list: Option<&Path>) -> Result<usize> {
-    let mut fl = crate::format::read_file(file)?;
+    let mut fl = crate::rfs::read_ours(file)?;
     let idx = match list {
         Some(l) => read_list(&fl, l)?,
         None => Vec::new(),
     };
     fl.trailer.prefetch_blocks = idx;
-    crate::pack::write_atomic(file, &fl.to_bytes())?;
+    nodeutil::fs::write_durable(file, &fl.to_bytes(), 0o644)?;
     Ok(fl.trailer.prefetch_blocks.len())
 }

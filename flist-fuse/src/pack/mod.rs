@@ -4,11 +4,10 @@
 pub mod dirsrc;
 pub mod ingest;
 pub mod oci;
+pub mod packer;
 pub mod tarsrc;
 pub mod tree;
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -26,27 +25,39 @@ pub enum SourceKind {
     /// archive, else a root filesystem tar (plain, gzip or zstd).
     #[default]
     Auto,
+    /// A root filesystem folder.
     Dir,
+    /// A root filesystem tar (plain, gzip or zstd).
     Tar,
+    /// An OCI layout or docker-save archive (folder or tar).
     Image,
 }
 
 /// Options of `pack`.
 #[derive(Debug, Clone, Default)]
 pub struct PackOptions {
+    /// Where the blocks go (`[LO-HI=]URL`).
     pub stores: Vec<String>,
+    /// Chunking, compression, encryption.
     pub params: Params,
+    /// Show a progress bar.
     pub progress: bool,
+    /// What the source is.
     pub kind: SourceKind,
 }
 
 /// Outcome of `pack`.
 #[derive(Debug, Clone)]
 pub struct PackReport {
+    /// Identity of the new flist.
     pub identity: Hash,
+    /// Entries of the tree (root included).
     pub entries: usize,
+    /// Content counters.
     pub stats: Stats,
+    /// Wall time of the pack.
     pub elapsed: Duration,
+    /// Size of the flist file.
     pub flist_bytes: usize,
 }
 
@@ -61,7 +72,9 @@ pub fn pack(source: &Path, output: &Path, opts: &PackOptions) -> Result<PackRepo
         path: output.to_path_buf(),
         source: e,
     })?;
-    let mut ing = ingest::Ingest::new(st, opts.params, opts.progress);
+    let mut params = opts.params;
+    params.small_files = packer::threshold(params.small_files, params.chunk.avg);
+    let mut ing = ingest::Ingest::new(st, params, opts.progress, output)?;
     let mut tree = tree::Tree::new();
     let md = std::fs::metadata(source).ctx(source)?;
     let kind = match opts.kind {
@@ -94,9 +107,10 @@ pub fn pack(source: &Path, output: &Path, opts: &PackOptions) -> Result<PackRepo
             oci::apply_image_dir(&mut tree, &mut ing, &tmp.0)?;
         }
     }
-    let (refs, stats) = ing.finish(output)?;
+    let order = tree.inode_order().map_err(|m| Error::invalid(source, m))?;
+    let (refs, stats) = ing.finish(&order.nodes, output)?;
     let body =
-        tree::build_body(&tree, &refs, &opts.params).map_err(|m| Error::invalid(source, m))?;
+        tree::build_body(&tree, &order, &refs, &params).map_err(|m| Error::invalid(source, m))?;
     let trailer = Trailer {
         routes: opts.stores.iter().map(|s| store::redact(s)).collect(),
         ..Trailer::default()
@@ -104,7 +118,7 @@ pub fn pack(source: &Path, output: &Path, opts: &PackOptions) -> Result<PackRepo
     let bytes = format::encode_file(&body, &trailer);
     // Never write a file we could not read back.
     let fl = format::decode(&bytes).map_err(|m| Error::invalid(source, m))?;
-    write_atomic(output, &bytes)?;
+    nodeutil::fs::write_durable(output, &bytes, 0o644)?;
     Ok(PackReport {
         identity: fl.identity,
         entries: fl.dirents.len() + 1,
@@ -114,46 +128,17 @@ pub fn pack(source: &Path, output: &Path, opts: &PackOptions) -> Result<PackRepo
     })
 }
 
-/// Write a file atomically: temp file, fsync, rename, fsync of the folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::invalid(path, "not a file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let res = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        File::open(&dir)?.sync_all()
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res.ctx(path)
-}
-
 /// A temporary folder next to the output, removed on drop.
 struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(near: &Path) -> Result<Self> {
-        let base = match near.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = base.join(format!(".flist-image-{}-{nanos}", std::process::id()));
+        let base = nodeutil::fs::parent_dir(near);
+        let p = base.join(format!(
+            ".flist-image-{}-{}",
+            std::process::id(),
+            nodeutil::random::hex(4)
+        ));
         std::fs::create_dir(&p).ctx(&p)?;
         Ok(TempDir(p))
     }

@@ -7,7 +7,9 @@ use crate::format::{
     S_IFSOCK, XattrRef,
 };
 
+/// Index of a node in [`Tree::nodes`].
 pub type NodeId = usize;
+/// The root folder's node.
 pub const ROOT: NodeId = 0;
 
 /// Metadata of a node.
@@ -15,28 +17,46 @@ pub const ROOT: NodeId = 0;
 pub struct Meta {
     /// Permission bits incl. setuid/setgid/sticky (no file type).
     pub mode: u32,
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
+    /// Modification time, seconds.
     pub mtime_sec: i64,
+    /// Modification time, nanoseconds.
     pub mtime_nsec: u32,
+    /// Extended attributes by name.
     pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 /// What a node is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
+    /// A folder: its entries by name.
     Dir(BTreeMap<Vec<u8>, NodeId>),
-    File { size: u64 },
+    /// A regular file (content goes to the store as it is read).
+    File {
+        /// Bytes of content.
+        size: u64,
+    },
+    /// A symbolic link and its target.
     Symlink(Vec<u8>),
+    /// A character device and its number.
     Char(u64),
+    /// A block device and its number.
     Block(u64),
+    /// A named pipe.
     Fifo,
+    /// A socket.
     Socket,
 }
 
+/// One file, folder or other entry (hard links share one).
 #[derive(Debug, Clone)]
 pub struct Node {
+    /// Owner, mode, times, attributes.
     pub meta: Meta,
+    /// What it is.
     pub kind: Kind,
     /// The image layer that last wrote the node (0 for plain sources).
     pub layer: u32,
@@ -45,6 +65,7 @@ pub struct Node {
 /// A tree of nodes; hard links are several entries naming one node.
 #[derive(Debug, Clone)]
 pub struct Tree {
+    /// All nodes; the root is [`ROOT`].
     pub nodes: Vec<Node>,
 }
 
@@ -247,26 +268,70 @@ fn off32(n: usize, what: &str) -> Result<u32, String> {
     u32::try_from(n).map_err(|_| format!("{what} exceed 4 GiB"))
 }
 
-/// Encode the tree (with file blocks) into a canonical flist body.
+/// The inode numbering of a tree: breadth-first from the root, entries in name order, a node
+/// numbered where it is first named (hard links).
+#[derive(Debug, Clone, Default)]
+pub struct InodeOrder {
+    /// Node of each inode.
+    pub nodes: Vec<NodeId>,
+    /// Parent folder (inode) of each inode.
+    pub parent: Vec<u32>,
+    /// Inode of each node.
+    pub ino_of: HashMap<NodeId, u32>,
+}
+
+impl Tree {
+    /// Number the nodes reachable from the root; a folder named twice is an error.
+    pub fn inode_order(&self) -> Result<InodeOrder, String> {
+        let mut o = InodeOrder {
+            nodes: vec![ROOT],
+            parent: vec![0],
+            ino_of: HashMap::from([(ROOT, 0)]),
+        };
+        let mut k = 0;
+        while let Some(&node) = o.nodes.get(k) {
+            let ino = off32(k, "inodes")?;
+            k += 1;
+            let Some(Node {
+                kind: Kind::Dir(ch),
+                ..
+            }) = self.nodes.get(node)
+            else {
+                continue;
+            };
+            for child in ch.values() {
+                let is_dir = matches!(self.nodes.get(*child).map(|n| &n.kind), Some(Kind::Dir(_)));
+                if o.ino_of.contains_key(child) {
+                    if is_dir {
+                        return Err("a directory is linked twice".into());
+                    }
+                    continue;
+                }
+                o.ino_of.insert(*child, off32(o.nodes.len(), "inodes")?);
+                o.nodes.push(*child);
+                o.parent.push(ino);
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// Encode the tree (with file blocks) into a canonical flist body, inodes numbered by `order`
+/// ([`Tree::inode_order`]).
 pub fn build_body(
     tree: &Tree,
+    order: &InodeOrder,
     blocks_of: &HashMap<NodeId, Vec<BlockRef>>,
     params: &Params,
 ) -> Result<Vec<u8>, String> {
-    let mut ino_of: HashMap<NodeId, u32> = HashMap::from([(ROOT, 0)]);
-    let mut order: Vec<NodeId> = vec![ROOT];
-    let mut parent: Vec<u32> = vec![0];
     let mut inodes: Vec<Inode> = Vec::new();
     let mut dirents: Vec<Dirent> = Vec::new();
     let mut blocks: Vec<BlockRef> = Vec::new();
     let mut xattrs: Vec<XattrRef> = Vec::new();
     let mut names: Vec<u8> = Vec::new();
     let mut data: Vec<u8> = Vec::new();
-    let mut k = 0;
-    while k < order.len() {
-        let node = &tree.nodes[order[k]];
-        let ino = off32(k, "inodes")?;
-        k += 1;
+    for (&id, &parent) in order.nodes.iter().zip(&order.parent) {
+        let node = tree.nodes.get(id).ok_or("node out of range")?;
         let m = &node.meta;
         let mut i = Inode {
             mode: m.mode & 0o7777,
@@ -275,7 +340,7 @@ pub fn build_body(
             nlink: 1,
             mtime_sec: m.mtime_sec,
             mtime_nsec: m.mtime_nsec,
-            parent: parent[ino as usize],
+            parent,
             xattr_first: off32(xattrs.len(), "xattrs")?,
             xattr_count: off32(m.xattrs.len(), "xattrs")?,
             ..Inode::default()
@@ -300,22 +365,11 @@ pub fn build_body(
                     if !format::valid_name(name) {
                         return Err(format!("invalid name {:?}", String::from_utf8_lossy(name)));
                     }
-                    let cino = match ino_of.get(child) {
-                        Some(c) => {
-                            if matches!(tree.nodes[*child].kind, Kind::Dir(_)) {
-                                return Err("a directory is linked twice".into());
-                            }
-                            *c
-                        }
-                        None => {
-                            let c = off32(order.len(), "inodes")?;
-                            ino_of.insert(*child, c);
-                            order.push(*child);
-                            parent.push(ino);
-                            c
-                        }
-                    };
-                    if matches!(tree.nodes[*child].kind, Kind::Dir(_)) {
+                    let cino = *order
+                        .ino_of
+                        .get(child)
+                        .ok_or("an entry missing from the inode order")?;
+                    if matches!(tree.nodes.get(*child).map(|n| &n.kind), Some(Kind::Dir(_))) {
                         subdirs += 1;
                     }
                     dirents.push(Dirent {
@@ -329,10 +383,7 @@ pub fn build_body(
             }
             Kind::File { size } => {
                 i.mode |= S_IFREG;
-                let bl = blocks_of
-                    .get(&order[k - 1])
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]);
+                let bl = blocks_of.get(&id).map(Vec::as_slice).unwrap_or(&[]);
                 i.first = blocks.len() as u64;
                 i.count = bl.len() as u64;
                 i.size = *size;
@@ -364,7 +415,9 @@ pub fn build_body(
     // nlink of non-directories: the number of entries naming them.
     let mut refs = vec![0u32; inodes.len()];
     for d in &dirents {
-        refs[d.ino as usize] += 1;
+        if let Some(r) = refs.get_mut(d.ino as usize) {
+            *r += 1;
+        }
     }
     for (i, r) in inodes.iter_mut().zip(refs) {
         if !i.is_dir() {

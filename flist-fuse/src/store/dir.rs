@@ -7,7 +7,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
@@ -82,17 +82,17 @@ impl DirStore {
     }
 }
 
-fn sync_dir(p: &Path) -> std::io::Result<()> {
-    File::open(p)?.sync_all()
-}
-
 impl Store for DirStore {
     fn get(&self, id: &Hash) -> Result<Vec<u8>, StoreError> {
         match fs::read(self.path(id)) {
             Ok(d) => Ok(d),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A block is missing only from a store that is there.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.root.is_dir() => {
                 Err(StoreError::NotFound { store: self.url() })
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(self.err(
+                std::io::Error::new(e.kind(), "the store's folder is missing"),
+            )),
             Err(e) => Err(self.err(e)),
         }
     }
@@ -107,7 +107,7 @@ impl Store for DirStore {
             let _ = fs::remove_file(&tmp);
             self.err(e)
         })?;
-        sync_dir(&self.shard(id)).map_err(|e| self.err(e))
+        nodeutil::fs::sync_dir(&self.shard(id)).map_err(|e| self.err(e))
     }
 
     fn exists(&self, id: &Hash) -> Result<bool, StoreError> {

@@ -19,9 +19,11 @@ pub struct HttpStore {
 impl HttpStore {
     /// Build the store (no request is made).
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        // Kept-alive connections for every parallel fetch worker (ureq keeps one by default).
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
+            .max_idle_connections_per_host(64)
             .build();
         Ok(HttpStore {
             base: url.trim_end_matches('/').to_string(),
@@ -34,10 +36,11 @@ impl HttpStore {
         format!("{}/{}/{}", self.base, &n[..2], n)
     }
 
+    /// An error whose message never carries the URL's credentials (ureq quotes the URL).
     fn err(&self, msg: String) -> StoreError {
         StoreError::Protocol {
             store: self.url(),
-            msg,
+            msg: super::redact_in(&msg, &self.base),
         }
     }
 
@@ -71,13 +74,29 @@ impl HttpStore {
                 }
                 Err(ureq::Error::Status(404, _)) => return Ok(None),
                 Err(ureq::Error::Status(code, _)) if code < 500 => {
-                    return Err(self.err(format!("HTTP {code} for {url}")));
+                    return Err(self.err(format!("HTTP {code} for /{}", block_name(id))));
                 }
+                Err(ureq::Error::Transport(t)) => last = transport_error(&t),
                 Err(e) => last = e.to_string(),
             }
         }
         Err(self.err(last))
     }
+}
+
+/// A transport failure without the URL ureq puts first (the store is named once, by the
+/// caller, and without its credentials).
+fn transport_error(t: &ureq::Transport) -> String {
+    let mut m = t.kind().to_string();
+    if let Some(msg) = t.message() {
+        m.push_str(": ");
+        m.push_str(msg);
+    }
+    if let Some(src) = std::error::Error::source(t) {
+        m.push_str(": ");
+        m.push_str(&src.to_string());
+    }
+    m
 }
 
 impl Store for HttpStore {

@@ -12,30 +12,8 @@ pub mod zdb;
 
 use std::sync::Arc;
 
+pub use crate::error::StoreError;
 use crate::format::{Hash, hex};
-
-/// Errors of a store.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("not found in {store}")]
-    NotFound { store: String },
-    #[error("{store}: {source}")]
-    Io {
-        store: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{store}: {msg}")]
-    Protocol { store: String, msg: String },
-    #[error("{store}: read-only store")]
-    ReadOnly { store: String },
-    #[error("bad store url {url:?}: {msg}")]
-    Url { url: String, msg: String },
-    #[error("stored bytes do not match the block id")]
-    Mismatch,
-    #[error("{0}")]
-    Decode(String),
-}
 
 /// A block store. Implementations are safe to share between threads.
 pub trait Store: Send + Sync {
@@ -64,15 +42,39 @@ pub trait Store: Send + Sync {
     fn url(&self) -> String;
 }
 
+/// The `user:password@` part of a URL (up to the last `@` before the path), if it has one.
+pub fn userinfo(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let at = authority.rfind('@')?;
+    authority.get(..=at)
+}
+
 /// Remove `user:password@` from a URL.
 pub fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some(at) = rest.find('@')
-        && rest[..at].find('/').is_none()
-    {
-        return format!("{scheme}://{}", &rest[at + 1..]);
+    match userinfo(url) {
+        Some(info) => url.replacen(info, "", 1),
+        None => url.to_string(),
     }
-    url.to_string()
+}
+
+/// Remove the `user:password@` of `url` wherever it appears in `text` (an error message of a
+/// library that quotes the URL it was given), and the password itself when it is long enough
+/// not to be mistaken for other words.
+pub fn redact_in(text: &str, url: &str) -> String {
+    let Some(info) = userinfo(url) else {
+        return text.to_string();
+    };
+    let out = text.replace(info, "");
+    let password = info
+        .trim_end_matches('@')
+        .split_once(':')
+        .map_or("", |(_, p)| p);
+    if password.len() >= 4 {
+        out.replace(password, "<redacted>")
+    } else {
+        out
+    }
 }
 
 /// Open one store from its URL (without a range prefix).
@@ -110,12 +112,12 @@ pub fn parse_spec(spec: &str) -> Result<(u8, u8, &str), StoreError> {
     Ok((0, 0xff, spec))
 }
 
-/// How a store checks stored bytes against a block id.
-pub type Check = fn(&Hash, &[u8]) -> Result<(), StoreError>;
+/// How a store checks stored bytes against a block id (a [`crate::codec::BlockCodec`]'s).
+pub type Check = Arc<dyn Fn(&Hash, &[u8]) -> Result<(), StoreError> + Send + Sync>;
 
-/// Open the store described by one or more specs.
+/// Open the store described by one or more specs (for writing our blocks).
 pub fn open(specs: &[String]) -> Result<Arc<dyn Store>, StoreError> {
-    open_checked(specs, check)
+    open_checked(specs, Arc::new(crate::codec::flist::check))
 }
 
 /// Open the store described by one or more specs; routes check replicas with `check`
@@ -145,15 +147,6 @@ pub fn block_name(id: &Hash) -> String {
     hex(id)
 }
 
-/// Verify that stored bytes hash to the id.
-pub fn check(id: &Hash, data: &[u8]) -> Result<(), StoreError> {
-    if blake3::hash(data).as_bytes() == id {
-        Ok(())
-    } else {
-        Err(StoreError::Mismatch)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +155,16 @@ mod tests {
     fn specs() {
         assert_eq!(redact("zdb://u:p@h:1/ns"), "zdb://h:1/ns");
         assert_eq!(redact("dir:///a@b/c"), "dir:///a@b/c");
+        assert_eq!(
+            redact_in("GET http://u:pw@h/x failed", "http://u:pw@h"),
+            "GET http://h/x failed"
+        );
+        assert_eq!(redact_in("any text", "dir:///s"), "any text");
+        assert_eq!(redact("zdb://u:p@ss@h:1/ns"), "zdb://h:1/ns");
+        assert_eq!(
+            redact_in("auth secret1 refused", "zdb://u:secret1@h/ns"),
+            "auth <redacted> refused"
+        );
         assert_eq!(
             parse_spec("00-7f=dir:///x").ok(),
             Some((0, 0x7f, "dir:///x"))

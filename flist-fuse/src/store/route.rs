@@ -4,22 +4,18 @@
 
 use std::sync::Arc;
 
-use super::{Store, StoreError, check};
+use super::{Check, Store, StoreError};
 use crate::format::Hash;
 
 /// A routing store over `(lo, hi, store)` ranges of the id's first byte.
 pub struct RouteStore {
     routes: Vec<(u8, u8, Arc<dyn Store>)>,
-    check: super::Check,
+    check: Check,
 }
 
 impl RouteStore {
-    pub fn new(routes: Vec<(u8, u8, Arc<dyn Store>)>) -> Self {
-        Self::with_check(routes, check)
-    }
-
     /// Routes whose replicas are checked with `check` (e.g. the rfs BLAKE2b ids).
-    pub fn with_check(routes: Vec<(u8, u8, Arc<dyn Store>)>, check: super::Check) -> Self {
+    pub fn with_check(routes: Vec<(u8, u8, Arc<dyn Store>)>, check: Check) -> Self {
         RouteStore { routes, check }
     }
 

@@ -1,5 +1,9 @@
 //! Shared helpers of the integration tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each uses a part"
+)]
+#![expect(clippy::unwrap_used, reason = "tests: a failed step fails the test")]
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
@@ -22,6 +26,22 @@ pub fn run(args: &[&OsStr]) -> Output {
         .args(args)
         .output()
         .expect("run flist")
+}
+
+/// Run the CLI with `stdin` as its standard input.
+pub fn run_stdin(args: &[&OsStr], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut c = Command::new(flist())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run flist");
+    if let Some(mut i) = c.stdin.take() {
+        let _ = i.write_all(stdin);
+    }
+    c.wait_with_output().expect("wait for flist")
 }
 
 #[macro_export]
@@ -59,15 +79,7 @@ pub fn is_root() -> bool {
 
 /// True when the test must be skipped for lack of root (never under CI=true).
 pub fn skip_without_root() -> bool {
-    if is_root() {
-        return false;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "this test needs root under CI"
-    );
-    eprintln!("skipping: needs root");
-    true
+    nodeutil::skip::unless(is_root(), "root")
 }
 
 pub fn tmp() -> tempfile::TempDir {
@@ -326,15 +338,77 @@ pub fn assert_same(a: &BTreeMap<Vec<u8>, Desc>, b: &BTreeMap<Vec<u8>, Desc>) {
 
 /// The identity printed by `flist pack`.
 pub fn pack(src: &Path, store: &str, out: &Path) -> String {
-    ok(run(&[
-        OsStr::new("pack"),
-        OsStr::new("--quiet"),
+    pack_with(src, store, out, &[])
+}
+
+/// [`pack`] without packing small files together: one block (or more) per file, as the
+/// version-1 layout had it, for tests that count blocks per file.
+pub fn pack_unpacked(src: &Path, store: &str, out: &Path) -> String {
+    pack_with(src, store, out, &["--small-files", "0"])
+}
+
+fn pack_with(src: &Path, store: &str, out: &Path, extra: &[&str]) -> String {
+    let mut args: Vec<&OsStr> = vec![OsStr::new("pack"), OsStr::new("--quiet")];
+    args.extend(extra.iter().map(OsStr::new));
+    args.extend([
         OsStr::new("--store"),
         OsStr::new(store),
         OsStr::new("--output"),
         out.as_os_str(),
         src.as_os_str(),
-    ]))
-    .trim()
-    .to_string()
+    ]);
+    ok(run(&args)).trim().to_string()
+}
+
+/// A small image: `d/f` (2.5 MB of noise) and `g`, packed into `T/store` as `T/i.fl`;
+/// returns (source, store, flist).
+pub fn small_image(t: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let src = t.join("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("d/f"), noise(2_500_000, 9)).unwrap();
+    std::fs::write(src.join("g"), b"small").unwrap();
+    let sp = t.join("store");
+    let fl = t.join("i.fl");
+    pack(&src, &format!("dir://{}", sp.display()), &fl);
+    (src, sp, fl)
+}
+
+/// Every block file of a dir store, sorted.
+pub fn block_files(store: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for s in std::fs::read_dir(store).unwrap() {
+        for f in std::fs::read_dir(s.unwrap().path()).unwrap() {
+            v.push(f.unwrap().path());
+        }
+    }
+    v.sort();
+    v
+}
+
+/// The format-version-1 fixture (tests/fixtures/flist-v1).
+pub fn v1_fixture() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/flist-v1"
+    ))
+}
+
+/// Check a tree (unpacked or mounted) against the version-1 fixture's manifest.
+pub fn matches_v1_manifest(root: &Path) {
+    let m: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(v1_fixture().join("tree-v1.manifest.json")).unwrap())
+            .unwrap();
+    for (rel, want) in &m {
+        let p = root.join(rel);
+        if let Some(t) = want.get("symlink") {
+            assert_eq!(
+                std::fs::read_link(&p).unwrap().to_string_lossy(),
+                t.as_str().unwrap()
+            );
+            continue;
+        }
+        let b = std::fs::read(&p).unwrap();
+        let h = nodeutil::hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b));
+        assert_eq!(Some(h.as_str()), want["sha256"].as_str(), "{rel}");
+    }
 }

@@ -1,7 +1,9 @@
-//! `node-init`: the node daemon. `node-init --dev DIR` runs a whole node on a laptop.
+//! `node-init`: the node daemon. `node-init --dev DIR` runs a whole node on a laptop;
+//! `node-init --dev DIR --destroy` removes it again.
 
 use anyhow::Context;
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use node_init::daemon::{Config, default_bin, run};
 use node_init::engine::Backoff;
 use std::path::PathBuf;
@@ -16,9 +18,14 @@ mod join;
     about = "Node identity, blueprint engine and node API"
 )]
 struct Cli {
-    /// Dev node in DIR: file-backed disks, starts storaged (needs root: loop devices, mounts)
-    #[arg(long, value_name = "DIR", conflicts_with = "node")]
+    /// Dev node in DIR: file-backed disks, starts storaged (needs root: loop devices, mounts).
+    /// Beats a ZOS_NODE in the environment.
+    #[arg(long, value_name = "DIR")]
     dev: Option<PathBuf>,
+    /// With --dev: stop the dev node's processes and containers, unmount its pools, detach its
+    /// loop devices and remove DIR
+    #[arg(long, requires = "dev")]
+    destroy: bool,
     /// Node folder (production)
     #[arg(long, env = "ZOS_NODE", value_name = "DIR")]
     node: Option<PathBuf>,
@@ -39,18 +46,59 @@ struct Cli {
     retry_base_ms: u64,
     #[command(flatten)]
     farm: join::JoinArgs,
+    /// Log format: auto (colour on a terminal), plain, color or json; default from
+    /// ZOS_LOG_FORMAT, else auto. storaged and computed log plain (json if json) into their files.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<nodeutil::log::LogFormat>,
+}
+
+/// The node folder and whether it is a dev node. `--dev DIR` wins over a `ZOS_NODE` from the
+/// environment (the shell the README leaves a user in exports it), not over an explicit
+/// `--node`.
+fn node_dir(
+    dev: Option<PathBuf>,
+    node: Option<PathBuf>,
+    node_given: bool,
+) -> anyhow::Result<(PathBuf, bool)> {
+    match (dev, node) {
+        (Some(_), Some(_)) if node_given => {
+            anyhow::bail!("give --dev DIR or --node DIR, not both")
+        }
+        (Some(d), _) => Ok((d, true)),
+        (None, Some(n)) => Ok((n, false)),
+        (None, None) => anyhow::bail!("give --dev DIR for a dev node, or --node DIR (or ZOS_NODE)"),
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    bus::daemon::init_logging(false);
-    let cli = Cli::parse();
-    let (node_dir, dev) = match (cli.dev, cli.node) {
-        (Some(d), _) => (d, true),
-        (None, Some(n)) => (n, false),
-        (None, None) => anyhow::bail!("give --dev DIR for a dev node, or --node DIR (or ZOS_NODE)"),
-    };
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
+    nodeutil::log::init(false, cli.log_format);
+    let node_given = matches.value_source("node") == Some(ValueSource::CommandLine);
+    let (node_dir, dev) = node_dir(cli.dev, cli.node, node_given)?;
     let node_dir = std::path::absolute(&node_dir).context("node folder")?;
+    if cli.destroy {
+        let done = node_init::dev::destroy(&node_dir)
+            .await
+            .with_context(|| format!("destroying dev node {}", node_dir.display()))?;
+        let r = &done.released;
+        println!(
+            "destroyed dev node {}: {} containers deleted, {} processes stopped, {} mounts \
+             unmounted, {} loop devices detached{}",
+            node_dir.display(),
+            done.containers.len(),
+            r.processes.len(),
+            r.unmounted.len(),
+            r.detached.len(),
+            if done.removed {
+                ", folder removed"
+            } else {
+                " (no folder)"
+            }
+        );
+        return Ok(());
+    }
     let cfg = Config {
         node_dir: node_dir.clone(),
         start_storaged: dev || cli.start_storaged,
@@ -88,11 +136,26 @@ async fn main() -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+mod test {
+    use super::*;
+
     /// clap checks the flag definitions only when parsing: check them here, not in use.
     #[test]
     fn cli_is_consistent() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dev_beats_zos_node_from_the_environment_not_an_explicit_node() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        let got = |dev, node, given| node_dir(dev, node, given).map_err(|e| e.to_string());
+        assert_eq!(
+            got(p("/d"), p("/e"), false),
+            Ok((PathBuf::from("/d"), true))
+        );
+        assert_eq!(got(p("/d"), None, false), Ok((PathBuf::from("/d"), true)));
+        assert_eq!(got(None, p("/n"), true), Ok((PathBuf::from("/n"), false)));
+        assert!(got(p("/d"), p("/n"), true).is_err_and(|e| e.contains("not both")));
+        assert!(got(None, None, false).is_err());
     }
 }

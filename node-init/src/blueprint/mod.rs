@@ -11,7 +11,7 @@ mod spec;
 mod validate;
 mod verify;
 
-pub use spec::{Pool, VolumeSpec, WorkloadSpec, ZdbSpec};
+pub use spec::{ContainerMount, ContainerSpec, Pool, VolumeSpec, WorkloadSpec, ZdbSpec};
 pub use validate::{validate_deployment, validate_update};
 pub use verify::{check_create, check_delete, check_update, signed_weight};
 

@@ -2,6 +2,7 @@
 //! update, the capacity it needs and its place in the dependency order.
 
 use super::BlueprintError;
+use bus::api::Secret;
 use bus::api::compute::RestartPolicy;
 use bus::api::node::Workload;
 use bus::api::storage::ZdbMode;
@@ -25,7 +26,7 @@ pub struct ZdbSpec {
     pub mode: ZdbMode,
     /// Password (printable ASCII without spaces, at most 63 characters).
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Readable without the password.
     #[serde(default)]
     pub public: bool,
@@ -151,7 +152,7 @@ impl WorkloadSpec {
             )));
         }
         if let WorkloadSpec::Zdb(z) = &spec
-            && let Some(p) = &z.password
+            && let Some(p) = z.password.as_ref().map(Secret::expose)
             && (p.is_empty()
                 || p.len() > MAX_PASSWORD
                 || !p.bytes().all(|b| (0x21..=0x7e).contains(&b)))

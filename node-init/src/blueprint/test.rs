@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 use super::*;
 use bus::api::node::{SignerKey, Signers, Workload, WorkloadResult, WorkloadState};
@@ -225,6 +225,21 @@ fn static_validation() {
         assert!(validate_deployment(&d).is_err(), "case {i} accepted");
     }
     assert!(serde_json::from_value::<Deployment>(json!({"id": "x", "unknown": 1})).is_err());
+}
+
+#[test]
+fn a_refused_password_is_not_quoted_in_the_error() {
+    let a = key(1);
+    for (pw, shown) in [
+        (json!(31415926), "31415926"),
+        (json!("has space"), "has space"),
+        (json!(["s3cret-in-a-list"]), "s3cret-in-a-list"),
+    ] {
+        let mut d = zdb_deployment(&a, 1 << 30);
+        d.workloads[0].data["password"] = pw;
+        let e = validate_deployment(&d).unwrap_err().to_string();
+        assert!(e.contains("password") && !e.contains(shown), "{e}");
+    }
 }
 
 #[test]

@@ -8,6 +8,7 @@ use crate::blueprint::{
     validate_update,
 };
 use bus::api::node::{DeployReply, Deployment, DeploymentState, WorkloadResult, WorkloadState};
+use nodeutil::hex;
 use std::collections::BTreeMap;
 
 impl Engine {

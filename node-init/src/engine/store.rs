@@ -8,8 +8,8 @@
 //! means "keep it real", `deleting` means "remove its workloads") and each workload's last
 //! applied spec and result, so one atomic rename commits a deployment and its job together.
 
-use crate::fsutil::{WriteError, atomic_write, create_private_dir};
 use bus::api::node::{Deployment, DeploymentState, Workload, WorkloadResult};
+use nodeutil::fs::{WriteError, create_private_dir, sync_dir, write_durable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -162,7 +162,19 @@ impl Store {
             path: self.path(&rec.owner, &rec.id),
             reason: e.to_string(),
         })?;
-        atomic_write(&self.path(&rec.owner, &rec.id), &body)?;
+        let path = self.path(&rec.owner, &rec.id);
+        let dir = self.root.join(&rec.owner);
+        if !dir.exists() {
+            // A new owner's folder: its entry in the root must be durable too.
+            let err = |step, source| WriteError {
+                path: path.clone(),
+                step,
+                source,
+            };
+            create_private_dir(&dir).map_err(|e| err("create folder", e))?;
+            sync_dir(&self.root).map_err(|e| err("fsync folder", e))?;
+        }
+        write_durable(&path, &body, 0o600)?;
         Ok(())
     }
 

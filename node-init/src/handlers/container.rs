@@ -1,13 +1,14 @@
 //! `container` workloads: a volume from storaged for the writable layer (`<name>-rootfs`), the
 //! deployment's volumes as mounts, and the container itself from computed.
 
-use super::{not_a, parse_err};
-use crate::blueprint::WorkloadSpec;
-use crate::engine::{BoxFuture, HandlerError, WorkloadCtx, WorkloadHandler};
+use super::TypedHandler;
+use crate::blueprint::{ContainerSpec, WorkloadSpec};
+use crate::engine::{HandlerError, WorkloadCtx};
 use bus::api::compute::{self, ContainerState, CreateContainer, DeleteContainer};
 use bus::api::node::Workload;
 use bus::api::storage::{CreateVolume, DeleteVolume, GetVolume, Name, VolumeCreate};
 use serde_json::{Value, json};
+use std::path::PathBuf;
 
 /// Talks to storaged and computed.
 pub struct ContainerHandler {
@@ -23,101 +24,204 @@ fn rootfs_volume(ctx: &WorkloadCtx) -> String {
     format!("{}-rootfs", ctx.global_name())
 }
 
-impl WorkloadHandler for ContainerHandler {
-    fn apply<'a>(
-        &'a self,
-        ctx: &'a WorkloadCtx,
-        wl: &'a Workload,
-    ) -> BoxFuture<'a, Result<Value, HandlerError>> {
-        Box::pin(async move {
-            let WorkloadSpec::Container(spec) = WorkloadSpec::parse(wl).map_err(parse_err)? else {
-                return Err(not_a(wl, "container"));
-            };
-            let rw = self
-                .storaged
-                .call::<CreateVolume>(&VolumeCreate {
-                    name: rootfs_volume(ctx),
-                    size: spec.rootfs_size,
-                })
-                .await?;
-            let mut mounts = Vec::with_capacity(spec.mounts.len());
-            for m in &spec.mounts {
-                let vctx = WorkloadCtx {
-                    name: m.volume.clone(),
-                    ..ctx.clone()
-                };
-                let v = self
-                    .storaged
-                    .call::<GetVolume>(&Name {
-                        name: vctx.global_name(),
-                    })
-                    .await?;
-                mounts.push(compute::Mount {
-                    source: v.path,
-                    target: m.path.clone(),
-                    readonly: m.readonly,
-                });
-            }
-            let req = compute::ContainerSpec {
-                name: ctx.global_name(),
-                flist: spec.flist.clone(),
-                identity: spec.identity.clone(),
-                stores: spec.stores.clone(),
-                entrypoint: spec.entrypoint.clone(),
-                env: spec.env.clone(),
-                workdir: spec
-                    .workdir
-                    .clone()
-                    .unwrap_or_else(|| compute::DEFAULT_WORKDIR.into()),
-                hostname: Some(
-                    spec.hostname
-                        .clone()
-                        .unwrap_or_else(|| wl.name.replace('_', "-")),
-                ),
-                cpu: f64::from(spec.cpu),
-                memory: spec.memory,
-                pids: spec.pids.unwrap_or(compute::DEFAULT_PIDS),
-                rw: rw.path.clone(),
-                mounts,
-                restart: spec.restart,
-                stop_grace_secs: compute::DEFAULT_STOP_GRACE_SECS,
-                log_max_bytes: compute::DEFAULT_LOG_MAX_BYTES,
-            };
-            let c = self.computed.call::<CreateContainer>(&req).await?;
-            if c.state == ContainerState::Failed {
-                return Err(HandlerError(format!("container failed: {}", c.message)));
-            }
-            Ok(json!({
-                "state": c.state,
-                "pid": c.pid,
-                "exit_code": c.exit_code,
-                "restarts": c.restarts,
-                "netns": c.netns,
-                "identity": c.identity,
-                "rootfs_volume": rw.name,
-                "rw": rw.path,
-                "timings": c.timings,
-            }))
-        })
+/// The one conversion from a blueprint's container (what an owner writes) to computed's
+/// [`compute::ContainerSpec`] (what computed runs), given what the node made for it: its node
+/// name, writable layer and resolved volume mounts. The blueprint is deliberately narrower:
+/// whole CPU cores (`cpu` u32, computed takes fractions), no grace period or log bound (node
+/// defaults), the host name defaulting to the workload's name. Both structs are destructured
+/// field by field, so a field added to either does not compile until it is placed here.
+pub fn compute_spec(
+    spec: ContainerSpec,
+    name: String,
+    workload: &str,
+    rw: PathBuf,
+    mounts: Vec<compute::Mount>,
+) -> compute::ContainerSpec {
+    let ContainerSpec {
+        flist,
+        identity,
+        stores,
+        entrypoint,
+        env,
+        workdir,
+        hostname,
+        cpu,
+        memory,
+        pids,
+        rootfs_size: _,
+        mounts: _,
+        restart,
+    } = spec;
+    compute::ContainerSpec {
+        name,
+        flist,
+        identity,
+        stores,
+        entrypoint,
+        env,
+        workdir: workdir.unwrap_or_else(|| compute::DEFAULT_WORKDIR.into()),
+        hostname: Some(hostname.unwrap_or_else(|| workload.replace('_', "-"))),
+        cpu: f64::from(cpu),
+        memory,
+        pids: pids.unwrap_or(compute::DEFAULT_PIDS),
+        rw,
+        mounts,
+        restart,
+        stop_grace_secs: compute::DEFAULT_STOP_GRACE_SECS,
+        log_max_bytes: compute::DEFAULT_LOG_MAX_BYTES,
+    }
+}
+
+impl TypedHandler for ContainerHandler {
+    const KIND: &'static str = "container";
+    type Spec = ContainerSpec;
+
+    fn spec(spec: WorkloadSpec) -> Option<ContainerSpec> {
+        match spec {
+            WorkloadSpec::Container(s) => Some(s),
+            _ => None,
+        }
     }
 
-    fn remove<'a>(
-        &'a self,
-        ctx: &'a WorkloadCtx,
-        _wl: &'a Workload,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            self.computed
-                .call::<DeleteContainer>(&compute::Name {
-                    name: ctx.global_name(),
+    async fn apply(
+        &self,
+        ctx: &WorkloadCtx,
+        wl: &Workload,
+        spec: ContainerSpec,
+    ) -> Result<Value, HandlerError> {
+        let rw = self
+            .storaged
+            .call::<CreateVolume>(&VolumeCreate {
+                name: rootfs_volume(ctx),
+                size: spec.rootfs_size,
+            })
+            .await?;
+        let mut mounts = Vec::with_capacity(spec.mounts.len());
+        for m in &spec.mounts {
+            let vctx = WorkloadCtx {
+                name: m.volume.clone(),
+                ..ctx.clone()
+            };
+            let v = self
+                .storaged
+                .call::<GetVolume>(&Name {
+                    name: vctx.global_name(),
                 })
                 .await?;
-            self.storaged
-                .call::<DeleteVolume>(&Name {
-                    name: rootfs_volume(ctx),
-                })
-                .await?;
-            Ok(())
-        })
+            mounts.push(compute::Mount {
+                source: v.path,
+                target: m.path.clone(),
+                readonly: m.readonly,
+            });
+        }
+        let req = compute_spec(spec, ctx.global_name(), &wl.name, rw.path.clone(), mounts);
+        let c = self.computed.call::<CreateContainer>(&req).await?;
+        if c.state == ContainerState::Failed {
+            return Err(HandlerError(format!("container failed: {}", c.message)));
+        }
+        Ok(json!({
+            "state": c.state,
+            "pid": c.pid,
+            "exit_code": c.exit_code,
+            "restarts": c.restarts,
+            "netns": c.netns,
+            "identity": c.identity,
+            "rootfs_volume": rw.name,
+            "rw": rw.path,
+            "timings": c.timings,
+        }))
+    }
+
+    async fn remove(&self, ctx: &WorkloadCtx) -> Result<(), HandlerError> {
+        self.computed
+            .call::<DeleteContainer>(&compute::Name {
+                name: ctx.global_name(),
+            })
+            .await?;
+        self.storaged
+            .call::<DeleteVolume>(&Name {
+                name: rootfs_volume(ctx),
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod test {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use serde_json::json;
+
+    fn blueprint(data: Value) -> ContainerSpec {
+        serde_json::from_value(data).unwrap()
+    }
+
+    #[test]
+    fn every_field_reaches_computed() {
+        let spec = blueprint(json!({
+            "flist": "https://hub/app.flist",
+            "identity": "ab".repeat(32),
+            "stores": ["zdb://h:9900/ns"],
+            "entrypoint": ["/bin/app", "-v"],
+            "env": {"A": "1"},
+            "workdir": "/srv",
+            "hostname": "web1",
+            "cpu": 2,
+            "memory": 64 << 20,
+            "pids": 50,
+            "rootfs_size": 1 << 30,
+            "mounts": [{"volume": "data", "path": "/data"}],
+            "restart": {"policy": "on_failure", "max_retries": 3},
+        }));
+        let mounts = vec![compute::Mount {
+            source: "/pool/volumes/x-data".into(),
+            target: "/data".into(),
+            readonly: false,
+        }];
+        let c = compute_spec(
+            spec,
+            "o-d-app".into(),
+            "app",
+            "/pool/rw".into(),
+            mounts.clone(),
+        );
+        assert_eq!(
+            serde_json::to_value(&c).unwrap(),
+            json!({
+                "name": "o-d-app",
+                "flist": "https://hub/app.flist",
+                "identity": "ab".repeat(32),
+                "stores": ["zdb://h:9900/ns"],
+                "entrypoint": ["/bin/app", "-v"],
+                "env": {"A": "1"},
+                "workdir": "/srv",
+                "hostname": "web1",
+                "cpu": 2.0,
+                "memory": 64 << 20,
+                "pids": 50,
+                "rw": "/pool/rw",
+                "mounts": [{"source": "/pool/volumes/x-data", "target": "/data", "readonly": false}],
+                "restart": {"policy": "on_failure", "max_retries": 3},
+                "stop_grace_secs": compute::DEFAULT_STOP_GRACE_SECS,
+                "log_max_bytes": compute::DEFAULT_LOG_MAX_BYTES,
+            })
+        );
+    }
+
+    #[test]
+    fn a_minimal_blueprint_gets_computeds_own_defaults() {
+        let spec = blueprint(json!({
+            "flist": "/f.flist", "identity": "cd".repeat(32), "entrypoint": ["/bin/sh"],
+            "memory": 8 << 20, "rootfs_size": 1 << 20,
+        }));
+        let c = compute_spec(spec, "o-d-my_app".into(), "my_app", "/rw".into(), vec![]);
+        // What computed fills in for a request that leaves the optional fields out.
+        let defaults: compute::ContainerSpec = serde_json::from_value(json!({
+            "name": "o-d-my_app", "flist": "/f.flist", "identity": "cd".repeat(32),
+            "entrypoint": ["/bin/sh"], "memory": 8 << 20, "rw": "/rw", "hostname": "my-app",
+        }))
+        .unwrap();
+        assert_eq!(c, defaults);
     }
 }

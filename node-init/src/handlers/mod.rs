@@ -1,18 +1,24 @@
-//! Production workload handlers: they ask storaged over the bus. One file per workload type.
+//! Production workload handlers: they ask storaged (and computed) over the bus. One file per
+//! workload type, each a [`TypedHandler`] over its parsed spec; [`Typed`] turns one into the
+//! engine's [`WorkloadHandler`] (parse, type check, boxing), written once here.
 
 mod container;
 mod volume;
 mod zdb;
 
-pub use container::ContainerHandler;
+pub use container::{ContainerHandler, compute_spec};
 pub use volume::VolumeHandler;
 pub use zdb::ZdbHandler;
 
-use crate::engine::{BoxFuture, CapacitySource, HandlerError, WorkloadHandler};
+use crate::blueprint::WorkloadSpec;
+use crate::engine::{BoxFuture, CapacitySource, HandlerError, WorkloadCtx, WorkloadHandler};
 use bus::api::Empty;
 use bus::api::compute::GetComputeCapacity;
+use bus::api::node::Workload;
 use bus::api::storage::{Capacity, GetCapacity};
+use serde_json::Value;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 /// Capacity from storaged (disks) and computed (memory).
@@ -38,29 +44,68 @@ impl CapacitySource for NodeCapacity {
     }
 }
 
+/// The handler of one workload type, over its parsed spec. Both operations must be idempotent
+/// (see [`WorkloadHandler`]).
+pub trait TypedHandler: Send + Sync + 'static {
+    /// The workload type (`zdb`, `volume`, ...).
+    const KIND: &'static str;
+    /// Its parsed data.
+    type Spec: Send;
+    /// The spec, when `spec` is of this type.
+    fn spec(spec: WorkloadSpec) -> Option<Self::Spec>;
+    /// Creates or converges the workload; returns its outputs (no secrets).
+    fn apply(
+        &self,
+        ctx: &WorkloadCtx,
+        wl: &Workload,
+        spec: Self::Spec,
+    ) -> impl Future<Output = Result<Value, HandlerError>> + Send;
+    /// Removes it; absent is success.
+    fn remove(&self, ctx: &WorkloadCtx) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// A [`TypedHandler`] as the engine sees it.
+pub struct Typed<H>(pub H);
+
+impl<H: TypedHandler> WorkloadHandler for Typed<H> {
+    fn apply<'a>(
+        &'a self,
+        ctx: &'a WorkloadCtx,
+        wl: &'a Workload,
+    ) -> BoxFuture<'a, Result<Value, HandlerError>> {
+        Box::pin(async move {
+            let parsed = WorkloadSpec::parse(wl).map_err(|e| HandlerError(e.to_string()))?;
+            let spec = H::spec(parsed).ok_or_else(|| {
+                HandlerError(format!("workload {} is not a {}", wl.name, H::KIND))
+            })?;
+            self.0.apply(ctx, wl, spec).await
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        ctx: &'a WorkloadCtx,
+        _wl: &'a Workload,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(self.0.remove(ctx))
+    }
+}
+
+fn typed<H: TypedHandler>(h: H) -> (String, Arc<dyn WorkloadHandler>) {
+    (H::KIND.to_string(), Arc::new(Typed(h)))
+}
+
 /// The handlers of every known workload type, backed by storaged and computed.
 pub fn node_handlers(
     storaged: &bus::Client,
     computed: &bus::Client,
 ) -> HashMap<String, Arc<dyn WorkloadHandler>> {
-    let mut h: HashMap<String, Arc<dyn WorkloadHandler>> = HashMap::new();
-    h.insert("zdb".into(), Arc::new(ZdbHandler(storaged.clone())));
-    h.insert("volume".into(), Arc::new(VolumeHandler(storaged.clone())));
-    h.insert(
-        "container".into(),
-        Arc::new(ContainerHandler {
+    HashMap::from([
+        typed(ZdbHandler(storaged.clone())),
+        typed(VolumeHandler(storaged.clone())),
+        typed(ContainerHandler {
             storaged: storaged.clone(),
             computed: computed.clone(),
         }),
-    );
-    h
-}
-
-fn parse_err(e: crate::blueprint::BlueprintError) -> HandlerError {
-    HandlerError(e.to_string())
-}
-
-/// A workload handed to the handler of another type.
-fn not_a(wl: &bus::api::node::Workload, kind: &str) -> HandlerError {
-    HandlerError(format!("workload {} is not a {kind}", wl.name))
+    ])
 }

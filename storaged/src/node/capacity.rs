@@ -5,7 +5,8 @@ use crate::policy;
 use bus::api::storage::{Capacity, ClassCapacity, DiskClass};
 
 impl Storage {
-    /// Capacity of healthy pools per class, and the largest namespace and volume possible now.
+    /// Capacity of healthy pools per class, and the largest namespace and volume possible now
+    /// (bytes promised to operations in flight count as reserved).
     pub fn capacity(&self) -> Capacity {
         let views = self.views();
         let healthy: Vec<_> = views.iter().filter(|v| v.healthy).collect();

@@ -1,21 +1,33 @@
 //! `storage.zdb.delete`: removes a namespace and its data; absent is fine.
 
-use super::Storage;
+use super::{Kind, Storage};
 use crate::Result;
 
 impl Storage {
     /// Deletes a namespace.
-    pub async fn ns_delete(&mut self, name: &str) -> Result<()> {
+    pub async fn ns_delete(&self, name: &str) -> Result<()> {
         crate::zdbs::valid_name(name).map_err(crate::Error::Invalid)?;
-        let Some(disk) = self.ns_disk(name).map(str::to_string) else {
+        let Some((disk, _pool)) = self.locate(Kind::Namespace, name).await else {
             return Ok(());
         };
-        let mut a = self.admin(&disk).await?;
+        let mut a = self.endpoint(&disk)?.admin().await?;
         a.nsdel(name).await?;
-        if let Some(p) = self.disks.get_mut(&disk).and_then(|d| d.pool.as_mut()) {
-            p.record.namespaces.remove(name);
-        }
-        self.save_pool(&disk)?;
+        let old = self.with_state(|st| {
+            st.disks
+                .get(&disk)
+                .and_then(|d| d.pool.as_ref())
+                .and_then(|p| p.record.namespaces.get(name).copied())
+        });
+        self.commit(
+            &disk,
+            |r| r.namespaces.remove(name),
+            |r| {
+                if let Some(ns) = old {
+                    r.namespaces.insert(name.to_string(), ns);
+                }
+            },
+        )
+        .await?;
         tracing::info!(namespace = name, disk = %disk, "namespace deleted");
         self.publish(
             "storage.zdb",

@@ -1,14 +1,14 @@
-//! zdb servers: which pools run one, starting or adopting them, keeping them alive, and
-//! re-applying what zdb does not persist (freeze) after every (re)start.
+//! zdb servers: which pools run one, starting or adopting them, watching them every second
+//! (all at once, each probe bounded), restarting a dead or hung one with backoff and never a
+//! loading one ([`crate::zdbs::watch`]), and re-applying what zdb does not persist (freeze)
+//! once a new run serves.
 
 use super::{DiskStatus, Storage};
 use crate::policy;
 use crate::state::NsRecord;
-use crate::zdbs::{ZdbProc, ZdbSpec, ensure_layout};
+use crate::zdbs::{Answer, Verdict, ZdbProc, ZdbSpec, activity, ensure_layout};
 use bus::api::storage::ZdbMode;
-use std::time::{Duration, Instant};
-
-const RETRY: Duration = Duration::from_secs(5);
+use std::time::Instant;
 
 /// Whether `listen:port` can be bound now.
 fn port_free(listen: &str, port: u16) -> bool {
@@ -20,178 +20,285 @@ fn port_free(listen: &str, port: u16) -> bool {
     std::net::TcpListener::bind(addr).is_ok()
 }
 
+/// How long a new run is looked at closely (every 50 ms) for its first answer.
+const FIRST_ANSWER: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What to do for one disk this round.
+enum Todo {
+    Nothing,
+    Start,
+    Watch,
+}
+
 impl Storage {
+    /// One supervision round over every disk, all disks at once.
+    pub async fn supervise(&self) {
+        let disks: Vec<String> = self.with_state(|st| st.disks.keys().cloned().collect());
+        let mut rounds = tokio::task::JoinSet::new();
+        for disk in disks {
+            let me = self.clone();
+            rounds.spawn(async move { me.supervise_disk(&disk).await });
+        }
+        while rounds.join_next().await.is_some() {}
+    }
+
+    async fn supervise_disk(&self, disk: &str) {
+        let now = Instant::now();
+        let todo = self.with_state(|st| {
+            let views = st.views();
+            let Some(d) = st.disks.get_mut(disk) else {
+                return Todo::Nothing;
+            };
+            if d.status != DiskStatus::Ready {
+                // A failed disk's server is left as it is, unsupervised.
+                return Todo::Nothing;
+            }
+            match d.zdb {
+                Some(_) => Todo::Watch,
+                None => {
+                    let wanted = policy::hosts_zdb(&views, disk)
+                        || d.pool
+                            .as_ref()
+                            .is_some_and(|p| !p.record.namespaces.is_empty());
+                    if wanted && d.watch.may_start(now) {
+                        Todo::Start
+                    } else {
+                        Todo::Nothing
+                    }
+                }
+            }
+        });
+        match todo {
+            Todo::Nothing => {}
+            Todo::Start => match self.start_zdb(disk).await {
+                Err(e) => {
+                    tracing::warn!(disk, error = %e, "zdb not available");
+                    let in_use = e.to_string().contains("in use");
+                    self.run_failed(disk, e.to_string(), in_use).await;
+                }
+                // Look closely for its first answer, so that what zdb forgets is re-applied
+                // as soon as it serves, not a round later.
+                Ok(()) => {
+                    let deadline = Instant::now() + FIRST_ANSWER;
+                    while self.watch_once(disk).await && Instant::now() < deadline {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
+            },
+            Todo::Watch => {
+                self.watch_once(disk).await;
+            }
+        }
+    }
+
+    /// Probes the server of `disk` once and acts on the verdict; whether it is still starting.
+    async fn watch_once(&self, disk: &str) -> bool {
+        let Some((pid, alive, endpoint)) = self.with_state(|st| {
+            let z = st.disks.get_mut(disk)?.zdb.as_mut()?;
+            Some((z.pid, !z.exited(), z.endpoint()))
+        }) else {
+            return false;
+        };
+        let answer = if alive {
+            endpoint.probe().await
+        } else {
+            Answer::Silent("exited".into())
+        };
+        let work = activity(pid);
+        let verdict = self.with_state(|st| {
+            let d = st.disks.get_mut(disk)?;
+            let v = d.watch.observe(alive, answer, work, Instant::now());
+            Some((v, d.reconciled))
+        });
+        match verdict {
+            Some((Verdict::Up { .. }, false)) => {
+                if let Err(e) = self.reconcile(disk).await {
+                    tracing::warn!(disk, error = %e, "re-applying namespace state failed");
+                }
+                false
+            }
+            Some((Verdict::Restart(why), _)) => {
+                self.restart(disk, why).await;
+                false
+            }
+            Some((Verdict::Wait, _)) => self.with_state(|st| {
+                st.disks
+                    .get(disk)
+                    .is_some_and(|d| d.watch.state == crate::zdbs::ZdbState::Starting)
+            }),
+            _ => false,
+        }
+    }
+
+    /// The current run ended (or could not start): stop what is left of it, count it, back off.
+    async fn restart(&self, disk: &str, why: String) {
+        let z = self.with_state(|st| st.disks.get_mut(disk).and_then(|d| d.zdb.take()));
+        let mut why = why;
+        if let Some(mut z) = z {
+            if let Some(reason) = z.exit_reason() {
+                why = reason;
+            }
+            tracing::warn!(disk, pid = z.pid, reason = %why, "zdb down, restarting");
+            z.stop(self.sys()).await;
+        }
+        let in_use = why.contains("in use");
+        self.run_failed(disk, why, in_use).await;
+    }
+
+    async fn run_failed(&self, disk: &str, why: String, port_in_use: bool) {
+        self.with_state(|st| {
+            if let Some(d) = st.disks.get_mut(disk) {
+                d.watch.run_failed(why, Instant::now());
+                d.reconciled = false;
+            }
+        });
+        if port_in_use {
+            // Someone else took our port: pick another one next time.
+            let _pool = self.lock_pool(disk).await;
+            let _ = self.commit(disk, |r| r.zdb_port = None, |_| {}).await;
+        }
+    }
+
     fn zdb_spec(&self, disk: &str) -> Option<ZdbSpec> {
-        let d = self.disks.get(disk)?;
-        let p = d.pool.as_ref()?;
-        Some(ZdbSpec {
-            disk: disk.to_string(),
-            binary: self.zdb_binary.clone(),
-            root: p.mountpoint.join("zdb"),
-            socket: self.paths.zdb_socket(disk),
-            datasize: policy::zdb_datasize(p.record.size),
-            listen: self.cfg.zdb.listen.clone(),
-            port: p.record.zdb_port?,
+        self.with_state(|st| {
+            let d = st.disks.get(disk)?;
+            let p = d.pool.as_ref()?;
+            Some(ZdbSpec {
+                disk: disk.to_string(),
+                binary: self.inner.zdb_binary.clone(),
+                root: p.mountpoint.join("zdb"),
+                socket: self.paths().zdb_socket(disk),
+                datasize: policy::zdb_datasize(p.record.size),
+                listen: st.cfg.zdb.listen.clone(),
+                port: p.record.zdb_port?,
+            })
         })
     }
 
-    fn assign_port(&mut self, disk: &str) -> crate::Result<()> {
-        let used: Vec<u16> = self
-            .disks
-            .values()
-            .filter_map(|d| d.pool.as_ref()?.record.zdb_port)
-            .collect();
-        let Some(p) = self.disks.get_mut(disk).and_then(|d| d.pool.as_mut()) else {
+    /// Gives the pool a TCP port for its server once (recorded, kept across restarts).
+    async fn assign_port(&self, disk: &str) -> crate::Result<()> {
+        let (has, used, listen, base) = self.with_state(|st| {
+            let used: Vec<u16> = st
+                .disks
+                .values()
+                .filter_map(|d| d.pool.as_ref()?.record.zdb_port)
+                .collect();
+            let has = st
+                .disks
+                .get(disk)
+                .and_then(|d| d.pool.as_ref())
+                .is_some_and(|p| p.record.zdb_port.is_some());
+            (has, used, st.cfg.zdb.listen.clone(), st.cfg.zdb.base_port)
+        });
+        if has {
             return Ok(());
-        };
-        if p.record.zdb_port.is_none() {
-            let mut port = self.cfg.zdb.base_port;
-            let listen = self.cfg.zdb.listen.clone();
-            while used.contains(&port) || !port_free(&listen, port) {
-                port = port.checked_add(1).ok_or_else(|| {
-                    crate::Error::Unavailable("no free TCP port for a zdb server".into())
-                })?;
-            }
-            p.record.zdb_port = Some(port);
-            p.save()?;
         }
-        Ok(())
+        let mut port = base;
+        while used.contains(&port) || !port_free(&listen, port) {
+            port = port.checked_add(1).ok_or_else(|| {
+                crate::Error::Unavailable("no free TCP port for a zdb server".into())
+            })?;
+        }
+        self.commit(disk, |r| r.zdb_port = Some(port), |r| r.zdb_port = None)
+            .await
     }
 
-    /// Starts or adopts the zdb server of every pool that should have one.
-    pub async fn ensure_zdbs(&mut self) {
-        let views = self.views();
-        let wanted: Vec<String> = self
-            .disks
-            .iter()
-            .filter(|(_, d)| d.status == DiskStatus::Ready && d.zdb.is_none())
-            .filter(|(_, d)| d.zdb_retry.is_none_or(|t| Instant::now() >= t))
-            .filter(|(k, d)| {
-                policy::hosts_zdb(&views, k)
-                    || d.pool
-                        .as_ref()
-                        .is_some_and(|p| !p.record.namespaces.is_empty())
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for disk in wanted {
-            if let Err(e) = self.start_zdb(&disk).await {
-                tracing::warn!(disk = %disk, error = %e, "zdb not available");
-                if let Some(d) = self.disks.get_mut(&disk) {
-                    // Someone else took our port: pick another one next time.
-                    if e.to_string().contains("in use")
-                        && let Some(p) = d.pool.as_mut()
-                    {
-                        p.record.zdb_port = None;
-                    }
-                    d.zdb_error = Some(e.to_string());
-                    d.zdb_retry = Some(Instant::now() + RETRY);
-                }
-            }
-        }
-    }
-
-    async fn start_zdb(&mut self, disk: &str) -> crate::Result<()> {
-        self.assign_port(disk)?;
+    /// Starts (or adopts) the server of `disk`; it is watched from the next round on.
+    async fn start_zdb(&self, disk: &str) -> crate::Result<()> {
+        let _pool = self.lock_pool(disk).await;
+        self.assign_port(disk).await?;
         let spec = self
             .zdb_spec(disk)
             .ok_or_else(|| crate::Error::Unavailable(format!("disk {disk} has no pool")))?;
-        ensure_layout(self.sys.as_ref(), &spec)?;
-        let z = ZdbProc::adopt_or_start(spec, self.sys.as_ref()).await?;
-        let d = self.entry_mut(disk)?;
-        d.zdb = Some(z);
-        d.zdb_error = None;
-        d.zdb_retry = None;
-        self.reconcile(disk).await
-    }
-
-    /// After a (re)start or adoption: re-freeze paused namespaces, account namespaces zdb has
-    /// but our record lacks (a crash between NSNEW and saving), forget ones zdb lost.
-    async fn reconcile(&mut self, disk: &str) -> crate::Result<()> {
-        let d = self.entry_mut(disk)?;
-        let (Some(z), Some(p)) = (&d.zdb, &mut d.pool) else {
-            return Ok(());
-        };
-        let mut a = z.admin().await?;
-        let live = a.nslist().await?;
-        let mut changed = false;
-        for name in &live {
-            if !p.record.namespaces.contains_key(name)
-                && let Some(info) = a.nsinfo(name).await?
-            {
-                tracing::warn!(disk, namespace = %name, "adopting namespace missing from the record");
-                p.record.namespaces.insert(
-                    name.clone(),
-                    NsRecord {
-                        size: info.maxsize,
-                        mode: if info.seq {
-                            ZdbMode::Seq
-                        } else {
-                            ZdbMode::User
-                        },
-                        public: info.public,
-                        paused: info.locked,
-                    },
-                );
-                changed = true;
+        let sys = self.sys();
+        let step = self.limits().step;
+        let z = self
+            .blocking(disk, "starting zdb", step, move || {
+                ensure_layout(sys.as_ref(), &spec)?;
+                Ok(ZdbProc::adopt_or_start(spec)?)
+            })
+            .await?;
+        self.with_state(|st| {
+            if let Some(d) = st.disks.get_mut(disk) {
+                d.zdb = Some(z);
+                d.watch.run_started(Instant::now());
+                d.reconciled = false;
             }
-        }
-        let lost: Vec<String> = p
-            .record
-            .namespaces
-            .keys()
-            .filter(|n| !live.contains(n))
-            .cloned()
-            .collect();
-        for name in lost {
-            tracing::warn!(disk, namespace = %name, "namespace gone from zdb, dropping its record");
-            p.record.namespaces.remove(&name);
-            changed = true;
-        }
-        for (name, ns) in &p.record.namespaces {
-            if ns.paused {
-                a.nsset(name, "freeze", "1").await?;
-            }
-        }
-        if changed {
-            p.save()?;
-        }
+        });
         Ok(())
     }
 
-    /// Keeps zdb servers alive: restarts a dead or hung one (unless its disk failed).
-    pub async fn supervise(&mut self) {
-        let disks: Vec<String> = self.disks.keys().cloned().collect();
-        for disk in disks {
-            let sys = self.sys.clone();
-            let Some(d) = self.disks.get_mut(&disk) else {
-                continue;
-            };
-            let Some(z) = d.zdb.as_mut() else { continue };
-            let dead = z.exited();
-            if !dead && z.healthy().await {
-                continue;
-            }
-            if d.status != DiskStatus::Ready {
-                continue;
-            }
-            tracing::warn!(disk = %disk, pid = z.pid, dead, "zdb down, restarting");
-            match z.restart(sys.as_ref()).await {
-                Ok(()) => {
-                    if let Err(e) = self.reconcile(&disk).await {
-                        tracing::warn!(disk = %disk, error = %e, "re-applying namespace state failed");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(disk = %disk, error = %e, "zdb restart failed");
-                    if let Some(d) = self.disks.get_mut(&disk) {
-                        d.zdb = None;
-                        d.zdb_error = Some(e.to_string());
-                        d.zdb_retry = Some(Instant::now() + RETRY);
-                    }
-                }
+    /// Once a run serves: re-freeze paused namespaces, account namespaces zdb has but the
+    /// record lacks (a crash between NSNEW and saving), forget ones zdb lost. Namespaces being
+    /// created or deleted right now are left to their operation (it holds the pool's lock).
+    async fn reconcile(&self, disk: &str) -> crate::Result<()> {
+        let _pool = self.lock_pool(disk).await;
+        let mut a = self.endpoint(disk)?.admin().await?;
+        let live = a.nslist().await?;
+        let known: Vec<(String, NsRecord)> = self.with_state(|st| {
+            st.disks
+                .get(disk)
+                .and_then(|d| d.pool.as_ref())
+                .map(|p| p.record.namespaces.clone().into_iter().collect())
+                .unwrap_or_default()
+        });
+        let mut found = Vec::new();
+        for name in &live {
+            if !known.iter().any(|(n, _)| n == name)
+                && let Some(info) = a.nsinfo(name).await?
+            {
+                tracing::warn!(disk, namespace = %name, "adopting namespace missing from the record");
+                let mode = if info.seq {
+                    ZdbMode::Seq
+                } else {
+                    ZdbMode::User
+                };
+                found.push((
+                    name.clone(),
+                    NsRecord {
+                        size: info.maxsize,
+                        mode,
+                        public: info.public,
+                        paused: info.locked,
+                    },
+                ));
             }
         }
-        self.ensure_zdbs().await;
+        let lost: Vec<String> = known
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| !live.contains(n))
+            .collect();
+        for name in &lost {
+            tracing::warn!(disk, namespace = %name, "namespace gone from zdb, dropping its record");
+        }
+        for (name, ns) in &known {
+            if ns.paused && live.contains(name) {
+                a.nsset(name, "freeze", "1").await?;
+            }
+        }
+        if !found.is_empty() || !lost.is_empty() {
+            self.commit(
+                disk,
+                |r| {
+                    r.namespaces.extend(found.iter().cloned());
+                    r.namespaces.retain(|n, _| !lost.contains(n));
+                },
+                |r| {
+                    for (n, _) in &found {
+                        r.namespaces.remove(n);
+                    }
+                    r.namespaces
+                        .extend(known.iter().filter(|(n, _)| lost.contains(n)).cloned());
+                },
+            )
+            .await?;
+        }
+        self.with_state(|st| {
+            if let Some(d) = st.disks.get_mut(disk) {
+                d.reconciled = true;
+            }
+        });
+        Ok(())
     }
 }

@@ -1,28 +1,31 @@
 //! `storage.volume.create` and `get`: a subvolume with a quota on the disk the policy picks;
 //! idempotent (an existing volume grows to a larger size).
 
-use super::Storage;
+use super::pool_op::Placed;
+use super::{Kind, Storage};
 use crate::policy::{self, Choice};
 use crate::{Error, Result, volume};
 use bus::api::storage::{Volume, VolumeCreate};
 
 impl Storage {
     pub(super) fn vol_reply(&self, name: &str) -> Result<Volume> {
-        let not_found = || Error::NotFound {
-            kind: "volume",
-            name: name.into(),
-        };
-        let disk = self.volume_disk(name).ok_or_else(not_found)?;
-        let p = self
-            .disks
-            .get(disk)
-            .and_then(|d| d.pool.as_ref())
-            .ok_or_else(not_found)?;
-        let size = *p.record.volumes.get(name).ok_or_else(not_found)?;
-        Ok(Volume {
-            name: name.into(),
-            path: volume::path(&p.mountpoint, name),
-            size,
+        self.with_state(|st| {
+            let not_found = || Error::NotFound {
+                kind: "volume",
+                name: name.into(),
+            };
+            let disk = st.disk_of(Kind::Volume, name).ok_or_else(not_found)?;
+            let p = st
+                .disks
+                .get(disk)
+                .and_then(|d| d.pool.as_ref())
+                .ok_or_else(not_found)?;
+            let size = *p.record.volumes.get(name).ok_or_else(not_found)?;
+            Ok(Volume {
+                name: name.into(),
+                path: volume::path(&p.mountpoint, name),
+                size,
+            })
         })
     }
 
@@ -32,43 +35,64 @@ impl Storage {
     }
 
     /// Creates (or converges) a volume.
-    pub fn vol_create(&mut self, req: VolumeCreate) -> Result<Volume> {
+    pub async fn vol_create(&self, req: VolumeCreate) -> Result<Volume> {
         crate::zdbs::valid_name(&req.name).map_err(Error::Invalid)?;
         if req.size == 0 {
             return Err(Error::Invalid("size must be above 0".into()));
         }
-        if self.volume_disk(&req.name).is_some() {
-            let cur = self.vol_reply(&req.name)?;
-            return if req.size > cur.size {
-                self.vol_grow(&req.name, req.size)
-            } else {
-                Ok(cur)
-            };
-        }
-        let disk = match policy::place_volume(&self.views(), req.size) {
-            Choice::Disk(d) => d,
-            Choice::NoRoom { largest_free } => {
-                return Err(Error::NoCapacity(format!(
-                    "no disk has {} bytes unreserved for volume {} (largest free: {largest_free})",
-                    req.size, req.name
-                )));
+        let placed = self
+            .reserve(Kind::Volume, &req.name, req.size, |st| {
+                match policy::place_volume(&st.views(), req.size) {
+                    Choice::Disk(d) => Ok(d),
+                    Choice::NoRoom { largest_free } => Err(Error::NoCapacity(format!(
+                        "no disk has {} bytes unreserved for volume {} (largest free: {largest_free})",
+                        req.size, req.name
+                    ))),
+                    Choice::NoDisk => Err(Error::NoCapacity("no healthy disk".into())),
+                }
+            })
+            .await?;
+        let reservation = match placed {
+            Placed::Existing(disk, _pool) => {
+                let cur = self.vol_reply(&req.name)?;
+                return if req.size > cur.size {
+                    self.vol_grow_locked(&disk, &req.name, req.size).await
+                } else {
+                    Ok(cur)
+                };
             }
-            Choice::NoDisk => return Err(Error::NoCapacity("no healthy disk".into())),
+            Placed::New(r) => r,
         };
-        let sys = self.sys.clone();
-        let p = self
-            .disks
-            .get_mut(&disk)
-            .and_then(|d| d.pool.as_mut())
-            .ok_or_else(|| Error::Unavailable(format!("disk {disk} is gone")))?;
-        let path = volume::path(&p.mountpoint, &req.name);
-        volume::create_at(sys.as_ref(), &path, req.size)?;
-        p.record.volumes.insert(req.name.clone(), req.size);
-        if let Err(e) = p.save() {
-            p.record.volumes.remove(&req.name);
-            let _ = volume::delete_at(sys.as_ref(), &path);
+        let disk = reservation.disk.clone();
+        let _pool = self.lock_pool(&disk).await;
+        let mnt =
+            self.with_state(|st| Ok::<_, Error>(st.ready_pool_mut(&disk)?.mountpoint.clone()))?;
+        let path = volume::path(&mnt, &req.name);
+        let (sys, p, size) = (self.sys(), path.clone(), req.size);
+        let step = self.limits().step;
+        self.blocking(&disk, "creating a volume", step, move || {
+            volume::create_at(sys.as_ref(), &p, size)
+        })
+        .await?;
+        let committed = self
+            .commit(
+                &disk,
+                |r| r.volumes.insert(req.name.clone(), req.size),
+                |r| {
+                    r.volumes.remove(&req.name);
+                },
+            )
+            .await;
+        if let Err(e) = committed {
+            let sys = self.sys();
+            let _ = self
+                .blocking(&disk, "removing a volume", step, move || {
+                    volume::delete_at(sys.as_ref(), &path)
+                })
+                .await;
             return Err(e);
         }
+        drop(reservation);
         tracing::info!(volume = %req.name, disk = %disk, size = req.size, "volume created");
         let reply = self.vol_reply(&req.name)?;
         self.publish("storage.volume", &reply);

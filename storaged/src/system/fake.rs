@@ -1,10 +1,12 @@
 //! A recording [`System`] for unit tests: it records every call and keeps a model of loop
-//! devices and mounts, so state handling can be tested without root.
+//! devices and mounts, so state handling can be tested without root. A "loop device" is its
+//! image file itself (so content probes read it), and calls on paths under a prefix can be
+//! made to hang until released, as on a dead disk.
 
 use super::{MountEntry, SysError, System};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 /// One recorded call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +47,8 @@ struct Model {
 #[derive(Debug, Default)]
 pub struct Fake {
     m: Mutex<Model>,
+    hung: Mutex<Vec<PathBuf>>,
+    released: Condvar,
 }
 
 impl Fake {
@@ -62,11 +66,40 @@ impl Fake {
             m.fail = Some(op);
         }
     }
+    /// Makes every later call on a path under `prefix` block until [`Fake::release`].
+    pub fn hang(&self, prefix: &Path) {
+        if let Ok(mut h) = self.hung.lock() {
+            h.push(prefix.to_path_buf());
+        }
+    }
+    /// Lets hanging calls return.
+    pub fn release(&self) {
+        if let Ok(mut h) = self.hung.lock() {
+            h.clear();
+        }
+        self.released.notify_all();
+    }
+    fn wait_if_hung(&self, path: &Path) {
+        let Ok(mut h) = self.hung.lock() else { return };
+        while h.iter().any(|p| path.starts_with(p)) {
+            h = match self.released.wait(h) {
+                Ok(h) => h,
+                Err(_) => return,
+            };
+        }
+    }
     fn record(
         &self,
         op: &'static str,
         call: Call,
     ) -> Result<std::sync::MutexGuard<'_, Model>, SysError> {
+        if let Some(p) = match &call {
+            Call::SubvolCreate(p) | Call::SubvolDelete(p) | Call::QgroupLimit(p, _) => Some(p),
+            Call::QuotaEnable(p) | Call::Nocow(p) | Call::Umount(p) => Some(p),
+            _ => None,
+        } {
+            self.wait_if_hung(p);
+        }
         let mut m = self.m.lock().map_err(|_| SysError::Failed {
             op,
             target: String::new(),
@@ -99,7 +132,7 @@ impl System for Fake {
     }
     fn loop_attach(&self, image: &Path) -> Result<PathBuf, SysError> {
         let mut m = self.record("loop_attach", Call::LoopAttach(image.into()))?;
-        let dev = PathBuf::from(format!("/dev/loop{}", m.loops.len()));
+        let dev = image.to_path_buf();
         m.loops.insert(image.into(), dev.clone());
         Ok(dev)
     }

@@ -1,6 +1,6 @@
 //! [`System`] on Linux, through util-linux, btrfs-progs and e2fsprogs commands.
 
-use super::{MountEntry, SysError, System, parse_mountinfo};
+use super::{MountEntry, SysError, System};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -119,13 +119,11 @@ impl System for Linux {
     }
 
     fn mounts(&self) -> Result<Vec<MountEntry>, SysError> {
-        let p = Path::new("/proc/self/mountinfo");
-        let text = std::fs::read_to_string(p).map_err(|source| SysError::Io {
+        nodeutil::mounts::current().map_err(|source| SysError::Io {
             op: "read",
-            path: p.to_path_buf(),
+            path: "/proc/self/mountinfo".into(),
             source,
-        })?;
-        Ok(parse_mountinfo(&text))
+        })
     }
 
     fn quota_enable(&self, mnt: &Path) -> Result<(), SysError> {

@@ -4,11 +4,10 @@
 
 mod fake;
 mod linux;
-mod mounts;
 
 pub use fake::{Call, Fake};
 pub use linux::Linux;
-pub use mounts::{MountEntry, parse_mountinfo};
+pub use nodeutil::mounts::{MountEntry, parse_mountinfo};
 
 use std::path::{Path, PathBuf};
 

@@ -1,11 +1,14 @@
 //! zdb servers: one per zdb host pool, supervised (started, adopted after a storaged restart,
-//! restarted when they die) and administered over their unix socket.
+//! restarted when they die or hang, never while they load) and administered over their unix
+//! socket.
 
 mod admin;
-mod supervisor;
+mod process;
+pub mod watch;
 
 pub use admin::{Admin, NsInfo};
-pub use supervisor::{ZdbProc, ZdbSpec, ensure_layout};
+pub use process::{Answer, Endpoint, ZdbProc, ZdbSpec, activity, ensure_layout, terminate};
+pub use watch::{Verdict, Watch, ZdbState};
 
 use std::path::PathBuf;
 

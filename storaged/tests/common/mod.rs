@@ -5,33 +5,26 @@
 //! loop devices and removes it, also when the test fails. Leftovers of dead runs (folders whose
 //! pid is gone) are swept at start. Without root, btrfs-progs, loop devices or the zdb binary,
 //! tests skip with a message, but fail when `CI=true`.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 pub mod slowdisk;
 
+use bus::ErrorCode;
+use bus::api::Secret;
+use bus::api::storage::{AllocateZdb, ZdbAllocate, ZdbMode, ZdbNamespace};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use storaged::node::{ListPools, PoolList};
 
 pub const PREFIX: &str = "sdt-";
 pub const MIB: u64 = 1 << 20;
 static SEQ: AtomicU32 = AtomicU32::new(0);
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        .unwrap_or(false)
-}
-
-fn in_path(bin: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).exists()))
-        .unwrap_or(false)
-}
 
 /// The zdb binary: `$ZDB_BIN` or the workspace's `target/debug/zdb`.
 pub fn zdb_bin() -> PathBuf {
@@ -48,11 +41,11 @@ pub fn zdb_bin() -> PathBuf {
 /// `Some(())` when the real-system tests can run; otherwise skips (or panics under CI=true).
 pub fn require() -> Option<()> {
     let mut missing = Vec::new();
-    if !is_root() {
+    if !nodeutil::skip::is_root() {
         missing.push("root".to_string());
     }
     for b in ["mkfs.btrfs", "btrfs", "losetup", "chattr"] {
-        if !in_path(b) {
+        if !nodeutil::skip::has_tool(b) {
             missing.push(format!(
                 "{b} (apt-get install btrfs-progs util-linux e2fsprogs)"
             ));
@@ -70,34 +63,8 @@ pub fn require() -> Option<()> {
     if !zdb_bin().exists() {
         missing.push(format!("{} (cargo build -p zdb)", zdb_bin().display()));
     }
-    if missing.is_empty() {
-        return Some(());
-    }
     let msg = format!("real-system test needs: {}", missing.join(", "));
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
-}
-
-fn pids_using(dir: &Path) -> Vec<u32> {
-    let needle = dir.as_os_str().as_encoded_bytes().to_vec();
-    let me = std::process::id();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if cmd.windows(needle.len()).any(|w| w == needle.as_slice()) {
-            out.push(pid);
-        }
-    }
-    out
+    (!nodeutil::skip::unless(missing.is_empty(), &msg)).then_some(())
 }
 
 /// Tears down everything a test created under `dir`.
@@ -109,47 +76,8 @@ pub fn cleanup(dir: &Path) {
 /// What a reboot does to a test world: processes gone, pools unmounted, loop devices detached
 /// (files stay).
 pub fn power_off(dir: &Path) {
-    for pid in pids_using(dir) {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(pid.to_string())
-            .status();
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut targets: Vec<PathBuf> = storaged::system::parse_mountinfo(&mounts)
-        .into_iter()
-        .map(|m| m.target)
-        .filter(|t| t.starts_with(dir))
-        .collect();
-    targets.sort_by_key(|t| std::cmp::Reverse(t.as_os_str().len()));
-    for t in targets {
-        let ok = Command::new("umount")
-            .arg(&t)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&t).status();
-        }
-    }
-    for e in std::fs::read_dir("/sys/block")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("loop") {
-            continue;
-        }
-        let backing =
-            std::fs::read_to_string(e.path().join("loop/backing_file")).unwrap_or_default();
-        if Path::new(backing.trim()).starts_with(dir) {
-            let _ = Command::new("losetup")
-                .arg("-d")
-                .arg(format!("/dev/{name}"))
-                .status();
-        }
+    if let Err(e) = nodeutil::teardown::release(dir, Duration::ZERO) {
+        eprintln!("cleaning up {}: {e}", dir.display());
     }
 }
 
@@ -276,7 +204,7 @@ impl Env {
             .spawn()
             .unwrap();
         self.daemon = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(h) = self.client().health().await
                 && h.status != bus::api::health::HealthStatus::Starting
@@ -357,4 +285,46 @@ pub fn redis_ns(
     }
     sel.query::<()>(&mut con)?;
     Ok(con)
+}
+
+/// Allocates a user-mode namespace.
+pub async fn alloc(
+    env: &Env,
+    name: &str,
+    size: u64,
+    pw: Option<&str>,
+) -> Result<ZdbNamespace, bus::BusError> {
+    env.client()
+        .call::<AllocateZdb>(&ZdbAllocate {
+            name: name.into(),
+            size,
+            mode: ZdbMode::User,
+            password: pw.map(|p| Secret(p.into())),
+            public: false,
+        })
+        .await
+}
+
+/// The bus error code of a refused call.
+pub fn code(e: &bus::BusError) -> Option<ErrorCode> {
+    e.remote().map(|r| r.code)
+}
+
+/// storaged's pool list.
+pub async fn pools(env: &Env) -> PoolList {
+    env.client()
+        .call::<ListPools>(&bus::api::Empty {})
+        .await
+        .expect("pool list")
+}
+
+/// The pid of `disk`'s zdb server once it serves (with its namespaces' state re-applied).
+pub async fn zdb_pid(env: &Env, disk: &str) -> Option<u32> {
+    let z = pools(env)
+        .await
+        .pools
+        .into_iter()
+        .find(|p| p.name == disk)?
+        .zdb?;
+    (z.state == storaged::zdbs::ZdbState::Up).then_some(z.pid?)
 }

@@ -5,6 +5,10 @@
 //!
 //! The file is opened with `FOPEN_DIRECT_IO`, so the loop driver's reads all reach us (no page
 //! cache in between); writes go straight to a backing file undelayed.
+//!
+//! [`Hang::start`] (from [`SlowDisk::hang_control`]) makes every read, write and fsync block
+//! until [`Hang::release`] or the drop of the [`Hang`]: a disk that stops answering, as a dying
+//! one does.
 
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
@@ -15,6 +19,8 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 const ROOT: INodeNo = INodeNo(1);
@@ -26,9 +32,16 @@ struct SlowFs {
     name: String,
     size: u64,
     delay: Duration,
+    hung: Arc<AtomicBool>,
 }
 
 impl SlowFs {
+    fn wait_while_hung(&self) {
+        while self.hung.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn attr(&self, ino: INodeNo) -> FileAttr {
         let (kind, perm, size) = if ino == ROOT {
             (FileType::Directory, 0o755, 4096)
@@ -92,6 +105,7 @@ impl Filesystem for SlowFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.wait_while_hung();
         std::thread::sleep(self.delay);
         let len = (size as u64).min(self.size.saturating_sub(offset)) as usize;
         let mut buf = vec![0u8; len];
@@ -113,6 +127,7 @@ impl Filesystem for SlowFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.wait_while_hung();
         if offset.saturating_add(data.len() as u64) > self.size {
             return reply.error(Errno::from_i32(libc::ENOSPC));
         }
@@ -141,6 +156,7 @@ impl Filesystem for SlowFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.wait_while_hung();
         match self.backing.sync_data() {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e.into()),
@@ -152,7 +168,30 @@ impl Filesystem for SlowFs {
 pub struct SlowDisk {
     /// The image to name in the node config.
     pub image: PathBuf,
+    hung: Arc<AtomicBool>,
     _session: fuser::BackgroundSession,
+}
+
+/// Makes a disk hang; dropping it lets the disk answer again (so that the test's teardown
+/// can unmount it: keep it in a variable declared after the test's `Env`).
+pub struct Hang(Arc<AtomicBool>);
+
+impl Hang {
+    /// Every read, write and fsync blocks from now on.
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// The disk answers again.
+    pub fn release(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Drop for Hang {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 impl SlowDisk {
@@ -169,11 +208,13 @@ impl SlowDisk {
             .open(dir.join(format!("{name}.backing")))
             .unwrap();
         backing.set_len(size).unwrap();
+        let hung = Arc::new(AtomicBool::new(false));
         let fs = SlowFs {
             backing,
             name: format!("{name}.img"),
             size,
             delay,
+            hung: hung.clone(),
         };
         let mut cfg = Config::default();
         cfg.mount_options = vec![MountOption::FSName(format!("slowdisk-{name}"))];
@@ -181,7 +222,13 @@ impl SlowDisk {
         let session = fuser::spawn_mount(fs, &mnt, &cfg).unwrap();
         SlowDisk {
             image: mnt.join(format!("{name}.img")),
+            hung,
             _session: session,
         }
+    }
+
+    /// The switch that makes this disk hang.
+    pub fn hang_control(&self) -> Hang {
+        Hang(self.hung.clone())
     }
 }

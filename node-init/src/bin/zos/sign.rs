@@ -20,15 +20,16 @@ pub fn run(a: Args) -> Result<()> {
     validate_deployment(&d)?;
     let key = KeyPair::load(&a.key)?;
     let hash = sign(&mut d, &key)?;
+    // 0600: a blueprint may hold workload passwords.
     let mut text = serde_json::to_vec_pretty(&d)?;
     text.push(b'\n');
-    node_init::fsutil::atomic_write(&a.file, &text)
+    nodeutil::fs::write_durable(&a.file, &text, 0o600)
         .with_context(|| format!("writing {}", a.file.display()))?;
     println!(
         "signed {} version {} (hash {}) by {}; {} signature(s)",
         d.id,
         d.version,
-        hex::encode(hash),
+        nodeutil::hex::encode(hash),
         key.public_hex(),
         d.signatures.len()
     );
