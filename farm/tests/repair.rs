@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TTL, eventually};
+use common::{TTL, data, eventually};
 use farm::codec::Params;
 use farm::codec::seal::StoreKey;
 use farm::codec::stripe::Shape;
@@ -30,15 +30,6 @@ fn farm(meta: &Meta, store: &MemStore) -> Farm<MemStore> {
     // Small segments, so an object spans several node sets.
     f.segment = 4;
     f
-}
-
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&[seed])
-        .finalize_xof()
-        .fill(&mut out);
-    out
 }
 
 async fn get(f: &Farm<MemStore>, name: &str, key: &StoreKey) -> Vec<u8> {

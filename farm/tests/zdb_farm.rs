@@ -7,19 +7,19 @@
 mod common;
 
 use bytes::Bytes;
-use common::eventually;
+use common::{data, eventually};
 use farm::codec::Params;
 use farm::codec::seal::StoreKey;
 use farm::codec::stripe::Shape;
 use farm::ids::NodeId;
 use farm::meta::Meta;
-use farm::meta::records::{NodeRecord, ZdbEndpoint, now};
+use farm::meta::records::NodeRecord;
 use farm::meta::registry::Registration;
 use farm::ops::Farm;
 use farm::ops::repair::{RepairConfig, Repairer};
 use farm::store::ShardStore;
 use farm::store::zdb::{ZdbStore, ZdbStoreConfig};
-use farm::testing::zdb::{ZdbServer, zdb_bin};
+use farm::testing::zdb::{ZdbServer, node_record, zdb_bin};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use zdb_client::Secret;
@@ -31,27 +31,12 @@ const GRACE: u64 = 3;
 const TTL: i64 = 2;
 
 fn record(i: usize, address: String) -> NodeRecord {
-    NodeRecord {
-        id: NodeId(format!("z{i}")),
-        public_key: "00".repeat(32),
-        group: Some(format!("rack{}", i % 4)),
-        capacity: 1 << 30,
-        disk_classes: vec!["hdd".into()],
-        zdb: vec![ZdbEndpoint {
-            address,
-            namespace: NS.into(),
-        }],
-        registered: now(),
-    }
-}
-
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&[seed])
-        .finalize_xof()
-        .fill(&mut out);
-    out
+    node_record(
+        &format!("z{i}"),
+        address,
+        NS,
+        Some(format!("rack{}", i % 4)),
+    )
 }
 
 async fn client(meta: &Meta) -> Farm<ZdbStore> {

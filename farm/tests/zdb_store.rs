@@ -5,10 +5,10 @@
 
 use bytes::Bytes;
 use farm::ids::{NodeId, ObjectId, ShardId};
-use farm::meta::records::{NodeRecord, ZdbEndpoint, now};
+use farm::meta::records::NodeRecord;
 use farm::store::zdb::{ZdbStore, ZdbStoreConfig};
 use farm::store::{ShardStore, StoreError};
-use farm::testing::zdb::{ZdbServer, zdb_bin};
+use farm::testing::zdb::{ZdbServer, node_record, zdb_bin};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use zdb_client::{Config, Secret};
@@ -24,21 +24,6 @@ fn server() -> Option<ZdbServer> {
     let s = ZdbServer::start(&bin?).expect("zdb");
     s.provision(NS, PW).expect("provision");
     Some(s)
-}
-
-fn record(id: &NodeId, address: String) -> NodeRecord {
-    NodeRecord {
-        id: id.clone(),
-        public_key: "00".repeat(32),
-        group: None,
-        capacity: 1 << 30,
-        disk_classes: vec!["hdd".into()],
-        zdb: vec![ZdbEndpoint {
-            address,
-            namespace: NS.into(),
-        }],
-        registered: now(),
-    }
 }
 
 fn store(password: &str, rec: &NodeRecord) -> ZdbStore {
@@ -66,7 +51,7 @@ fn shard(object: ObjectId, stripe: u64, index: u8) -> ShardId {
 async fn shards_round_trip_and_delete() {
     let Some(z) = server() else { return };
     let n = NodeId::from("n0");
-    let s = store(PW, &record(&n, z.address()));
+    let s = store(PW, &node_record(&n.0, z.address(), NS, None));
     let o = ObjectId::random();
     let mut big = vec![0u8; 1 << 20];
     nodeutil::random::fill(&mut big);
@@ -105,7 +90,7 @@ async fn shards_round_trip_and_delete() {
 async fn list_pages_through_every_shard_and_skips_foreign_keys() {
     let Some(z) = server() else { return };
     let n = NodeId::from("n0");
-    let s = store(PW, &record(&n, z.address()));
+    let s = store(PW, &node_record(&n.0, z.address(), NS, None));
     let o = ObjectId::random();
     let mut want = BTreeSet::new();
     for stripe in 0..150u64 {
@@ -149,7 +134,7 @@ async fn list_pages_through_every_shard_and_skips_foreign_keys() {
 async fn wrong_password_is_a_refusal_and_writes_nothing() {
     let Some(z) = server() else { return };
     let n = NodeId::from("n0");
-    let rec = record(&n, z.address());
+    let rec = node_record(&n.0, z.address(), NS, None);
     let bad = store("not-the-password", &rec);
     let id = shard(ObjectId::random(), 0, 0);
     let e = bad
@@ -166,7 +151,7 @@ async fn wrong_password_is_a_refusal_and_writes_nothing() {
 async fn dead_node_is_unavailable_in_time_and_usable_when_back() {
     let Some(mut z) = server() else { return };
     let n = NodeId::from("n0");
-    let s = store(PW, &record(&n, z.address()));
+    let s = store(PW, &node_record(&n.0, z.address(), NS, None));
     let id = shard(ObjectId::random(), 0, 0);
     s.put(&n, &id, Bytes::from_static(b"kept"))
         .await

@@ -5,10 +5,9 @@
 
 use farm::ids::NodeId;
 use farm::meta::Meta;
-use farm::testing::EtcdCluster;
+use farm::testing::{EtcdCluster, eventually};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 struct Node(Child);
 
@@ -17,21 +16,6 @@ impl Drop for Node {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("not within {secs} s: {what}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

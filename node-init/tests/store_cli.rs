@@ -3,12 +3,10 @@
 //! stdout, status, a get with two nodes killed, a wrong key that reads nothing and leaves no
 //! file, rm.
 
-use farm::ids::NodeId;
 use farm::meta::Meta;
-use farm::meta::records::{NodeRecord, ZdbEndpoint, now};
 use farm::meta::registry::Registration;
 use farm::testing::EtcdCluster;
-use farm::testing::zdb::{ZdbServer, zdb_bin};
+use farm::testing::zdb::{ZdbServer, node_record, zdb_bin};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -46,21 +44,6 @@ impl Env {
     }
 }
 
-fn record(i: usize, address: String) -> NodeRecord {
-    NodeRecord {
-        id: NodeId(format!("n{i}")),
-        public_key: "00".repeat(32),
-        group: None,
-        capacity: 1 << 30,
-        disk_classes: vec!["hdd".into()],
-        zdb: vec![ZdbEndpoint {
-            address,
-            namespace: NS.into(),
-        }],
-        registered: now(),
-    }
-}
-
 #[test]
 fn put_ls_get_status_rm_through_zos() {
     let bin = zdb_bin();
@@ -91,9 +74,14 @@ fn put_ls_get_status_rm_through_zos() {
         let mut regs = Vec::new();
         for (i, z) in zdbs.iter().enumerate() {
             regs.push(
-                Registration::start(&meta, record(i, z.address()), 1 << 30, 5)
-                    .await
-                    .expect("register"),
+                Registration::start(
+                    &meta,
+                    node_record(&format!("n{i}"), z.address(), NS, None),
+                    1 << 30,
+                    5,
+                )
+                .await
+                .expect("register"),
             );
         }
         regs

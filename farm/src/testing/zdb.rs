@@ -5,6 +5,8 @@
 //! under `CI=true` (`nodeutil::skip::unless(zdb_bin().is_some(), ..)`).
 
 use super::{HarnessError, free_port};
+use crate::ids::NodeId;
+use crate::meta::records::{NodeRecord, ZdbEndpoint, now};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +27,23 @@ pub fn zdb_bin() -> Option<PathBuf> {
         .iter()
         .map(|p| target.join(p))
         .find(|p| p.is_file())
+}
+
+/// The registration of test node `id` whose shards live in namespace `ns` of the zdb at
+/// `address` (1 GiB offered, `hdd`).
+pub fn node_record(id: &str, address: String, ns: &str, group: Option<String>) -> NodeRecord {
+    NodeRecord {
+        id: NodeId(id.to_string()),
+        public_key: "00".repeat(32),
+        group,
+        capacity: 1 << 30,
+        disk_classes: vec!["hdd".into()],
+        zdb: vec![ZdbEndpoint {
+            address,
+            namespace: ns.to_string(),
+        }],
+        registered: now(),
+    }
 }
 
 /// One running zdb.

@@ -7,6 +7,7 @@ use farm::meta::Meta;
 use farm::meta::records::{NodeRecord, ZdbEndpoint, now};
 use farm::meta::registry::Registration;
 use farm::store::mem::MemStore;
+pub use farm::testing::eventually;
 use farm::testing::{EtcdCluster, has_etcd};
 
 /// Heartbeat TTL of test nodes (etcd's floor is 1.5 s with its default timings).
@@ -63,18 +64,12 @@ pub async fn nodes(
     (ids, regs, store)
 }
 
-/// Polls `f` every 100 ms until it returns true or `secs` pass; panics with `what` then.
-pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while std::time::Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("not within {secs} s: {what}");
+/// `len` bytes determined by `seed`.
+pub fn data(len: usize, seed: u8) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new()
+        .update(&[seed])
+        .finalize_xof()
+        .fill(&mut out);
+    out
 }
