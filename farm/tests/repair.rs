@@ -292,13 +292,14 @@ async fn scrub_rebuilds_rotten_and_missing_shards() {
             .expect("get")
             .is_none()
     );
-    let progress: farm::meta::records::Progress = meta
-        .get_json(&meta.keys().progress())
-        .await
-        .expect("get")
-        .expect("progress")
-        .0;
-    assert!(progress.rebuilt >= 3, "{progress:?}");
+    // The progress record is written at the end of a tick, after the rebuilds it counts.
+    eventually(10, "progress counts the 3 rebuilds", || async {
+        meta.get_json::<farm::meta::records::Progress>(&meta.keys().progress())
+            .await
+            .expect("get")
+            .is_some_and(|(p, _)| p.rebuilt >= 3)
+    })
+    .await;
     let _ = stop.send(true);
     task.await.expect("repair stops");
     assert_eq!(get(&f, "a", &key).await, a);
