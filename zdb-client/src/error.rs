@@ -121,6 +121,14 @@ impl Error {
         )
     }
 
+    /// Whether the server refused because it is still loading its namespaces (`-LOADING
+    /// ...`, answered to every command but INFO and AUTH until it serves): worth retrying on
+    /// the same connection.
+    pub fn is_loading(&self) -> bool {
+        self.server_message()
+            .is_some_and(|m| m.starts_with("LOADING"))
+    }
+
     /// The server's message when it refused the command.
     pub fn server_message(&self) -> Option<&str> {
         match self {
@@ -132,3 +140,19 @@ impl Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod test {
+    use super::Error;
+
+    #[test]
+    fn loading_is_told_apart_from_other_refusals() {
+        let refused = |message: &str| Error::Server {
+            command: "PING".into(),
+            message: message.into(),
+        };
+        assert!(refused("LOADING zdb is loading its namespaces").is_loading());
+        assert!(!refused("Access denied").is_loading());
+        assert!(!Error::NotConnected.is_loading());
+    }
+}

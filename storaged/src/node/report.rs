@@ -239,8 +239,8 @@ impl Storage {
 /// How long storaged reports `starting` while its zdb servers come up.
 pub const STARTUP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// A ready pool's server is about to start or has started and neither serves (re-applied),
-/// loads nor failed yet.
+/// A ready pool's server is about to start, has started or loads, and neither serves
+/// (re-applied) nor failed yet.
 fn zdbs_settling(st: &super::State) -> bool {
     let views = st.views();
     st.disks.values().any(|d| {
@@ -250,7 +250,9 @@ fn zdbs_settling(st: &super::State) -> bool {
                 .is_some_and(|p| !p.record.namespaces.is_empty());
         d.status == DiskStatus::Ready
             && match (&d.zdb, &d.watch.state) {
-                (Some(_), ZdbState::Starting) => true,
+                // A fresh zdb answers -LOADING while it replays, even an empty one for a
+                // few milliseconds: within the grace that is still starting, not a problem.
+                (Some(_), ZdbState::Starting | ZdbState::Loading(_)) => true,
                 (Some(_), ZdbState::Up) => !d.reconciled,
                 (None, ZdbState::Down(_)) => wanted && d.watch.failures == 0,
                 _ => false,

@@ -91,7 +91,8 @@ impl Storage {
         }
     }
 
-    /// Probes the server of `disk` once and acts on the verdict; whether it is still starting.
+    /// Probes the server of `disk` once and acts on the verdict; whether it is still starting
+    /// or loading (worth looking again soon).
     async fn watch_once(&self, disk: &str) -> bool {
         let Some((pid, alive, endpoint)) = self.with_state(|st| {
             let z = st.disks.get_mut(disk)?.zdb.as_mut()?;
@@ -122,9 +123,12 @@ impl Storage {
                 false
             }
             Some((Verdict::Wait, _)) => self.with_state(|st| {
-                st.disks
-                    .get(disk)
-                    .is_some_and(|d| d.watch.state == crate::zdbs::ZdbState::Starting)
+                st.disks.get(disk).is_some_and(|d| {
+                    matches!(
+                        d.watch.state,
+                        crate::zdbs::ZdbState::Starting | crate::zdbs::ZdbState::Loading(_)
+                    )
+                })
             }),
             _ => false,
         }

@@ -107,6 +107,7 @@ fn spawn(bin: &Path, dir: &Path, port: Option<u16>) -> (Child, u16) {
             }
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
                 && dir.join("zdb.sock").exists()
+                && serves(port)
             {
                 return (child, port);
             }
@@ -116,4 +117,17 @@ fn spawn(bin: &Path, dir: &Path, port: Option<u16>) -> (Child, u16) {
         let _ = child.wait();
     }
     panic!("zdb did not start");
+}
+
+/// Whether the server on `port` serves: it listens at once and answers `-LOADING` until its
+/// namespaces are loaded.
+fn serves(port: u16) -> bool {
+    let cfg = zdb_client::Config::tcp(format!("127.0.0.1:{port}"));
+    match zdb_client::Client::connect(cfg).and_then(|mut c| c.ping()) {
+        Ok(()) => true,
+        Err(e) => {
+            assert!(e.is_loading() || e.is_connection(), "PING: {e}");
+            false
+        }
+    }
 }
