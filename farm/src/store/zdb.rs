@@ -190,8 +190,7 @@ impl ZdbStore {
 /// its namespaces after a restart (`-LOADING`, it serves in a moment); any other refusal is the
 /// node answering.
 fn fail(node: &NodeId, e: Error) -> StoreError {
-    let loading = e.server_message().is_some_and(|m| m.starts_with("LOADING"));
-    if e.is_connection() || loading {
+    if e.is_connection() || e.is_loading() {
         StoreError::Unavailable(node.clone(), e.to_string())
     } else {
         StoreError::Refused(node.clone(), e.to_string())
