@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{TTL, data, eventually};
-use farm::codec::Params;
+use common::{STRIPE, TTL, data, eventually, get};
 use farm::codec::seal::StoreKey;
 use farm::codec::stripe::Shape;
 use farm::ids::NodeId;
@@ -19,23 +18,8 @@ use farm::store::mem::MemStore;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-const STRIPE: u32 = 64 * 1024;
-
 fn farm(meta: &Meta, store: &MemStore) -> Farm<MemStore> {
-    let mut f = Farm::new(meta.clone(), store.clone());
-    f.params = Params {
-        stripe: STRIPE,
-        ..Params::default()
-    };
-    // Small segments, so an object spans several node sets.
-    f.segment = 4;
-    f
-}
-
-async fn get(f: &Farm<MemStore>, name: &str, key: &StoreKey) -> Vec<u8> {
-    let mut out = Vec::new();
-    f.get(name, key, &mut out).await.expect("get");
-    out
+    common::small(Farm::new(meta.clone(), store.clone()))
 }
 
 /// Every shard of every stripe is where the metadata says and verifies.

@@ -7,8 +7,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{data, eventually};
-use farm::codec::Params;
+use common::{STRIPE, data, eventually, get};
 use farm::codec::seal::StoreKey;
 use farm::codec::stripe::Shape;
 use farm::ids::NodeId;
@@ -26,7 +25,6 @@ use zdb_client::Secret;
 
 const NS: &str = "farm";
 const PW: &str = "farm-ns-pw";
-const STRIPE: u32 = 64 * 1024;
 const GRACE: u64 = 3;
 const TTL: i64 = 2;
 
@@ -49,19 +47,7 @@ async fn client(meta: &Meta) -> Farm<ZdbStore> {
         Some(meta.clone()),
     );
     store.refresh(meta).await.expect("registry");
-    let mut f = Farm::new(meta.clone(), store);
-    f.params = Params {
-        stripe: STRIPE,
-        ..Params::default()
-    };
-    f.segment = 4;
-    f
-}
-
-async fn get(f: &Farm<ZdbStore>, name: &str, key: &StoreKey) -> Vec<u8> {
-    let mut out = Vec::new();
-    f.get(name, key, &mut out).await.expect("get");
-    out
+    common::small(Farm::new(meta.clone(), store))
 }
 
 /// Every shard of every stripe is where the metadata says and verifies.

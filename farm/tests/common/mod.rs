@@ -2,10 +2,14 @@
 //! over the in-memory shard store.
 #![allow(dead_code, reason = "each test binary uses part of it")]
 
+use farm::codec::Params;
+use farm::codec::seal::StoreKey;
 use farm::ids::NodeId;
 use farm::meta::Meta;
 use farm::meta::records::{NodeRecord, ZdbEndpoint, now};
 use farm::meta::registry::Registration;
+use farm::ops::Farm;
+use farm::store::ShardStore;
 use farm::store::mem::MemStore;
 pub use farm::testing::eventually;
 use farm::testing::{EtcdCluster, has_etcd};
@@ -71,5 +75,26 @@ pub fn data(len: usize, seed: u8) -> Vec<u8> {
         .update(&[seed])
         .finalize_xof()
         .fill(&mut out);
+    out
+}
+
+/// Plain bytes per stripe in the tests: small, so objects have several stripes.
+pub const STRIPE: u32 = 64 * 1024;
+
+/// `f` with the tests' small stripes, and segments of 4 stripes so an object spans several
+/// node sets.
+pub fn small<S>(mut f: Farm<S>) -> Farm<S> {
+    f.params = Params {
+        stripe: STRIPE,
+        ..Params::default()
+    };
+    f.segment = 4;
+    f
+}
+
+/// The whole of object `name`.
+pub async fn get<S: ShardStore + Clone>(f: &Farm<S>, name: &str, key: &StoreKey) -> Vec<u8> {
+    let mut out = Vec::new();
+    f.get(name, key, &mut out).await.expect("get");
     out
 }
