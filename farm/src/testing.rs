@@ -1,6 +1,9 @@
 //! A real etcd cluster on loopback for tests (the Debian `etcd-server` binary): members in a
 //! temporary folder on free ports, killed and removed when the value drops, also when the test
-//! fails. Tests that need it skip locally without `etcd` and fail under `CI=true`.
+//! fails. Tests that need it skip locally without `etcd` and fail under `CI=true`. Real zdb
+//! servers, the same way: [`zdb`].
+
+pub mod zdb;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -29,7 +32,7 @@ pub enum HarnessError {
     #[error("etcd harness: {0}")]
     Io(#[from] std::io::Error),
     /// A member did not answer in time; the end of its log says why.
-    #[error("etcd harness: member {0} not healthy after 30 s; its log ends with:\n{1}")]
+    #[error("harness: {0} not healthy in time; its log ends with:\n{1}")]
     NotHealthy(String, String),
 }
 
@@ -180,6 +183,22 @@ fn health(addr: &str) -> bool {
     let mut body = String::new();
     let _ = s.take(4096).read_to_string(&mut body);
     body.contains("\"health\":\"true\"")
+}
+
+/// Polls `f` every 100 ms until it returns true or `secs` pass; panics with `what` then.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("not within {secs} s: {what}");
 }
 
 impl Drop for EtcdCluster {

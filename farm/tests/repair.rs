@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{TTL, eventually};
-use farm::codec::Params;
+use common::{STRIPE, TTL, data, eventually, get};
 use farm::codec::seal::StoreKey;
 use farm::codec::stripe::Shape;
 use farm::ids::NodeId;
@@ -19,32 +18,8 @@ use farm::store::mem::MemStore;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-const STRIPE: u32 = 64 * 1024;
-
 fn farm(meta: &Meta, store: &MemStore) -> Farm<MemStore> {
-    let mut f = Farm::new(meta.clone(), store.clone());
-    f.params = Params {
-        stripe: STRIPE,
-        ..Params::default()
-    };
-    // Small segments, so an object spans several node sets.
-    f.segment = 4;
-    f
-}
-
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&[seed])
-        .finalize_xof()
-        .fill(&mut out);
-    out
-}
-
-async fn get(f: &Farm<MemStore>, name: &str, key: &StoreKey) -> Vec<u8> {
-    let mut out = Vec::new();
-    f.get(name, key, &mut out).await.expect("get");
-    out
+    common::small(Farm::new(meta.clone(), store.clone()))
 }
 
 /// Every shard of every stripe is where the metadata says and verifies.
@@ -301,13 +276,14 @@ async fn scrub_rebuilds_rotten_and_missing_shards() {
             .expect("get")
             .is_none()
     );
-    let progress: farm::meta::records::Progress = meta
-        .get_json(&meta.keys().progress())
-        .await
-        .expect("get")
-        .expect("progress")
-        .0;
-    assert!(progress.rebuilt >= 3, "{progress:?}");
+    // The progress record is written at the end of a tick, after the rebuilds it counts.
+    eventually(10, "progress counts the 3 rebuilds", || async {
+        meta.get_json::<farm::meta::records::Progress>(&meta.keys().progress())
+            .await
+            .expect("get")
+            .is_some_and(|(p, _)| p.rebuilt >= 3)
+    })
+    .await;
     let _ = stop.send(true);
     task.await.expect("repair stops");
     assert_eq!(get(&f, "a", &key).await, a);

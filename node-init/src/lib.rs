@@ -7,6 +7,7 @@ pub mod blueprint;
 pub mod daemon;
 pub mod dev;
 pub mod engine;
+pub mod farm_join;
 pub mod handlers;
 pub mod identity;
 pub mod jcs;

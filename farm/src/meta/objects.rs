@@ -143,6 +143,24 @@ impl Meta {
         Err(MetaError::Conflict(format!("{name} keeps changing")))
     }
 
+    /// A page of at most `limit` names after `after`, in key order, with their current
+    /// version ids.
+    pub async fn names(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(String, ObjectId)>, MetaError> {
+        let prefix = self.keys().table("names");
+        self.page(&prefix, after, limit)
+            .await?
+            .into_iter()
+            .map(|(name, v, _)| {
+                let id = parse(&format!("{prefix}{name}"), &v)?;
+                Ok((name, id))
+            })
+            .collect()
+    }
+
     /// A committed object version by id.
     pub async fn object_by_id(&self, id: &ObjectId) -> Result<Option<Current>, MetaError> {
         let key = self.keys().object(id);

@@ -21,6 +21,7 @@ use crate::codec::stripe::StripeError;
 use crate::meta::{Meta, MetaError};
 use crate::placement::PlacementError;
 use crate::store::StoreError;
+use crate::store::zdb::{ZdbStore, ZdbStoreConfig};
 
 /// Stripes per segment by default: 256 stripes of 4 MiB put 1 GiB of an object on one set of
 /// nodes, so a 1 TiB object has 1024 node lists (about 200 KiB of metadata).
@@ -70,6 +71,21 @@ pub struct Farm<S> {
     pub params: Params,
     /// Stripes per segment of new objects.
     pub segment: u32,
+}
+
+impl Farm<ZdbStore> {
+    /// A client of farm `farm` over etcd `endpoints` whose shards live in the nodes' zdb
+    /// namespaces (endpoints read from the registry now and whenever an unknown node shows up).
+    pub async fn connect(
+        endpoints: &[String],
+        farm: &str,
+        cfg: ZdbStoreConfig,
+    ) -> Result<Self, FarmError> {
+        let meta = Meta::connect(endpoints, farm).await?;
+        let store = ZdbStore::new(cfg, Some(meta.clone()));
+        store.refresh(&meta).await?;
+        Ok(Farm::new(meta, store))
+    }
 }
 
 impl<S> Farm<S> {

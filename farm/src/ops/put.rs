@@ -1,6 +1,6 @@
-//! Put: the input is read and encoded stripe by stripe on a blocking thread, at most
-//! [`AHEAD`] encoded stripes wait for the network, and each stripe's k + m shards are written to
-//! their nodes in parallel; the metadata is committed in one transaction after every shard is
+//! Put: the input is read on a blocking thread and encoded a few stripes at a time, one per
+//! core (order kept), at most [`AHEAD`] encoded stripes wait for the network, and each
+//! stripe's k + m shards are written to their nodes in parallel; the metadata is committed in one transaction after every shard is
 //! stored. A put that fails leaves shards that nothing references: its pending record goes
 //! with its lease and the collector deletes them.
 
@@ -101,18 +101,24 @@ impl<S: ShardStore + Clone> Farm<S> {
             let codec = codec.clone();
             tokio::task::spawn_blocking(move || {
                 let mut reader = StripeReader::new(input, stripe_size);
+                let width = encoders();
                 loop {
-                    let msg = match reader.next_stripe() {
-                        Ok(Some((i, plain))) => codec
-                            .encode(i, plain)
-                            .map(|s| Encoded::Stripe(i, s))
-                            .map_err(FarmError::from),
-                        Ok(None) => Ok(Encoded::Done(reader.total())),
-                        Err(e) => Err(FarmError::Io(e)),
-                    };
-                    let last = !matches!(msg, Ok(Encoded::Stripe(..)));
-                    if tx.blocking_send(msg).is_err() || last {
-                        return;
+                    // Up to `width` stripes read, encoded side by side, sent in order.
+                    let mut batch = Vec::with_capacity(width);
+                    let mut end = None;
+                    while batch.len() < width && end.is_none() {
+                        match reader.next_stripe() {
+                            Ok(Some((i, plain))) => batch.push((i, plain.to_vec())),
+                            Ok(None) => end = Some(Ok(Encoded::Done(reader.total()))),
+                            Err(e) => end = Some(Err(FarmError::Io(e))),
+                        }
+                    }
+                    let encoded = encode_batch(&codec, batch);
+                    for msg in encoded.into_iter().chain(end) {
+                        let last = !matches!(msg, Ok(Encoded::Stripe(..)));
+                        if tx.blocking_send(msg).is_err() || last {
+                            return;
+                        }
                     }
                 }
             })
@@ -178,6 +184,40 @@ impl<S: ShardStore + Clone> Farm<S> {
         let _ = encoder.await;
         outcome.map(|size| (size, segments))
     }
+}
+
+/// Stripes encoded at once: one per core, at most 4 (memory: a plain and an encoded stripe
+/// each).
+fn encoders() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
+}
+
+/// Encodes `batch` on one thread per stripe (scoped: they end before this returns), in order.
+fn encode_batch(
+    codec: &StripeCodec,
+    batch: Vec<(u64, Vec<u8>)>,
+) -> Vec<Result<Encoded, FarmError>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = batch
+            .into_iter()
+            .map(|(i, plain)| {
+                s.spawn(move || {
+                    codec
+                        .encode(i, &plain)
+                        .map(|shards| Encoded::Stripe(i, shards))
+                        .map_err(FarmError::from)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(FarmError::Io(std::io::Error::other("encoder panicked")))
+                })
+            })
+            .collect()
+    })
 }
 
 async fn join(h: JoinHandle<Result<(), FarmError>>) -> Result<(), FarmError> {

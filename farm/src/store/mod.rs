@@ -1,8 +1,10 @@
 //! Where shards live: a [`ShardStore`] puts, gets, deletes and lists shards by id in the farm's
-//! shard namespace on a node. The real one talks to zdb; [`mem::MemStore`] is the fake the
-//! repair, scrub and collection tests run on (nodes that vanish, shards that rot).
+//! shard namespace on a node. The real one, [`zdb::ZdbStore`], talks to zdb; [`mem::MemStore`]
+//! is the fake the repair, scrub and collection tests run on (nodes that vanish, shards that
+//! rot).
 
 pub mod mem;
+pub mod zdb;
 
 use crate::ids::{NodeId, ShardId};
 use bytes::Bytes;
@@ -47,9 +49,10 @@ pub trait ShardStore: Send + Sync + 'static {
         node: &NodeId,
         id: &ShardId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// A page of at most `limit` shard ids on `node`, from `cursor` (`None`: the start), and
+    /// A page of about `limit` shard ids on `node`, from `cursor` (`None`: the start), and
     /// the cursor of the next page (`None`: that was the last). The order is the store's own
-    /// (zdb scans in the order entries were written); keys that are not shard ids are skipped.
+    /// (zdb scans in the order entries were written, and never splits one of its own pages);
+    /// keys that are not shard ids are skipped.
     fn list(
         &self,
         node: &NodeId,

@@ -2,11 +2,16 @@
 //! over the in-memory shard store.
 #![allow(dead_code, reason = "each test binary uses part of it")]
 
+use farm::codec::Params;
+use farm::codec::seal::StoreKey;
 use farm::ids::NodeId;
 use farm::meta::Meta;
 use farm::meta::records::{NodeRecord, ZdbEndpoint, now};
 use farm::meta::registry::Registration;
+use farm::ops::Farm;
+use farm::store::ShardStore;
 use farm::store::mem::MemStore;
+pub use farm::testing::eventually;
 use farm::testing::{EtcdCluster, has_etcd};
 
 /// Heartbeat TTL of test nodes (etcd's floor is 1.5 s with its default timings).
@@ -63,18 +68,33 @@ pub async fn nodes(
     (ids, regs, store)
 }
 
-/// Polls `f` every 100 ms until it returns true or `secs` pass; panics with `what` then.
-pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while std::time::Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("not within {secs} s: {what}");
+/// `len` bytes determined by `seed`.
+pub fn data(len: usize, seed: u8) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new()
+        .update(&[seed])
+        .finalize_xof()
+        .fill(&mut out);
+    out
+}
+
+/// Plain bytes per stripe in the tests: small, so objects have several stripes.
+pub const STRIPE: u32 = 64 * 1024;
+
+/// `f` with the tests' small stripes, and segments of 4 stripes so an object spans several
+/// node sets.
+pub fn small<S>(mut f: Farm<S>) -> Farm<S> {
+    f.params = Params {
+        stripe: STRIPE,
+        ..Params::default()
+    };
+    f.segment = 4;
+    f
+}
+
+/// The whole of object `name`.
+pub async fn get<S: ShardStore + Clone>(f: &Farm<S>, name: &str, key: &StoreKey) -> Vec<u8> {
+    let mut out = Vec::new();
+    f.get(name, key, &mut out).await.expect("get");
+    out
 }

@@ -9,6 +9,9 @@ use node_init::engine::Backoff;
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[path = "node-init/join.rs"]
+mod join;
+
 #[derive(Parser)]
 #[command(
     name = "node-init",
@@ -41,6 +44,8 @@ struct Cli {
     /// First retry delay for failed workloads, in milliseconds
     #[arg(long, default_value_t = 1000)]
     retry_base_ms: u64,
+    #[command(flatten)]
+    farm: join::JoinArgs,
     /// Log format: auto (colour on a terminal), plain, color or json; default from
     /// ZOS_LOG_FORMAT, else auto. storaged and computed log plain (json if json) into their files.
     #[arg(long, value_name = "FORMAT")]
@@ -107,23 +112,38 @@ async fn main() -> anyhow::Result<()> {
             ..Backoff::default()
         },
     };
-    let shutdown = async {
+    let farm = cli.farm.config()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
         bus::daemon::shutdown_signal().await;
+        let _ = stop.send(true);
     };
-    run(cfg, shutdown, |id, socket| {
+    let mut joined = None;
+    let res = run(cfg, shutdown, |id, socket| {
         println!(
             "node ready: id {id}, api {}, export ZOS_NODE={}",
             socket.display(),
             node_dir.display()
         );
+        joined = farm.map(|f| tokio::spawn(join::run(f, socket.to_path_buf(), stopped)));
     })
     .await
-    .with_context(|| format!("node {}", node_dir.display()))
+    .with_context(|| format!("node {}", node_dir.display()));
+    if let Some(j) = joined {
+        let _ = tokio::time::timeout(Duration::from_secs(5), j).await;
+    }
+    res
 }
 
 #[cfg(test)]
 mod test {
     use super::*;
+
+    /// clap checks the flag definitions only when parsing: check them here, not in use.
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn dev_beats_zos_node_from_the_environment_not_an_explicit_node() {

@@ -7,6 +7,7 @@ mod key;
 mod logs;
 mod node;
 mod sign;
+mod store;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -43,6 +44,8 @@ enum Cmd {
     Node(node::Args),
     /// Print a container workload's output (-f to follow)
     Logs(logs::Args),
+    /// Objects in the storage farm (put, get, ls, rm, status)
+    Store(store::StoreArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -57,6 +60,7 @@ async fn main() -> std::process::ExitCode {
         Cmd::Delete(a) => delete::run(cli.node, a).await,
         Cmd::Node(a) => node::run(cli.node, a).await,
         Cmd::Logs(a) => logs::run(cli.node, a).await,
+        Cmd::Store(a) => store::run(a).await,
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -64,5 +68,15 @@ async fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks the flag definitions only when parsing: check them here, not in use.
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

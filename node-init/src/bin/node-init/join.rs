@@ -1,0 +1,76 @@
+//! `node-init --etcd URLS --farm NAME ...`: the flags that make the node join a storage farm
+//! (node_init::farm_join does the work).
+
+use anyhow::Context;
+use node_init::farm_join::FarmJoin;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(clap::Args)]
+pub struct JoinArgs {
+    /// Join the storage farm whose etcd is at these client URLs (comma separated)
+    #[arg(long, env = "ZOS_ETCD", value_delimiter = ',', requires = "farm_zdb")]
+    etcd: Vec<String>,
+    /// The farm's name
+    #[arg(long = "farm", env = "ZOS_FARM", default_value = "default")]
+    farm_name: String,
+    /// host:port of the zdb holding this node's shard namespace
+    #[arg(long, value_name = "ADDR")]
+    farm_zdb: Option<String>,
+    /// The shard namespace in that zdb
+    #[arg(long, default_value = "farm", value_name = "NS")]
+    farm_namespace: String,
+    /// Failure domain (rack, room) of this node
+    #[arg(long, value_name = "NAME")]
+    farm_group: Option<String>,
+    /// Storage offered to the farm (e.g. 500G)
+    #[arg(long, default_value = "100G", value_name = "SIZE")]
+    farm_capacity: String,
+    /// Disk classes offered (comma separated)
+    #[arg(long, value_delimiter = ',', default_value = "hdd")]
+    farm_disk_classes: Vec<String>,
+    /// Heartbeat lease TTL in seconds (the node counts as down this long after it stops)
+    #[arg(long, default_value_t = 10)]
+    farm_ttl: i64,
+}
+
+impl JoinArgs {
+    /// The farm to join, if `--etcd` was given.
+    pub fn config(&self) -> anyhow::Result<Option<FarmJoin>> {
+        if self.etcd.is_empty() {
+            return Ok(None);
+        }
+        let capacity = nodeutil::size::parse_size(&self.farm_capacity)
+            .with_context(|| format!("--farm-capacity {}", self.farm_capacity))?;
+        Ok(Some(FarmJoin {
+            etcd: self.etcd.clone(),
+            farm: self.farm_name.clone(),
+            zdb: self.farm_zdb.clone().unwrap_or_default(),
+            namespace: self.farm_namespace.clone(),
+            group: self.farm_group.clone(),
+            capacity,
+            disk_classes: self.farm_disk_classes.clone(),
+            ttl: self.farm_ttl.max(2),
+        }))
+    }
+}
+
+/// Reads the node's identity from its own API, then registers and heartbeats until `stop`.
+pub async fn run(j: FarmJoin, socket: PathBuf, stop: watch::Receiver<bool>) {
+    let api = bus::Client::new(socket);
+    let identity = loop {
+        match api
+            .call::<bus::api::node::GetIdentity>(&bus::api::Empty {})
+            .await
+        {
+            Ok(i) => break i,
+            Err(e) => tracing::warn!("farm registration: node identity: {e}"),
+        }
+        if *stop.borrow() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    node_init::farm_join::run(j, identity.node_id, identity.public_key, stop).await;
+}

@@ -1,0 +1,70 @@
+//! `zos store ls|rm|status`: what the farm holds and how its nodes are.
+
+use clap::Args;
+use farm::ops::Farm;
+use farm::ops::states::state_of_view;
+use farm::store::zdb::ZdbStore;
+
+/// Names per etcd read while listing.
+const PAGE: i64 = 500;
+
+#[derive(Args)]
+pub struct LsArgs {
+    /// Only names starting with this
+    #[arg(default_value = "")]
+    prefix: String,
+}
+
+#[derive(Args)]
+pub struct RmArgs {
+    /// Object name
+    name: String,
+}
+
+pub async fn ls(farm: &Farm<ZdbStore>, a: LsArgs) -> anyhow::Result<()> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = farm.meta.names(after.as_deref(), PAGE).await?;
+        for (name, id) in &page {
+            if !name.starts_with(&a.prefix) {
+                continue;
+            }
+            // Removed or replaced between the two reads: not listed.
+            if let Some(c) = farm.meta.object_by_id(id).await? {
+                println!("{name}\t{}\t{}\t{id}", c.meta.size, c.meta.created);
+            }
+        }
+        if (page.len() as i64) < PAGE {
+            return Ok(());
+        }
+        after = page.last().map(|(n, _)| n.clone());
+    }
+}
+
+pub async fn rm(farm: &Farm<ZdbStore>, a: RmArgs) -> anyhow::Result<()> {
+    match farm.meta.remove(&a.name).await? {
+        Some(id) => {
+            println!("removed {} ({id})", a.name);
+            Ok(())
+        }
+        None => anyhow::bail!("object {} not found", a.name),
+    }
+}
+
+pub async fn status(farm: &Farm<ZdbStore>) -> anyhow::Result<()> {
+    let nodes = farm.meta.nodes().await?;
+    println!("farm: {} nodes", nodes.len());
+    for v in &nodes {
+        let r = &v.record;
+        println!(
+            "{}\t{}\tgroup={}\tfree={}\tcapacity={}\tzdb={}",
+            r.id,
+            state_of_view(v).word(),
+            r.group.as_deref().unwrap_or("-"),
+            v.alive.as_ref().map_or(0, |a| a.free),
+            r.capacity,
+            r.zdb.first().map_or("-", |z| z.address.as_str()),
+        );
+    }
+    Ok(())
+}
