@@ -148,7 +148,7 @@ mod test {
     #[test]
     fn loading_is_told_apart_from_other_refusals() {
         let refused = |message: &str| Error::Server {
-            command: "PING".into(),
+            command: "PING",
             message: message.into(),
         };
         assert!(refused("LOADING zdb is loading its namespaces").is_loading());
