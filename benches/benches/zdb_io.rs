@@ -12,7 +12,10 @@
 #![expect(clippy::unwrap_used, reason = "a benchmark that fails stops")]
 // Submitting an entry hands the kernel raw buffer pointers; every buffer here outlives the
 // `submit_and_wait` that completes its operations.
-#![expect(unsafe_code, reason = "io_uring submissions hand the kernel raw buffer pointers")]
+#![expect(
+    unsafe_code,
+    reason = "io_uring submissions hand the kernel raw buffer pointers"
+)]
 
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
 use io_uring::{IoUring, opcode, types};

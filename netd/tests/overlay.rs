@@ -2,7 +2,11 @@
 //! running the netd binary; containers are namespaces attached through the bus API. Needs root,
 //! /dev/net/tun, ip, nft, ping and nsenter (wireguard-go and wg for the interop test): skipped
 //! otherwise, failed under CI.
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "a failed step fails the run")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed step fails the run"
+)]
 
 mod common;
 
