@@ -2,12 +2,12 @@
 //! plays the internet, running a whole dev node (node-init, storaged on loop disks, zdb,
 //! computed, netd). A user deploys, on each node, a blueprint with a `network` workload and a
 //! busybox container in it; a second version of each blueprint lists the other nodes as peers
-//! (their public keys and ports from `zos get`). The containers reach each other and the
-//! internet host through NAT, nothing outside reaches them, and deleting the deployments leaves
+//! (their public keys and ports from `zos get`). The containers reach each other (ping, TCP)
+//! and the internet host through NAT, nothing outside reaches them, and deleting the deployments leaves
 //! no namespace behind.
 //!
 //! Needs root (loop devices, mounts, namespaces), /dev/net/tun, btrfs-progs, nftables, ping,
-//! busybox-static and the binaries (`cargo build --workspace --bins`); skipped otherwise,
+//! iperf3, busybox-static and the binaries (`cargo build --workspace --bins`); skipped otherwise,
 //! failed under CI.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -53,12 +53,37 @@ fn require() -> bool {
         "mkfs.btrfs",
         "btrfs",
         "losetup",
+        "iperf3",
     ] {
         if !nodeutil::skip::has_tool(t) {
             missing.push(format!("{t} (scripts/deps.sh)"));
         }
     }
     nodeutil::skip::unless(missing.is_empty(), &missing.join(", "))
+}
+
+/// TCP from namespace `from` to an iperf3 server started for it in `to_ns` at `to`: 1 MiB.
+fn tcp(from: &str, to_ns: &str, to: Ipv4Addr) -> bool {
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", to_ns, "iperf3", "-s", "-1", "-p", "5301"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let mut ok = false;
+    while !ok && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+        ok = Command::new("ip")
+            .args(["netns", "exec", from, "iperf3", "-c", &to.to_string()])
+            .args(["-p", "5301", "-n", "1M"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    ok
 }
 
 /// `zos ARGS` against the dev node in `node`, which must succeed and print JSON.
@@ -192,6 +217,7 @@ fn containers_on_three_dev_nodes_share_a_blueprint_network() {
                     ping_until(from, *to, Duration::from_secs(5)).is_some(),
                     "container {a} -> container {b}"
                 );
+                assert!(tcp(from, &members[b].0, *to), "tcp {a} -> {b}");
             }
         }
         assert!(ping(from, INTERNET_HOST, 2000), "container {a} -> internet");
