@@ -160,4 +160,17 @@ mod test {
         assert!(got(p("/d"), p("/n"), true).is_err_and(|e| e.contains("not both")));
         assert!(got(None, None, false).is_err());
     }
+
+    #[test]
+    fn dev_nodes_get_their_own_netns_prefix() {
+        let p = |d: &str, dev| netns_prefix(std::path::Path::new(d), dev);
+        assert_eq!(p("/var/node", false), "n-");
+        let (a, b) = (p("/tmp/a", true), p("/tmp/b", true));
+        assert_ne!(a, b);
+        assert_eq!(a, p("/tmp/a", true));
+        assert!(
+            a.len() == 10 && a.starts_with('n') && a.ends_with('-'),
+            "{a}"
+        );
+    }
 }
