@@ -222,6 +222,15 @@ fn containers_on_three_dev_nodes_share_a_blueprint_network() {
         }
         assert!(ping(from, INTERNET_HOST, 2000), "container {a} -> internet");
     }
+    // zos get shows the peers' live state: node 0 applied its peers before they knew it, so
+    // only a live view has handshakes and bytes
+    let v = zos_json(&nodes[0], &["get", "mesh0", "--json"]);
+    for p in net(&v)["peers"].as_array().unwrap() {
+        assert!(p["last_handshake_secs"].is_u64(), "{v}");
+        assert!(p["rx_bytes"].as_u64().unwrap() > 0, "{v}");
+        assert!(p["tx_bytes"].as_u64().unwrap() > 0, "{v}");
+    }
+
     // an outsider that routes the network's range to a node still reaches no container
     lab.internet_route("10.50.0.0/16", lab.nodes[0].addr);
     for (_, addr) in &members {

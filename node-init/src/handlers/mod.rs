@@ -64,6 +64,10 @@ pub trait TypedHandler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Value, HandlerError>> + Send;
     /// Removes it; absent is success.
     fn remove(&self, ctx: &WorkloadCtx) -> impl Future<Output = Result<(), HandlerError>> + Send;
+    /// Live outputs for `get` (see [`WorkloadHandler::status`]); none by default.
+    fn status(&self, _ctx: &WorkloadCtx) -> impl Future<Output = Option<Value>> + Send {
+        async { None }
+    }
 }
 
 /// A [`TypedHandler`] as the engine sees it.
@@ -90,6 +94,10 @@ impl<H: TypedHandler> WorkloadHandler for Typed<H> {
         _wl: &'a Workload,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(self.0.remove(ctx))
+    }
+
+    fn status<'a>(&'a self, ctx: &'a WorkloadCtx) -> BoxFuture<'a, Option<Value>> {
+        Box::pin(self.0.status(ctx))
     }
 }
 

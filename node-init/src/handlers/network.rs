@@ -7,7 +7,7 @@ use crate::blueprint::{NetworkPeer, NetworkSpec, WorkloadSpec};
 use crate::engine::{HandlerError, WorkloadCtx};
 use bus::api::network::{
     self, ApplyNetwork, AttachNetwork, AttachRequest, Attachment, DeleteNetwork, DetachNetwork,
-    DetachRequest, ListNetworks, NetworkId, NetworkState, PeerSpec,
+    DetachRequest, GetNetwork, ListNetworks, Network, NetworkId, NetworkState, PeerSpec,
 };
 use bus::api::node::Workload;
 use serde_json::{Value, json};
@@ -70,6 +70,23 @@ pub fn netd_spec(id: String, spec: NetworkSpec) -> network::NetworkSpec {
     }
 }
 
+/// How long `get` waits for netd's live view before showing the recorded result.
+const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What peers need (public key, port, endpoints) and the peers' state (last handshake, bytes).
+fn result(n: &Network) -> Value {
+    json!({
+        "id": n.id,
+        "public_key": n.public_key,
+        "listen_port": n.listen_port,
+        "endpoints": n.endpoints,
+        "netns": n.netns,
+        "ip_range": n.ip_range,
+        "subnet": n.subnet,
+        "peers": n.peers,
+    })
+}
+
 impl TypedHandler for NetworkHandler {
     const KIND: &'static str = "network";
     type Spec = NetworkSpec;
@@ -94,17 +111,18 @@ impl TypedHandler for NetworkHandler {
         if n.state == NetworkState::Failed {
             return Err(HandlerError(format!("network failed: {}", n.message)));
         }
-        // what peers need (public key, port, endpoints) and the peers' state at this apply
-        Ok(json!({
-            "id": n.id,
-            "public_key": n.public_key,
-            "listen_port": n.listen_port,
-            "endpoints": n.endpoints,
-            "netns": n.netns,
-            "ip_range": n.ip_range,
-            "subnet": n.subnet,
-            "peers": n.peers,
-        }))
+        Ok(result(&n))
+    }
+
+    async fn status(&self, ctx: &WorkloadCtx) -> Option<Value> {
+        let req = NetworkId {
+            id: network_id(ctx),
+        };
+        let n = tokio::time::timeout(STATUS_TIMEOUT, self.0.call::<GetNetwork>(&req)).await;
+        match n {
+            Ok(Ok(n)) => Some(result(&n)),
+            _ => None,
+        }
     }
 
     async fn remove(&self, ctx: &WorkloadCtx) -> Result<(), HandlerError> {
