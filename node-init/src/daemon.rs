@@ -11,10 +11,12 @@
 //! <node>/storaged.log          log of the storaged node-init started
 //! <node>/computed/             computed's root (containers, pinned flists, block cache)
 //! <node>/computed.log          log of the computed node-init started
+//! <node>/netd/                 netd's state (networks and their private keys)
+//! <node>/netd.log              log of the netd node-init started
 //! ```
 
 use crate::engine::{Backoff, Engine, EngineError};
-use crate::handlers::{NodeCapacity, node_handlers};
+use crate::handlers::{Daemons, NodeCapacity, node_handlers};
 use crate::identity::{IDENTITY_IN_POOL, IdentityError, NodeIdentity};
 use bus::api::health::HealthStatus;
 use bus::api::storage::ListDisks;
@@ -75,7 +77,14 @@ pub struct Config {
     pub start_computed: bool,
     /// computed binary.
     pub computed_bin: PathBuf,
-    /// How long to wait for storaged's (and computed's) health.
+    /// Start netd as a child (dev mode), unless one already answers on its socket.
+    pub start_netd: bool,
+    /// netd binary.
+    pub netd_bin: PathBuf,
+    /// Prefix of the network namespaces of the netd it starts (several dev nodes share a
+    /// machine's `/run/netns`).
+    pub netd_netns_prefix: String,
+    /// How long to wait for storaged's (and computed's, netd's) health.
     pub storaged_timeout: Duration,
     /// Retry timing.
     pub backoff: Backoff,
@@ -142,6 +151,12 @@ pub async fn run(
         children
             .extend(start_service(&cfg, "computed", &cfg.computed_bin, &args, &computed).await?);
     }
+    // netd's bus calls (a network apply sets up namespaces and links) get a longer timeout
+    let netd = bus::Client::new(bus::service_socket(&run_dir, "netd"))
+        .call_timeout(Duration::from_secs(60));
+    if cfg.start_netd {
+        children.extend(start_netd(&cfg, &netd).await?);
+    }
     // then the key goes to every pool storaged reports
     let copies = pool_copies(&storaged).await;
     identity.spread(&primary, &copies)?;
@@ -150,7 +165,11 @@ pub async fn run(
     let mut server = bus::Server::new(SERVICE);
     let engine = Engine::start(
         &cfg.node_dir.join("state"),
-        node_handlers(&storaged, &computed),
+        node_handlers(&Daemons {
+            storaged: storaged.clone(),
+            computed: computed.clone(),
+            netd,
+        }),
         Arc::new(NodeCapacity {
             storaged: storaged.clone(),
             computed: computed.clone(),
@@ -234,6 +253,22 @@ async fn start_storaged(
         cfg.run_dir().into_os_string(),
     ];
     start_service(cfg, "storaged", &cfg.storaged_bin, &args, client).await
+}
+
+/// Starts netd (`netd --state <node>/netd --run <node>/run --netns-prefix P`) unless one
+/// already answers.
+async fn start_netd(cfg: &Config, client: &bus::Client) -> Result<Option<Child>, DaemonError> {
+    let state = cfg.node_dir.join("netd");
+    folder(&state)?;
+    let args = [
+        "--state".into(),
+        state.into_os_string(),
+        "--run".into(),
+        cfg.run_dir().into_os_string(),
+        "--netns-prefix".into(),
+        cfg.netd_netns_prefix.clone().into(),
+    ];
+    start_service(cfg, "netd", &cfg.netd_bin, &args, client).await
 }
 
 /// Starts `bin args` (log in `<node>/<service>.log`) unless the service already answers, then

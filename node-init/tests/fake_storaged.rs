@@ -108,6 +108,9 @@ async fn deploy_get_delete_through_zos() {
         storaged_bin: "storaged".into(),
         start_computed: false,
         computed_bin: "computed".into(),
+        start_netd: false,
+        netd_bin: "netd".into(),
+        netd_netns_prefix: "n-".into(),
         storaged_timeout: Duration::from_secs(5),
         backoff: Backoff {
             base: Duration::from_millis(50),

@@ -4,8 +4,9 @@
 //! (a dev node, netd) inside that namespace. Only addresses the lab makes are used, inside
 //! namespaces it makes. On drop it stops every process it started or that names its folder,
 //! unmounts what is mounted under the folder, detaches the loop devices backed by files there
-//! and deletes its namespaces, also when the test fails. Helpers drive netd on the nodes
-//! ([`Lab::mesh`], [`Lab::attach`]) until node-init does it from blueprints.
+//! and deletes its namespaces, also when the test fails (dev nodes are first removed with
+//! `node-init --dev DIR --destroy`). Helpers drive a netd of the lab's own on the nodes
+//! ([`Lab::mesh`], [`Lab::attach`]) for netd's tests; dev nodes run theirs for blueprints.
 #![expect(clippy::unwrap_used, reason = "a failed step fails the run")]
 
 use bus::api::network::{
@@ -202,15 +203,24 @@ impl Lab {
         pid
     }
 
-    /// Starts a dev node (`node-init --dev <node dir>/node`) in node `i` and waits until it
-    /// prints `node ready`; returns its folder (`ZOS_NODE`).
+    /// Starts a dev node (`node-init --dev <node dir>/node`, with its netd) in node `i` and
+    /// waits until it prints `node ready`; returns its folder (`ZOS_NODE`). Its netd's
+    /// namespaces are `<node ns>-n-<id>`, so the lab's teardown finds them.
     pub fn start_dev_node(&mut self, i: usize, within: Duration) -> PathBuf {
         let dir = self.nodes[i].dir.join("node");
         let d = dir.to_str().unwrap().to_string();
+        let prefix = self.netd_prefix(i);
         self.spawn(
             i,
             &bin("node-init"),
-            &["--dev", &d, "--retry-base-ms", "200"],
+            &[
+                "--dev",
+                &d,
+                "--retry-base-ms",
+                "200",
+                "--netd-netns-prefix",
+                &prefix,
+            ],
             "node-init.log",
         );
         let log = self.nodes[i].dir.join("node-init.log");
@@ -415,6 +425,20 @@ impl Lab {
     }
 
     fn teardown(&mut self) {
+        // dev nodes first, as a user removes one: their containers and networks go through
+        // computed and netd while those still run
+        for n in &self.nodes {
+            let node = n.dir.join("node");
+            if node.exists() {
+                let _ = Command::new(bin_dir().join("node-init"))
+                    .arg("--dev")
+                    .arg(&node)
+                    .arg("--destroy")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
         for signal in ["-TERM", "-KILL"] {
             let mut pids: Vec<u32> = self.children.iter().map(Child::id).collect();
             pids.extend(self.pids());

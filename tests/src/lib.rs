@@ -319,3 +319,44 @@ pub fn redis(addr: &str, port: u64, script: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// A busybox root filesystem (`/bin/busybox` and a few applets) packed with `flist pack` into
+/// an flist in a dir store under `dir`; returns (flist, identity).
+pub fn busybox_flist(dir: &Path) -> (PathBuf, String) {
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("bin")).expect("busybox flist");
+    std::fs::copy("/bin/busybox", tree.join("bin/busybox")).expect("busybox flist");
+    for a in ["sh", "echo", "cat", "hostname", "sleep", "ls"] {
+        std::os::unix::fs::symlink("busybox", tree.join("bin").join(a)).expect("busybox flist");
+    }
+    for d in ["proc", "dev", "sys", "tmp", "etc", "data"] {
+        std::fs::create_dir_all(tree.join(d)).expect("busybox flist");
+    }
+    let flist = dir.join("busybox.flist");
+    let store = dir.join("store");
+    let out = Command::new(bin("flist"))
+        .args(["pack", "--quiet", "--store"])
+        .arg(format!("dir://{}", store.display()))
+        .arg("-o")
+        .arg(&flist)
+        .arg(&tree)
+        .output()
+        .expect("busybox flist");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(bin("flist"))
+        .arg("inspect")
+        .arg(&flist)
+        .output()
+        .expect("busybox flist");
+    let identity = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("identity: "))
+        .expect("busybox flist")
+        .trim()
+        .to_string();
+    (flist, identity)
+}

@@ -5,49 +5,8 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
-use tests::{Node, World, bin, repo, require};
-
-/// A busybox root filesystem packed into an flist in a dir store; returns (flist, identity).
-fn busybox_flist(dir: &Path) -> (PathBuf, String) {
-    let tree = dir.join("tree");
-    std::fs::create_dir_all(tree.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", tree.join("bin/busybox")).unwrap();
-    for a in ["sh", "echo", "cat", "hostname", "sleep", "ls"] {
-        std::os::unix::fs::symlink("busybox", tree.join("bin").join(a)).unwrap();
-    }
-    for d in ["proc", "dev", "sys", "tmp", "etc", "data"] {
-        std::fs::create_dir_all(tree.join(d)).unwrap();
-    }
-    let flist = dir.join("busybox.flist");
-    let store = dir.join("store");
-    let out = Command::new(bin("flist"))
-        .args(["pack", "--quiet", "--store"])
-        .arg(format!("dir://{}", store.display()))
-        .arg("-o")
-        .arg(&flist)
-        .arg(&tree)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = Command::new(bin("flist"))
-        .arg("inspect")
-        .arg(&flist)
-        .output()
-        .unwrap();
-    let identity = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("identity: "))
-        .unwrap()
-        .trim()
-        .to_string();
-    (flist, identity)
-}
+use tests::{Node, World, busybox_flist, repo, require};
 
 fn container_blueprint(owner: &str, flist: &Path, identity: &str, memory: u64) -> String {
     let text = std::fs::read_to_string(repo().join("examples/blueprints/container.json")).unwrap();

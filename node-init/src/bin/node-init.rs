@@ -29,7 +29,7 @@ struct Cli {
     /// Node folder (production)
     #[arg(long, env = "ZOS_NODE", value_name = "DIR")]
     node: Option<PathBuf>,
-    /// Also start storaged and computed as children (implied by --dev)
+    /// Also start storaged, computed and netd as children (implied by --dev)
     #[arg(long)]
     start_storaged: bool,
     /// storaged binary (default: next to node-init, else from PATH)
@@ -38,6 +38,13 @@ struct Cli {
     /// computed binary (default: next to node-init, else from PATH)
     #[arg(long)]
     computed_bin: Option<PathBuf>,
+    /// netd binary (default: next to node-init, else from PATH)
+    #[arg(long)]
+    netd_bin: Option<PathBuf>,
+    /// Prefix of the network namespaces of the netd node-init starts (default `n-`; a dev
+    /// node's: `n<hash of DIR>-`, so dev nodes sharing a machine do not collide)
+    #[arg(long, value_name = "PREFIX")]
+    netd_netns_prefix: Option<String>,
     /// Seconds to wait for storaged to become healthy
     #[arg(long, default_value_t = 120)]
     storaged_timeout: u64,
@@ -70,6 +77,15 @@ fn node_dir(
     }
 }
 
+/// `n-`, or for a dev node `n<8 hex of its folder's hash>-`.
+fn netns_prefix(node_dir: &std::path::Path, dev: bool) -> String {
+    if !dev {
+        return "n-".into();
+    }
+    let h = blake3::hash(node_dir.as_os_str().as_encoded_bytes()).to_hex();
+    format!("n{}-", &h.as_str()[..8])
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let matches = Cli::command().get_matches();
@@ -84,10 +100,11 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("destroying dev node {}", node_dir.display()))?;
         let r = &done.released;
         println!(
-            "destroyed dev node {}: {} containers deleted, {} processes stopped, {} mounts \
-             unmounted, {} loop devices detached{}",
+            "destroyed dev node {}: {} containers deleted, {} networks deleted, {} processes \
+             stopped, {} mounts unmounted, {} loop devices detached{}",
             node_dir.display(),
             done.containers.len(),
+            done.networks.len(),
             r.processes.len(),
             r.unmounted.len(),
             r.detached.len(),
@@ -106,6 +123,11 @@ async fn main() -> anyhow::Result<()> {
         storaged_bin: cli.storaged_bin.unwrap_or_else(|| default_bin("storaged")),
         start_computed: dev || cli.start_storaged,
         computed_bin: cli.computed_bin.unwrap_or_else(|| default_bin("computed")),
+        start_netd: dev || cli.start_storaged,
+        netd_bin: cli.netd_bin.unwrap_or_else(|| default_bin("netd")),
+        netd_netns_prefix: cli
+            .netd_netns_prefix
+            .unwrap_or_else(|| netns_prefix(&node_dir, dev)),
         storaged_timeout: Duration::from_secs(cli.storaged_timeout),
         backoff: Backoff {
             base: Duration::from_millis(cli.retry_base_ms),
@@ -157,5 +179,18 @@ mod test {
         assert_eq!(got(None, p("/n"), true), Ok((PathBuf::from("/n"), false)));
         assert!(got(p("/d"), p("/n"), true).is_err_and(|e| e.contains("not both")));
         assert!(got(None, None, false).is_err());
+    }
+
+    #[test]
+    fn dev_nodes_get_their_own_netns_prefix() {
+        let p = |d: &str, dev| netns_prefix(std::path::Path::new(d), dev);
+        assert_eq!(p("/var/node", false), "n-");
+        let (a, b) = (p("/tmp/a", true), p("/tmp/b", true));
+        assert_ne!(a, b);
+        assert_eq!(a, p("/tmp/a", true));
+        assert!(
+            a.len() == 10 && a.starts_with('n') && a.ends_with('-'),
+            "{a}"
+        );
     }
 }

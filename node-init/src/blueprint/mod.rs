@@ -7,10 +7,12 @@
 //! * Signature: ed25519 over the 32 hash bytes, by a key of `signers`.
 //! * Everything here is pure: it decides, the engine acts.
 
+mod network;
 mod spec;
 mod validate;
 mod verify;
 
+pub use network::{NetworkPeer, NetworkSpec};
 pub use spec::{ContainerMount, ContainerSpec, Pool, VolumeSpec, WorkloadSpec, ZdbSpec};
 pub use validate::{validate_deployment, validate_update};
 pub use verify::{check_create, check_delete, check_update, signed_weight};

@@ -2,6 +2,7 @@
 //! update, the capacity it needs and its place in the dependency order.
 
 use super::BlueprintError;
+use super::network::{NetworkSpec, check_network, check_network_update};
 use bus::api::Secret;
 use bus::api::compute::RestartPolicy;
 use bus::api::node::Workload;
@@ -92,6 +93,13 @@ pub struct ContainerSpec {
     /// Restart policy.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// Name of a `network` workload of this deployment: the container gets an interface in it
+    /// (an address in the node's subnet, default route via `.1`); none = loopback only.
+    #[serde(default)]
+    pub network: Option<String>,
+    /// Its address in the node's subnet (default: the next free one); needs `network`.
+    #[serde(default)]
+    pub address: Option<std::net::Ipv4Addr>,
 }
 
 /// Where a workload's bytes come from, for the capacity check.
@@ -114,10 +122,12 @@ pub enum WorkloadSpec {
     Volume(VolumeSpec),
     /// `container`.
     Container(ContainerSpec),
+    /// `network`.
+    Network(NetworkSpec),
 }
 
 /// Known workload types.
-pub const KINDS: &[&str] = &["zdb", "volume", "container"];
+pub const KINDS: &[&str] = &["zdb", "volume", "container", "network"];
 
 impl WorkloadSpec {
     /// Parses and checks the data of `wl`.
@@ -138,6 +148,12 @@ impl WorkloadSpec {
                     serde_json::from_value(wl.data.clone()).map_err(|e| invalid(e.to_string()))?;
                 check_container(&c).map_err(invalid)?;
                 WorkloadSpec::Container(c)
+            }
+            "network" => {
+                let n: NetworkSpec =
+                    serde_json::from_value(wl.data.clone()).map_err(|e| invalid(e.to_string()))?;
+                check_network(&n).map_err(invalid)?;
+                return Ok(WorkloadSpec::Network(n));
             }
             other => {
                 return Err(invalid(format!(
@@ -170,6 +186,7 @@ impl WorkloadSpec {
             WorkloadSpec::Zdb(z) => z.size,
             WorkloadSpec::Volume(v) => v.size,
             WorkloadSpec::Container(c) => c.rootfs_size,
+            WorkloadSpec::Network(_) => 0,
         }
     }
 
@@ -181,15 +198,17 @@ impl WorkloadSpec {
         }
     }
 
-    /// Which capacity it draws on.
+    /// Which capacity it draws on (a network takes no bytes: [`Self::size`] is 0).
     pub fn pool(&self) -> Pool {
         match self {
             WorkloadSpec::Zdb(_) => Pool::Zdb,
-            WorkloadSpec::Volume(_) | WorkloadSpec::Container(_) => Pool::Volume,
+            WorkloadSpec::Volume(_) | WorkloadSpec::Container(_) | WorkloadSpec::Network(_) => {
+                Pool::Volume
+            }
         }
     }
 
-    /// Dependency rank: lower ranks are installed first and removed last (storage 0, later
+    /// Dependency rank: lower ranks are installed first and removed last (storage 0,
     /// network 1, containers 2).
     pub fn rank(kind: &str) -> u8 {
         match kind {
@@ -209,6 +228,10 @@ impl WorkloadSpec {
             (WorkloadSpec::Zdb(n), WorkloadSpec::Zdb(o)) if n.mode != o.mode => Err(refuse(
                 "the mode of a zdb namespace is fixed at creation".into(),
             )),
+            (WorkloadSpec::Network(n), WorkloadSpec::Network(o)) => {
+                check_network_update(n, o).map_err(refuse)?;
+                Ok(0)
+            }
             _ if self.size() < old.size() => Err(refuse(format!(
                 "size cannot shrink ({} -> {} bytes)",
                 old.size(),
@@ -235,6 +258,9 @@ fn check_container(c: &ContainerSpec) -> Result<(), String> {
     }
     if c.memory < MIN_MEMORY {
         return Err(format!("memory must be at least {MIN_MEMORY} bytes"));
+    }
+    if c.address.is_some() && c.network.is_none() {
+        return Err("address needs a network".into());
     }
     for m in &c.mounts {
         if !m.path.starts_with('/') || m.path == "/" || m.path.split('/').any(|p| p == "..") {

@@ -1,6 +1,7 @@
 //! Static validation of a deployment and of an update, before any action.
 
 use super::BlueprintError;
+use super::network::check_address;
 use super::spec::{Pool, WorkloadSpec};
 use crate::keys::parse_public;
 use bus::api::node::{Deployment, Signers};
@@ -114,6 +115,26 @@ pub fn validate_deployment(d: &Deployment) -> Result<Vec<WorkloadSpec>, Blueprin
         specs.push(WorkloadSpec::parse(wl)?);
     }
     for (wl, spec) in d.workloads.iter().zip(&specs) {
+        if let WorkloadSpec::Container(c) = spec
+            && let Some(net) = &c.network
+        {
+            let invalid = |reason: String| BlueprintError::InvalidWorkload {
+                name: wl.name.clone(),
+                reason,
+            };
+            let named = d.workloads.iter().zip(&specs).find_map(|(w, s)| match s {
+                WorkloadSpec::Network(n) if w.name == *net => Some(n),
+                _ => None,
+            });
+            let n = named.ok_or_else(|| {
+                invalid(format!(
+                    "network {net:?} names no network of this deployment"
+                ))
+            })?;
+            if let Some(a) = c.address {
+                check_address(a, n).map_err(invalid)?;
+            }
+        }
         if let WorkloadSpec::Container(c) = spec {
             for m in &c.mounts {
                 let is_volume = d

@@ -1,12 +1,14 @@
 //! `node-init --dev DIR --destroy`: removes a dev node and everything it runs or holds. Its
 //! containers are deleted through computed when it answers (that also stops their entrypoints
-//! and releases their network namespaces and cgroups); then every process naming DIR is
+//! and releases their network namespaces and cgroups), then its networks through netd (their
+//! namespaces, links and packet filter tables); then every process naming DIR is
 //! stopped (node-init, storaged, zdb, computed, shims, flist mounts), everything mounted below
 //! DIR is unmounted (pools, overlays, flist mounts), the loop devices of `DIR/disks/*.img` are
 //! detached and DIR is removed. Running it again, or on a DIR already gone, is fine.
 
 use bus::api::Empty;
 use bus::api::compute::{DeleteContainer, ListContainers, Name};
+use bus::api::network::{DeleteNetwork, ListNetworks, NetworkId};
 use nodeutil::teardown::{Released, TeardownError, release};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +18,8 @@ use std::time::Duration;
 pub struct Destroyed {
     /// Containers deleted through computed.
     pub containers: Vec<String>,
+    /// Networks deleted through netd.
+    pub networks: Vec<String>,
     /// Processes stopped, mounts unmounted, loop devices detached.
     pub released: Released,
     /// Whether DIR existed and was removed.
@@ -59,6 +63,7 @@ pub async fn destroy(dir: &Path) -> Result<Destroyed, DestroyError> {
         return Err(DestroyError::NotADevNode(dir.to_path_buf()));
     }
     let containers = delete_containers(&dir.join("run")).await;
+    let networks = delete_networks(&dir.join("run")).await;
     let dir_owned = dir.to_path_buf();
     let released = tokio::task::spawn_blocking(move || release(&dir_owned, GRACE))
         .await
@@ -74,6 +79,7 @@ pub async fn destroy(dir: &Path) -> Result<Destroyed, DestroyError> {
     }
     Ok(Destroyed {
         containers,
+        networks,
         released,
         removed: exists,
     })
@@ -98,6 +104,27 @@ async fn delete_containers(run_dir: &Path) -> Vec<String> {
         {
             Ok(_) => deleted.push(c.name),
             Err(e) => tracing::warn!(container = %c.name, error = %e, "cannot delete container"),
+        }
+    }
+    deleted
+}
+
+/// Deletes every network of the node's netd, if it answers; failures are logged.
+async fn delete_networks(run_dir: &Path) -> Vec<String> {
+    let netd = bus::Client::new(bus::service_socket(run_dir, "netd"))
+        .connect_timeout(Duration::from_secs(2))
+        .call_timeout(Duration::from_secs(60));
+    let Ok(list) = netd.call::<ListNetworks>(&Empty {}).await else {
+        return Vec::new();
+    };
+    let mut deleted = Vec::new();
+    for n in list.networks {
+        match netd
+            .call::<DeleteNetwork>(&NetworkId { id: n.id.clone() })
+            .await
+        {
+            Ok(_) => deleted.push(n.id),
+            Err(e) => tracing::warn!(network = %n.id, error = %e, "cannot delete network"),
         }
     }
     deleted

@@ -56,6 +56,11 @@ pub trait WorkloadHandler: Send + Sync {
         ctx: &'a WorkloadCtx,
         wl: &'a Workload,
     ) -> BoxFuture<'a, Result<(), HandlerError>>;
+    /// Outputs that change without an apply (a network's peers: handshakes, bytes), shown by
+    /// `get` in place of the recorded ones; `None` keeps those. Must answer quickly.
+    fn status<'a>(&'a self, _ctx: &'a WorkloadCtx) -> BoxFuture<'a, Option<Value>> {
+        Box::pin(async { None })
+    }
 }
 
 /// Reports free capacity (storaged and computed in production).

@@ -4,7 +4,7 @@ use super::store::Record;
 use super::{Engine, EngineError};
 use crate::blueprint::redacted;
 use bus::api::node::{
-    DeploymentList, DeploymentSummary, DeploymentView, ListRequest, WorkloadState,
+    DeploymentList, DeploymentState, DeploymentSummary, DeploymentView, ListRequest, WorkloadState,
 };
 
 pub(crate) fn valid_id(id: &str) -> bool {
@@ -57,11 +57,44 @@ impl Engine {
                 }
             }
         };
-        self.inner
+        let mut view = self
+            .inner
             .store
             .load(&owner, id)?
             .map(|r| view_of(&r))
-            .ok_or_else(|| EngineError::NotFound(id.to_string()))
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
+        self.live(&mut view).await;
+        Ok(view)
+    }
+
+    /// Replaces the recorded outputs of applied workloads of an active deployment by their
+    /// handler's live ones, where it has some ([`super::WorkloadHandler::status`]).
+    async fn live(&self, view: &mut DeploymentView) {
+        if view.state != DeploymentState::Active {
+            return;
+        }
+        let Some(d) = view.deployment.as_mut() else {
+            return;
+        };
+        for wl in &mut d.workloads {
+            let Some(r) = wl.result.as_mut() else {
+                continue;
+            };
+            let Some(h) = self.inner.handlers.get(&wl.kind) else {
+                continue;
+            };
+            if r.state != WorkloadState::Ok || r.version != wl.version {
+                continue;
+            }
+            let ctx = super::WorkloadCtx {
+                owner: view.owner.clone(),
+                deployment: view.id.clone(),
+                name: wl.name.clone(),
+            };
+            if let Some(data) = h.status(&ctx).await {
+                r.data = data;
+            }
+        }
     }
 
     /// All deployments (tombstones only when asked).

@@ -1,21 +1,49 @@
 //! `container` workloads: a volume from storaged for the writable layer (`<name>-rootfs`), the
-//! deployment's volumes as mounts, and the container itself from computed.
+//! deployment's volumes as mounts, the container itself from computed, and, when it names a
+//! network, its namespace attached to that network by netd once computed made it.
 
 use super::TypedHandler;
+use super::network::{attach_only, network_id};
 use crate::blueprint::{ContainerSpec, WorkloadSpec};
 use crate::engine::{HandlerError, WorkloadCtx};
-use bus::api::compute::{self, ContainerState, CreateContainer, DeleteContainer};
+use bus::ErrorCode;
+use bus::api::compute::{self, ContainerState, CreateContainer, DeleteContainer, GetContainer};
+use bus::api::network::Attachment;
 use bus::api::node::Workload;
 use bus::api::storage::{CreateVolume, DeleteVolume, GetVolume, Name, VolumeCreate};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
-/// Talks to storaged and computed.
+/// Talks to storaged, computed and netd.
 pub struct ContainerHandler {
     /// storaged.
     pub storaged: bus::Client,
     /// computed.
     pub computed: bus::Client,
+    /// netd.
+    pub netd: bus::Client,
+}
+
+/// Attaches namespace `netns` to the network workload `network` of the deployment (detaching
+/// it from any other); with none, detaches it from every network. A node without netd has no
+/// attachments, so none needs no netd.
+async fn converge_network(
+    netd: &bus::Client,
+    ctx: &WorkloadCtx,
+    netns: &str,
+    network: Option<&str>,
+    address: Option<std::net::Ipv4Addr>,
+) -> Result<Option<Attachment>, HandlerError> {
+    let id = network.map(|n| {
+        network_id(&WorkloadCtx {
+            name: n.to_string(),
+            ..ctx.clone()
+        })
+    });
+    match attach_only(netd, netns, id.as_deref(), address).await {
+        Err(e) if id.is_none() && e.is_unreachable() => Ok(None),
+        r => Ok(r?),
+    }
 }
 
 /// Name of the writable-layer volume; workload names have no `-`, so it cannot collide with
@@ -51,6 +79,8 @@ pub fn compute_spec(
         rootfs_size: _,
         mounts: _,
         restart,
+        network: _,
+        address: _,
     } = spec;
     compute::ContainerSpec {
         name,
@@ -114,11 +144,14 @@ impl TypedHandler for ContainerHandler {
                 readonly: m.readonly,
             });
         }
+        let (network, address) = (spec.network.clone(), spec.address);
         let req = compute_spec(spec, ctx.global_name(), &wl.name, rw.path.clone(), mounts);
         let c = self.computed.call::<CreateContainer>(&req).await?;
         if c.state == ContainerState::Failed {
             return Err(HandlerError(format!("container failed: {}", c.message)));
         }
+        let attachment =
+            converge_network(&self.netd, ctx, &c.netns, network.as_deref(), address).await?;
         Ok(json!({
             "state": c.state,
             "pid": c.pid,
@@ -129,10 +162,26 @@ impl TypedHandler for ContainerHandler {
             "rootfs_volume": rw.name,
             "rw": rw.path,
             "timings": c.timings,
+            "network": attachment.map(|a| json!({
+                "address": a.address,
+                "gateway": a.gateway,
+                "interface": a.interface,
+            })),
         }))
     }
 
     async fn remove(&self, ctx: &WorkloadCtx) -> Result<(), HandlerError> {
+        let name = compute::Name {
+            name: ctx.global_name(),
+        };
+        // detach first: a retry still finds the namespace's name with the container
+        match self.computed.call::<GetContainer>(&name).await {
+            Ok(c) => {
+                converge_network(&self.netd, ctx, &c.netns, None, None).await?;
+            }
+            Err(e) if e.remote().is_some_and(|r| r.code == ErrorCode::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
         self.computed
             .call::<DeleteContainer>(&compute::Name {
                 name: ctx.global_name(),

@@ -1,12 +1,14 @@
-//! Production workload handlers: they ask storaged (and computed) over the bus. One file per
+//! Production workload handlers: they ask storaged, computed and netd over the bus. One file per
 //! workload type, each a [`TypedHandler`] over its parsed spec; [`Typed`] turns one into the
 //! engine's [`WorkloadHandler`] (parse, type check, boxing), written once here.
 
 mod container;
+mod network;
 mod volume;
 mod zdb;
 
 pub use container::{ContainerHandler, compute_spec};
+pub use network::{NetworkHandler, attach_only, netd_spec, network_id};
 pub use volume::VolumeHandler;
 pub use zdb::ZdbHandler;
 
@@ -62,6 +64,10 @@ pub trait TypedHandler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Value, HandlerError>> + Send;
     /// Removes it; absent is success.
     fn remove(&self, ctx: &WorkloadCtx) -> impl Future<Output = Result<(), HandlerError>> + Send;
+    /// Live outputs for `get` (see [`WorkloadHandler::status`]); none by default.
+    fn status(&self, _ctx: &WorkloadCtx) -> impl Future<Output = Option<Value>> + Send {
+        async { None }
+    }
 }
 
 /// A [`TypedHandler`] as the engine sees it.
@@ -89,23 +95,36 @@ impl<H: TypedHandler> WorkloadHandler for Typed<H> {
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(self.0.remove(ctx))
     }
+
+    fn status<'a>(&'a self, ctx: &'a WorkloadCtx) -> BoxFuture<'a, Option<Value>> {
+        Box::pin(self.0.status(ctx))
+    }
 }
 
 fn typed<H: TypedHandler>(h: H) -> (String, Arc<dyn WorkloadHandler>) {
     (H::KIND.to_string(), Arc::new(Typed(h)))
 }
 
-/// The handlers of every known workload type, backed by storaged and computed.
-pub fn node_handlers(
-    storaged: &bus::Client,
-    computed: &bus::Client,
-) -> HashMap<String, Arc<dyn WorkloadHandler>> {
+/// The daemons the handlers ask.
+pub struct Daemons {
+    /// storaged.
+    pub storaged: bus::Client,
+    /// computed.
+    pub computed: bus::Client,
+    /// netd.
+    pub netd: bus::Client,
+}
+
+/// The handlers of every known workload type, backed by storaged, computed and netd.
+pub fn node_handlers(d: &Daemons) -> HashMap<String, Arc<dyn WorkloadHandler>> {
     HashMap::from([
-        typed(ZdbHandler(storaged.clone())),
-        typed(VolumeHandler(storaged.clone())),
+        typed(ZdbHandler(d.storaged.clone())),
+        typed(VolumeHandler(d.storaged.clone())),
         typed(ContainerHandler {
-            storaged: storaged.clone(),
-            computed: computed.clone(),
+            storaged: d.storaged.clone(),
+            computed: d.computed.clone(),
+            netd: d.netd.clone(),
         }),
+        typed(NetworkHandler(d.netd.clone())),
     ])
 }
