@@ -16,13 +16,13 @@ if not rows:
     sys.exit("no rows in " + src)
 W, left, right, bar, gap, top = 900, 330, 90, 18, 8, 40
 H = top + len(rows) * (bar + gap) + 40
-lo, hi = math.log10(0.5), math.log10(max(50.0, max(float(r["ratio"]) for r in rows)))
+lo, hi = math.log10(min(0.5, 0.8 * min(float(r["ratio"]) for r in rows))), math.log10(max(50.0, max(float(r["ratio"]) for r in rows)))
 x = lambda v: left + (math.log10(v) - lo) / (hi - lo) * (W - left - right)
 out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
        f'<rect width="{W}" height="{H}" fill="white"/>',
        f'<text x="{left}" y="20" font-size="14">speed against the peer in the same run (log scale; right of 1x = faster)</text>']
-for t in [0.5, 1, 2, 5, 10, 20, 50]:
-    if math.log10(t) <= hi:
+for t in [0.2, 0.5, 1, 2, 5, 10, 20, 50, 100]:
+    if lo <= math.log10(t) <= hi:
         out.append(f'<line x1="{x(t):.1f}" y1="{top-6}" x2="{x(t):.1f}" y2="{H-30}" stroke="{"#333" if t == 1 else "#ddd"}"/>')
         out.append(f'<text x="{x(t):.1f}" y="{H-14}" text-anchor="middle">{t:g}x</text>')
 for i, r in enumerate(rows):
