@@ -113,6 +113,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn input_reaches_the_child_on_stdin() {
+        let store = "zdb://user:secret@host:9900/ns";
+        // The child succeeds only if the store line arrives on its stdin.
+        let script = format!(r#"read line; [ "$line" = "{store}" ]"#);
+        let mut ok = Command::new("sh");
+        ok.args(["-c", &script]);
+        let input = Some(format!("{store}\n").into_bytes());
+        run_with_input("sh", &mut ok, input, Duration::from_secs(10)).unwrap();
+        let mut without = Command::new("sh");
+        without.args(["-c", &script]);
+        assert!(run_with_input("sh", &mut without, None, Duration::from_secs(10)).is_err());
+    }
+
+    #[test]
+    fn a_child_that_never_reads_its_input_does_not_stall_the_deadline() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "exec sleep 30"]);
+        let t0 = Instant::now();
+        let big = vec![b'x'; 4 << 20];
+        assert!(run_with_input("sleep", &mut c, Some(big), Duration::from_millis(500)).is_err());
+        assert!(t0.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
     fn tail_cuts_at_a_character_boundary() {
         let s = "€".repeat(1000); // 3000 bytes, two of every three inside a character
         for max in [0, 1, 2, 3, 1999, 2000, 2001, 5000] {
