@@ -118,10 +118,10 @@ pub(crate) fn bench_sync(e: &Env, rep: &mut Report) -> R<()> {
     let nos = stat(&zn.iter().map(|s| s.ops).collect::<Vec<_>>());
     // The fsync notes above stay: the ratio goes in front of them.
     row.notes = format!(
-        "{:.1}x C 0-db --sync; zdb without --sync in the same runs: {}{}",
+        "{:.1}x C 0-db --sync; zdb without --sync in the same runs: {}; {}",
         zo / C_ZDB_SYNC_OPS,
         fmt_stat(Some(nos), kops),
-        row.notes
+        row.notes.trim_start_matches("; ")
     );
     row.notes = row.notes.trim_end_matches("; ").to_string();
     rep.rows.push(row);
