@@ -16,16 +16,7 @@ use flist_fuse::store::Store;
 use zdb_client::{Client, Config};
 
 fn zdb_bin() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("ZDB_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    ["debug/zdb", "release/zdb"]
-        .iter()
-        .map(|p| target.join(p))
-        .find(|p| p.is_file())
+    nodeutil::skip::workspace_binary("zdb")
 }
 
 struct Server(Child);

@@ -4,6 +4,24 @@
 //! summary of everything that did not run and why.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A binary of this workspace that tests run, if built: `$<NAME>_BIN` (upper case, `-` as
+/// `_`), else `<target>/debug/<name>`, else `<target>/release/<name>`, where `<target>` is
+/// `$CARGO_TARGET_DIR` or the workspace's `target/`. Callers skip (or fail under CI) on `None`.
+pub fn workspace_binary(name: &str) -> Option<PathBuf> {
+    let var = format!("{}_BIN", name.to_uppercase().replace('-', "_"));
+    if let Some(p) = std::env::var_os(var) {
+        return Some(PathBuf::from(p));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    ["debug", "release"]
+        .iter()
+        .map(|profile| target.join(profile).join(name))
+        .find(|p| p.is_file())
+}
 
 /// True under `CI=true`, where nothing may be skipped.
 pub fn under_ci() -> bool {

@@ -17,16 +17,7 @@ pub const ADMIN: &str = "farm-test-admin";
 
 /// Where the zdb binary is, if built.
 pub fn zdb_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ZDB_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    ["debug/zdb", "release/zdb"]
-        .iter()
-        .map(|p| target.join(p))
-        .find(|p| p.is_file())
+    nodeutil::skip::workspace_binary("zdb")
 }
 
 /// The registration of test node `id` whose shards live in namespace `ns` of the zdb at

@@ -12,16 +12,7 @@ use std::time::{Duration, Instant};
 pub const ADMIN: &str = "admin-pw";
 
 pub fn zdb_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ZDB_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    ["debug/zdb", "release/zdb"]
-        .iter()
-        .map(|p| target.join(p))
-        .find(|p| p.is_file())
+    nodeutil::skip::workspace_binary("zdb")
 }
 
 /// A running zdb; killed (and its folder removed) on drop.
