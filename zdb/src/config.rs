@@ -91,6 +91,15 @@ pub struct Args {
     /// Log commands slower than this many milliseconds
     #[arg(long, default_value_t = 100)]
     pub slow_ms: u64,
+    /// Serve a hand-over socket here (mode 0600): a new zdb started with `--take-over PATH`
+    /// takes this one's listeners and client connections, and this one exits
+    #[arg(long)]
+    pub handover: Option<PathBuf>,
+    /// Take over from the zdb serving the hand-over socket PATH (same folders and flags):
+    /// its clients stay connected; if this process fails before it is ready, the old one
+    /// serves on
+    #[arg(long)]
+    pub take_over: Option<PathBuf>,
     /// Log more (debug level)
     #[arg(long, short)]
     pub verbose: bool,

@@ -2,6 +2,7 @@
 //! `namespaces-init`/`ready`/`close`, listeners, signals.
 
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,7 +10,9 @@ use anyhow::{Context, bail};
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::{Args, Config};
-use crate::server::{self, Listeners};
+use crate::handover::wire::FdKind;
+use crate::handover::{self, Handed, Taken};
+use crate::server::{self, Ended, Listeners};
 use crate::shared::Shared;
 use crate::storage::fs::FsStorage;
 
@@ -59,14 +62,35 @@ fn listen(addr: &str) -> std::io::Result<TcpListener> {
     sock.listen(4096)
 }
 
-async fn bind(args: &Args) -> anyhow::Result<Listeners> {
+/// The listeners `args` ask for: those handed over by an old process when there are, bound
+/// here otherwise.
+async fn bind(args: &Args, mut taken: Option<&mut Taken>) -> anyhow::Result<Listeners> {
     let mut l = Listeners::default();
     if let Some(path) = &args.socket {
-        let _ = std::fs::remove_file(path);
-        l.unix =
-            Some(UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?);
+        l.unix = match taken.as_deref_mut().and_then(|t| t.take(FdKind::Unix)) {
+            Some(fd) => {
+                let s = std::os::unix::net::UnixListener::from(fd);
+                s.set_nonblocking(true)?;
+                Some(UnixListener::from_std(s)?)
+            }
+            None => {
+                let _ = std::fs::remove_file(path);
+                Some(
+                    UnixListener::bind(path)
+                        .with_context(|| format!("binding {}", path.display()))?,
+                )
+            }
+        };
     }
     if args.socket.is_none() || args.dualnet {
+        if let Some(fd) = taken.and_then(|t| t.take(FdKind::Tcp)) {
+            let s = std::net::TcpListener::from(fd);
+            s.set_nonblocking(true)?;
+            let sock = TcpListener::from_std(s)?;
+            tracing::info!(addr = %sock.local_addr()?, "listening (handed over)");
+            l.tcp = Some(sock);
+            return Ok(l);
+        }
         let addr = if args.listen.contains(':') {
             format!("[{}]:{}", args.listen, args.port)
         } else {
@@ -84,16 +108,86 @@ async fn bind(args: &Args) -> anyhow::Result<Listeners> {
     Ok(l)
 }
 
+/// The folder locks handed over, checked to be those of our own folders (a new process
+/// started with other folders than the old one must not run unlocked).
+fn inherited_locks(cfg: &Config, taken: &mut Taken) -> anyhow::Result<Vec<OwnedFd>> {
+    let mut locks = Vec::new();
+    while let Some(fd) = taken.take(FdKind::Lock) {
+        locks.push(fd);
+    }
+    for root in [&cfg.index, &cfg.data] {
+        let path = root.join(".lockfile");
+        let want = rustix::fs::stat(&path).with_context(|| format!("{}", path.display()))?;
+        let held = locks.iter().any(|fd| {
+            rustix::fs::fstat(fd)
+                .is_ok_and(|st| st.st_dev == want.st_dev && st.st_ino == want.st_ino)
+        });
+        if !held {
+            bail!(
+                "the old process does not hold {}: not the same folders",
+                path.display()
+            );
+        }
+    }
+    Ok(locks)
+}
+
 /// Run the server as a process until SIGINT/SIGTERM or STOP. It listens at once; clients get
 /// `-LOADING ...` (INFO shows progress) until the namespaces are loaded and the
-/// `namespaces-init` and `ready` hooks have run.
+/// `namespaces-init` and `ready` hooks have run. With `--take-over` it first receives the
+/// listeners, locks and connections of the old process (`crate::handover`), accepts nothing
+/// until that one confirms, and never answers `-LOADING`.
 pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
     raise_nofile();
-    let _locks = (lock_root(&cfg.index)?, lock_root(&cfg.data)?);
+    let (mut taken, pending) = match args.take_over.clone() {
+        Some(path) => {
+            let (taken, pending) = tokio::task::spawn_blocking(move || handover::receive(&path))
+                .await
+                .context("taking over")?
+                .context("taking over")?;
+            tracing::info!(
+                conns = taken.conns.len(),
+                "received the old process's sockets"
+            );
+            (Some(taken), Some(pending))
+        }
+        None => (None, None),
+    };
+    let locks: Vec<OwnedFd> = match taken.as_mut() {
+        Some(t) => inherited_locks(&cfg, t)?,
+        None => vec![lock_root(&cfg.index)?.into(), lock_root(&cfg.data)?.into()],
+    };
     let shared = Shared::new(cfg.clone(), Arc::new(FsStorage));
+    if taken.is_some() {
+        // Nothing is accepted before the old process confirms it serves nothing more.
+        shared.gate.hold();
+    }
     let hooks = shared.hooks.clone();
     hooks.install_crash_hook();
-    let listeners = bind(&args).await?;
+    let listeners = bind(&args, taken.as_mut()).await?;
+    let mut handed = Handed::default();
+    for fd in &locks {
+        handed.add(FdKind::Lock, fd)?;
+    }
+    if let Some(l) = &listeners.tcp {
+        handed.add(FdKind::Tcp, l)?;
+    }
+    if let Some(l) = &listeners.unix {
+        handed.add(FdKind::Unix, l)?;
+    }
+    let handover_listener = match &args.handover {
+        Some(path) => Some(
+            match taken.as_mut().and_then(|t| t.take(FdKind::Handover)) {
+                Some(fd) => fd,
+                None => handover::listen(path)
+                    .with_context(|| format!("hand-over socket {}", path.display()))?,
+            },
+        ),
+        None => None,
+    };
+    if let Some(l) = &handover_listener {
+        handed.add(FdKind::Handover, l)?;
+    }
     let replicate_password = match &args.replicate_admin_file {
         Some(f) => Some(
             std::fs::read_to_string(f)
@@ -106,9 +200,17 @@ pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
         None => None,
     };
     if let Some(addr) = &args.metrics {
-        let l = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding metrics on {addr}"))?;
+        let l = match taken.as_mut().and_then(|t| t.take(FdKind::Metrics)) {
+            Some(fd) => {
+                let s = std::net::TcpListener::from(fd);
+                s.set_nonblocking(true)?;
+                TcpListener::from_std(s)?
+            }
+            None => TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding metrics on {addr}"))?,
+        };
+        handed.add(FdKind::Metrics, &l)?;
         tracing::info!(addr = %l.local_addr()?, "metrics at /metrics");
         tokio::spawn(crate::server::metrics_http::serve(l, shared.clone()));
     }
@@ -155,11 +257,21 @@ pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
         if hooks.enabled() && hooks.run_blocking("ready", &[]).await != Some(0) {
             bail!("ready hook failed: start aborted");
         }
+        if let Some(pending) = pending {
+            tokio::task::spawn_blocking(move || pending.confirm())
+                .await
+                .context("taking over")?
+                .context("the old process did not confirm the hand-over")?;
+        }
         anyhow::Ok(())
     };
     tokio::select! {
         started = start => {
             if let Err(e) = started {
+                if taken.is_some() {
+                    // The files are the old process's: leave without a stop's sync.
+                    return Err(e);
+                }
                 shared.request_stop();
                 let _ = (&mut server).await;
                 return Err(e);
@@ -172,8 +284,25 @@ pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
         }
     }
     shared.loading.set_ready();
+    shared.gate.thaw();
+    if let Some(taken) = taken {
+        shared.continue_client_ids(taken.next_client);
+        for (fd, state) in taken.conns {
+            let id = state.id;
+            if let Err(e) = server::adopt(&shared, fd, state) {
+                tracing::warn!(client = id, error = %e, "handed-over connection lost");
+            }
+        }
+    }
+    if let Some(l) = handover_listener {
+        handover::spawn(l, shared.clone(), handed, tokio::runtime::Handle::current())
+            .context("starting the hand-over thread")?;
+    }
     tracing::info!(mode = ?cfg.engine.run_mode, sync = cfg.engine.sync, "zdb ready");
-    let _ = server.await;
+    if let Ok(Ended::HandedOver) = server.await {
+        // The new process serves our sockets and owns the files: touch nothing.
+        return Ok(());
+    }
     hooks.run_blocking("close", &[]).await;
     if hooks.enabled() {
         for name in shared.names() {
@@ -199,9 +328,10 @@ pub async fn serve(args: Args, cfg: Config) -> anyhow::Result<()> {
             hooks.run_blocking("namespace-closing", &args).await;
         }
     }
-    if let Some(p) = &args.socket {
+    for p in [&args.socket, &args.handover].into_iter().flatten() {
         let _ = std::fs::remove_file(p);
     }
+    drop(locks);
     Ok(())
 }
 

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod handover;
 pub mod hooks;
 pub mod metrics;
 pub mod protocol;

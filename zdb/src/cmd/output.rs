@@ -38,6 +38,12 @@ impl<W: AsyncWrite + Unpin> Output<W> {
         }
     }
 
+    /// The socket's write half (a connection handed to another process is left open by
+    /// forgetting it rather than dropping it).
+    pub fn into_writer(self) -> W {
+        self.writer
+    }
+
     /// Append a reply.
     pub fn reply(&mut self, r: Reply) {
         r.encode(&mut self.buf);

@@ -8,8 +8,10 @@ pub mod metrics_http;
 pub mod replica;
 
 pub use crate::shared::Shared;
+use crate::shared::{ConnKind, ConnState, while_frozen};
 
 use std::future::Future;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, UnixListener};
@@ -23,21 +25,43 @@ pub struct Listeners {
     pub unix: Option<UnixListener>,
 }
 
+/// How [`run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Shutdown or STOP: the namespaces were made durable.
+    Stopped,
+    /// Handed over to a new process (`crate::handover`), or a take-over stopped before it
+    /// was confirmed: the namespaces are the other process's; this one touches nothing.
+    HandedOver,
+}
+
 /// Serve clients until `shutdown` completes or a client runs STOP; then make every namespace
-/// durable.
-pub async fn run(listeners: Listeners, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
+/// durable. Ends at once, touching nothing, once handed over to a new process.
+pub async fn run(
+    listeners: Listeners,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+) -> Ended {
     let accept_tcp = {
         let shared = shared.clone();
         async move {
             let Some(l) = listeners.tcp else {
                 return std::future::pending().await;
             };
+            let mut gate = shared.gate.subscribe();
             loop {
-                match l.accept().await {
+                while_frozen(&mut gate).await;
+                let accepted = tokio::select! {
+                    biased;
+                    _ = gate.changed() => continue,
+                    a = l.accept() => a,
+                };
+                match accepted {
                     Ok((s, _)) => {
                         let _ = s.set_nodelay(true);
                         let _ = socket2_keepalive(&s);
-                        tokio::spawn(conn::serve(s, shared.clone()));
+                        let live = shared.gate.connection();
+                        tokio::spawn(conn::serve(s, shared.clone(), live));
                     }
                     Err(e) => accept_error(e).await,
                 }
@@ -50,10 +74,18 @@ pub async fn run(listeners: Listeners, shared: Arc<Shared>, shutdown: impl Futur
             let Some(l) = listeners.unix else {
                 return std::future::pending().await;
             };
+            let mut gate = shared.gate.subscribe();
             loop {
-                match l.accept().await {
+                while_frozen(&mut gate).await;
+                let accepted = tokio::select! {
+                    biased;
+                    _ = gate.changed() => continue,
+                    a = l.accept() => a,
+                };
+                match accepted {
                     Ok((s, _)) => {
-                        tokio::spawn(conn::serve(s, shared.clone()));
+                        let live = shared.gate.connection();
+                        tokio::spawn(conn::serve(s, shared.clone(), live));
                     }
                     Err(e) => accept_error(e).await,
                 }
@@ -63,6 +95,7 @@ pub async fn run(listeners: Listeners, shared: Arc<Shared>, shutdown: impl Futur
     let compactor = background_compaction(shared.clone());
     let snapshots = idle_snapshots(shared.clone());
     tokio::select! {
+        () = shared.gate.handed_over() => return Ended::HandedOver,
         () = compactor => {}
         () = snapshots => {}
         () = accept_tcp => {}
@@ -70,7 +103,33 @@ pub async fn run(listeners: Listeners, shared: Arc<Shared>, shutdown: impl Futur
         () = shutdown => {}
         () = shared.stopped() => {}
     }
+    // Handed over, or a take-over stopped before the old process confirmed it: the files
+    // belong to the other process.
+    if shared.gate.is_handed_over() || (shared.gate.is_frozen() && !shared.loading.is_ready()) {
+        return Ended::HandedOver;
+    }
     shared.sync_all();
+    Ended::Stopped
+}
+
+/// Serve a connection handed over by another process (`crate::handover`), where it was.
+pub fn adopt(shared: &Arc<Shared>, fd: OwnedFd, state: ConnState) -> std::io::Result<()> {
+    let live = shared.gate.connection();
+    match state.kind {
+        ConnKind::Tcp => {
+            let s = std::net::TcpStream::from(fd);
+            s.set_nonblocking(true)?;
+            let s = tokio::net::TcpStream::from_std(s)?;
+            tokio::spawn(conn::resume(s, shared.clone(), live, state));
+        }
+        ConnKind::Unix => {
+            let s = std::os::unix::net::UnixStream::from(fd);
+            s.set_nonblocking(true)?;
+            let s = tokio::net::UnixStream::from_std(s)?;
+            tokio::spawn(conn::resume(s, shared.clone(), live, state));
+        }
+    }
+    Ok(())
 }
 
 /// Compact namespaces whose dead bytes passed `--compact-dead-bytes`.
@@ -83,6 +142,9 @@ async fn background_compaction(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     loop {
         tick.tick().await;
+        if shared.gate.is_frozen() {
+            continue;
+        }
         for name in shared.names() {
             let Some(handle) = shared.get(&name) else {
                 continue;
@@ -151,6 +213,9 @@ async fn idle_snapshots(shared: Arc<Shared>) {
                 }
             };
             if !wanted || since.elapsed() < idle {
+                continue;
+            }
+            if shared.gate.is_frozen() {
                 continue;
             }
             // Whatever the outcome, the next attempt waits for another quiet period.

@@ -3,12 +3,14 @@
 //! it; it uses neither.
 
 mod feed;
+mod gate;
 mod handle;
 mod loading;
 mod pace;
 mod tally;
 
 pub use feed::{Feed, Listener};
+pub use gate::{ConnKind, ConnState, Gate, Live, Parked, Verdict, while_frozen};
 pub use handle::NsHandle;
 pub use loading::{LOADING_ERROR, Loading};
 pub use pace::IoPace;
@@ -60,6 +62,8 @@ pub struct Shared {
     pub input_budget: Arc<Semaphore>,
     /// Recently read values of every namespace (`--read-cache`).
     pub read_cache: Option<Arc<ReadCache>>,
+    /// Live hand-over to another process (`crate::handover`).
+    pub gate: Arc<Gate>,
     next_client: AtomicU64,
     stop: Notify,
     stopping: AtomicBool,
@@ -84,6 +88,7 @@ impl Shared {
             boot_time: crate::now_secs(),
             instance_id: nodeutil::random::hex(4),
             input_budget: Arc::new(Semaphore::new(budget_kib)),
+            gate: Arc::default(),
             next_client: AtomicU64::new(1),
             stop: Notify::new(),
             stopping: AtomicBool::new(false),
@@ -240,6 +245,16 @@ impl Shared {
     pub fn new_client(&self) -> u64 {
         self.stats.clients_lifetime.fetch_add(1, Ordering::Relaxed);
         self.next_client.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The id the next client gets (handed to a new process so ids stay unique).
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client.load(Ordering::Relaxed)
+    }
+
+    /// Continue client ids from `next` (a process that took over from another).
+    pub fn continue_client_ids(&self, next: u64) {
+        self.next_client.fetch_max(next, Ordering::Relaxed);
     }
 
     /// Whether this server follows a leader.
