@@ -344,3 +344,58 @@ fn sequential_namespace_and_unix_clients_survive_an_upgrade() {
         .unwrap();
     ping(&mut fresh);
 }
+
+/// A raw peer on the hand-over socket.
+fn raw_peer(path: &Path) -> std::os::fd::OwnedFd {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    rustix::net::connect(&fd, &SocketAddrUnix::new(path).unwrap()).unwrap();
+    fd
+}
+
+#[test]
+fn a_hostile_or_vanishing_peer_on_the_handover_socket_changes_nothing() {
+    let mut u = Upgradable::start(&[]);
+    let mut c = u.s.client();
+    c.set(b"k1", b"v1");
+    let id = instance_id(&mut c);
+    let mut buf = vec![0u8; 70_000];
+    // Garbage, a wrong magic, a torn hello, a future version: each refused, nothing frozen
+    // for long.
+    let mut hello = vec![1u8];
+    hello.extend_from_slice(b"ZDBHANDOVER");
+    let mut future = hello.clone();
+    future.extend_from_slice(&[0xff, 0xff]);
+    for bytes in [
+        vec![0xffu8; 100],
+        b"\x01NOTZDBHANDOVER\x00\x01".to_vec(),
+        hello.clone(),
+        future,
+    ] {
+        let fd = raw_peer(&u.sock);
+        rustix::io::write(&fd, &bytes).unwrap();
+        // The old process answers Abort (or just closes).
+        let _ = rustix::io::read(&fd, &mut buf);
+        assert_eq!(c.set(b"k", &bytes), Reply::bulk("k"));
+    }
+    // A peer that says hello, takes the first frame and vanishes, as a new process dying
+    // mid-way would: the old one thaws.
+    hello.extend_from_slice(&1u16.to_be_bytes());
+    let fd = raw_peer(&u.sock);
+    rustix::io::write(&fd, &hello).unwrap();
+    let n = rustix::io::read(&fd, &mut buf).unwrap();
+    assert!(n > 0 && buf[0] == 2, "the first frame is a descriptor");
+    drop(fd);
+    assert_eq!(c.set(b"k2", b"v2"), Reply::bulk("k2"));
+    assert_eq!(instance_id(&mut c), id, "the old process serves on");
+    assert!(u.s.log_text().contains("hand-over failed: serving on"));
+    u.upgrade();
+    assert_eq!(c.get(b"k2"), Reply::bulk("v2"));
+    assert_ne!(instance_id(&mut c), id);
+}
