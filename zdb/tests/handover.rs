@@ -399,3 +399,23 @@ fn a_hostile_or_vanishing_peer_on_the_handover_socket_changes_nothing() {
     assert_eq!(c.get(b"k2"), Reply::bulk("v2"));
     assert_ne!(instance_id(&mut c), id);
 }
+
+#[test]
+fn a_stop_during_a_hand_over_lets_it_finish() {
+    let mut u = Upgradable::start(&[]);
+    let mut c = u.s.client();
+    c.set(b"k", b"v");
+    let id = instance_id(&mut c);
+    // The new process takes 2 s in its ready hook; the old one gets SIGTERM meanwhile.
+    let slow = hook(u._tmp.path(), "slow.sh", "sleep 2");
+    let new = u.spawn_new(&["--hook", slow.to_str().unwrap()]);
+    let mut old = OldProcess(u.s.child.replace(new));
+    std::thread::sleep(Duration::from_millis(700));
+    let pid = old.0.as_ref().unwrap().id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let st = old.wait(Duration::from_secs(30)).expect("old exits");
+    assert!(st.success());
+    assert_eq!(c.get(b"k"), Reply::bulk("v"), "the connection survived");
+    assert_ne!(instance_id(&mut c), id, "served by the new process");
+    assert!(u.s.is_running());
+}

@@ -103,6 +103,15 @@ pub async fn run(
         () = shutdown => {}
         () = shared.stopped() => {}
     }
+    // A stop while a hand-over runs waits for its outcome: once committed, the files are
+    // the new process's; once failed, this one stops as usual.
+    if shared.gate.is_frozen() && shared.loading.is_ready() {
+        let mut gate = shared.gate.subscribe();
+        tokio::select! {
+            () = shared.gate.handed_over() => {}
+            () = while_frozen(&mut gate) => {}
+        }
+    }
     // Handed over, or a take-over stopped before the old process confirmed it: the files
     // belong to the other process.
     if shared.gate.is_handed_over() || (shared.gate.is_frozen() && !shared.loading.is_ready()) {
