@@ -289,7 +289,7 @@ fn a_new_process_that_fails_or_never_confirms_leaves_the_old_serving() {
 
     // A build that never confirms: killed while it waits; a request sent meanwhile is
     // answered by the old process once it thaws.
-    let sleeping = hook(u._tmp.path(), "sleep.sh", "sleep 60");
+    let sleeping = hook(u._tmp.path(), "sleep.sh", "sleep 5");
     let mut new = OldProcess(Some(u.spawn_new(&["--hook", sleeping.to_str().unwrap()])));
     std::thread::sleep(Duration::from_millis(1500));
     c.send(&[b"SET", b"during", b"3"]).unwrap();
