@@ -278,6 +278,7 @@ fn node_init_as_pid1_reaps_orphans_and_stops_in_order() {
                 .find(|s| l.contains(&format!("service={s}")))
         })
         .collect();
+    eprintln!("orphan {orphan} reaped; stop order {stopped:?}");
     let at = |s: &str| {
         stopped
             .iter()
