@@ -1,6 +1,6 @@
 //! The supervisor: runs the node's daemons from their definitions (`service.rs`), in order,
 //! restarting a crashed one after a backoff until its crash limit (`policy.rs`, pure), with
-//! their output in bounded, rotated logs (`logs.rs`). Process effects go through
+//! their output in bounded, rotated log files (`logs.rs`). Process effects go through
 //! [`process::Processes`]; exit statuses come from the one process-wide [`reaper`].
 //!
 //! One task owns all state; watchers (exit, readiness) send it messages, and it publishes a
@@ -26,7 +26,7 @@ use reaper::Exit;
 use service::{Readiness, Service};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
@@ -88,7 +88,6 @@ struct Unit {
     adopted: bool,
     started_once: bool,
     prober: Option<AbortHandle>,
-    log: Option<Arc<Mutex<logs::RotatingLog>>>,
 }
 
 /// A running supervisor: its snapshot and its shutdown.
@@ -179,11 +178,35 @@ pub fn start<P: Processes>(
         acks: Vec::new(),
     };
     sup.publish();
+    rotate_logs(&sup.services, &sup.log_dir);
     tokio::spawn(sup.run());
     Ok(Handle {
         status: status_rx,
         cmd: tx,
     })
+}
+
+/// Checks every service's log size each second (on a blocking thread) and rotates it.
+fn rotate_logs(services: &[Service], log_dir: &std::path::Path) {
+    let logs: Vec<_> = services
+        .iter()
+        .map(|s| (logs::log_path(log_dir, &s.name), s.def.log))
+        .collect();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let l = logs.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for (path, policy) in &l {
+                    if let Err(e) = logs::rotate_if_over(path, policy) {
+                        tracing::warn!(log = %path.display(), error = %e, "cannot rotate");
+                    }
+                }
+            })
+            .await;
+        }
+    });
 }
 
 struct Supervisor<P> {
@@ -281,15 +304,12 @@ impl<P: Processes> Supervisor<P> {
                 }
             }
         }
-        let log = match self.log(&svc) {
-            Ok(l) => l,
-            Err(e) => {
-                let path = logs::log_path(&self.log_dir, name);
-                self.crashed(name, format!("cannot open log {}: {e}", path.display()));
-                return;
-            }
-        };
-        match self.procs.spawn(&svc, log).await {
+        let log = logs::log_path(&self.log_dir, name);
+        if let Err(e) = nodeutil::fs::create_private_dir(&self.log_dir) {
+            self.crashed(name, format!("cannot make {}: {e}", self.log_dir.display()));
+            return;
+        }
+        match self.procs.spawn(&svc, &log).await {
             Ok(r) => {
                 tracing::info!(service = name, pid = r.pid, exec = %svc.def.exec.display(), "started");
                 let u = self.unit(name);
@@ -305,17 +325,6 @@ impl<P: Processes> Supervisor<P> {
                 format!("cannot start {}: {e}", svc.def.exec.display()),
             ),
         }
-    }
-
-    fn log(&mut self, svc: &Service) -> std::io::Result<Arc<Mutex<logs::RotatingLog>>> {
-        if let Some(l) = &self.unit(&svc.name).log {
-            return Ok(l.clone());
-        }
-        nodeutil::fs::create_private_dir(&self.log_dir)?;
-        let path = logs::log_path(&self.log_dir, &svc.name);
-        let l = Arc::new(Mutex::new(logs::RotatingLog::open(&path, svc.def.log)?));
-        self.unit(&svc.name).log = Some(l.clone());
-        Ok(l)
     }
 
     /// Hashes the binary (of the running process when adopted) off the loop: a restart must

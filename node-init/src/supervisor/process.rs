@@ -3,14 +3,13 @@
 //! by the [`reaper`](super::reaper)), watching an adopted one (a pidfd: it is not our child),
 //! signalling, and the readiness tests.
 
-use super::logs::{RotatingLog, capture};
+use super::logs;
 use super::reaper::{self, Exit};
 use super::service::{Readiness, Service};
 use bus::api::health::HealthStatus;
 use std::future::Future;
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -42,12 +41,8 @@ pub struct Running {
 
 /// The system as the supervisor sees it.
 pub trait Processes: Send + Sync + 'static {
-    /// Starts `svc`, its output into `log`.
-    fn spawn(
-        &self,
-        svc: &Service,
-        log: Arc<Mutex<RotatingLog>>,
-    ) -> impl Future<Output = io::Result<Running>> + Send;
+    /// Starts `svc`, its output appended to `log`.
+    fn spawn(&self, svc: &Service, log: &Path) -> impl Future<Output = io::Result<Running>> + Send;
     /// Watches a process that is not our child (adopted at start).
     fn adopt(&self, pid: u32) -> io::Result<oneshot::Receiver<Exit>>;
     /// Sends `sig` to `pid`.
@@ -67,15 +62,14 @@ pub trait Processes: Send + Sync + 'static {
 pub struct System;
 
 impl Processes for System {
-    async fn spawn(&self, svc: &Service, log: Arc<Mutex<RotatingLog>>) -> io::Result<Running> {
-        let svc = svc.clone();
-        let (pid, reader) = tokio::task::spawn_blocking(move || spawn_now(&svc))
+    async fn spawn(&self, svc: &Service, log: &Path) -> io::Result<Running> {
+        let (svc, log) = (svc.clone(), log.to_path_buf());
+        let pid = tokio::task::spawn_blocking(move || spawn_now(&svc, &log))
             .await
             .map_err(io::Error::other)??;
         // registered right after the spawn: the reaper leaves an unregistered child alone
-        let exit = reaper::global().watch(pid.0);
-        capture(reader, log, pid.1);
-        Ok(Running { pid: pid.0, exit })
+        let exit = reaper::global().watch(pid);
+        Ok(Running { pid, exit })
     }
 
     fn adopt(&self, pid: u32) -> io::Result<oneshot::Receiver<Exit>> {
@@ -162,13 +156,12 @@ pub fn binary_version(path: &Path) -> Option<String> {
     Some(format!("b3:{}", &h.finalize().to_hex()[..12]))
 }
 
-/// Starts the process (blocking: fork and exec); its pid and name, and the read end of its
-/// output pipe.
-fn spawn_now(svc: &Service) -> io::Result<((u32, String), io::PipeReader)> {
+/// Starts the process (blocking: fork and exec), its output appended to `log`; its pid.
+fn spawn_now(svc: &Service, log: &Path) -> io::Result<u32> {
     use std::os::unix::process::CommandExt;
-    let (reader, writer) = io::pipe()?;
-    let mut cmd = std::process::Command::new(&svc.def.exec);
-    cmd.args(&svc.def.args)
+    let out = logs::open_append(log)?;
+    let child = std::process::Command::new(&svc.def.exec)
+        .args(&svc.def.args)
         // its output goes to a file: plain text (JSON when node-init logs JSON)
         .env(nodeutil::log::ENV, nodeutil::log::for_children())
         .envs(&svc.def.env)
@@ -176,12 +169,9 @@ fn spawn_now(svc: &Service) -> io::Result<((u32, String), io::PipeReader)> {
         // services in order; and the daemon outlives a node-init killed in dev mode
         .process_group(0)
         .stdin(std::process::Stdio::null())
-        .stdout(writer.try_clone()?)
-        .stderr(writer);
-    // `cmd` holds the write ends until it is dropped: then the reader sees end of file when
-    // the daemon (and whatever inherited its output) is gone
-    let child = cmd.spawn()?;
-    drop(cmd);
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()?;
     // std's Child does not wait on drop: the reaper collects it
-    Ok(((child.id(), svc.name.clone()), reader))
+    Ok(child.id())
 }

@@ -2,7 +2,6 @@
 //! shutdown order, without processes.
 #![expect(clippy::unwrap_used, reason = "tests")]
 
-use super::logs::RotatingLog;
 use super::process::{Probe, Processes, Running, Sig};
 use super::reaper::Exit;
 use super::service::{Readiness, RestartPolicy, Service, ServiceDef};
@@ -44,7 +43,7 @@ impl Fake {
 }
 
 impl Processes for Fake {
-    async fn spawn(&self, svc: &Service, _log: Arc<Mutex<RotatingLog>>) -> io::Result<Running> {
+    async fn spawn(&self, svc: &Service, _log: &std::path::Path) -> io::Result<Running> {
         if self.0.broken.lock().unwrap().contains(&svc.name) {
             self.event(format!("spawn-failed {}", svc.name));
             return Err(io::Error::other("exec format error"));
