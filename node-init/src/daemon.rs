@@ -8,11 +8,10 @@
 //! <node>/state/                engine records
 //! <node>/storaged.json         storaged's config written by node-init (node id, disks, zdb)
 //! <node>/storaged/, disks/     storaged's root and, in dev mode, its file-backed disks
-//! <node>/storaged.log          log of the storaged node-init started
 //! <node>/computed/             computed's root (containers, pinned flists, block cache)
-//! <node>/computed.log          log of the computed node-init started
 //! <node>/netd/                 netd's state (networks and their private keys)
-//! <node>/netd.log              log of the netd node-init started
+//! <node>/services/<name>.json  definitions of the daemons node-init supervises
+//! <node>/log/<name>.log        their output, rotated (`.1`, `.2`, ...)
 //! ```
 
 use crate::engine::{Backoff, Engine, EngineError};
@@ -24,7 +23,6 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::process::{Child, Command};
 
 /// Bus service name (socket `node-init.sock`).
 pub const SERVICE: &str = "node-init";
@@ -135,28 +133,10 @@ pub async fn run(
     };
     let identity = Arc::new(NodeIdentity::load_or_create(&primary, &early)?);
     let computed = bus::Client::new(bus::service_socket(&run_dir, "computed"));
-    let mut children = Vec::new();
-    if cfg.start_storaged {
-        children.extend(start_storaged(&cfg, &storaged, &identity.node_id()).await?);
-    }
-    if cfg.start_computed {
-        let root = cfg.node_dir.join("computed");
-        folder(&root)?;
-        let args = [
-            "--root".into(),
-            root.into_os_string(),
-            "--run".into(),
-            run_dir.clone().into_os_string(),
-        ];
-        children
-            .extend(start_service(&cfg, "computed", &cfg.computed_bin, &args, &computed).await?);
-    }
     // netd's bus calls (a network apply sets up namespaces and links) get a longer timeout
     let netd = bus::Client::new(bus::service_socket(&run_dir, "netd"))
         .call_timeout(Duration::from_secs(60));
-    if cfg.start_netd {
-        children.extend(start_netd(&cfg, &netd).await?);
-    }
+    let supervisor = start_services(&cfg, &identity.node_id()).await?;
     // then the key goes to every pool storaged reports
     let copies = pool_copies(&storaged).await;
     identity.spread(&primary, &copies)?;
@@ -178,6 +158,9 @@ pub async fn run(
         cfg.backoff,
     )?;
     crate::api::register(&mut server, &engine, &identity);
+    if let Some(h) = &supervisor {
+        crate::supervisor::api::register(&mut server, h.clone());
+    }
     let e = engine.clone();
     server.health_check(Arc::new(move || {
         if e.is_poisoned() {
@@ -194,8 +177,8 @@ pub async fn run(
     ready(&identity.node_id(), &socket);
     server.serve(listener, shutdown).await;
 
-    for mut c in children {
-        stop_child(&mut c).await;
+    if let Some(h) = supervisor {
+        h.shutdown().await;
     }
     Ok(())
 }
@@ -229,133 +212,71 @@ fn mounted_copies(pools: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Starts storaged (`storaged --config <node>/storaged.json --root <node>/storaged --run
-/// <node>/run`) unless one already answers (adopted after a node-init restart).
-async fn start_storaged(
+/// Writes storaged's config (it needs the node id) and the service definitions, starts the
+/// supervisor and waits until storaged, computed and netd (those node-init runs) are ready, so
+/// the engine finds them. None when there is nothing to supervise.
+async fn start_services(
     cfg: &Config,
-    client: &bus::Client,
     node_id: &str,
-) -> Result<Option<Child>, DaemonError> {
-    let config = crate::dev::write_config(&cfg.node_dir, node_id, cfg.dev).map_err(|source| {
-        DaemonError::Folder {
-            path: crate::dev::config_path(&cfg.node_dir),
-            source,
-        }
-    })?;
-    let root = cfg.node_dir.join("storaged");
-    folder(&root)?;
-    let args = [
-        "--config".into(),
-        config.into_os_string(),
-        "--root".into(),
-        root.into_os_string(),
-        "--run".into(),
-        cfg.run_dir().into_os_string(),
-    ];
-    start_service(cfg, "storaged", &cfg.storaged_bin, &args, client).await
-}
-
-/// Starts netd (`netd --state <node>/netd --run <node>/run --netns-prefix P`) unless one
-/// already answers.
-async fn start_netd(cfg: &Config, client: &bus::Client) -> Result<Option<Child>, DaemonError> {
-    let state = cfg.node_dir.join("netd");
-    folder(&state)?;
-    let args = [
-        "--state".into(),
-        state.into_os_string(),
-        "--run".into(),
-        cfg.run_dir().into_os_string(),
-        "--netns-prefix".into(),
-        cfg.netd_netns_prefix.clone().into(),
-    ];
-    start_service(cfg, "netd", &cfg.netd_bin, &args, client).await
-}
-
-/// Starts `bin args` (log in `<node>/<service>.log`) unless the service already answers, then
-/// waits until its health leaves `starting`. It runs in its own process group, so it (and the
-/// zdb servers or containers it keeps) outlives node-init.
-async fn start_service(
-    cfg: &Config,
-    service: &'static str,
-    bin: &Path,
-    args: &[std::ffi::OsString],
-    client: &bus::Client,
-) -> Result<Option<Child>, DaemonError> {
-    let fail = |reason: String| DaemonError::Service {
-        service,
-        bin: bin.to_path_buf(),
-        reason,
-    };
-    let log_path = cfg.node_dir.join(format!("{service}.log"));
-    let mut child = None;
-    if let Ok(h) = client.health().await {
-        tracing::info!(pid = h.pid, service, "already running: adopting it");
-    } else {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|source| DaemonError::Folder {
-                path: log_path.clone(),
+) -> Result<Option<crate::supervisor::Handle>, DaemonError> {
+    use crate::supervisor::{defaults, process::System};
+    let storaged_config = if cfg.start_storaged {
+        folder(&cfg.node_dir.join("storaged"))?;
+        crate::dev::write_config(&cfg.node_dir, node_id, cfg.dev).map_err(|source| {
+            DaemonError::Folder {
+                path: crate::dev::config_path(&cfg.node_dir),
                 source,
-            })?;
-        let log2 = log.try_clone().map_err(|e| fail(e.to_string()))?;
-        let mut cmd = Command::new(bin);
-        cmd.args(args)
-            // Its output goes to a file: plain text (JSON when node-init logs JSON).
-            .env(nodeutil::log::ENV, nodeutil::log::for_children())
-            .process_group(0)
-            .stdin(std::process::Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        let c = cmd.spawn().map_err(|e| fail(e.to_string()))?;
-        tracing::info!(pid = ?c.id(), service, log = %log_path.display(), "started");
-        child = Some(c);
-    }
-    let deadline = tokio::time::Instant::now() + cfg.storaged_timeout;
-    loop {
-        match client.health().await {
-            Ok(h) if h.status != HealthStatus::Starting => {
-                tracing::info!(service, status = ?h.status, detail = ?h.detail, "up");
-                return Ok(child);
             }
-            _ => {}
+        })?
+    } else {
+        crate::dev::config_path(&cfg.node_dir)
+    };
+    for (on, dir) in [(cfg.start_computed, "computed"), (cfg.start_netd, "netd")] {
+        if on {
+            folder(&cfg.node_dir.join(dir))?;
         }
-        if let Some(c) = child.as_mut()
-            && let Ok(Some(status)) = c.try_wait()
-        {
-            return Err(fail(format!(
-                "exited with {status} before becoming healthy (log: {})",
-                log_path.display()
-            )));
-        }
-        if tokio::time::Instant::now() > deadline {
-            if let Some(c) = child.as_mut() {
-                stop_child(c).await;
+    }
+    let wanted = defaults::node_defaults(cfg, &storaged_config);
+    let services_dir = cfg.node_dir.join("services");
+    let services =
+        defaults::load_all(&services_dir, &wanted).map_err(|e| DaemonError::Service {
+            service: "supervisor",
+            bin: services_dir.clone(),
+            reason: e.to_string(),
+        })?;
+    if services.is_empty() {
+        return Ok(None);
+    }
+    let defs: Vec<_> = services
+        .iter()
+        .map(|s| (s.name.clone(), s.def.exec.clone()))
+        .collect();
+    let handle =
+        crate::supervisor::start(System, services, cfg.node_dir.join("log")).map_err(|e| {
+            DaemonError::Service {
+                service: "supervisor",
+                bin: services_dir.clone(),
+                reason: e.to_string(),
             }
-            return Err(fail(format!(
-                "not healthy after {:?} (log: {})",
-                cfg.storaged_timeout,
-                log_path.display()
-            )));
+        })?;
+    for &(service, _) in &wanted {
+        let bin = defs
+            .iter()
+            .find(|(n, _)| *n == service)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default();
+        if let Err(reason) = handle.wait_ready(service, cfg.storaged_timeout).await {
+            handle.shutdown().await;
+            return Err(DaemonError::Service {
+                service,
+                bin,
+                reason: format!(
+                    "{reason} (log: {})",
+                    crate::supervisor::logs::log_path(&cfg.node_dir.join("log"), service).display()
+                ),
+            });
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tracing::info!(service, "up");
     }
-}
-
-/// SIGTERM, then SIGKILL after 10 s.
-async fn stop_child(child: &mut Child) {
-    if let Some(pid) = child
-        .id()
-        .and_then(|p| rustix::process::Pid::from_raw(p as i32))
-    {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        if tokio::time::timeout(Duration::from_secs(10), child.wait())
-            .await
-            .is_ok()
-        {
-            return;
-        }
-    }
-    let _ = child.kill().await;
+    Ok(Some(handle))
 }

@@ -12,3 +12,4 @@ pub mod handlers;
 pub mod identity;
 pub mod jcs;
 pub mod keys;
+pub mod supervisor;

@@ -28,7 +28,7 @@ fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (String, String) {
         .output()
         .unwrap();
     assert!(!out.status.success(), "the fake storaged cannot come up");
-    let log = std::fs::read_to_string(node.join("storaged.log")).unwrap();
+    let log = std::fs::read_to_string(node.join("log/storaged.log")).unwrap();
     std::fs::remove_dir_all(&node).unwrap();
     (String::from_utf8_lossy(&out.stderr).into_owned(), log)
 }
@@ -41,7 +41,7 @@ fn children_log_plain_into_files_or_json_when_asked() {
         log.lines().any(|l| l == "ZOS_LOG_FORMAT=plain"),
         "storaged not told to log plain:\n{log}"
     );
-    assert!(stderr.contains("exited with"), "{stderr}");
+    assert!(stderr.contains("exit code 3"), "{stderr}");
 
     let (stderr, log) = run(d.path(), &[], &["--log-format", "json"]);
     assert!(log.lines().any(|l| l == "ZOS_LOG_FORMAT=json"), "{log}");

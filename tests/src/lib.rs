@@ -180,8 +180,8 @@ impl World {
 impl Drop for World {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let log =
-                std::fs::read_to_string(self.node_dir().join("storaged.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(self.node_dir().join("log/storaged.log"))
+                .unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(80).collect();
             eprintln!("--- storaged.log (last 80 lines) ---");
             for l in tail.iter().rev() {

@@ -8,6 +8,7 @@ pub mod health;
 pub mod network;
 pub mod node;
 pub mod storage;
+pub mod supervisor;
 
 use serde::{Deserialize, Serialize};
 

@@ -6,6 +6,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use node_init::daemon::{Config, default_bin, run};
 use node_init::engine::Backoff;
+use node_init::supervisor::pid1;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -53,6 +54,9 @@ struct Cli {
     retry_base_ms: u64,
     #[command(flatten)]
     farm: join::JoinArgs,
+    /// Run as init (reap orphans, SIGPWR shuts down); implied when node-init is PID 1
+    #[arg(long)]
+    pid1: bool,
     /// Log format: auto (colour on a terminal), plain, color or json; default from
     /// ZOS_LOG_FORMAT, else auto. storaged and computed log plain (json if json) into their files.
     #[arg(long, value_name = "FORMAT")]
@@ -135,9 +139,14 @@ async fn main() -> anyhow::Result<()> {
         },
     };
     let farm = cli.farm.config()?;
+    let init = cli.pid1 || pid1::is_pid1();
+    if init {
+        pid1::become_init();
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let shutdown = async move {
-        bus::daemon::shutdown_signal().await;
+        pid1::shutdown_signal(init).await;
+        tracing::info!("shutting down");
         let _ = stop.send(true);
     };
     let mut joined = None;
@@ -153,6 +162,9 @@ async fn main() -> anyhow::Result<()> {
     .with_context(|| format!("node {}", node_dir.display()));
     if let Some(j) = joined {
         let _ = tokio::time::timeout(Duration::from_secs(5), j).await;
+    }
+    if init {
+        pid1::finish();
     }
     res
 }

@@ -6,6 +6,7 @@ mod get;
 mod key;
 mod logs;
 mod node;
+mod services;
 mod sign;
 mod store;
 
@@ -42,8 +43,13 @@ enum Cmd {
     Delete(delete::Args),
     /// Show the node's identity
     Node(node::Args),
-    /// Print a container workload's output (-f to follow)
+    /// Print a service's log (`zos logs storaged`) or a container workload's output
+    /// (`zos logs ID WORKLOAD`); -f to follow
     Logs(logs::Args),
+    /// The daemons node-init supervises: state, pid, uptime, restarts, readiness, version
+    Services(services::Args),
+    /// Versions of zos, node-init and the daemons it runs
+    Version(services::VersionArgs),
     /// Objects in the storage farm (put, get, ls, rm, status)
     Store(store::StoreArgs),
 }
@@ -60,6 +66,8 @@ async fn main() -> std::process::ExitCode {
         Cmd::Delete(a) => delete::run(cli.node, a).await,
         Cmd::Node(a) => node::run(cli.node, a).await,
         Cmd::Logs(a) => logs::run(cli.node, a).await,
+        Cmd::Services(a) => services::run(cli.node, a).await,
+        Cmd::Version(a) => services::version(cli.node, a).await,
         Cmd::Store(a) => store::run(a).await,
     };
     match res {

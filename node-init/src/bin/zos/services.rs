@@ -1,0 +1,109 @@
+//! `zos services [--json]` and `zos version`: the daemons node-init supervises, from
+//! `node.services@1` on its socket.
+
+use super::node::{client, print_json};
+use anyhow::Result;
+use bus::api::supervisor::{ListServices, ServiceList};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// node-init probes each running daemon's health (1 s bound each) before answering.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+async fn list(node: Option<PathBuf>) -> Result<ServiceList> {
+    Ok(client(node)?
+        .call_timeout(CALL_TIMEOUT)
+        .call::<ListServices>(&bus::api::Empty {})
+        .await?)
+}
+
+pub async fn run(node: Option<PathBuf>, a: Args) -> Result<()> {
+    let l = list(node).await?;
+    if a.json {
+        return print_json(&l);
+    }
+    println!(
+        "{:<12} {:<9} {:>8} {:>9} {:>8} {:<10} {:<16} DETAIL",
+        "SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "VERSION"
+    );
+    for s in &l.services {
+        let dash = || "-".to_string();
+        println!(
+            "{:<12} {:<9} {:>8} {:>9} {:>8} {:<10} {:<16} {}",
+            s.name,
+            s.state,
+            s.pid.map_or_else(dash, |p| p.to_string()),
+            s.uptime_secs.map_or_else(dash, uptime),
+            s.restarts,
+            s.readiness,
+            s.version.clone().unwrap_or_else(dash),
+            match (&s.detail, s.adopted) {
+                (Some(d), _) => d.clone(),
+                (None, true) => "adopted".into(),
+                (None, false) => String::new(),
+            }
+        );
+    }
+    Ok(())
+}
+
+fn uptime(s: u64) -> String {
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+#[derive(clap::Args)]
+pub struct VersionArgs {
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// `zos version`: this CLI's, node-init's and every supervised daemon's.
+pub async fn version(node: Option<PathBuf>, a: VersionArgs) -> Result<()> {
+    let zos = env!("CARGO_PKG_VERSION");
+    let node_list = if node.is_some() {
+        Some(list(node).await)
+    } else {
+        None
+    };
+    if a.json {
+        let l = node_list.transpose()?;
+        return print_json(&serde_json::json!({
+            "zos": zos,
+            "node_init": l.as_ref().map(|l| &l.node_init_version),
+            "services": l.as_ref().map(|l| l.services.iter()
+                .map(|s| (s.name.clone(), s.version.clone()))
+                .collect::<std::collections::BTreeMap<_, _>>()),
+        }));
+    }
+    println!("zos        {zos}");
+    match node_list {
+        None => {
+            println!("(no node given: --node DIR or ZOS_NODE for node-init's and its daemons')")
+        }
+        Some(l) => {
+            let l = l?;
+            println!("node-init  {}", l.node_init_version);
+            for s in l.services {
+                println!(
+                    "{:<10} {}",
+                    s.name,
+                    s.version.unwrap_or_else(|| "unknown".into())
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! The supervisor loop against a fake system: order, restart, failure limit, adoption and
+//! shutdown order, without processes.
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use super::process::{Probe, Processes, Running, Sig};
+use super::reaper::Exit;
+use super::service::{Readiness, RestartPolicy, Service, ServiceDef};
+use super::{Handle, policy::State, start};
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Every pid is a fake process; a signal ends it; `crash` ends it from the test.
+#[derive(Clone, Default)]
+struct Fake(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    next: AtomicU32,
+    alive: Mutex<HashMap<u32, (String, oneshot::Sender<Exit>)>>,
+    events: Mutex<Vec<String>>,
+    broken: Mutex<BTreeSet<String>>,
+    /// a daemon already answering on this socket at start, with this pid
+    running: Mutex<Option<(String, u32)>>,
+}
+
+impl Fake {
+    fn event(&self, e: String) {
+        self.0.events.lock().unwrap().push(e);
+    }
+    fn events(&self) -> Vec<String> {
+        self.0.events.lock().unwrap().clone()
+    }
+    fn crash(&self, name: &str) {
+        let mut alive = self.0.alive.lock().unwrap();
+        let pid = *alive.iter().find(|(_, (n, _))| n == name).unwrap().0;
+        let (_, tx) = alive.remove(&pid).unwrap();
+        let _ = tx.send(Exit::Signal(9));
+    }
+}
+
+impl Processes for Fake {
+    async fn spawn(&self, svc: &Service, _log: &std::path::Path) -> io::Result<Running> {
+        if self.0.broken.lock().unwrap().contains(&svc.name) {
+            self.event(format!("spawn-failed {}", svc.name));
+            return Err(io::Error::other("exec format error"));
+        }
+        let pid = 100 + self.0.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, exit) = oneshot::channel();
+        self.0
+            .alive
+            .lock()
+            .unwrap()
+            .insert(pid, (svc.name.clone(), tx));
+        self.event(format!("start {}", svc.name));
+        Ok(Running { pid, exit })
+    }
+
+    fn adopt(&self, pid: u32) -> io::Result<oneshot::Receiver<Exit>> {
+        let (tx, rx) = oneshot::channel();
+        let name = self.0.running.lock().unwrap().clone().unwrap().0;
+        self.0.alive.lock().unwrap().insert(pid, (name.clone(), tx));
+        self.event(format!("adopt {name}"));
+        Ok(rx)
+    }
+
+    fn signal(&self, pid: u32, sig: Sig) {
+        if let Some((name, tx)) = self.0.alive.lock().unwrap().remove(&pid) {
+            self.event(format!("{sig:?} {name}"));
+            let _ = tx.send(Exit::Code(0));
+        }
+    }
+
+    async fn probe(&self, ready: &Readiness) -> Probe {
+        if let (Readiness::Bus(p), Some((name, pid))) =
+            (ready, self.0.running.lock().unwrap().clone())
+            && p.to_str() == Some(&name)
+        {
+            return Probe {
+                ready: true,
+                pid: Some(pid),
+            };
+        }
+        Probe {
+            ready: true,
+            pid: None,
+        }
+    }
+
+    async fn version(&self, _svc: &Service, _pid: Option<u32>) -> Option<String> {
+        Some("b3:fake".into())
+    }
+}
+
+fn svc(name: &str, after: &[&str]) -> Service {
+    let mut def = ServiceDef::new("/fake", vec![]);
+    def.after = after.iter().map(|s| s.to_string()).collect();
+    def.ready = Readiness::Bus(name.into());
+    def.restart = RestartPolicy {
+        backoff_ms: 10,
+        max_backoff_ms: 40,
+        limit: 3,
+        window_secs: 60,
+    };
+    Service {
+        name: name.into(),
+        def,
+    }
+}
+
+fn node(fake: &Fake, dir: &std::path::Path) -> Handle {
+    start(
+        fake.clone(),
+        vec![
+            svc("netd", &["storaged"]),
+            svc("computed", &["storaged"]),
+            svc("storaged", &[]),
+        ],
+        dir.to_path_buf(),
+    )
+    .unwrap()
+}
+
+fn state(h: &Handle, name: &str) -> State {
+    h.snapshot()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap()
+        .state
+}
+
+#[tokio::test]
+async fn ordered_start_restart_after_crash_and_reverse_stop() {
+    let d = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let h = node(&fake, d.path());
+    for n in ["storaged", "computed", "netd"] {
+        h.wait_ready(n, Duration::from_secs(5)).await.unwrap();
+    }
+    assert_eq!(
+        fake.events(),
+        ["start storaged", "start computed", "start netd"]
+    );
+    let before = state(&h, "computed").pid().unwrap();
+    fake.crash("computed");
+    let t = std::time::Instant::now();
+    loop {
+        if let State::Running { pid } = state(&h, "computed")
+            && pid != before
+        {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "not restarted");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let snap = h.snapshot();
+    let c = snap.iter().find(|s| s.name == "computed").unwrap();
+    assert_eq!(c.restarts, 1);
+    assert_eq!(c.detail.as_deref(), Some("killed by signal 9"));
+    h.shutdown().await;
+    assert_eq!(
+        fake.events()[4..],
+        ["Term netd", "Term computed", "Term storaged"]
+    );
+    assert!(h.snapshot().iter().all(|s| s.state == State::Stopped));
+}
+
+#[tokio::test]
+async fn a_service_that_cannot_start_fails_after_its_limit_and_its_dependents_wait() {
+    let d = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    fake.0.broken.lock().unwrap().insert("storaged".into());
+    let h = node(&fake, d.path());
+    let err = h
+        .wait_ready("storaged", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(err.contains("crashed more than 3 times"), "{err}");
+    assert!(err.contains("exec format error"), "{err}");
+    // 1 start + 3 restarts, then nothing more
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.events().len(), 4, "{:?}", fake.events());
+    assert_eq!(state(&h, "computed"), State::Waiting);
+    assert_eq!(h.snapshot()[0].restarts, 3);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_daemon_already_answering_is_adopted_not_started_twice() {
+    let d = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    *fake.0.running.lock().unwrap() = Some(("storaged".into(), 4242));
+    let h = node(&fake, d.path());
+    h.wait_ready("netd", Duration::from_secs(5)).await.unwrap();
+    assert_eq!(fake.events()[0], "adopt storaged");
+    assert_eq!(state(&h, "storaged"), State::Running { pid: 4242 });
+    assert!(h.snapshot()[0].adopted);
+    // a crash of the adopted one: started as our child then
+    fake.crash("storaged");
+    h.wait_ready("storaged", Duration::from_secs(5))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(fake.events().contains(&"start storaged".to_string()));
+    h.shutdown().await;
+}
