@@ -43,8 +43,14 @@ pub async fn run(
                     Loop::Scan => storage.refresh().await,
                     Loop::Supervise => storage.supervise().await,
                 }
+                // While starting (first scan, zdb servers coming up), supervise often, so a
+                // restarted storaged reports ready as soon as its servers are re-adopted.
+                let wait = match step {
+                    Loop::Supervise if storage.health().is_none() => STARTING_TICK,
+                    _ => period,
+                };
                 tokio::select! {
-                    _ = tokio::time::sleep(period) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = rx.wait_for(|s| *s) => break,
                 }
             }
@@ -59,6 +65,9 @@ pub async fn run(
     let _ = serve.await;
     Ok(())
 }
+
+/// The supervise period while storaged reports `starting`.
+const STARTING_TICK: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Copy)]
 enum Loop {
