@@ -67,10 +67,11 @@ fn verify_all(c: &StripeCodec, stripe: u64, shards: &[Bytes]) -> Vec<Option<Veri
 /// stripe, decodes, and compares the blake3 of what came out with what went in.
 fn round_trip(params: Params, size: u64, lost: impl Fn(u64) -> Vec<usize>) {
     let c = codec(params);
-    let mut input = StripeReader::new(Pattern::new(size), params.stripe as usize);
+    let mut input = StripeReader::new(Pattern::new(size), params.stripe as usize, c.reserve());
     let (mut sent, mut got) = (blake3::Hasher::new(), blake3::Hasher::new());
     let mut stripes = 0;
-    while let Some((i, plain)) = input.next_stripe().expect("read") {
+    while let Some((i, buf)) = input.next_stripe().expect("read") {
+        let plain = &buf[farm::codec::seal::PREFIX..];
         sent.update(plain);
         let shards = c.encode(i, plain).expect("encode");
         assert_eq!(shards.len(), params.shards());

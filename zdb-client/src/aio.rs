@@ -8,7 +8,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::{Instant, timeout, timeout_at};
 
-use crate::codec::{encode_framing, segments};
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::{BulkHead, bulk_head, encode_framing, segments};
 use crate::config::{Address, Config};
 use crate::core::{Core, session_of, settle};
 use crate::error::{Error, Result};
@@ -43,6 +45,16 @@ async fn open_stream(cfg: &Config) -> Result<Box<dyn Io>> {
         ))),
     }
 }
+
+fn reply_timeout(after: Duration) -> Error {
+    Error::Timeout {
+        what: "reply",
+        after,
+    }
+}
+
+/// How far [`Client::get_split`] grows a body with no room left, per step.
+const STEP: usize = 256 << 10;
 
 struct Conn {
     stream: Box<dyn Io>,
@@ -136,6 +148,110 @@ impl Conn {
         self.read_value().await
     }
 
+    /// Sends `SET key head++body`, the parts from where they are.
+    async fn send_split(&mut self, key: &[u8], head: &[u8], body: &[u8]) -> Result<()> {
+        let mut framing = std::mem::take(&mut self.core.wbuf);
+        let mut num = itoa::Buffer::new();
+        framing.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$");
+        framing.extend_from_slice(num.format(key.len()).as_bytes());
+        framing.extend_from_slice(b"\r\n");
+        framing.extend_from_slice(key);
+        framing.extend_from_slice(b"\r\n$");
+        framing.extend_from_slice(num.format(head.len() + body.len()).as_bytes());
+        framing.extend_from_slice(b"\r\n");
+        let r = self
+            .send(&[framing.as_slice(), head, body, b"\r\n".as_slice()])
+            .await;
+        self.core.restore_wbuf(framing);
+        r
+    }
+
+    /// Reads more bytes into the read buffer before `deadline`.
+    async fn fill(&mut self, deadline: Instant) -> Result<()> {
+        loop {
+            let read = self.stream.read(self.core.rbuf.spare());
+            match timeout_at(deadline, read).await {
+                Ok(Ok(0)) => return Err(self.core.closed()),
+                Ok(Ok(n)) => {
+                    self.core.rbuf.filled(n);
+                    return Ok(());
+                }
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => return Err(self.reply_timeout()),
+            }
+        }
+    }
+
+    fn reply_timeout(&self) -> Error {
+        reply_timeout(self.timeout)
+    }
+
+    /// The reply to a GET just sent, its value split into `head` and `body` (see
+    /// [`Client::get_split`]).
+    async fn read_split(&mut self, head: &mut [u8], body: &mut BytesMut) -> Result<Split> {
+        let deadline = Instant::now() + self.timeout;
+        let (line, len) = loop {
+            match bulk_head(self.core.rbuf.unread(), &self.core.limits) {
+                BulkHead::Bulk { line, len } => break (line, len),
+                BulkHead::NeedMore => self.fill(deadline).await?,
+                BulkHead::Other => {
+                    return crate::reply::get(self.read_value().await?).map(Split::Whole);
+                }
+            }
+        };
+        if len < head.len() {
+            return crate::reply::get(self.read_value().await?).map(Split::Whole);
+        }
+        self.core.rbuf.consume(line);
+        // What already arrived comes from the read buffer, the rest straight from the socket.
+        let buffered = self.core.rbuf.unread();
+        let take = buffered.len().min(len);
+        let in_head = take.min(head.len());
+        let (to_head, to_body) = buffered.split_at(in_head);
+        if let Some(h) = head.get_mut(..in_head) {
+            h.copy_from_slice(to_head);
+        }
+        body.extend_from_slice(to_body.get(..take - in_head).unwrap_or_default());
+        self.core.rbuf.consume(take);
+        let closed = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Error::Closed { mid_reply: true },
+            _ => Error::Io(e),
+        };
+        let after = self.timeout;
+        if let Some(h) = head.get_mut(in_head..).filter(|h| !h.is_empty()) {
+            timeout_at(deadline, self.stream.read_exact(h))
+                .await
+                .map_err(|_| reply_timeout(after))?
+                .map_err(closed)?;
+        }
+        let mut rest = len - head.len() - (take - in_head);
+        while rest > 0 {
+            // Into the room the caller gave; past it, grown a bounded step at a time, so
+            // nothing is allocated for a declared length before its bytes arrive.
+            let room = body.capacity() - body.len();
+            if room == 0 {
+                body.reserve(rest.min(STEP));
+            }
+            let mut limited = (&mut self.stream).take(rest as u64);
+            match timeout_at(deadline, limited.read_buf(body)).await {
+                Ok(Ok(0)) => return Err(Error::Closed { mid_reply: true }),
+                Ok(Ok(n)) => rest = rest.saturating_sub(n),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return Err(closed(e)),
+                Err(_) => return Err(reply_timeout(after)),
+            }
+        }
+        while self.core.rbuf.unread().len() < 2 {
+            self.fill(deadline).await?;
+        }
+        if self.core.rbuf.unread().get(..2) != Some(b"\r\n".as_slice()) {
+            return Err(crate::ProtocolError::MissingCrlf.into());
+        }
+        self.core.rbuf.consume(2);
+        Ok(Split::Parts(len))
+    }
+
     async fn pipeline(&mut self, p: &Pipeline) -> Result<Vec<Value>> {
         let mut out = Vec::with_capacity(p.len());
         for (bytes, n) in p.chunks() {
@@ -146,6 +262,15 @@ impl Conn {
         }
         Ok(out)
     }
+}
+
+/// What [`Client::get_split`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Split {
+    /// A value of this many bytes: the head filled, the rest appended to the body.
+    Parts(usize),
+    /// No such key (`None`), or a value shorter than the head, whole.
+    Whole(Option<Bytes>),
 }
 
 /// An async connection to a 0-db server (tokio). Dropping a call's future mid-way leaves
@@ -227,6 +352,37 @@ impl Client {
     pub async fn read_reply(&mut self) -> Result<Value> {
         let r = self.conn().await?.read_value().await;
         self.finish(r)
+    }
+
+    /// GET of a value made of a fixed-size head and a large body (a header and a payload):
+    /// the first `head.len()` bytes fill `head`, the rest is appended to `body`, read straight
+    /// from the socket into `body`'s spare capacity, so a large value is neither copied out of
+    /// the read buffer nor grows it, and lands where the caller wants it (a region of a larger
+    /// buffer). Other replies mean what they mean for [`Client::get`].
+    pub async fn get_split(
+        &mut self,
+        key: &[u8],
+        head: &mut [u8],
+        body: &mut BytesMut,
+    ) -> Result<Split> {
+        let c = self.conn().await?;
+        let r = match c.send_request(&[b"GET", key]).await {
+            Ok(()) => c.read_split(head, body).await,
+            Err(e) => Err(e),
+        };
+        self.finish(r)
+    }
+
+    /// SET of a value given in two parts (a header and a payload), sent as one value without
+    /// joining them first; `true` as for [`Client::set`].
+    pub async fn set_split(&mut self, key: &[u8], head: &[u8], body: &[u8]) -> Result<bool> {
+        let c = self.conn().await?;
+        let r = match c.send_split(key, head, body).await {
+            Ok(()) => c.read_value().await,
+            Err(e) => Err(e),
+        };
+        let v = self.finish(r)?;
+        crate::reply::set(v)
     }
 
     async fn login(&mut self, s: &Session) -> Result<()> {

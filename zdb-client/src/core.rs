@@ -37,7 +37,7 @@ impl ReadBuf {
         self.data.get(self.start..self.end).unwrap_or_default()
     }
 
-    fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         self.start = (self.start + n).min(self.end);
         if self.start == self.end {
             self.start = 0;
@@ -74,6 +74,7 @@ pub(crate) struct Core {
     /// Requests encoded but not sent yet.
     pub(crate) wbuf: Vec<u8>,
     decoder: Decoder,
+    pub(crate) limits: Limits,
 }
 
 impl Core {
@@ -82,6 +83,7 @@ impl Core {
             rbuf: ReadBuf::new(),
             wbuf: Vec::with_capacity(INITIAL),
             decoder: Decoder::new(limits),
+            limits,
         }
     }
 

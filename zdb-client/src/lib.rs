@@ -45,7 +45,7 @@ pub mod scan;
 mod value;
 
 #[cfg(feature = "tokio")]
-pub use aio::{Client as AsyncClient, Scan as AsyncScan};
+pub use aio::{Client as AsyncClient, Scan as AsyncScan, Split};
 pub use blocking::{Client, ScanIter};
 pub use codec::Limits;
 pub use config::{Address, AuthMethod, Config, DEFAULT_PORT, Reconnect, Secret};

@@ -233,3 +233,47 @@ fn async_client_over_both_transports() {
         c.ping().await.unwrap();
     });
 }
+
+#[test]
+fn async_split_values_go_out_and_come_back_in_two_parts() {
+    // The farm's shards: a header and a large payload, sent without joining them and read
+    // back with the payload straight into a region of a larger buffer.
+    let Some(z) = Zdb::start() else { return };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = AsyncClient::connect(Config::tcp(z.addr()).with_admin(ADMIN))
+            .await
+            .unwrap();
+        let head = [7u8; 72];
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        assert!(c.set_split(b"shard", &head, &body).await.unwrap());
+        let whole = c.get(b"shard").await.unwrap().unwrap();
+        assert_eq!(&whole[..72], &head[..]);
+        assert_eq!(&whole[72..], &body[..]);
+        // Into a region with room (no allocation), and into an empty buffer (grown).
+        for room in [body.len(), 0] {
+            let mut region = bytes::BytesMut::with_capacity(room);
+            let mut h = [0u8; 72];
+            let got = c.get_split(b"shard", &mut h, &mut region).await.unwrap();
+            assert_eq!(got, zdb_client::Split::Parts(72 + body.len()));
+            assert_eq!(h, head);
+            assert_eq!(&region[..], &body[..]);
+        }
+        // Missing, shorter than the head, an error reply: as `get` says; the connection lives.
+        let mut h = [0u8; 72];
+        let mut region = bytes::BytesMut::new();
+        let got = c.get_split(b"nope", &mut h, &mut region).await.unwrap();
+        assert_eq!(got, zdb_client::Split::Whole(None));
+        c.set(b"short", b"tiny").await.unwrap();
+        let got = c.get_split(b"short", &mut h, &mut region).await.unwrap();
+        assert_eq!(
+            got,
+            zdb_client::Split::Whole(Some(bytes::Bytes::from_static(b"tiny")))
+        );
+        assert!(region.is_empty());
+        c.ping().await.unwrap();
+    });
+}

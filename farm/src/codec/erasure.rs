@@ -65,6 +65,11 @@ impl Erasure {
         self.shard_len(sealed_len) * self.k - sealed_len
     }
 
+    /// The most [`Self::padding`] any length needs (less than one aligned row per shard).
+    pub fn max_padding(&self) -> usize {
+        ALIGN * self.k
+    }
+
     /// Cuts `sealed` into k data shards (no copy) and appends m parity shards.
     pub fn encode(&self, mut sealed: Vec<u8>) -> Result<Vec<Bytes>, ErasureError> {
         let len = self.shard_len(sealed.len());

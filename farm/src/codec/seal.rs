@@ -12,12 +12,14 @@
 //! 16-byte tag. A stripe that zstd does not shrink is stored as is.
 
 use crate::ids::ObjectId;
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
+use bytes::{Bytes, BytesMut};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use std::fmt;
 
+/// Bytes of the authentication tag.
+const TAG: usize = 16;
 /// Bytes a sealed stripe adds to its body: the flag byte and the tag.
-pub const OVERHEAD: usize = 1 + 16;
+pub const OVERHEAD: usize = PREFIX + TAG;
 
 const FLAG_STORED: u8 = 0;
 const FLAG_ZSTD: u8 = 1;
@@ -94,9 +96,12 @@ fn worth_compressing(plain: &[u8], level: i32) -> bool {
 
 /// The key of one object version.
 pub struct ObjectKey {
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     id: ObjectId,
 }
+
+/// Bytes a plain stripe buffer holds before the plain bytes (see [`ObjectKey::seal_buf`]).
+pub const PREFIX: usize = 1;
 
 impl ObjectKey {
     /// Derives the key of object `id` from the owner's store key.
@@ -104,9 +109,14 @@ impl ObjectKey {
         let mut h = blake3::Hasher::new_derive_key("zos farm object key v1");
         h.update(&store.0);
         h.update(&id.0);
-        let key = h.finalize();
+        Self::from_bytes(h.finalize().as_bytes(), id)
+    }
+
+    fn from_bytes(key: &[u8; 32], id: ObjectId) -> Self {
+        // A 32-byte key is always a valid AES-256 key.
+        let key = UnboundKey::new(&AES_256_GCM, key).unwrap_or_else(|_| unreachable!());
         ObjectKey {
-            cipher: Aes256Gcm::new(key.as_bytes().into()),
+            cipher: LessSafeKey::new(key),
             id,
         }
     }
@@ -130,53 +140,80 @@ impl ObjectKey {
         level: i32,
         reserve: usize,
     ) -> Result<Vec<u8>, SealError> {
-        let bound = zstd::zstd_safe::compress_bound(plain.len());
-        let mut buf = Vec::with_capacity(1 + bound.max(plain.len()) + 16 + reserve);
-        buf.push(FLAG_ZSTD);
+        let mut buf = Vec::with_capacity(PREFIX + plain.len() + TAG + reserve);
+        buf.push(FLAG_STORED);
+        buf.extend_from_slice(plain);
+        self.seal_buf(stripe, buf, level, reserve)
+    }
+
+    /// Seals the plain stripe that follows [`PREFIX`] spare bytes in `buf`, in place when it
+    /// is stored as is (the common case for large objects: their bytes are compressed or
+    /// encrypted already), so a stripe read straight into its buffer is never copied before
+    /// it becomes shards. Give `buf` the capacity for the tag and `reserve` more.
+    pub fn seal_buf(
+        &self,
+        stripe: u64,
+        mut buf: Vec<u8>,
+        level: i32,
+        reserve: usize,
+    ) -> Result<Vec<u8>, SealError> {
+        let plain = buf.get(PREFIX..).unwrap_or_default();
+        let plain_len = plain.len();
         // Into a buffer no larger than the plain stripe: a stripe zstd cannot shrink fails
         // here and is stored instead; a large stripe whose samples do not shrink is stored
-        // without compressing it all (encrypted or compressed input: the common large object).
-        buf.resize(1 + plain.len(), 0);
-        let body = buf.get_mut(1..).unwrap_or_default();
-        let compressed = if worth_compressing(plain, level) {
-            zstd::bulk::compress_to_buffer(plain, body, level).ok()
-        } else {
-            None
-        };
-        match compressed {
-            Some(n) if n < plain.len() => buf.truncate(1 + n),
-            _ => {
-                buf.clear();
-                buf.push(FLAG_STORED);
-                buf.extend_from_slice(plain);
+        // without compressing it all.
+        if worth_compressing(plain, level) {
+            let mut out = Vec::with_capacity(PREFIX + plain_len + TAG + reserve);
+            out.resize(PREFIX + plain_len, FLAG_ZSTD);
+            let body = out.get_mut(PREFIX..).unwrap_or_default();
+            if let Ok(n) = zstd::bulk::compress_to_buffer(plain, body, level)
+                && n < plain_len
+            {
+                out.truncate(PREFIX + n);
+                buf = out;
             }
         }
-        let nonce = nonce(stripe);
-        self.cipher
-            .encrypt_in_place(&nonce, &self.aad(stripe, plain.len()), &mut buf)
+        if buf.is_empty() {
+            buf.push(FLAG_STORED);
+        } else if buf.len() == PREFIX + plain_len {
+            buf[0] = FLAG_STORED;
+        }
+        let tag = self
+            .cipher
+            .seal_in_place_separate_tag(
+                nonce(stripe),
+                Aad::from(self.aad(stripe, plain_len)),
+                &mut buf,
+            )
             .map_err(|_| SealError(std::io::Error::other("stripe too large to seal")))?;
+        buf.extend_from_slice(tag.as_ref());
         Ok(buf)
     }
 
     /// Decrypts and decompresses stripe `stripe`, which must hold exactly `plain_len` bytes.
+    /// A stored stripe is returned in place (the buffer shared, past the flag byte).
     pub fn open(
         &self,
         stripe: u64,
-        mut sealed: Vec<u8>,
+        mut sealed: BytesMut,
         plain_len: usize,
-    ) -> Result<Vec<u8>, OpenError> {
-        self.cipher
-            .decrypt_in_place(&nonce(stripe), &self.aad(stripe, plain_len), &mut sealed)
-            .map_err(|_| OpenError::Tag(stripe))?;
+    ) -> Result<Bytes, OpenError> {
+        let body_len = self
+            .cipher
+            .open_in_place(
+                nonce(stripe),
+                Aad::from(self.aad(stripe, plain_len)),
+                &mut sealed,
+            )
+            .map_err(|_| OpenError::Tag(stripe))?
+            .len();
+        sealed.truncate(body_len);
         let (flag, body) = sealed.split_first().ok_or(OpenError::Body(stripe))?;
         let plain = match *flag {
-            FLAG_STORED => {
-                sealed.remove(0);
-                sealed
-            }
-            FLAG_ZSTD => {
-                zstd::bulk::decompress(body, plain_len).map_err(|_| OpenError::Body(stripe))?
-            }
+            FLAG_STORED => sealed.freeze().slice(PREFIX..),
+            FLAG_ZSTD => zstd::bulk::decompress(body, plain_len)
+                .map_err(|_| OpenError::Body(stripe))?
+                .into(),
             _ => return Err(OpenError::Body(stripe)),
         };
         if plain.len() != plain_len {
@@ -186,10 +223,11 @@ impl ObjectKey {
     }
 }
 
-fn nonce(stripe: u64) -> Nonce<aes_gcm::aead::consts::U12> {
-    let mut n = [0u8; 12];
+fn nonce(stripe: u64) -> Nonce {
+    let mut n = [0u8; NONCE_LEN];
     n[..8].copy_from_slice(&stripe.to_le_bytes());
-    n.into()
+    // Each key seals each stripe index once (see the module's doc).
+    Nonce::assume_unique_for_key(n)
 }
 
 #[cfg(test)]
@@ -206,14 +244,25 @@ mod tests {
         let text = b"hello hello hello hello hello hello".repeat(100);
         let sealed = k.seal(3, &text, 1, 0).expect("seal");
         assert!(sealed.len() < text.len());
-        assert_eq!(k.open(3, sealed, text.len()).expect("open"), text);
+        assert_eq!(
+            k.open(3, sealed.as_slice().into(), text.len())
+                .expect("open"),
+            text
+        );
         let mut random = vec![0u8; 10_000];
         nodeutil::random::fill(&mut random);
         let sealed = k.seal(0, &random, 1, 0).expect("seal");
         assert_eq!(sealed.len(), random.len() + OVERHEAD);
-        assert_eq!(k.open(0, sealed, random.len()).expect("open"), random);
+        assert_eq!(
+            k.open(0, sealed.as_slice().into(), random.len())
+                .expect("open"),
+            random
+        );
         let sealed = k.seal(0, &[], 1, 0).expect("seal");
-        assert_eq!(k.open(0, sealed, 0).expect("open"), Vec::<u8>::new());
+        assert_eq!(
+            k.open(0, sealed.as_slice().into(), 0).expect("open"),
+            Vec::<u8>::new()
+        );
     }
 
     #[test]
@@ -237,7 +286,11 @@ mod tests {
             "{}",
             sealed.len()
         );
-        assert_eq!(k.open(2, sealed, random.len()).expect("open"), random);
+        assert_eq!(
+            k.open(2, sealed.as_slice().into(), random.len())
+                .expect("open"),
+            random
+        );
     }
 
     #[test]
@@ -248,23 +301,48 @@ mod tests {
         let plain = b"some stripe".to_vec();
         let sealed = k.seal(7, &plain, 1, 0).expect("seal");
         assert_eq!(
-            k.open(8, sealed.clone(), plain.len()),
+            k.open(8, sealed.as_slice().into(), plain.len()),
             Err(OpenError::Tag(8))
         );
         assert_eq!(
-            k.open(7, sealed.clone(), plain.len() - 1),
+            k.open(7, sealed.as_slice().into(), plain.len() - 1),
             Err(OpenError::Tag(7))
         );
         let mut flipped = sealed.clone();
         flipped[2] ^= 1;
-        assert_eq!(k.open(7, flipped, plain.len()), Err(OpenError::Tag(7)));
+        assert_eq!(
+            k.open(7, flipped.as_slice().into(), plain.len()),
+            Err(OpenError::Tag(7))
+        );
         let other = ObjectKey::derive(&store, ObjectId::random());
         assert_eq!(
-            other.open(7, sealed.clone(), plain.len()),
+            other.open(7, sealed.as_slice().into(), plain.len()),
             Err(OpenError::Tag(7))
         );
         let same = ObjectKey::derive(&store, id);
-        assert_eq!(same.open(7, sealed, plain.len()).expect("open"), plain);
+        assert_eq!(
+            same.open(7, sealed.as_slice().into(), plain.len())
+                .expect("open"),
+            plain
+        );
+    }
+
+    #[test]
+    fn the_sealed_format_is_standard_aes_256_gcm() {
+        // Shards written with the RustCrypto `aes-gcm` crate (before ring) must stay readable:
+        // the expected bytes come from another implementation (Python's `cryptography`, AESGCM
+        // with nonce = stripe LE ++ 4 zero bytes and aad = id ++ stripe LE ++ plain length LE).
+        let id = ObjectId(std::array::from_fn(|i| 100 + i as u8));
+        let k = ObjectKey::from_bytes(&std::array::from_fn(|i| i as u8), id);
+        let sealed = k.seal(3, b"farm stripe", 1, 0).expect("seal");
+        assert_eq!(
+            hex::encode(&sealed),
+            "90ea39eb347141ac8a51ffc13e9bbebb1a921a809ac662022cb3b1e0"
+        );
+        assert_eq!(
+            k.open(3, sealed.as_slice().into(), 11).expect("open"),
+            &b"farm stripe"[..]
+        );
     }
 
     #[test]

@@ -78,25 +78,54 @@ fn checksum(header: &[u8], payload: &[u8]) -> blake3::Hash {
 /// Frames `payload` as shard `id` of a stripe of shape k+m whose sealed form is `sealed_len`
 /// bytes.
 pub fn frame(id: &ShardId, k: u8, m: u8, sealed_len: usize, payload: &[u8]) -> Bytes {
-    let h = header(id, k, m, sealed_len, payload.len());
+    let h = head(id, k, m, sealed_len, payload);
     let mut out = BytesMut::with_capacity(HEADER + payload.len());
     out.put_slice(&h);
-    out.put_slice(checksum(&h, payload).as_bytes());
     out.put_slice(payload);
     out.freeze()
+}
+
+/// The header [`frame`] puts before `payload` (checksum included): a store that can send the
+/// two parts as one value needs no joined copy.
+pub fn head(id: &ShardId, k: u8, m: u8, sealed_len: usize, payload: &[u8]) -> [u8; HEADER] {
+    let h = header(id, k, m, sealed_len, payload.len());
+    let mut out = [0u8; HEADER];
+    let (a, b) = out.split_at_mut(HASHED_HEADER);
+    a.copy_from_slice(&h);
+    b.copy_from_slice(checksum(&h, payload).as_bytes());
+    out
 }
 
 /// Checks stored bytes against the shard they should be (`id` of a k+m stripe) and returns
 /// its payload. Never trusts a length before the checksum holds.
 pub fn verify(stored: &Bytes, id: &ShardId, k: u8, m: u8) -> Result<Verified, ShardError> {
-    let bad = || ShardError::Format(name(id));
-    let head = stored.get(..HASHED_HEADER).ok_or_else(bad)?;
-    let sum = stored.get(HASHED_HEADER..HEADER).ok_or_else(bad)?;
+    let head: &[u8; HEADER] = stored
+        .get(..HEADER)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| ShardError::Format(name(id)))?;
     let payload = stored.slice(HEADER..);
+    let sealed_len = verify_parts(head, &payload, id, k, m)?;
+    Ok(Verified {
+        sealed_len,
+        payload,
+    })
+}
+
+/// [`verify`] of a shard read as its header and its payload apart (the payload straight into
+/// a stripe's buffer); returns the sealed stripe length the header records.
+pub fn verify_parts(
+    head: &[u8; HEADER],
+    payload: &[u8],
+    id: &ShardId,
+    k: u8,
+    m: u8,
+) -> Result<usize, ShardError> {
+    let bad = || ShardError::Format(name(id));
+    let (head, sum) = head.split_at(HASHED_HEADER);
     if head.get(..4) != Some(&MAGIC[..]) {
         return Err(bad());
     }
-    if checksum(head, &payload).as_bytes() != sum {
+    if checksum(head, payload).as_bytes() != sum {
         return Err(ShardError::Checksum(name(id)));
     }
     let u32_at = |at: usize| -> Result<usize, ShardError> {
@@ -114,10 +143,7 @@ pub fn verify(stored: &Bytes, id: &ShardId, k: u8, m: u8) -> Result<Verified, Sh
     if head != expect {
         return Err(ShardError::Identity(name(id)));
     }
-    Ok(Verified {
-        sealed_len,
-        payload,
-    })
+    Ok(sealed_len)
 }
 
 #[cfg(test)]
@@ -142,6 +168,10 @@ mod tests {
         assert_eq!(&v.payload[..], b"payload bytes");
         let empty = frame(&id, 4, 2, 0, b"");
         assert_eq!(verify(&empty, &id, 4, 2).expect("verify").payload.len(), 0);
+        let h = head(&id, 4, 2, 1234, b"payload bytes");
+        assert_eq!(&stored[..HEADER], &h[..]);
+        assert_eq!(verify_parts(&h, b"payload bytes", &id, 4, 2), Ok(1234));
+        assert!(verify_parts(&h, b"payload byteS", &id, 4, 2).is_err());
     }
 
     #[test]

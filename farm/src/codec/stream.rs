@@ -1,42 +1,48 @@
-//! An object as a sequence of stripes: the input is read one stripe at a time into one reused
-//! buffer, so encoding an object of any size holds one stripe of plain bytes (and its shards)
-//! at a time.
+//! An object as a sequence of stripes: the input is read one stripe at a time, each into a
+//! buffer of its own laid out for sealing in place ([`crate::codec::seal::PREFIX`] spare bytes,
+//! the plain bytes, room for the tag and the erasure padding), so a stripe's bytes are copied
+//! once, from the input, before they become shards. Memory is bounded by how many stripes the
+//! caller keeps at once.
 
+use crate::codec::seal::PREFIX;
 use std::io::{self, Read};
 
 /// Cuts a reader into stripes of `stripe` bytes; the last one may be shorter. An empty input
 /// is one empty stripe (see [`crate::codec::Params::stripes`]).
 pub struct StripeReader<R> {
     inner: R,
-    buf: Vec<u8>,
     stripe: usize,
+    reserve: usize,
     next: u64,
     done: bool,
     total: u64,
 }
 
 impl<R: Read> StripeReader<R> {
-    /// Reads `inner` in stripes of `stripe` bytes.
-    pub fn new(inner: R, stripe: usize) -> Self {
+    /// Reads `inner` in stripes of `stripe` bytes, each buffer with `reserve` bytes of spare
+    /// capacity after the stripe (see [`crate::codec::stripe::StripeCodec::reserve`]).
+    pub fn new(inner: R, stripe: usize, reserve: usize) -> Self {
         StripeReader {
             inner,
-            buf: Vec::with_capacity(stripe),
             stripe,
+            reserve,
             next: 0,
             done: false,
             total: 0,
         }
     }
 
-    /// The next stripe and its index, or `None` after the last.
-    pub fn next_stripe(&mut self) -> io::Result<Option<(u64, &[u8])>> {
+    /// The next stripe's index and buffer ([`PREFIX`] spare bytes, then the plain bytes), or
+    /// `None` after the last.
+    pub fn next_stripe(&mut self) -> io::Result<Option<(u64, Vec<u8>)>> {
         if self.done {
             return Ok(None);
         }
-        self.buf.clear();
+        let mut buf = Vec::with_capacity(PREFIX + self.stripe + self.reserve);
+        buf.resize(PREFIX, 0);
         let n = (&mut self.inner)
             .take(self.stripe as u64)
-            .read_to_end(&mut self.buf)?;
+            .read_to_end(&mut buf)?;
         if n < self.stripe {
             self.done = true;
             if n == 0 && self.next > 0 {
@@ -46,7 +52,7 @@ impl<R: Read> StripeReader<R> {
         let index = self.next;
         self.next += 1;
         self.total += n as u64;
-        Ok(Some((index, &self.buf)))
+        Ok(Some((index, buf)))
     }
 
     /// Bytes read so far.
@@ -62,10 +68,12 @@ mod tests {
 
     fn stripes(len: usize, stripe: usize) -> Vec<(u64, usize)> {
         let data = vec![1u8; len];
-        let mut r = StripeReader::new(&data[..], stripe);
+        let mut r = StripeReader::new(&data[..], stripe, 17);
         let mut out = vec![];
         while let Some((i, s)) = r.next_stripe().expect("read") {
-            out.push((i, s.len()));
+            assert!(s.capacity() >= s.len() + 17, "room for sealing in place");
+            assert!(s[PREFIX..].iter().all(|&b| b == 1));
+            out.push((i, s.len() - PREFIX));
         }
         assert_eq!(r.total(), len as u64);
         out

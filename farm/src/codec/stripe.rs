@@ -4,10 +4,11 @@
 
 use crate::codec::erasure::{Erasure, ErasureError};
 use crate::codec::params::{Params, ParamsError};
-use crate::codec::seal::{ObjectKey, OpenError, SealError};
-use crate::codec::shard::{self, ShardError, Verified};
+use crate::codec::seal::{OVERHEAD, ObjectKey, OpenError, PREFIX, SealError};
+use crate::codec::shard::{self, HEADER, ShardError, Verified};
 use crate::ids::{ObjectId, ShardId};
 use bytes::Bytes;
+use bytes::BytesMut;
 
 /// A stripe could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,29 @@ pub enum StripeError {
     /// Compression failed.
     #[error(transparent)]
     Seal(#[from] SealError),
+    /// A shard read for the quick path failed verification (the caller reads the general way).
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+}
+
+/// One encoded shard apart: its header (checksum included) and its payload (a region of the
+/// sealed stripe, or a parity buffer). Stored, it is the header then the payload.
+#[derive(Debug, Clone)]
+pub struct Framed {
+    /// The header.
+    pub head: [u8; HEADER],
+    /// The payload.
+    pub payload: Bytes,
+}
+
+impl Framed {
+    /// The stored bytes, joined (a copy).
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = Vec::with_capacity(HEADER + self.payload.len());
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(&self.payload);
+        out.into()
+    }
 }
 
 /// The shape of one object's stripes: verification and repair, without the key.
@@ -151,15 +175,34 @@ impl StripeCodec {
         &self.shape
     }
 
+    /// Spare capacity a stripe buffer needs after its plain bytes for [`Self::encode_buf`] to
+    /// seal and pad it in place: the tag and the most erasure padding a stripe can need.
+    pub fn reserve(&self) -> usize {
+        OVERHEAD - PREFIX + self.shape.erasure.max_padding()
+    }
+
     /// Encodes stripe `stripe` into k + m framed shards, by position.
     pub fn encode(&self, stripe: u64, plain: &[u8]) -> Result<Vec<Bytes>, StripeError> {
+        let mut buf = Vec::with_capacity(PREFIX + plain.len() + self.reserve());
+        buf.resize(PREFIX, 0);
+        buf.extend_from_slice(plain);
+        Ok(self
+            .encode_buf(stripe, buf)?
+            .iter()
+            .map(Framed::to_bytes)
+            .collect())
+    }
+
+    /// Encodes the stripe held in `buf` after [`PREFIX`] spare bytes (as
+    /// [`crate::codec::stream::StripeReader`] reads it) into k + m shards apart, sealing it in
+    /// place when it is stored uncompressed: the sealed bytes become the data shards' payloads
+    /// without a copy.
+    pub fn encode_buf(&self, stripe: u64, buf: Vec<u8>) -> Result<Vec<Framed>, StripeError> {
         let p = &self.shape.params;
+        let plain_len = buf.len().saturating_sub(PREFIX);
         // Room for the erasure padding, so the sealed buffer becomes the data shards in place.
-        let room = self
-            .shape
-            .erasure
-            .padding(plain.len() + crate::codec::seal::OVERHEAD);
-        let sealed = self.key.seal(stripe, plain, i32::from(p.zstd), room)?;
+        let room = self.shape.erasure.padding(plain_len + OVERHEAD);
+        let sealed = self.key.seal_buf(stripe, buf, i32::from(p.zstd), room)?;
         let sealed_len = sealed.len();
         let payloads = self
             .shape
@@ -167,13 +210,64 @@ impl StripeCodec {
             .encode(sealed)
             .map_err(|e| StripeError::Erasure(stripe, e))?;
         Ok(payloads
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, payload)| {
                 let id = self.shape.shard_id(stripe, i as u8);
-                shard::frame(&id, p.k, p.m, sealed_len, payload)
+                Framed {
+                    head: shard::head(&id, p.k, p.m, sealed_len, &payload),
+                    payload,
+                }
             })
             .collect())
+    }
+
+    /// The payload length of each shard of a stripe of `plain_len` bytes stored
+    /// uncompressed (what a get expects; a compressed stripe's shards are shorter).
+    pub fn expected_shard_len(&self, plain_len: usize) -> usize {
+        self.shape.erasure.shard_len(plain_len + OVERHEAD)
+    }
+
+    /// Decodes stripe `stripe` from its k data shards read apart (header, payload), in
+    /// position order; payloads split off one buffer in order join without a copy. Every
+    /// shard must verify and the tag must hold; any failure is an error (the caller then reads
+    /// the general way, with parity).
+    pub fn decode_parts(
+        &self,
+        stripe: u64,
+        plain_len: usize,
+        parts: Vec<([u8; HEADER], BytesMut)>,
+    ) -> Result<Bytes, StripeError> {
+        let p = &self.shape.params;
+        let k = usize::from(p.k);
+        if parts.len() != k {
+            return Err(StripeError::TooFew {
+                stripe,
+                have: parts.len(),
+                need: k,
+            });
+        }
+        let mut joined: Option<BytesMut> = None;
+        let mut lens = None;
+        for (i, (head, payload)) in parts.into_iter().enumerate() {
+            let id = self.shape.shard_id(stripe, i as u8);
+            let sealed_len = shard::verify_parts(&head, &payload, &id, p.k, p.m)?;
+            let these = (sealed_len, payload.len());
+            if *lens.get_or_insert(these) != these {
+                return Err(StripeError::Erasure(stripe, ErasureError::Mismatch));
+            }
+            match joined.as_mut() {
+                Some(j) => j.unsplit(payload),
+                None => joined = Some(payload),
+            }
+        }
+        let (sealed_len, shard_len) = lens.unwrap_or_default();
+        let mut sealed = joined.unwrap_or_default();
+        if sealed_len > shard_len * k {
+            return Err(StripeError::Erasure(stripe, ErasureError::Mismatch));
+        }
+        sealed.truncate(sealed_len);
+        Ok(self.key.open(stripe, sealed, plain_len)?)
     }
 
     /// Decodes stripe `stripe` (`plain_len` bytes) from verified shards by position (k + m
@@ -183,13 +277,15 @@ impl StripeCodec {
         stripe: u64,
         plain_len: usize,
         shards: Vec<Option<Verified>>,
-    ) -> Result<Vec<u8>, StripeError> {
+    ) -> Result<Bytes, StripeError> {
         let (sealed_len, payloads) = self.shape.fill(stripe, shards, false)?;
         let sealed = self
             .shape
             .erasure
             .join(&payloads, sealed_len)
             .map_err(|e| StripeError::Erasure(stripe, e))?;
+        // No copy: the Vec is unique.
+        let sealed = BytesMut::from(Bytes::from(sealed));
         Ok(self.key.open(stripe, sealed, plain_len)?)
     }
 }

@@ -1,19 +1,19 @@
-//! Put: the input is read on a blocking thread and encoded a few stripes at a time, one per
-//! core (order kept), at most [`AHEAD`] encoded stripes wait for the network, and each
-//! stripe's k + m shards are written to their nodes in parallel; the metadata is committed in one transaction after every shard is
-//! stored. A put that fails leaves shards that nothing references: its pending record goes
-//! with its lease and the collector deletes them.
+//! Put: the input is read on a blocking thread, each stripe straight into the buffer it is
+//! sealed in; every stripe's encoding starts on the blocking pool as soon as it is read (one
+//! per core in flight, order kept), at most [`AHEAD`] encoded stripes are being written, and
+//! each stripe's k + m shards go to their nodes in parallel; the metadata is committed in one
+//! transaction after every shard is stored. A put that fails leaves shards that nothing
+//! references: its pending record goes with its lease and the collector deletes them.
 
 use crate::codec::seal::{ObjectKey, StoreKey};
 use crate::codec::stream::StripeReader;
-use crate::codec::stripe::{Shape, StripeCodec};
+use crate::codec::stripe::{Framed, Shape, StripeCodec};
 use crate::ids::{NodeId, ObjectId};
 use crate::meta::records::{ObjectMeta, now};
 use crate::ops::snapshot::Snapshot;
 use crate::ops::{Farm, FarmError, MAX_SEGMENTS};
 use crate::placement;
 use crate::store::ShardStore;
-use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::Arc;
@@ -22,11 +22,6 @@ use tokio::task::{JoinHandle, JoinSet};
 
 /// Encoded stripes queued or being written at once (memory: about 1.5 stripes each).
 const AHEAD: usize = 2;
-
-enum Encoded {
-    Stripe(u64, Vec<Bytes>),
-    Done(u64),
-}
 
 /// A committed put.
 #[derive(Debug, Clone)]
@@ -95,46 +90,23 @@ impl<S: ShardStore + Clone> Farm<S> {
         shard_bytes: u64,
     ) -> Result<(u64, Vec<Vec<NodeId>>), FarmError> {
         let codec = Arc::new(codec);
-        let stripe_size = codec.shape().params().stripe as usize;
-        let (tx, mut rx) = mpsc::channel::<Result<Encoded, FarmError>>(1);
-        let encoder = {
-            let codec = codec.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut reader = StripeReader::new(input, stripe_size);
-                let width = encoders();
-                loop {
-                    // Up to `width` stripes read, encoded side by side, sent in order.
-                    let mut batch = Vec::with_capacity(width);
-                    let mut end = None;
-                    while batch.len() < width && end.is_none() {
-                        match reader.next_stripe() {
-                            Ok(Some((i, plain))) => batch.push((i, plain.to_vec())),
-                            Ok(None) => end = Some(Ok(Encoded::Done(reader.total()))),
-                            Err(e) => end = Some(Err(FarmError::Io(e))),
-                        }
-                    }
-                    let encoded = encode_batch(&codec, batch);
-                    for msg in encoded.into_iter().chain(end) {
-                        let last = !matches!(msg, Ok(Encoded::Stripe(..)));
-                        if tx.blocking_send(msg).is_err() || last {
-                            return;
-                        }
-                    }
-                }
-            })
-        };
+        let (tx, mut rx) = mpsc::channel::<Next>(encoders());
+        let reader = spawn_reader(codec.clone(), input, tx);
         let object = codec.shape().shard_id(0, 0).object;
         let n = codec.shape().params().shards();
         let mut segments: Vec<Vec<NodeId>> = Vec::new();
         let mut inflight: VecDeque<JoinHandle<Result<(), FarmError>>> = VecDeque::new();
         let outcome = loop {
-            let Some(msg) = rx.recv().await else {
-                break Err(FarmError::Io(std::io::Error::other("encoder stopped")));
+            let encoding = match rx.recv().await {
+                Some(Next::Stripe(h)) => h,
+                Some(Next::Done(size)) => break Ok(size),
+                Some(Next::Failed(e)) => break Err(e),
+                None => break Err(FarmError::Io(std::io::Error::other("reader stopped"))),
             };
-            let (stripe, shards) = match msg {
-                Ok(Encoded::Stripe(i, s)) => (i, s),
-                Ok(Encoded::Done(size)) => break Ok(size),
-                Err(e) => break Err(e),
+            let (stripe, shards) = match encoding.await {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => break Err(e),
+                Err(e) => break Err(FarmError::Io(std::io::Error::other(e.to_string()))),
             };
             let seg = usize::try_from(stripe / u64::from(self.segment)).unwrap_or(usize::MAX);
             if seg >= segments.len() {
@@ -157,7 +129,9 @@ impl<S: ShardStore + Clone> Farm<S> {
                         stripe,
                         index: i as u8,
                     };
-                    set.spawn(async move { store.put(&node, &id, shard).await });
+                    set.spawn(async move {
+                        store.put_split(&node, &id, shard.head, shard.payload).await
+                    });
                 }
                 while let Some(r) = set.join_next().await {
                     r.map_err(|e| std::io::Error::other(e.to_string()))??;
@@ -171,6 +145,7 @@ impl<S: ShardStore + Clone> Farm<S> {
                 break Err(e);
             }
         };
+        // Stops the reader (its next send fails); encodings already started end by themselves.
         drop(rx);
         let mut outcome = outcome;
         for h in inflight {
@@ -181,43 +156,56 @@ impl<S: ShardStore + Clone> Farm<S> {
                 outcome = Err(e);
             }
         }
-        let _ = encoder.await;
+        let _ = reader.await;
         outcome.map(|size| (size, segments))
     }
 }
 
-/// Stripes encoded at once: one per core, at most 4 (memory: a plain and an encoded stripe
-/// each).
-fn encoders() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
+/// What the reader hands the writer, in stripe order.
+enum Next {
+    /// A stripe being encoded on the blocking pool: its index and shards when done.
+    Stripe(JoinHandle<Result<(u64, Vec<Framed>), FarmError>>),
+    /// The input ended after this many bytes.
+    Done(u64),
+    /// Reading the input failed.
+    Failed(FarmError),
 }
 
-/// Encodes `batch` on one thread per stripe (scoped: they end before this returns), in order.
-fn encode_batch(
-    codec: &StripeCodec,
-    batch: Vec<(u64, Vec<u8>)>,
-) -> Vec<Result<Encoded, FarmError>> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = batch
-            .into_iter()
-            .map(|(i, plain)| {
-                s.spawn(move || {
-                    codec
-                        .encode(i, &plain)
-                        .map(|shards| Encoded::Stripe(i, shards))
-                        .map_err(FarmError::from)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(FarmError::Io(std::io::Error::other("encoder panicked")))
-                })
-            })
-            .collect()
+/// Reads the input stripe by stripe on a blocking thread and starts each stripe's encoding on
+/// the blocking pool as soon as it is read, so reading, encoding (one stripe per core) and the
+/// network overlap. The channel's capacity bounds the stripes being encoded and waiting.
+fn spawn_reader<R: Read + Send + 'static>(
+    codec: Arc<StripeCodec>,
+    input: R,
+    tx: mpsc::Sender<Next>,
+) -> JoinHandle<()> {
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let stripe_size = codec.shape().params().stripe as usize;
+        let mut reader = StripeReader::new(input, stripe_size, codec.reserve());
+        loop {
+            let next = match reader.next_stripe() {
+                Ok(Some((i, buf))) => {
+                    let codec = codec.clone();
+                    Next::Stripe(rt.spawn_blocking(move || {
+                        let shards = codec.encode_buf(i, buf)?;
+                        Ok((i, shards))
+                    }))
+                }
+                Ok(None) => Next::Done(reader.total()),
+                Err(e) => Next::Failed(FarmError::Io(e)),
+            };
+            let last = !matches!(next, Next::Stripe(_));
+            if tx.blocking_send(next).is_err() || last {
+                return;
+            }
+        }
     })
+}
+
+/// Stripes encoded at once: one per core, at most 4 (memory: a stripe and its parity each).
+fn encoders() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
 }
 
 async fn join(h: JoinHandle<Result<(), FarmError>>) -> Result<(), FarmError> {

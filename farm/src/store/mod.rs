@@ -6,9 +6,19 @@
 pub mod mem;
 pub mod zdb;
 
+use crate::codec::shard::HEADER;
 use crate::ids::{NodeId, ShardId};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::future::Future;
+
+/// A shard read apart (see [`ShardStore::get_split`]).
+#[derive(Debug)]
+pub enum Fetched {
+    /// Its header, and its payload appended to the buffer given.
+    Split([u8; HEADER], BytesMut),
+    /// Not there (`None`), or too short to hold a header: whole.
+    Whole(Option<Bytes>),
+}
 
 /// Where a listing of a node's shards goes on; opaque to callers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +47,45 @@ pub trait ShardStore: Send + Sync + 'static {
         id: &ShardId,
         data: Bytes,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores shard `id` given as its header and payload; a store that can send the two as one
+    /// value without joining them overrides this (joined, a copy, by default).
+    fn put_split(
+        &self,
+        node: &NodeId,
+        id: &ShardId,
+        head: [u8; HEADER],
+        payload: Bytes,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let mut data = Vec::with_capacity(HEADER + payload.len());
+        data.extend_from_slice(&head);
+        data.extend_from_slice(&payload);
+        self.put(node, id, data.into())
+    }
+
+    /// Reads shard `id` apart: its header, and its payload appended to `body` (a region of a
+    /// stripe's buffer, so the payloads of a stripe join without a copy); a store that can
+    /// read into `body` directly overrides this (a copy by default).
+    fn get_split(
+        &self,
+        node: &NodeId,
+        id: &ShardId,
+        mut body: BytesMut,
+    ) -> impl Future<Output = Result<Fetched, StoreError>> + Send {
+        let got = self.get(node, id);
+        async move {
+            Ok(match got.await? {
+                Some(b) if b.len() >= HEADER => {
+                    let (head, payload) = b.split_at(HEADER);
+                    let mut h = [0u8; HEADER];
+                    h.copy_from_slice(head);
+                    body.extend_from_slice(payload);
+                    Fetched::Split(h, body)
+                }
+                other => Fetched::Whole(other),
+            })
+        }
+    }
+
     /// Reads shard `id` from `node`; `None` if it is not there.
     fn get(
         &self,

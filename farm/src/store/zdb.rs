@@ -8,16 +8,17 @@
 //! repair loop may open), idle ones are kept for reuse, and one that failed is dropped. Every
 //! call has a deadline (connect and each reply).
 
+use crate::codec::shard::HEADER;
 use crate::ids::{NodeId, ShardId};
 use crate::meta::Meta;
 use crate::meta::records::{NodeRecord, ZdbEndpoint};
-use crate::store::{Cursor, ShardStore, StoreError};
-use bytes::Bytes;
+use crate::store::{Cursor, Fetched, ShardStore, StoreError};
+use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
-use zdb_client::{AsyncClient, Config, Direction, Error, Secret};
+use zdb_client::{AsyncClient, Config, Direction, Error, Secret, Split};
 
 /// Calls in flight on one node at most (and idle connections kept for it).
 pub const PER_NODE: usize = 4;
@@ -202,6 +203,39 @@ impl ShardStore for ZdbStore {
         let key = id.key();
         self.with(node, move |c| {
             Box::pin(async move { c.set(&key, &data).await.map(|_| ()) })
+        })
+        .await
+    }
+
+    async fn put_split(
+        &self,
+        node: &NodeId,
+        id: &ShardId,
+        head: [u8; HEADER],
+        payload: Bytes,
+    ) -> Result<(), StoreError> {
+        let key = id.key();
+        self.with(node, move |c| {
+            Box::pin(async move { c.set_split(&key, &head, &payload).await.map(|_| ()) })
+        })
+        .await
+    }
+
+    async fn get_split(
+        &self,
+        node: &NodeId,
+        id: &ShardId,
+        body: BytesMut,
+    ) -> Result<Fetched, StoreError> {
+        let key = id.key();
+        self.with(node, move |c| {
+            Box::pin(async move {
+                let (mut head, mut body) = ([0u8; HEADER], body);
+                Ok(match c.get_split(&key, &mut head, &mut body).await? {
+                    Split::Parts(_) => Fetched::Split(head, body),
+                    Split::Whole(v) => Fetched::Whole(v),
+                })
+            })
         })
         .await
     }

@@ -4,9 +4,11 @@
 
 mod decode;
 mod encode;
+mod split;
 
 pub use decode::Decoder;
 pub use encode::{LARGE_ARG, encode_command, encode_framing, encoded_len, segments};
+pub use split::{BulkHead, bulk_head};
 
 /// Bounds on what a server may make the client hold. Each one breached is a
 /// [`crate::ProtocolError`] and closes the connection; nothing is allocated for a declared
