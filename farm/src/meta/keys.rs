@@ -12,6 +12,9 @@
 //! | `damage/<id>` | empty | a reader found a bad or missing shard: scrub this object first |
 //! | `repair/leader` | election | the active repair loop |
 //! | `repair/progress` | [`Progress`](super::records::Progress) | the repair loop's last passes |
+//! | `deploy/<node>/<owner>/<id>` | a signed blueprint (or delete) for one node | written by its owner (`zos deploy --etcd --node`) |
+//! | `stores/<owner>/<id>` | a signed `store` deployment for every node of the farm | written by its owner (`zos deploy --etcd --farm`) |
+//! | `results/<node>/<owner>/<id>` | what the node made of it (accepted or refused, workload results) | written by the node |
 
 use crate::ids::{NodeId, ObjectId};
 
@@ -100,6 +103,21 @@ impl Keys {
     /// The repair loop's progress.
     pub fn progress(&self) -> String {
         format!("{}repair/progress", self.root)
+    }
+
+    /// Prefix of the blueprints addressed to node `node` (each under `<owner>/<id>`).
+    pub fn deploy(&self, node: &NodeId) -> String {
+        format!("{}deploy/{node}/", self.root)
+    }
+
+    /// Prefix of the farm-wide `store` deployments (each under `<owner>/<id>`).
+    pub fn stores(&self) -> String {
+        format!("{}stores/", self.root)
+    }
+
+    /// Prefix of the results node `node` writes back (each under `<owner>/<id>`).
+    pub fn results(&self, node: &NodeId) -> String {
+        format!("{}results/{node}/", self.root)
     }
 
     /// The part of `key` after `prefix`, if it starts with it.

@@ -6,10 +6,12 @@
 //! - [`client`]: connection, timeouts and retries around etcd-client;
 //! - [`objects`]: transactional object commits, deletes and reads;
 //! - [`registry`]: node registration under a lease (the heartbeat) and the node list;
-//! - [`election`]: one repair leader per farm.
+//! - [`election`]: one repair leader per farm;
+//! - [`inbox`]: following the documents addressed to nodes (blueprints), across disconnects.
 
 pub mod client;
 pub mod election;
+pub mod inbox;
 pub mod keys;
 pub mod lease;
 pub mod objects;

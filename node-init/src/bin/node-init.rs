@@ -33,6 +33,9 @@ struct Cli {
     /// Also start storaged, computed and netd as children (implied by --dev)
     #[arg(long)]
     start_storaged: bool,
+    /// A storage-only node (an HDD-only farm member): start storaged but not computed or netd
+    #[arg(long)]
+    storage_only: bool,
     /// storaged binary (default: next to node-init, else from PATH)
     #[arg(long)]
     storaged_bin: Option<PathBuf>,
@@ -125,9 +128,9 @@ async fn main() -> anyhow::Result<()> {
         start_storaged: dev || cli.start_storaged,
         dev,
         storaged_bin: cli.storaged_bin.unwrap_or_else(|| default_bin("storaged")),
-        start_computed: dev || cli.start_storaged,
+        start_computed: (dev || cli.start_storaged) && !cli.storage_only,
         computed_bin: cli.computed_bin.unwrap_or_else(|| default_bin("computed")),
-        start_netd: dev || cli.start_storaged,
+        start_netd: (dev || cli.start_storaged) && !cli.storage_only,
         netd_bin: cli.netd_bin.unwrap_or_else(|| default_bin("netd")),
         netd_netns_prefix: cli
             .netd_netns_prefix

@@ -13,7 +13,7 @@ mod validate;
 mod verify;
 
 pub use network::{NetworkPeer, NetworkSpec};
-pub use spec::{ContainerMount, ContainerSpec, Pool, VolumeSpec, WorkloadSpec, ZdbSpec};
+pub use spec::{ContainerMount, ContainerSpec, Pool, StoreSpec, VolumeSpec, WorkloadSpec, ZdbSpec};
 pub use validate::{validate_deployment, validate_update};
 pub use verify::{check_create, check_delete, check_update, signed_weight};
 

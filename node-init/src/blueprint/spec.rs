@@ -33,6 +33,23 @@ pub struct ZdbSpec {
     pub public: bool,
 }
 
+/// `store` workload data: the owner's authorisation for a storage farm to keep shards of its
+/// objects on the farm's nodes (farm/README.md, "Who owns the shard namespaces"). Every node of
+/// `farm` that sees it provisions one zdb namespace (user mode) of at most `size` bytes for it
+/// and advertises it in its farm registration; the repair leader may then place replacement
+/// shards on any of them while the owner is offline, within exactly these limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSpec {
+    /// The farm's name (as in `node-init --farm NAME`).
+    pub farm: String,
+    /// Bytes of shards per node at most (the namespace's size); can grow, never shrink.
+    pub size: u64,
+    /// The shard namespaces' password: who may write or delete shards (shards are encrypted
+    /// and authenticated with keys only the owner holds, so this guards availability).
+    pub password: Secret,
+}
+
 /// `volume` workload data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,10 +141,12 @@ pub enum WorkloadSpec {
     Container(ContainerSpec),
     /// `network`.
     Network(NetworkSpec),
+    /// `store`.
+    Store(StoreSpec),
 }
 
 /// Known workload types.
-pub const KINDS: &[&str] = &["zdb", "volume", "container", "network"];
+pub const KINDS: &[&str] = &["zdb", "volume", "container", "network", "store"];
 
 impl WorkloadSpec {
     /// Parses and checks the data of `wl`.
@@ -155,6 +174,14 @@ impl WorkloadSpec {
                 check_network(&n).map_err(invalid)?;
                 return Ok(WorkloadSpec::Network(n));
             }
+            "store" => {
+                let st: StoreSpec =
+                    serde_json::from_value(wl.data.clone()).map_err(|e| invalid(e.to_string()))?;
+                if farm::meta::keys::Keys::new(&st.farm).is_err() {
+                    return Err(invalid(format!("farm name {:?} is not valid", st.farm)));
+                }
+                WorkloadSpec::Store(st)
+            }
             other => {
                 return Err(invalid(format!(
                     "unknown type {other:?} (known: {KINDS:?})"
@@ -167,8 +194,12 @@ impl WorkloadSpec {
                 "size {size} out of range {MIN_SIZE}..={MAX_SIZE} bytes"
             )));
         }
-        if let WorkloadSpec::Zdb(z) = &spec
-            && let Some(p) = z.password.as_ref().map(Secret::expose)
+        let password = match &spec {
+            WorkloadSpec::Zdb(z) => z.password.as_ref(),
+            WorkloadSpec::Store(st) => Some(&st.password),
+            _ => None,
+        };
+        if let Some(p) = password.map(Secret::expose)
             && (p.is_empty()
                 || p.len() > MAX_PASSWORD
                 || !p.bytes().all(|b| (0x21..=0x7e).contains(&b)))
@@ -187,6 +218,7 @@ impl WorkloadSpec {
             WorkloadSpec::Volume(v) => v.size,
             WorkloadSpec::Container(c) => c.rootfs_size,
             WorkloadSpec::Network(_) => 0,
+            WorkloadSpec::Store(st) => st.size,
         }
     }
 
@@ -201,7 +233,7 @@ impl WorkloadSpec {
     /// Which capacity it draws on (a network takes no bytes: [`Self::size`] is 0).
     pub fn pool(&self) -> Pool {
         match self {
-            WorkloadSpec::Zdb(_) => Pool::Zdb,
+            WorkloadSpec::Zdb(_) | WorkloadSpec::Store(_) => Pool::Zdb,
             WorkloadSpec::Volume(_) | WorkloadSpec::Container(_) | WorkloadSpec::Network(_) => {
                 Pool::Volume
             }
@@ -212,7 +244,7 @@ impl WorkloadSpec {
     /// network 1, containers 2).
     pub fn rank(kind: &str) -> u8 {
         match kind {
-            "zdb" | "volume" => 0,
+            "zdb" | "volume" | "store" => 0,
             "network" => 1,
             _ => 2,
         }
@@ -228,6 +260,9 @@ impl WorkloadSpec {
             (WorkloadSpec::Zdb(n), WorkloadSpec::Zdb(o)) if n.mode != o.mode => Err(refuse(
                 "the mode of a zdb namespace is fixed at creation".into(),
             )),
+            (WorkloadSpec::Store(n), WorkloadSpec::Store(o)) if n.farm != o.farm => {
+                Err(refuse("the farm of a store is fixed at creation".into()))
+            }
             (WorkloadSpec::Network(n), WorkloadSpec::Network(o)) => {
                 check_network_update(n, o).map_err(refuse)?;
                 Ok(0)

@@ -322,3 +322,33 @@ fn container_workloads_reserve_memory_and_mount_only_their_volumes() {
     no_id.workloads[1].data["identity"] = json!("short");
     assert!(validate_deployment(&no_id).is_err());
 }
+
+#[test]
+fn store_workloads_name_a_farm_need_a_password_and_keep_their_farm() {
+    let k = key(1);
+    let store = |data: serde_json::Value| {
+        let mut d = zdb_deployment(&k, 1 << 30);
+        d.workloads[0].kind = "store".into();
+        d.workloads[0].data = data;
+        d
+    };
+    let ok = store(json!({"farm": "home", "size": 1u64 << 30, "password": "pw"}));
+    let need = validate_update(None, &ok).unwrap();
+    assert_eq!(need.get(&Pool::Zdb), Some(&(1u64 << 30)));
+    assert_eq!(redacted(&ok).workloads[0].data["password"], json!(REDACTED));
+    for bad in [
+        json!({"farm": "a/b", "size": 1u64 << 30, "password": "pw"}),
+        json!({"farm": "home", "size": 1u64 << 30}),
+        json!({"farm": "home", "size": 1u64 << 30, "password": "has space"}),
+        json!({"farm": "home", "size": 1, "password": "pw"}),
+    ] {
+        assert!(validate_update(None, &store(bad.clone())).is_err(), "{bad}");
+    }
+    let mut moved = store(json!({"farm": "other", "size": 1u64 << 30, "password": "pw"}));
+    moved.version = 1;
+    moved.workloads[0].version = 1;
+    assert!(matches!(
+        validate_update(Some(&ok), &moved),
+        Err(BlueprintError::ImmutableChange { .. })
+    ));
+}

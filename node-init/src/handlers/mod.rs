@@ -4,11 +4,13 @@
 
 mod container;
 mod network;
+mod store;
 mod volume;
 mod zdb;
 
 pub use container::{ContainerHandler, compute_spec};
 pub use network::{NetworkHandler, attach_only, netd_spec, network_id};
+pub use store::StoreHandler;
 pub use volume::VolumeHandler;
 pub use zdb::ZdbHandler;
 
@@ -126,5 +128,6 @@ pub fn node_handlers(d: &Daemons) -> HashMap<String, Arc<dyn WorkloadHandler>> {
             netd: d.netd.clone(),
         }),
         typed(NetworkHandler(d.netd.clone())),
+        typed(StoreHandler(d.storaged.clone())),
     ])
 }

@@ -1,5 +1,5 @@
 //! `node-init --etcd URLS --farm NAME ...`: the flags that make the node join a storage farm
-//! (node_init::farm_join does the work).
+//! (node_init::farm_node does the work: blueprints from etcd, registration, heartbeat, repair).
 
 use anyhow::Context;
 use node_init::farm_join::FarmJoin;
@@ -10,12 +10,13 @@ use tokio::sync::watch;
 #[derive(clap::Args)]
 pub struct JoinArgs {
     /// Join the storage farm whose etcd is at these client URLs (comma separated)
-    #[arg(long, env = "ZOS_ETCD", value_delimiter = ',', requires = "farm_zdb")]
+    #[arg(long, env = "ZOS_ETCD", value_delimiter = ',')]
     etcd: Vec<String>,
     /// The farm's name
     #[arg(long = "farm", env = "ZOS_FARM", default_value = "default")]
     farm_name: String,
-    /// host:port of the zdb holding this node's shard namespace
+    /// host:port of a zdb shard namespace made by hand (default: the namespace provisioned
+    /// for the farm's `store` deployment)
     #[arg(long, value_name = "ADDR")]
     farm_zdb: Option<String>,
     /// The shard namespace in that zdb
@@ -33,6 +34,15 @@ pub struct JoinArgs {
     /// Heartbeat lease TTL in seconds (the node counts as down this long after it stops)
     #[arg(long, default_value_t = 10)]
     farm_ttl: i64,
+    /// Seconds a node may be down before the repair leader rebuilds its shards elsewhere
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    farm_grace: u64,
+    /// Seconds between the repair leader's passes
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    farm_repair_tick: u64,
+    /// Never run the farm's repair loop on this node
+    #[arg(long)]
+    farm_no_repair: bool,
 }
 
 impl JoinArgs {
@@ -52,12 +62,17 @@ impl JoinArgs {
             capacity,
             disk_classes: self.farm_disk_classes.clone(),
             ttl: self.farm_ttl.max(2),
+            repair: (!self.farm_no_repair).then(|| farm::ops::repair::RepairConfig {
+                grace: self.farm_grace,
+                tick: Duration::from_secs(self.farm_repair_tick.max(1)),
+                ..Default::default()
+            }),
         }))
     }
 }
 
-/// Reads the node's identity from its own API, then registers and heartbeats until `stop`.
-pub async fn run(j: FarmJoin, socket: PathBuf, stop: watch::Receiver<bool>) {
+/// Reads the node's identity from its own API, then runs its farm membership until `stop`.
+pub async fn run(mut j: FarmJoin, socket: PathBuf, stop: watch::Receiver<bool>) {
     let api = bus::Client::new(socket);
     let identity = loop {
         match api
@@ -72,5 +87,8 @@ pub async fn run(j: FarmJoin, socket: PathBuf, stop: watch::Receiver<bool>) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    node_init::farm_join::run(j, identity.node_id, identity.public_key, stop).await;
+    if let Some(r) = j.repair.as_mut() {
+        r.name = identity.node_id.clone();
+    }
+    node_init::farm_node::run(j, identity.node_id, identity.public_key, api, stop).await;
 }

@@ -24,9 +24,19 @@ pub struct Args {
     /// Print JSON
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    farm: super::remote::Farm,
 }
 
 pub async fn run(node: Option<PathBuf>, a: Args) -> Result<()> {
+    if !a.farm.etcd.is_empty() {
+        let keys = a
+            .key
+            .iter()
+            .map(|k| KeyPair::load(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        return super::remote::delete(&a.farm, node.as_ref(), &a.id, a.owner, &keys, a.json).await;
+    }
     let c = client(node)?;
     let cur = c
         .call::<Get>(&GetRequest {

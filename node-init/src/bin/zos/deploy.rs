@@ -1,4 +1,5 @@
-//! `zos deploy FILE [--key KEY]... [--wait]`: returns once the node stored the blueprint durably.
+//! `zos deploy FILE [--key KEY]... [--wait]`: returns once the node stored the blueprint durably
+//! (with `--etcd URLS --node ID`: once etcd did, see `remote.rs`).
 
 use super::node::{client, print_json, read_blueprint, settled, wait_settled};
 use anyhow::{Context, Result};
@@ -21,15 +22,20 @@ pub struct Args {
     /// Print JSON
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    farm: super::remote::Farm,
 }
 
 pub async fn run(node: Option<PathBuf>, a: Args) -> Result<()> {
-    let c = client(node)?;
     let mut d = read_blueprint(&a.file)?;
     for k in &a.key {
         let key = KeyPair::load(k)?;
         sign(&mut d, &key).context("signing")?;
     }
+    if !a.farm.etcd.is_empty() {
+        return super::remote::deploy(&a.farm, node.as_ref(), d, a.wait, a.json).await;
+    }
+    let c = client(node)?;
     let reply = c.call::<Deploy>(&DeployRequest { deployment: d }).await?;
     let view = match a.wait {
         Some(s) => {

@@ -15,6 +15,8 @@ pub struct GetArgs {
     /// Print JSON
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    farm: super::remote::Farm,
 }
 
 #[derive(clap::Args)]
@@ -52,6 +54,9 @@ pub fn print_view(v: &DeploymentView) {
 }
 
 pub async fn get(node: Option<PathBuf>, a: GetArgs) -> Result<()> {
+    if !a.farm.etcd.is_empty() {
+        return super::remote::get(&a.farm, node.as_ref(), &a.id, a.owner.as_deref(), a.json).await;
+    }
     let v = client(node)?
         .call::<Get>(&GetRequest {
             id: a.id,

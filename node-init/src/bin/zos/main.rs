@@ -6,6 +6,7 @@ mod get;
 mod key;
 mod logs;
 mod node;
+mod remote;
 mod services;
 mod sign;
 mod store;

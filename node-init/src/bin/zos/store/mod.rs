@@ -62,7 +62,7 @@ enum StoreCmd {
 pub async fn run(a: StoreArgs) -> anyhow::Result<()> {
     match a.cmd {
         StoreCmd::Keygen(k) => transfer::keygen(&k),
-        StoreCmd::Put(p) => transfer::put(&connect(&a.conn).await?, p).await,
+        StoreCmd::Put(p) => transfer::put(connect(&a.conn).await?, p).await,
         StoreCmd::Get(g) => transfer::get(&connect(&a.conn).await?, g).await,
         StoreCmd::Ls(l) => catalog::ls(&connect(&a.conn).await?, l).await,
         StoreCmd::Rm(r) => catalog::rm(&connect(&a.conn).await?, r).await,

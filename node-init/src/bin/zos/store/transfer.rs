@@ -24,6 +24,17 @@ pub struct PutArgs {
     name: String,
     /// What to store (- : stdin)
     file: PathBuf,
+    /// Data + parity shards per stripe (any M of the K + M nodes may be lost)
+    #[arg(long, default_value = "4+2", value_name = "K+M")]
+    shards: String,
+}
+
+/// `K+M` as (k, m).
+fn shape(s: &str) -> anyhow::Result<(u8, u8)> {
+    let parsed = s
+        .split_once('+')
+        .and_then(|(k, m)| Some((k.trim().parse().ok()?, m.trim().parse().ok()?)));
+    parsed.ok_or_else(|| anyhow::anyhow!("--shards {s:?}: expected K+M, e.g. 4+2"))
 }
 
 #[derive(Args)]
@@ -47,8 +58,10 @@ pub fn keygen(a: &KeygenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn put(farm: &Farm<ZdbStore>, a: PutArgs) -> anyhow::Result<()> {
+pub async fn put(mut farm: Farm<ZdbStore>, a: PutArgs) -> anyhow::Result<()> {
     let key = read_key(&a.key)?;
+    (farm.params.k, farm.params.m) = shape(&a.shards)?;
+    farm.params.validate()?;
     let input: Box<dyn std::io::Read + Send> = if a.file == Path::new("-") {
         Box::new(std::io::stdin())
     } else {
