@@ -75,6 +75,12 @@ pub struct Config {
     pub start_computed: bool,
     /// computed binary.
     pub computed_bin: PathBuf,
+    /// Prefix of the containers' network namespaces of the computed it starts, and their
+    /// cgroup parent (several dev nodes share a machine's `/run/netns` and cgroup tree, and
+    /// the same blueprint on two of them names its containers alike).
+    pub computed_netns_prefix: String,
+    /// See `computed_netns_prefix`.
+    pub computed_cgroup_parent: String,
     /// Start netd as a child (dev mode), unless one already answers on its socket.
     pub start_netd: bool,
     /// netd binary.

@@ -111,6 +111,8 @@ async fn deploy_get_delete_through_zos() {
         start_netd: false,
         netd_bin: "netd".into(),
         netd_netns_prefix: "n-".into(),
+        computed_netns_prefix: "c-".into(),
+        computed_cgroup_parent: "computed".into(),
         storaged_timeout: Duration::from_secs(5),
         backoff: Backoff {
             base: Duration::from_millis(50),

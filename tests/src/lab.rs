@@ -205,11 +205,12 @@ impl Lab {
 
     /// Starts a dev node (`node-init --dev <node dir>/node`, with its netd) in node `i` and
     /// waits until it prints `node ready`; returns its folder (`ZOS_NODE`). Its netd's
-    /// namespaces are `<node ns>-n-<id>`, so the lab's teardown finds them.
+    /// namespaces are `<node ns>-n-<id>` and its containers' `<node ns>-c-<name>`, so the lab's
+    /// teardown finds them.
     pub fn start_dev_node(&mut self, i: usize, within: Duration) -> PathBuf {
         let dir = self.nodes[i].dir.join("node");
         let d = dir.to_str().unwrap().to_string();
-        let prefix = self.netd_prefix(i);
+        let (prefix, containers) = (self.netd_prefix(i), self.container_prefix(i));
         self.spawn(
             i,
             &bin("node-init"),
@@ -220,6 +221,8 @@ impl Lab {
                 "200",
                 "--netd-netns-prefix",
                 &prefix,
+                "--computed-netns-prefix",
+                &containers,
             ],
             "node-init.log",
         );
@@ -282,6 +285,11 @@ impl Lab {
     /// Prefix of netd's namespaces on node `i` (nodes share `/run/netns`).
     pub fn netd_prefix(&self, i: usize) -> String {
         format!("{}-n-", self.nodes[i].ns)
+    }
+
+    /// Prefix of the container namespaces of node `i`'s dev node.
+    pub fn container_prefix(&self, i: usize) -> String {
+        format!("{}-c-", self.nodes[i].ns)
     }
 
     /// Starts netd in node `i` (state in `<node dir>/netd`) and waits for its socket; returns

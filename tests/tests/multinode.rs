@@ -1,21 +1,25 @@
 //! Three dev nodes on one machine (`tests::lab`): each a network namespace on a bridge that
 //! plays the internet, running a whole dev node (node-init, storaged on loop disks, zdb,
-//! computed, netd). A user deploys, on each node, a blueprint with a `network` workload and a
-//! busybox container in it; a second version of each blueprint lists the other nodes as peers
+//! computed, netd). A user deploys, on each node, the same blueprint id with a `network`
+//! workload and a busybox container in it (so the three containers have the same name, in
+//! namespaces of their own); a second version of each blueprint lists the other nodes as peers
 //! (their public keys and ports from `zos get`). The containers reach each other (ping, TCP)
-//! and the internet host through NAT, nothing outside reaches them, and deleting the deployments leaves
-//! no namespace behind.
+//! and the internet host through NAT, nothing outside reaches them; a ping between two nodes
+//! loses nothing while their blueprints drop the third node and take it back; after a
+//! `kill -9` of one node's netd and a restart, traffic resumes within a second; and deleting
+//! the deployments leaves no namespace behind.
 //!
 //! Needs root (loop devices, mounts, namespaces), /dev/net/tun, btrfs-progs, nftables, ping,
 //! iperf3, busybox-static and the binaries (`cargo build --workspace --bins`); skipped otherwise,
 //! failed under CI.
 #![expect(clippy::unwrap_used, reason = "a failed step fails the run")]
 
+use bus::api::health::{Health, HealthStatus};
 use serde_json::{Value, json};
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 use tests::lab::{INTERNET_HOST, Lab, bin, bin_dir, ping, ping_until};
 
 fn require() -> bool {
@@ -102,12 +106,12 @@ fn zos_json(node: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("zos {args:?}: {e}: {text}"))
 }
 
-/// Node `i`'s blueprint: network `net` (10.50.0.0/16, its subnet 10.50.<i+1>.0/24, `peers`)
-/// and a busybox container `app` in it.
+/// Node `i`'s blueprint `mesh` (the same id on every node): network `net` (10.50.0.0/16, its
+/// subnet 10.50.<i+1>.0/24, `peers`) and a busybox container `app` in it.
 fn blueprint(i: usize, owner: &str, version: u64, peers: Value, app: (&Path, &str)) -> Value {
     let (flist, identity) = app;
     json!({
-        "id": format!("mesh{i}"),
+        "id": "mesh",
         "version": version,
         "owner": owner,
         "signers": {"threshold": 1, "keys": [{"key": owner, "weight": 1}]},
@@ -132,9 +136,15 @@ fn blueprint(i: usize, owner: &str, version: u64, peers: Value, app: (&Path, &st
 
 /// `zos deploy` of `bp` on `node`, signed with `key`, waiting until applied; the view.
 fn deploy(lab: &Lab, node: &Path, key: &Path, bp: &Value) -> Value {
-    let file = lab
-        .path()
-        .join(format!("{}.json", bp["id"].as_str().unwrap()));
+    let file = lab.path().join(format!(
+        "{}-{}.json",
+        node.parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy(),
+        bp["id"].as_str().unwrap()
+    ));
     std::fs::write(&file, bp.to_string()).unwrap();
     let (f, k) = (file.to_str().unwrap(), key.to_str().unwrap());
     let view = zos_json(node, &["deploy", f, "--key", k, "--wait", "--json"]);
@@ -207,7 +217,9 @@ fn containers_on_three_dev_nodes_share_a_blueprint_network() {
         let c = &v["deployment"]["workloads"][1]["result"]["data"];
         let addr: Ipv4Addr = c["network"]["address"].as_str().unwrap().parse().unwrap();
         assert_eq!(addr.octets()[..3], [10, 50, i as u8 + 1], "{v}");
-        members.push((c["netns"].as_str().unwrap().to_string(), addr));
+        let netns = c["netns"].as_str().unwrap().to_string();
+        assert!(netns.starts_with(&lab.container_prefix(i)), "{v}");
+        members.push((netns, addr));
     }
 
     for (a, (from, _)) in members.iter().enumerate() {
@@ -231,6 +243,49 @@ fn containers_on_three_dev_nodes_share_a_blueprint_network() {
         assert!(p["tx_bytes"].as_u64().unwrap() > 0, "{v}");
     }
 
+    // one blueprint id, one container name, a namespace per node
+    let names: std::collections::BTreeSet<&str> = members.iter().map(|(n, _)| &n[..]).collect();
+    assert_eq!(names.len(), 3, "{members:?}");
+
+    // peer updates: nodes 1 and 2 drop node 0 and take it back while they ping each other
+    let pinger = Pinger::start(&members[1].0, members[2].1, 600);
+    let without_0 = |i: usize| {
+        let other = if i == 1 { 2 } else { 1 };
+        json!([peers[other].clone()])
+    };
+    let all_but = |i: usize| -> Value {
+        (0..3)
+            .filter(|&j| j != i)
+            .map(|j| peers[j].clone())
+            .collect()
+    };
+    for (version, list) in [(2, &without_0 as &dyn Fn(usize) -> Value), (3, &all_but)] {
+        for i in [1, 2] {
+            let v = deploy(
+                &lab,
+                &nodes[i],
+                &key,
+                &blueprint(i, &owner, version, list(i), app),
+            );
+            let c = &v["deployment"]["workloads"][1]["result"]["data"];
+            assert_eq!(c["netns"].as_str().unwrap(), members[i].0, "{v}");
+        }
+    }
+    let (sent, received) = pinger.finish();
+    assert_eq!(sent, received, "pings lost while peers changed");
+    assert!(
+        ping_until(&members[1].0, members[0].1, Duration::from_secs(5)).is_some(),
+        "node 0 back as a peer"
+    );
+
+    // kill -9 netd on node 0, restart it as node-init would: traffic resumes within 1 s
+    restart_netd_after_kill(&mut lab, 0, &nodes[0]);
+    let resumed = ping_until(&members[1].0, members[0].1, Duration::from_secs(5))
+        .expect("traffic resumes after netd restarted");
+    eprintln!("traffic back {resumed:?} after the restarted netd was healthy");
+    assert!(resumed < Duration::from_secs(1), "took {resumed:?}");
+    assert!(ping_until(&members[0].0, members[2].1, Duration::from_secs(1)).is_some());
+
     // an outsider that routes the network's range to a node still reaches no container
     lab.internet_route("10.50.0.0/16", lab.nodes[0].addr);
     for (_, addr) in &members {
@@ -238,13 +293,12 @@ fn containers_on_three_dev_nodes_share_a_blueprint_network() {
     }
 
     // delete: the containers' and networks' namespaces go
-    for (i, node) in nodes.iter().enumerate() {
-        let id = format!("mesh{i}");
+    for node in &nodes {
         let v = zos_json(
             node,
             &[
                 "delete",
-                &id,
+                "mesh",
                 "--key",
                 key.to_str().unwrap(),
                 "--wait",
@@ -261,10 +315,123 @@ fn containers_on_three_dev_nodes_share_a_blueprint_network() {
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .filter(|n| {
-            let container = members.iter().any(|(m, _)| m == n);
+            let container = (0..3).any(|i| n.starts_with(&lab.container_prefix(i)));
             let network = (0..3).any(|i| n.starts_with(&lab.netd_prefix(i)));
             container || network
         })
         .collect();
     assert_eq!(left, Vec::<String>::new(), "namespaces left after delete");
+}
+
+/// A `ping` running in the background from namespace `from`, 20 a second.
+struct Pinger {
+    child: std::process::Child,
+    count: u32,
+}
+
+impl Pinger {
+    /// Starts `count` pings (each answered within a second, else lost).
+    fn start(from: &str, to: Ipv4Addr, count: u32) -> Pinger {
+        let n = count.to_string();
+        let child = Command::new("ip")
+            .args(["netns", "exec", from, "ping", "-i", "0.05", "-W", "1"])
+            .args(["-c", &n, &to.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Pinger { child, count }
+    }
+
+    /// Checks it still runs (so it covered everything done since the start), waits for the
+    /// end and returns (sent, received).
+    fn finish(mut self) -> (u32, u32) {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "the pings ended before the updates did: start more"
+        );
+        let out = self.child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .unwrap_or_else(|| panic!("no ping summary:\n{text}"));
+        let num = |word: &str| -> u32 {
+            let at = line.find(word).unwrap();
+            line[..at]
+                .split_whitespace()
+                .last()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let (sent, received) = (num(" packets transmitted"), num(" received"));
+        assert_eq!(sent, self.count, "{text}");
+        (sent, received)
+    }
+}
+
+/// netd's health on the dev node in `node`, if it answers.
+fn netd_health(node: &Path) -> Option<Health> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = bus::Client::new(bus::service_socket(&node.join("run"), "netd"))
+        .call_timeout(Duration::from_secs(2));
+    rt.block_on(c.health()).ok()
+}
+
+/// Whether process `pid` is gone or a zombie (dead, its parent has not reaped it yet).
+fn dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // the state follows the command name, which is in parentheses and may hold spaces
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
+}
+
+/// SIGKILLs the netd of node `i` (dev node in `node`), waits until it is dead (its parent is
+/// node-init, which reaps it only when it stops: a zombie counts as dead), starts it again
+/// with the arguments node-init gives it, and waits until it is healthy. If something else
+/// (a supervising node-init) restarted it first, this one finds the socket taken and exits,
+/// and that one is waited for instead.
+fn restart_netd_after_kill(lab: &mut Lab, i: usize, node: &Path) {
+    let old = netd_health(node).expect("netd answers").pid;
+    tests::lab::sh(&["kill", "-KILL", &old.to_string()]);
+    let t0 = Instant::now();
+    while !dead(old) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "netd {old} survived SIGKILL"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (state, run) = (node.join("netd"), node.join("run"));
+    let prefix = lab.netd_prefix(i);
+    let args = [
+        "--state",
+        state.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--netns-prefix",
+        &prefix,
+    ];
+    lab.spawn(i, &bin("netd"), &args, "netd-restarted.log");
+    let t0 = Instant::now();
+    loop {
+        match netd_health(node) {
+            Some(h) if h.pid != old && h.status != HealthStatus::Starting => break,
+            _ => {}
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "netd did not come back:\n{}",
+            lab.log(i, "netd-restarted.log")
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!("netd restarted and healthy in {:?}", t0.elapsed());
 }

@@ -18,6 +18,7 @@ pub mod io;
 pub mod packet;
 pub mod peers;
 mod rx;
+pub mod sched;
 mod timers;
 mod tx;
 

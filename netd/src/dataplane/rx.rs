@@ -6,11 +6,13 @@
 use super::Shared;
 use super::packet::{COOKIE_REPLY, HANDSHAKE_INIT, MIN_DST, receiver};
 use super::peers::PeerTable;
+use super::sched::SlicePolicy;
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::{Packet, TunnResult};
 use quinn_udp::RecvMeta;
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
+use std::time::Instant;
 use tun_rs::{GROTable, VIRTIO_NET_HDR_LEN};
 
 /// Datagrams per receive call; each may hold up to 64 coalesced segments.
@@ -56,6 +58,7 @@ pub(super) fn run(sh: &Shared) {
     };
     let mut gro = GROTable::default();
     let mut scratch = vec![0u8; 2048];
+    let mut slice = SlicePolicy::default();
     while !sh.stop.raised() {
         let n = {
             let mut iovs: Vec<IoSliceMut<'_>> = datagrams
@@ -75,12 +78,14 @@ pub(super) fn run(sh: &Shared) {
             }
         };
         let table = sh.table();
+        let mut segments = 0;
         for (m, chunk) in meta.iter().zip(datagrams.chunks(DATAGRAM_BUF)).take(n) {
             let Some(data) = chunk.get(..m.len) else {
                 continue;
             };
             let stride = if m.stride == 0 { m.len } else { m.stride };
             for seg in data.chunks(stride.max(1)) {
+                segments += 1;
                 handle(sh, &table, seg, m.addr, &mut out, &mut scratch);
             }
         }
@@ -98,6 +103,7 @@ pub(super) fn run(sh: &Shared) {
                 tx.drain(sh, REPLY_READS);
             }
         }
+        SlicePolicy::apply(slice.after_round(segments, Instant::now()));
     }
 }
 

@@ -9,8 +9,10 @@
 use super::Shared;
 use super::io::MAX_GSO_BYTES;
 use super::packet::{DATA, DATA_OVERHEAD, MIN_DST, ipv4_dst};
+use super::sched::SlicePolicy;
 use boringtun::noise::TunnResult;
 use std::net::SocketAddr;
+use std::time::Instant;
 use tun_rs::{IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 /// Largest packet the tun hands out after splitting (its MTU is smaller).
@@ -84,6 +86,8 @@ pub(super) enum Drained {
 /// The buffers of the tun-to-network path. One thread at a time reads the tun, holding this
 /// (in `Shared::tx`): read order is send order, so no packet overtakes another.
 pub(super) struct Tx {
+    /// Packets read since the owner last reset it (the slice policy counts rounds).
+    pub(super) packets: usize,
     original: Vec<u8>,
     bufs: Vec<Vec<u8>>,
     sizes: Vec<usize>,
@@ -93,6 +97,7 @@ pub(super) struct Tx {
 impl Tx {
     pub(super) fn new(max_segments: usize) -> Tx {
         Tx {
+            packets: 0,
             original: vec![0u8; VIRTIO_NET_HDR_LEN + 65_535],
             bufs: vec![vec![0u8; SEGMENT_BUF]; IDEAL_BATCH_SIZE],
             sizes: vec![0usize; IDEAL_BATCH_SIZE],
@@ -132,6 +137,7 @@ impl Tx {
                         continue;
                     }
                 };
+            self.packets += n;
             self.send(sh, n);
         }
         Drained::Limit
@@ -180,12 +186,19 @@ impl Tx {
 
 /// The tun reader thread: waits for packets, then drains the tun under the `tx` lock (which
 /// the receive thread also takes to send replies it just caused, without waking this one).
+/// Its scheduler slice follows its traffic ([`SlicePolicy`]).
 pub(super) fn run(sh: &Shared) {
+    let mut slice = SlicePolicy::default();
     while !sh.stop.raised() {
         let _ = sh.stop.wait(&sh.tun, false, None);
         let mut tx = sh.tx.lock().unwrap_or_else(|p| p.into_inner());
-        if let Drained::Closed = tx.drain(sh, usize::MAX) {
+        tx.packets = 0;
+        let drained = tx.drain(sh, usize::MAX);
+        let packets = tx.packets;
+        drop(tx);
+        if let Drained::Closed = drained {
             return;
         }
+        SlicePolicy::apply(slice.after_round(packets, Instant::now()));
     }
 }

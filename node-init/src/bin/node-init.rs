@@ -49,6 +49,11 @@ struct Cli {
     /// node's: `n<hash of DIR>-`, so dev nodes sharing a machine do not collide)
     #[arg(long, value_name = "PREFIX")]
     netd_netns_prefix: Option<String>,
+    /// Prefix of the containers' network namespaces of the computed node-init starts (default
+    /// `c-`; a dev node's: `c<hash of DIR>-`). A dev node's containers also get a cgroup
+    /// parent of their own, `computed-<hash of DIR>`.
+    #[arg(long, value_name = "PREFIX")]
+    computed_netns_prefix: Option<String>,
     /// Seconds to wait for storaged to become healthy
     #[arg(long, default_value_t = 120)]
     storaged_timeout: u64,
@@ -84,13 +89,27 @@ fn node_dir(
     }
 }
 
-/// `n-`, or for a dev node `n<8 hex of its folder's hash>-`.
-fn netns_prefix(node_dir: &std::path::Path, dev: bool) -> String {
-    if !dev {
-        return "n-".into();
+/// What tells a dev node's machine-wide names (network namespaces, cgroups) from another dev
+/// node's on the same machine: 8 hex of its folder's hash; none for a production node.
+fn dev_tag(node_dir: &std::path::Path, dev: bool) -> Option<String> {
+    dev.then(|| {
+        let h = blake3::hash(node_dir.as_os_str().as_encoded_bytes()).to_hex();
+        h.as_str()[..8].to_string()
+    })
+}
+
+/// `<letter>-`, or for a dev node `<letter><tag>-`: netd's (`n`) and computed's (`c`) network
+/// namespace prefixes.
+fn netns_prefix(letter: char, node_dir: &std::path::Path, dev: bool) -> String {
+    format!("{letter}{}-", dev_tag(node_dir, dev).unwrap_or_default())
+}
+
+/// computed's cgroup parent: `computed`, or for a dev node `computed-<tag>`.
+fn cgroup_parent(node_dir: &std::path::Path, dev: bool) -> String {
+    match dev_tag(node_dir, dev) {
+        Some(t) => format!("computed-{t}"),
+        None => "computed".into(),
     }
-    let h = blake3::hash(node_dir.as_os_str().as_encoded_bytes()).to_hex();
-    format!("n{}-", &h.as_str()[..8])
 }
 
 #[tokio::main]
@@ -134,7 +153,11 @@ async fn main() -> anyhow::Result<()> {
         netd_bin: cli.netd_bin.unwrap_or_else(|| default_bin("netd")),
         netd_netns_prefix: cli
             .netd_netns_prefix
-            .unwrap_or_else(|| netns_prefix(&node_dir, dev)),
+            .unwrap_or_else(|| netns_prefix('n', &node_dir, dev)),
+        computed_netns_prefix: cli
+            .computed_netns_prefix
+            .unwrap_or_else(|| netns_prefix('c', &node_dir, dev)),
+        computed_cgroup_parent: cgroup_parent(&node_dir, dev),
         storaged_timeout: Duration::from_secs(cli.storaged_timeout),
         backoff: Backoff {
             base: Duration::from_millis(cli.retry_base_ms),
@@ -197,15 +220,24 @@ mod test {
     }
 
     #[test]
-    fn dev_nodes_get_their_own_netns_prefix() {
-        let p = |d: &str, dev| netns_prefix(std::path::Path::new(d), dev);
-        assert_eq!(p("/var/node", false), "n-");
-        let (a, b) = (p("/tmp/a", true), p("/tmp/b", true));
-        assert_ne!(a, b);
-        assert_eq!(a, p("/tmp/a", true));
-        assert!(
-            a.len() == 10 && a.starts_with('n') && a.ends_with('-'),
-            "{a}"
-        );
+    fn dev_nodes_get_their_own_netns_prefixes_and_cgroup_parent() {
+        for letter in ['n', 'c'] {
+            let p = |d: &str, dev| netns_prefix(letter, std::path::Path::new(d), dev);
+            assert_eq!(p("/var/node", false), format!("{letter}-"));
+            let (a, b) = (p("/tmp/a", true), p("/tmp/b", true));
+            assert_ne!(a, b);
+            assert_eq!(a, p("/tmp/a", true));
+            assert!(
+                a.len() == 10 && a.starts_with(letter) && a.ends_with('-'),
+                "{a}"
+            );
+        }
+        let n = netns_prefix('n', std::path::Path::new("/tmp/a"), true);
+        let c = netns_prefix('c', std::path::Path::new("/tmp/a"), true);
+        assert_eq!(n[1..], c[1..], "one tag per node");
+        let g = |d: &str, dev| cgroup_parent(std::path::Path::new(d), dev);
+        assert_eq!(g("/var/node", false), "computed");
+        assert_eq!(g("/tmp/a", true), format!("computed-{}", &c[1..9]));
+        assert_ne!(g("/tmp/a", true), g("/tmp/b", true));
     }
 }

@@ -36,6 +36,10 @@ pub fn node_defaults(cfg: &Config, storaged_config: &Path) -> Vec<(&'static str,
                 s(cfg.node_dir.join("computed")),
                 "--run".into(),
                 s(run.clone()),
+                "--netns-prefix".into(),
+                cfg.computed_netns_prefix.clone(),
+                "--cgroup-parent".into(),
+                cfg.computed_cgroup_parent.clone(),
             ],
         );
         d.ready = bus("computed");
