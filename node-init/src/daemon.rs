@@ -14,6 +14,9 @@
 //! <node>/netd/                 netd's state (networks and their private keys)
 //! <node>/netd.log              log of the netd node-init started
 //! ```
+//! With `state_on_volume` (the node image, whose node folder is a tmpfs) the engine records
+//! and netd's state live on storaged's state volume instead: `<node>/storaged/state/node-init/`
+//! and `<node>/storaged/state/netd/`.
 
 use crate::engine::{Backoff, Engine, EngineError};
 use crate::handlers::{Daemons, NodeCapacity, node_handlers};
@@ -88,6 +91,9 @@ pub struct Config {
     pub storaged_timeout: Duration,
     /// Retry timing.
     pub backoff: Backoff,
+    /// Keep the engine records and netd's state on storaged's state volume (waited for), not in
+    /// the node folder: the node image's folder does not survive a reboot.
+    pub state_on_volume: bool,
 }
 
 impl Config {
@@ -120,7 +126,7 @@ pub async fn run(
     ready: impl FnOnce(&str, &Path),
 ) -> Result<(), DaemonError> {
     let run_dir = cfg.run_dir();
-    for d in [&cfg.node_dir, &run_dir, &cfg.node_dir.join("state")] {
+    for d in [&cfg.node_dir, &run_dir] {
         folder(d)?;
     }
     let storaged = bus::Client::new(bus::service_socket(&run_dir, "storaged"));
@@ -139,6 +145,17 @@ pub async fn run(
     if cfg.start_storaged {
         children.extend(start_storaged(&cfg, &storaged, &identity.node_id()).await?);
     }
+    let state_root = if cfg.state_on_volume {
+        state_volume(&cfg).await?
+    } else {
+        cfg.node_dir.clone()
+    };
+    let (engine_dir, netd_dir) = if cfg.state_on_volume {
+        (state_root.join("node-init"), state_root.join("netd"))
+    } else {
+        (state_root.join("state"), state_root.join("netd"))
+    };
+    folder(&engine_dir)?;
     if cfg.start_computed {
         let root = cfg.node_dir.join("computed");
         folder(&root)?;
@@ -155,7 +172,7 @@ pub async fn run(
     let netd = bus::Client::new(bus::service_socket(&run_dir, "netd"))
         .call_timeout(Duration::from_secs(60));
     if cfg.start_netd {
-        children.extend(start_netd(&cfg, &netd).await?);
+        children.extend(start_netd(&cfg, &netd, netd_dir).await?);
     }
     // then the key goes to every pool storaged reports
     let copies = pool_copies(&storaged).await;
@@ -164,7 +181,7 @@ pub async fn run(
 
     let mut server = bus::Server::new(SERVICE);
     let engine = Engine::start(
-        &cfg.node_dir.join("state"),
+        &engine_dir,
         node_handlers(&Daemons {
             storaged: storaged.clone(),
             computed: computed.clone(),
@@ -255,10 +272,36 @@ async fn start_storaged(
     start_service(cfg, "storaged", &cfg.storaged_bin, &args, client).await
 }
 
-/// Starts netd (`netd --state <node>/netd --run <node>/run --netns-prefix P`) unless one
-/// already answers.
-async fn start_netd(cfg: &Config, client: &bus::Client) -> Result<Option<Child>, DaemonError> {
-    let state = cfg.node_dir.join("netd");
+/// storaged's state volume (`<node>/storaged/state`, a link storaged makes once the volume is
+/// mounted), waited for as long as storaged's health.
+async fn state_volume(cfg: &Config) -> Result<PathBuf, DaemonError> {
+    let link = cfg.node_dir.join("storaged").join("state");
+    let deadline = tokio::time::Instant::now() + cfg.storaged_timeout;
+    while !link.is_dir() {
+        if tokio::time::Instant::now() > deadline {
+            return Err(DaemonError::Service {
+                service: "storaged",
+                bin: cfg.storaged_bin.clone(),
+                reason: format!(
+                    "no state volume at {} after {:?}",
+                    link.display(),
+                    cfg.storaged_timeout
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tracing::info!(path = %link.display(), "node state on storaged's state volume");
+    Ok(link)
+}
+
+/// Starts netd (`netd --state STATE --run <node>/run --netns-prefix P`) unless one already
+/// answers.
+async fn start_netd(
+    cfg: &Config,
+    client: &bus::Client,
+    state: PathBuf,
+) -> Result<Option<Child>, DaemonError> {
     folder(&state)?;
     let args = [
         "--state".into(),
