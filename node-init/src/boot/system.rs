@@ -27,15 +27,21 @@ pub struct Linux;
 impl Kernel for Linux {
     fn mount(&self, source: &str, target: &Path, fstype: &str, data: &str) -> Result<(), String> {
         std::fs::create_dir_all(target).map_err(|e| format!("mkdir {}: {e}", target.display()))?;
-        let data = std::ffi::CString::new(data).map_err(|e| e.to_string())?;
-        rustix::mount::mount(
-            source,
-            target,
-            fstype,
-            rustix::mount::MountFlags::empty(),
-            data.as_c_str(),
-        )
-        .map_err(|e| format!("mount {fstype} on {}: {e}", target.display()))
+        // `noatime` is a mount flag, not a file system option (btrfs refuses it as one)
+        let mut flags = rustix::mount::MountFlags::empty();
+        let opts: Vec<&str> = data
+            .split(',')
+            .filter(|o| match *o {
+                "noatime" => {
+                    flags |= rustix::mount::MountFlags::NOATIME;
+                    false
+                }
+                o => !o.is_empty(),
+            })
+            .collect();
+        let data = std::ffi::CString::new(opts.join(",")).map_err(|e| e.to_string())?;
+        rustix::mount::mount(source, target, fstype, flags, data.as_c_str())
+            .map_err(|e| format!("mount {fstype} on {}: {e}", target.display()))
     }
 
     fn run(&self, program: &str, args: &[&str], timeout: Duration) -> Result<String, String> {
