@@ -13,6 +13,9 @@
 //! <node>/services/<name>.json  definitions of the daemons node-init supervises
 //! <node>/log/<name>.log        their output, rotated (`.1`, `.2`, ...)
 //! ```
+//! With `state_on_volume` (the node image, whose node folder is a tmpfs) the engine records
+//! and netd's state live on storaged's state volume instead: `<node>/storaged/state/node-init/`
+//! and `<node>/storaged/state/netd/`.
 
 use crate::engine::{Backoff, Engine, EngineError};
 use crate::handlers::{Daemons, NodeCapacity, node_handlers};
@@ -92,12 +95,39 @@ pub struct Config {
     pub storaged_timeout: Duration,
     /// Retry timing.
     pub backoff: Backoff,
+    /// Keep the engine records and netd's state on storaged's state volume (waited for), not in
+    /// the node folder: the node image's folder does not survive a reboot.
+    pub state_on_volume: bool,
 }
 
 impl Config {
     /// The run folder.
     pub fn run_dir(&self) -> PathBuf {
         self.node_dir.join("run")
+    }
+
+    /// storaged's state volume as it appears in the node folder (a link storaged makes once
+    /// the volume is mounted).
+    pub fn state_volume_link(&self) -> PathBuf {
+        self.node_dir.join("storaged").join("state")
+    }
+
+    /// Where the engine keeps its records.
+    pub fn engine_dir(&self) -> PathBuf {
+        if self.state_on_volume {
+            self.state_volume_link().join("node-init")
+        } else {
+            self.node_dir.join("state")
+        }
+    }
+
+    /// Where netd keeps its networks.
+    pub fn netd_dir(&self) -> PathBuf {
+        if self.state_on_volume {
+            self.state_volume_link().join("netd")
+        } else {
+            self.node_dir.join("netd")
+        }
     }
 }
 
@@ -124,7 +154,7 @@ pub async fn run(
     ready: impl FnOnce(&str, &Path),
 ) -> Result<(), DaemonError> {
     let run_dir = cfg.run_dir();
-    for d in [&cfg.node_dir, &run_dir, &cfg.node_dir.join("state")] {
+    for d in [&cfg.node_dir, &run_dir] {
         folder(d)?;
     }
     let storaged = bus::Client::new(bus::service_socket(&run_dir, "storaged"));
@@ -143,6 +173,8 @@ pub async fn run(
     let netd = bus::Client::new(bus::service_socket(&run_dir, "netd"))
         .call_timeout(Duration::from_secs(60));
     let supervisor = start_services(&cfg, &identity.node_id()).await?;
+    let engine_dir = cfg.engine_dir();
+    folder(&engine_dir)?;
     // then the key goes to every pool storaged reports
     let copies = pool_copies(&storaged).await;
     identity.spread(&primary, &copies)?;
@@ -150,7 +182,7 @@ pub async fn run(
 
     let mut server = bus::Server::new(SERVICE);
     let engine = Engine::start(
-        &cfg.node_dir.join("state"),
+        &engine_dir,
         node_handlers(&Daemons {
             storaged: storaged.clone(),
             computed: computed.clone(),
@@ -237,10 +269,12 @@ async fn start_services(
     } else {
         crate::dev::config_path(&cfg.node_dir)
     };
-    for (on, dir) in [(cfg.start_computed, "computed"), (cfg.start_netd, "netd")] {
-        if on {
-            folder(&cfg.node_dir.join(dir))?;
-        }
+    if cfg.start_computed {
+        folder(&cfg.node_dir.join("computed"))?;
+    }
+    if cfg.start_netd && !cfg.state_on_volume {
+        // on the state volume netd makes its folder itself, once the volume is there
+        folder(&cfg.netd_dir())?;
     }
     let wanted = defaults::node_defaults(cfg, &storaged_config);
     let services_dir = cfg.node_dir.join("services");

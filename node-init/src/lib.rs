@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod blueprint;
+pub mod boot;
 pub mod daemon;
 pub mod dev;
 pub mod engine;

@@ -118,6 +118,7 @@ async fn deploy_get_delete_through_zos() {
             base: Duration::from_millis(50),
             max: Duration::from_millis(200),
         },
+        state_on_volume: false,
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(run(cfg, std::future::pending(), move |id, _| {

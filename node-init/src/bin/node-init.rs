@@ -57,6 +57,10 @@ struct Cli {
     /// Seconds to wait for storaged to become healthy
     #[arg(long, default_value_t = 120)]
     storaged_timeout: u64,
+    /// Keep the engine's records and netd's state on storaged's state volume instead of the node
+    /// folder (the node image: its node folder is lost at every reboot)
+    #[arg(long)]
+    state_on_volume: bool,
     /// First retry delay for failed workloads, in milliseconds
     #[arg(long, default_value_t = 1000)]
     retry_base_ms: u64,
@@ -112,8 +116,23 @@ fn cgroup_parent(node_dir: &std::path::Path, dev: bool) -> String {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // The node image's /init: boot the machine, start the node daemon, reap (never returns).
+    // Only as the kernel's `/init`: a node-init given its arguments as PID 1 of a pid
+    // namespace (or a container) is the supervisor, not a machine's boot.
+    let as_kernel_init = std::env::args_os()
+        .next()
+        .is_some_and(|a| std::path::Path::new(&a).file_name() == Some("init".as_ref()));
+    if std::process::id() == 1 && as_kernel_init {
+        node_init::boot::pid1();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(daemon_main())
+}
+
+async fn daemon_main() -> anyhow::Result<()> {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches)?;
     nodeutil::log::init(false, cli.log_format);
@@ -163,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
             base: Duration::from_millis(cli.retry_base_ms),
             ..Backoff::default()
         },
+        state_on_volume: cli.state_on_volume,
     };
     let farm = cli.farm.config()?;
     let init = cli.pid1 || pid1::is_pid1();
@@ -176,12 +196,17 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop.send(true);
     };
     let mut joined = None;
+    // the node image's console (and its boot test) shows the disks and their classes
+    let show_disks = cfg.state_on_volume;
     let res = run(cfg, shutdown, |id, socket| {
         println!(
             "node ready: id {id}, api {}, export ZOS_NODE={}",
             socket.display(),
             node_dir.display()
         );
+        if show_disks {
+            tokio::spawn(print_disks(socket.with_file_name("storaged.sock")));
+        }
         joined = farm.map(|f| tokio::spawn(join::run(f, socket.to_path_buf(), stopped)));
     })
     .await
@@ -193,6 +218,35 @@ async fn main() -> anyhow::Result<()> {
         pid1::finish();
     }
     res
+}
+
+/// One console line: each disk storaged found, its class and whether it holds a pool.
+async fn print_disks(storaged: PathBuf) {
+    let list = bus::Client::new(storaged)
+        .call::<bus::api::storage::ListDisks>(&bus::api::Empty {})
+        .await;
+    match list {
+        Ok(l) => {
+            let disks: Vec<String> = l
+                .disks
+                .iter()
+                .map(|d| {
+                    let class = serde_json::to_value(d.class)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    let state = match (&d.mountpoint, &d.problem) {
+                        (_, Some(p)) => p.clone(),
+                        (Some(_), None) => "pool".into(),
+                        (None, None) => "no pool".into(),
+                    };
+                    format!("{} {class} {state}", d.name)
+                })
+                .collect();
+            println!("node disks: {}", disks.join(", "));
+        }
+        Err(e) => println!("node disks: unknown ({e})"),
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,12 @@ pub fn node_defaults(cfg: &Config, storaged_config: &Path) -> Vec<(&'static str,
                 s(run.clone()),
             ],
         );
-        d.ready = bus("storaged");
+        // With the node's state on storaged's volume, nothing may start before it is mounted.
+        d.ready = if cfg.state_on_volume {
+            Readiness::Path(cfg.state_volume_link())
+        } else {
+            bus("storaged")
+        };
         d.ready_timeout_secs = cfg.storaged_timeout.as_secs().max(1);
         out.push(("storaged", d));
     }
@@ -54,7 +59,7 @@ pub fn node_defaults(cfg: &Config, storaged_config: &Path) -> Vec<(&'static str,
             &cfg.netd_bin,
             vec![
                 "--state".into(),
-                s(cfg.node_dir.join("netd")),
+                s(cfg.netd_dir()),
                 "--run".into(),
                 s(run.clone()),
                 "--netns-prefix".into(),
