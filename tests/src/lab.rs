@@ -507,7 +507,7 @@ impl Drop for Lab {
     fn drop(&mut self) {
         if std::thread::panicking() {
             for (i, n) in self.nodes.iter().enumerate() {
-                for log in ["node-init.log", "netd.log"] {
+                for log in ["node-init.log", "netd.log", "node/log/netd.log"] {
                     let text = std::fs::read_to_string(n.dir.join(log)).unwrap_or_default();
                     let tail: Vec<&str> = text.lines().rev().take(40).collect();
                     eprintln!("--- node {} {log} (last 40 lines) ---", i + 1);
