@@ -1,5 +1,5 @@
-//! The node image under qemu (software emulation): `scripts/build-image.sh` (run when
-//! `target/image` has no image, or `ZOS_IMAGE_DIR` names one), booted by `scripts/boot-image.sh`
+//! The node image under qemu (software emulation): `scripts/build-image.sh` (packing the
+//! built debug binaries into `target/image-test`, or `ZOS_IMAGE_DIR` names an image), booted by `scripts/boot-image.sh`
 //! with two fresh virtio disks, one throttled. The console shows `node ready` with a node id and
 //! both disks pooled, the throttled one classified HDD, and no daemon exiting; after a power
 //! off, a boot with the same disks finds its pools and comes up with the same node id.
@@ -26,19 +26,25 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The image folder, built when it has no image.
+/// The image to boot: `ZOS_IMAGE_DIR` when it names a built one, else an image packed now from
+/// the workspace's built binaries (the debug ones the suite runs against: a release build
+/// would add minutes of CI for a figure the benchmark records), so it never boots stale code.
 fn image() -> PathBuf {
-    let dir = std::env::var_os("ZOS_IMAGE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/image"));
-    if !dir.join("initramfs.img").is_file() || !dir.join("vmlinuz").is_file() {
-        let st = Command::new("bash")
-            .arg(repo().join("scripts/build-image.sh"))
-            .arg(&dir)
-            .status()
-            .unwrap();
-        assert!(st.success(), "build-image.sh failed");
+    if let Some(dir) = std::env::var_os("ZOS_IMAGE_DIR") {
+        return PathBuf::from(dir);
     }
+    let bins = nodeutil::skip::workspace_binary("node-init")
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .expect("node-init is built (cargo build --workspace --bins)");
+    let dir = repo().join("target/image-test");
+    let st = Command::new("bash")
+        .arg(repo().join("scripts/build-image.sh"))
+        .arg(&dir)
+        .env("ZOS_IMAGE_NO_BUILD", "1")
+        .env("ZOS_BIN_DIR", &bins)
+        .status()
+        .unwrap();
+    assert!(st.success(), "build-image.sh failed");
     dir
 }
 
