@@ -6,7 +6,7 @@
 use super::Shared;
 use super::packet::{COOKIE_REPLY, HANDSHAKE_INIT, MIN_DST, receiver};
 use super::peers::PeerTable;
-use super::sched::SlicePolicy;
+use super::sched::{Placement, SlicePolicy};
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::{Packet, TunnResult};
 use quinn_udp::RecvMeta;
@@ -59,6 +59,7 @@ pub(super) fn run(sh: &Shared) {
     let mut gro = GROTable::default();
     let mut scratch = vec![0u8; 2048];
     let mut slice = SlicePolicy::default();
+    let place = Placement::of_this_thread();
     while !sh.stop.raised() {
         let n = {
             let mut iovs: Vec<IoSliceMut<'_>> = datagrams
@@ -103,7 +104,7 @@ pub(super) fn run(sh: &Shared) {
                 tx.drain(sh, REPLY_READS);
             }
         }
-        SlicePolicy::apply(slice.after_round(segments, Instant::now()));
+        place.apply(slice.after_round(segments, Instant::now()));
     }
 }
 

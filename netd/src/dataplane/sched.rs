@@ -1,6 +1,6 @@
-//! A short scheduler slice for a data path thread while its traffic is lone packets, so a
-//! ping is not kept waiting behind other work on a busy machine; the default slice again as
-//! soon as it carries bulk traffic, so throughput does not pay for it.
+//! How a data path thread is scheduled follows its traffic. While it carries lone packets it
+//! asks for a short scheduler slice and keeps to one core; as soon as it carries bulk traffic
+//! it gets the default slice and every core back, so throughput does not pay for either.
 //!
 //! A packet that arrives while a data path thread sleeps wakes it; under the kernel's EEVDF
 //! scheduler (Linux 6.6 and later) the woken thread preempts the one running only when its
@@ -12,12 +12,21 @@
 //! from ~25 us to ~10 us and its 90th percentile from ~10 ms to ~40 us; but with the short
 //! slice kept during an iperf3 run, throughput fell by a fifth (the threads were preempted
 //! more often), hence [`SlicePolicy`].
+//!
+//! One core: a ping crosses four threads (the sender's tun reader, the peer's receiver, ours),
+//! and each hand-over to a thread that last ran on another, idle core waits for that core to
+//! wake: 20 to 50 us each on this machine's VM (`perf sched timehist`), where the work of a
+//! hop is a few microseconds. Kept on the lowest core of their allowed set, every light-traffic
+//! thread of every network is woken on the core that is already awake; the round trip over the
+//! overlay between two netds went from ~0.2 ms to ~0.1 ms (benches/netd_bench.sh).
 
 #![expect(
     unsafe_code,
     reason = "sched_setattr has no wrapper in libc, rustix or nix: one raw syscall"
 )]
 
+use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+use nix::unistd::Pid;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -29,7 +38,7 @@ const BULK_ROUND: usize = 16;
 const BULK_HOLD: Duration = Duration::from_millis(50);
 
 /// Which slice a data path thread should have, from what its rounds carried. Pure: the thread
-/// applies a change with [`SlicePolicy::apply`].
+/// applies a change with [`Placement::apply`].
 #[derive(Debug, Default)]
 pub struct SlicePolicy {
     short: bool,
@@ -52,14 +61,42 @@ impl SlicePolicy {
         self.short = light;
         Some(light.then_some(SHORT))
     }
+}
 
-    /// Applies a change [`SlicePolicy::after_round`] asked for to the calling thread (a kernel
-    /// that refuses is logged at debug level; the thread keeps its slice).
-    pub fn apply(change: Option<Option<Duration>>) {
-        if let Some(slice) = change
-            && let Err(e) = set_slice(slice)
-        {
+/// Where a data path thread runs: its allowed cores as it started, and the one it keeps to
+/// while its traffic is light.
+#[derive(Debug)]
+pub struct Placement {
+    all: Option<CpuSet>,
+    light: Option<CpuSet>,
+}
+
+impl Placement {
+    /// The calling thread's placement (its affinity now; none known if the kernel refuses).
+    pub fn of_this_thread() -> Placement {
+        let all = sched_getaffinity(Pid::from_raw(0)).ok();
+        let light = all.as_ref().and_then(|set| {
+            let first = (0..CpuSet::count()).find(|&c| set.is_set(c).unwrap_or(false))?;
+            let mut one = CpuSet::new();
+            one.set(first).ok()?;
+            Some(one)
+        });
+        Placement { all, light }
+    }
+
+    /// Applies a change [`SlicePolicy::after_round`] asked for to the calling thread: the
+    /// slice, and one core (light) or all of them (bulk). A kernel that refuses either is
+    /// logged at debug level; the thread keeps what it had.
+    pub fn apply(&self, change: Option<Option<Duration>>) {
+        let Some(slice) = change else { return };
+        if let Err(e) = set_slice(slice) {
             tracing::debug!(error = %e, "scheduler slice not changed");
+        }
+        let cores = if slice.is_some() { &self.light } else { &self.all };
+        if let Some(set) = cores
+            && let Err(e) = sched_setaffinity(Pid::from_raw(0), set)
+        {
+            tracing::debug!(error = %e, "thread affinity not changed");
         }
     }
 }
@@ -127,6 +164,22 @@ mod test {
                     assert!(known.contains(&e.raw_os_error().unwrap_or(0)), "{e}");
                 }
             }
+        })
+        .join()
+        .expect("thread");
+    }
+
+    #[test]
+    fn a_light_thread_keeps_to_one_core_and_gets_them_all_back() {
+        std::thread::spawn(|| {
+            let place = Placement::of_this_thread();
+            let Some(all) = place.all else { return };
+            place.apply(Some(Some(SHORT)));
+            let now = sched_getaffinity(Pid::from_raw(0)).expect("affinity");
+            let cores = (0..CpuSet::count()).filter(|&c| now.is_set(c).unwrap_or(false));
+            assert_eq!(cores.count(), 1, "light: one core");
+            place.apply(Some(None));
+            assert_eq!(sched_getaffinity(Pid::from_raw(0)).expect("affinity"), all);
         })
         .join()
         .expect("thread");

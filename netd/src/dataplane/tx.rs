@@ -9,7 +9,7 @@
 use super::Shared;
 use super::io::MAX_GSO_BYTES;
 use super::packet::{DATA, DATA_OVERHEAD, MIN_DST, ipv4_dst};
-use super::sched::SlicePolicy;
+use super::sched::{Placement, SlicePolicy};
 use boringtun::noise::TunnResult;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -186,9 +186,10 @@ impl Tx {
 
 /// The tun reader thread: waits for packets, then drains the tun under the `tx` lock (which
 /// the receive thread also takes to send replies it just caused, without waking this one).
-/// Its scheduler slice follows its traffic ([`SlicePolicy`]).
+/// Its scheduler slice and cores follow its traffic ([`SlicePolicy`], [`Placement`]).
 pub(super) fn run(sh: &Shared) {
     let mut slice = SlicePolicy::default();
+    let place = Placement::of_this_thread();
     while !sh.stop.raised() {
         let _ = sh.stop.wait(&sh.tun, false, None);
         let mut tx = sh.tx.lock().unwrap_or_else(|p| p.into_inner());
@@ -199,6 +200,6 @@ pub(super) fn run(sh: &Shared) {
         if let Drained::Closed = drained {
             return;
         }
-        SlicePolicy::apply(slice.after_round(packets, Instant::now()));
+        place.apply(slice.after_round(packets, Instant::now()));
     }
 }
