@@ -163,6 +163,29 @@ impl EtcdCluster {
         self.wait_healthy(i)
     }
 
+    /// Index of the member that leads now (each running member is asked, 1 s at most each).
+    pub async fn leader(&self) -> Option<usize> {
+        for (i, m) in self.members.iter().enumerate() {
+            if m.child.is_none() {
+                continue;
+            }
+            let Ok(Ok(mut c)) = tokio::time::timeout(
+                Duration::from_secs(1),
+                etcd_client::Client::connect([m.client_url.as_str()], None),
+            )
+            .await
+            else {
+                continue;
+            };
+            if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(1), c.status()).await
+                && s.header().map(|h| h.member_id()) == Some(s.leader())
+            {
+                return Some(i);
+            }
+        }
+        None
+    }
+
     /// The folder holding the members' data and logs.
     pub fn dir(&self) -> &Path {
         self.dir.path()

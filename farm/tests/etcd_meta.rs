@@ -214,29 +214,6 @@ async fn one_repair_leader_at_a_time() {
     );
 }
 
-/// Which member leads, by asking each.
-async fn leader(cluster: &farm::testing::EtcdCluster) -> Option<usize> {
-    for i in 0..3 {
-        let Some(ep) = cluster.endpoint(i) else {
-            continue;
-        };
-        let Ok(Ok(mut c)) = tokio::time::timeout(
-            Duration::from_secs(1),
-            etcd_client::Client::connect([ep], None),
-        )
-        .await
-        else {
-            continue;
-        };
-        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(1), c.status()).await
-            && s.header().map(|h| h.member_id()) == Some(s.leader())
-        {
-            return Some(i);
-        }
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_etcd_leader_loses_no_write_and_stalls_under_two_seconds() {
     let Some(mut cluster) = common::etcd(3) else {
@@ -260,7 +237,7 @@ async fn killing_the_etcd_leader_loses_no_write_and_stalls_under_two_seconds() {
         })
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let victim = leader(&cluster).await.expect("a leader");
+    let victim = cluster.leader().await.expect("a leader");
     let killed = Instant::now();
     cluster.kill(victim);
     let done = writer.await.expect("writer");

@@ -2,6 +2,7 @@
 //!
 //! - [`put`] / [`get`]: objects in and out, streaming stripe by stripe;
 //! - [`states`]: node states (up, down, out, returned) as pure functions;
+//! - [`health`]: an object's placement and redundancy now (pure);
 //! - [`snapshot`]: the farm as placement and repair see it;
 //! - [`repair`]: the leader's loop: node states, rebuilds, scrub, collection;
 //! - [`scrub`]: verification and in-place rebuild of one object;
@@ -9,6 +10,7 @@
 
 pub mod collect;
 pub mod get;
+pub mod health;
 pub mod put;
 pub mod repair;
 pub mod scrub;

@@ -1,7 +1,10 @@
 //! `zos store ls|rm|status`: what the farm holds and how its nodes are.
 
 use clap::Args;
+use farm::meta::records::Progress;
 use farm::ops::Farm;
+use farm::ops::health::health;
+use farm::ops::snapshot::Snapshot;
 use farm::ops::states::state_of_view;
 use farm::store::zdb::ZdbStore;
 
@@ -13,6 +16,12 @@ pub struct LsArgs {
     /// Only names starting with this
     #[arg(default_value = "")]
     prefix: String,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// An object: its shards' nodes and states, and its redundancy
+    name: Option<String>,
 }
 
 #[derive(Args)]
@@ -51,8 +60,11 @@ pub async fn rm(farm: &Farm<ZdbStore>, a: RmArgs) -> anyhow::Result<()> {
     }
 }
 
-pub async fn status(farm: &Farm<ZdbStore>) -> anyhow::Result<()> {
+pub async fn status(farm: &Farm<ZdbStore>, a: StatusArgs) -> anyhow::Result<()> {
     let nodes = farm.meta.nodes().await?;
+    if let Some(name) = a.name {
+        return object_status(farm, &name, Snapshot { nodes }).await;
+    }
     println!("farm: {} nodes", nodes.len());
     for v in &nodes {
         let r = &v.record;
@@ -66,5 +78,55 @@ pub async fn status(farm: &Farm<ZdbStore>) -> anyhow::Result<()> {
             r.zdb.first().map_or("-", |z| z.address.as_str()),
         );
     }
+    let progress = farm
+        .meta
+        .get_json::<Progress>(&farm.meta.keys().progress())
+        .await?;
+    match progress {
+        None => println!("repair: no pass yet"),
+        Some((p, _)) => println!(
+            "repair: leader={}\tpasses={}\tlast_pass={}\tpass_started={}\tobjects={}\t\
+             verified={}\trebuilt={}\tcollected={}",
+            p.leader,
+            p.passes,
+            p.last_pass
+                .map_or_else(|| "-".to_string(), |t| t.to_string()),
+            p.pass_started,
+            p.objects,
+            p.verified,
+            p.rebuilt,
+            p.collected,
+        ),
+    }
+    Ok(())
+}
+
+/// `zos store status NAME`: one line per shard position (segment, position, node, state),
+/// then the redundancy line.
+async fn object_status(farm: &Farm<ZdbStore>, name: &str, nodes: Snapshot) -> anyhow::Result<()> {
+    let Some(c) = farm.meta.object(name).await? else {
+        anyhow::bail!("object {name} not found");
+    };
+    let m = &c.meta;
+    println!(
+        "{}\t{}\t{}+{}\t{}\tstripes={}",
+        m.name,
+        m.size,
+        m.params.k,
+        m.params.m,
+        m.id,
+        m.stripes()
+    );
+    let h = health(m, &nodes.states());
+    for (s, positions) in h.segments.iter().enumerate() {
+        for (p, pos) in positions.iter().enumerate() {
+            println!(
+                "segment {s}\tshard {p}\t{}\t{}",
+                pos.node,
+                pos.state.map_or("unknown", |st| st.word())
+            );
+        }
+    }
+    println!("{}", h.summary());
     Ok(())
 }

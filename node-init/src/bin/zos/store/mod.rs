@@ -54,8 +54,9 @@ enum StoreCmd {
     Ls(catalog::LsArgs),
     /// Remove object NAME (its shards are deleted by the repair loop)
     Rm(catalog::RmArgs),
-    /// Show the farm's nodes and their states
-    Status,
+    /// Show the farm's nodes, their states and the repair loop's progress; with NAME, where
+    /// the object's shards are, their nodes' states and its redundancy
+    Status(catalog::StatusArgs),
 }
 
 /// Runs a `zos store` subcommand.
@@ -66,7 +67,7 @@ pub async fn run(a: StoreArgs) -> anyhow::Result<()> {
         StoreCmd::Get(g) => transfer::get(&connect(&a.conn).await?, g).await,
         StoreCmd::Ls(l) => catalog::ls(&connect(&a.conn).await?, l).await,
         StoreCmd::Rm(r) => catalog::rm(&connect(&a.conn).await?, r).await,
-        StoreCmd::Status => catalog::status(&connect(&a.conn).await?).await,
+        StoreCmd::Status(s) => catalog::status(&connect(&a.conn).await?, s).await,
     }
 }
 
