@@ -34,6 +34,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(300);
 const FARM_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the console is watched after the last step for daemons exiting.
 const WATCH: Duration = Duration::from_secs(10);
+/// PID 1's first line: the kernel has booted (the time before it is firmware, loading and
+/// unpacking the image, the kernel's own start).
+const PID1: &str = "init: zos node image";
 /// The zdb ports storaged gives the pools' servers in the image (boot::ZDB_BASE_PORT, +1).
 const ZDB_PORTS: [u16; 2] = [9900, 9901];
 
@@ -223,6 +226,8 @@ fn image_joins_its_farm_and_keeps_identity_and_data_across_a_reboot() {
     // First boot: pools, identity, registration, services, a namespace through etcd.
     let fwd: Vec<(u16, u16)> = ZDB_PORTS.iter().map(|g| (free_port(), *g)).collect();
     let mut vm = boot(&image, disks.path(), &farm, &fwd);
+    vm.expect(PID1, READY_TIMEOUT);
+    let first_pid1 = vm.started.elapsed();
     let ready = vm.expect("node ready: id ", READY_TIMEOUT);
     let first_ready = vm.started.elapsed();
     let id = node_id(&ready);
@@ -270,6 +275,8 @@ fn image_joins_its_farm_and_keeps_identity_and_data_across_a_reboot() {
     // Second boot, same disks: same node, registered again, the namespace and its data.
     let fwd: Vec<(u16, u16)> = ZDB_PORTS.iter().map(|g| (free_port(), *g)).collect();
     let mut vm = boot(&image, disks.path(), &farm, &fwd);
+    vm.expect(PID1, READY_TIMEOUT);
+    let second_pid1 = vm.started.elapsed();
     vm.expect("init: pool on /dev/vda mounted", READY_TIMEOUT);
     let ready = vm.expect("node ready: id ", READY_TIMEOUT);
     let second_ready = vm.started.elapsed();
@@ -298,11 +305,13 @@ fn image_joins_its_farm_and_keeps_identity_and_data_across_a_reboot() {
     assert_eq!(crashes(&vm.console), Vec::<String>::new());
     assert_eq!(unhealthy(&farm.services(&id)), Vec::<String>::new());
     eprintln!(
-        "image {:.1} MiB; qemu start to node ready / registered: first boot {:.1} / {:.1} s, \
-         reboot {:.1} s; services seen from the host: {}",
+        "image {:.1} MiB; qemu start to PID 1 / node ready / registered: first boot {:.1} / \
+         {:.1} / {:.1} s, reboot {:.1} / {:.1} s; services seen from the host: {}",
         size as f64 / 1048576.0,
+        first_pid1.as_secs_f64(),
         first_ready.as_secs_f64(),
         first_registered.as_secs_f64(),
+        second_pid1.as_secs_f64(),
         second_ready.as_secs_f64(),
         services["list"]["services"].as_array().map_or(0, Vec::len),
     );
