@@ -13,6 +13,9 @@
 //!   deployment. So repair places replacement shards on any node hosting that store while the
 //!   owner is offline, within the limits the owner signed.
 //!
+//! - the services snapshot (`farm_services`): what `zos services` shows, published for
+//!   `zos services --etcd` under a lease of its own.
+//!
 //! etcd being unreachable delays all of it (retried with backoff); it never stops the node.
 
 use crate::farm_inbox::{HostedStore, Inbox};
@@ -111,6 +114,13 @@ pub async fn run(
         delay = (delay * 2).min(Duration::from_secs(30));
     };
     let node = NodeId(id.clone());
+    let services = tokio::spawn(crate::farm_services::run(
+        meta.clone(),
+        node.clone(),
+        api.clone(),
+        j.ttl,
+        stop.clone(),
+    ));
     let (hosted_tx, hosted) = watch::channel(Vec::new());
     let inbox = Inbox::new(meta.clone(), node, j.farm.clone(), api, hosted_tx);
     let inbox = tokio::spawn(inbox.run(stop.clone()));
@@ -119,6 +129,7 @@ pub async fn run(
         repair(&meta, &j, hosted, stop),
     );
     let _ = inbox.await;
+    let _ = services.await;
 }
 
 /// Registration and heartbeat.

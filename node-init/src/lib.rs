@@ -11,6 +11,7 @@ pub mod engine;
 pub mod farm_inbox;
 pub mod farm_join;
 pub mod farm_node;
+pub mod farm_services;
 pub mod handlers;
 pub mod identity;
 pub mod jcs;

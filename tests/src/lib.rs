@@ -8,7 +8,8 @@
 //! the end of each test ([`World::destroy_node`]) and tried again, with the whole folder
 //! released, when a test fails.
 //!
-//! [`lab`] runs several nodes on one machine, each in its own network namespace.
+//! [`lab`] runs several nodes on one machine, each in its own network namespace; [`vm`] boots
+//! the node image under qemu.
 #![deny(missing_docs, clippy::unwrap_used, unsafe_code)]
 #![expect(
     clippy::expect_used,
@@ -17,6 +18,7 @@
 )]
 
 pub mod lab;
+pub mod vm;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};

@@ -15,6 +15,7 @@
 //! | `deploy/<node>/<owner>/<id>` | a signed blueprint (or delete) for one node | written by its owner (`zos deploy --etcd --node`) |
 //! | `stores/<owner>/<id>` | a signed `store` deployment for every node of the farm | written by its owner (`zos deploy --etcd --farm`) |
 //! | `results/<node>/<owner>/<id>` | what the node made of it (accepted or refused, workload results) | written by the node |
+//! | `services/<node>` | the node's supervised daemons (`zos services --etcd`) | under the node's own lease: gone when it stops |
 
 use crate::ids::{NodeId, ObjectId};
 
@@ -118,6 +119,11 @@ impl Keys {
     /// Prefix of the results node `node` writes back (each under `<owner>/<id>`).
     pub fn results(&self, node: &NodeId) -> String {
         format!("{}results/{node}/", self.root)
+    }
+
+    /// The services snapshot node `node` publishes (what `node.services@1` answers locally).
+    pub fn services(&self, node: &NodeId) -> String {
+        format!("{}services/{node}", self.root)
     }
 
     /// The part of `key` after `prefix`, if it starts with it.

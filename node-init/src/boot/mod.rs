@@ -8,7 +8,8 @@
 //! disks, measured classes: a slow disk is an HDD) and start the node daemon the way `--dev`
 //! runs it (`node-init --node /var/node --start-storaged --state-on-volume`), which starts
 //! storaged, computed and netd and prints `node ready` on the console. Then PID 1 only reaps
-//! ([`reap`], until the supervisor of issue 21 takes over).
+//! ([`reap`], until the supervisor of issue 21 takes over), and powers off cleanly on
+//! Ctrl-Alt-Del, SIGTERM or SIGPWR ([`shutdown`]).
 //!
 //! Nothing on the initramfs survives a reboot: the identity is copied to every pool, the
 //! engine's records and netd's state live on storaged's state volume (`--state-on-volume`),
@@ -18,6 +19,7 @@ pub mod cmdline;
 pub mod disks;
 pub mod net;
 mod reap;
+pub mod shutdown;
 pub mod system;
 
 use std::net::IpAddr;
@@ -47,8 +49,9 @@ pub const EARLY_MOUNTS: [(&str, &str, &str, &str); 7] = [
 pub fn pid1() -> ! {
     eprintln!("init: zos node image, node-init as PID 1");
     let k = system::Linux;
-    let started = boot(&k, Path::new("/"));
-    reap::reap_forever(started)
+    let st = shutdown::arm();
+    st.set_main(boot(&k, Path::new("/")));
+    reap::reap_forever(&st)
 }
 
 /// The boot steps under `root` (`/`; tests use a folder); returns the node daemon's pid.

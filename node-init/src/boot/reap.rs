@@ -5,14 +5,22 @@
 //! zombies forever. Every reaped process is printed on the console, so a crashing daemon shows
 //! there; nothing is restarted.
 
+use super::shutdown::State;
 use rustix::process::{WaitOptions, WaitStatus, wait};
 use std::time::Duration;
 
-/// Reaps every child forever; `main` is the node daemon's pid.
-pub fn reap_forever(main: Option<u32>) -> ! {
+/// Reaps every child forever; the node daemon's pid is in `st`, whose exit during a
+/// power-off is expected (and reported to the power-off).
+pub fn reap_forever(st: &State) -> ! {
     loop {
         match wait(WaitOptions::empty()) {
-            Ok(Some((pid, status))) if Some(pid.as_raw_nonzero().get() as u32) == main => {
+            Ok(Some((pid, status)))
+                if Some(pid.as_raw_nonzero().get() as u32) == st.main() && st.requested() =>
+            {
+                eprintln!("init: node-init stopped ({})", describe(status));
+                st.main_exited();
+            }
+            Ok(Some((pid, status))) if Some(pid.as_raw_nonzero().get() as u32) == st.main() => {
                 eprintln!(
                     "init: node-init (pid {}) {}; nothing restarts it yet (issue 21)",
                     pid.as_raw_nonzero(),

@@ -9,6 +9,7 @@ use bus::api::node::{DeleteRequest, Deployment};
 use farm::ids::NodeId;
 use farm::meta::Meta;
 use node_init::farm_inbox::{BlueprintResult, Envelope, MAX_BLUEPRINT};
+use node_init::farm_services::PublishedServices;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -184,6 +185,20 @@ pub async fn get(
         [] => bail!("node {node} has written no result for {id}"),
         [r] => show(r, json),
         _ => bail!("several owners have a deployment {id} on node {node}: give --owner"),
+    }
+}
+
+/// The services snapshot node `node` published (`node_init::farm_services`).
+pub async fn services(f: &Farm, node: Option<&PathBuf>) -> Result<PublishedServices> {
+    let meta = connect(f).await?;
+    let node = node_id(node)?;
+    match meta.get_json(&meta.keys().services(&node)).await? {
+        Some((p, _)) => Ok(p),
+        None => bail!(
+            "node {node} publishes no services in farm {} (it is down, not in this farm, or \
+             runs a node-init older than the snapshot)",
+            f.farm
+        ),
     }
 }
 

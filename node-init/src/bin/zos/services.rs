@@ -1,5 +1,6 @@
 //! `zos services [--json]` and `zos version`: the daemons node-init supervises, from
-//! `node.services@1` on its socket.
+//! `node.services@1` on its socket; `zos services --etcd URLS --node ID`: the snapshot a farm
+//! node publishes in its farm's etcd (`node_init::farm_services`), for a node nobody logs into.
 
 use super::node::{client, print_json};
 use anyhow::Result;
@@ -15,6 +16,8 @@ pub struct Args {
     /// Print JSON
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    farm: super::remote::Farm,
 }
 
 async fn list(node: Option<PathBuf>) -> Result<ServiceList> {
@@ -25,10 +28,26 @@ async fn list(node: Option<PathBuf>) -> Result<ServiceList> {
 }
 
 pub async fn run(node: Option<PathBuf>, a: Args) -> Result<()> {
+    if !a.farm.etcd.is_empty() {
+        let p = super::remote::services(&a.farm, node.as_ref()).await?;
+        if a.json {
+            return print_json(&p);
+        }
+        // the node's clock against ours: a skew shows as 0
+        let age = farm::meta::records::now().saturating_sub(p.at);
+        println!("as published by the node {age} s ago (uptimes as of then)");
+        print(&p.list);
+        return Ok(());
+    }
     let l = list(node).await?;
     if a.json {
         return print_json(&l);
     }
+    print(&l);
+    Ok(())
+}
+
+fn print(l: &ServiceList) {
     println!(
         "{:<12} {:<9} {:>8} {:>9} {:>8} {:<10} {:<16} DETAIL",
         "SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "VERSION"
@@ -51,7 +70,6 @@ pub async fn run(node: Option<PathBuf>, a: Args) -> Result<()> {
             }
         );
     }
-    Ok(())
 }
 
 fn uptime(s: u64) -> String {
