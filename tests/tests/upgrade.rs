@@ -121,6 +121,24 @@ fn versions(node: &Node) -> Value {
     v["services"].clone()
 }
 
+/// Waits (5 s at most) until `zos version` shows `want` for `service`: the supervisor hashes a
+/// new binary off its loop, a moment after the start.
+fn assert_version(node: &Node, service: &str, want: &Value) {
+    let t = std::time::Instant::now();
+    loop {
+        let v = versions(node);
+        if v[service] == *want {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{service}: version {} , want {want}",
+            v[service]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn def_exec(dir: &Path, service: &str) -> String {
     let d: Value = serde_json::from_slice(
         &std::fs::read(dir.join("services").join(format!("{service}.json"))).unwrap(),
@@ -219,7 +237,7 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
             "{}",
             def_exec(&dir, service)
         );
-        assert_eq!(versions(&node)[service], r["to_version"]);
+        assert_version(&node, service, &r["to_version"]);
         assert_eq!(
             workloads(&dir, container, &prefix),
             before,
@@ -281,7 +299,7 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
         let pid = health_pid(&dir, service).expect("the old version serves");
         assert_eq!(r["pid"].as_u64(), Some(pid as u64), "{r}");
         assert_eq!(def_exec(&dir, service), exec);
-        assert_eq!(versions(&node)[service], upgraded[service]);
+        assert_version(&node, service, &upgraded[service]);
         assert!(!dir.join(format!("upgrade/{service}.journal.json")).exists());
         assert_eq!(
             workloads(&dir, container, &prefix),
@@ -290,20 +308,13 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
         );
     }
     assert!(!netd_state.with_extension("next").exists());
-    let sleeping = pids_where(tmp.path(), |p| {
-        std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\x001000"))
-    });
-    assert!(
-        sleeping.is_empty(),
-        "never-ready build left running: {sleeping:?}"
-    );
 
     // on demand: back to the version before the upgrade, with its state
     let (ok, r) = upgrade(&dir, &["netd", "--rollback"]);
     assert!(ok, "{r}");
     assert_eq!(r["outcome"], "rolled_back", "{r}");
     assert_eq!(r["to_version"], original["netd"], "{r}");
-    assert_eq!(versions(&node)["netd"], original["netd"]);
+    assert_version(&node, "netd", &original["netd"]);
     assert!(health_pid(&dir, "netd").is_some());
     assert_eq!(workloads(&dir, container, &prefix), before);
     // the network is still served by the rolled-back netd
@@ -404,8 +415,9 @@ fn zdb_is_upgraded_under_a_busy_client_without_an_error() {
             std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "zdb")
         })
     };
+    // one server per HDD pool
     let before = zdb_pids();
-    assert_eq!(before.len(), 1, "{before:?}");
+    assert!(!before.is_empty(), "{before:?}");
 
     let mut c = Resp::connect(&addr, port);
     assert_eq!(c.call(&["SELECT", &ns, "live-pass"]).unwrap(), "OK");
@@ -449,8 +461,9 @@ fn zdb_is_upgraded_under_a_busy_client_without_an_error() {
     let (mut c, acked, errors, worst) = client.join().unwrap();
     assert!(ok, "{r}");
     assert_eq!(r["outcome"], "upgraded", "{r}");
-    assert_eq!(r["zdb"].as_array().unwrap().len(), 1, "{r}");
-    assert_eq!(r["zdb"][0]["upgraded"], true, "{r}");
+    let servers = r["zdb"].as_array().unwrap();
+    assert_eq!(servers.len(), before.len(), "{r}");
+    assert!(servers.iter().all(|s| s["upgraded"] == true), "{r}");
     assert_eq!(
         errors,
         Vec::<String>::new(),
@@ -462,21 +475,138 @@ fn zdb_is_upgraded_under_a_busy_client_without_an_error() {
     );
     // the same connection (the client never reconnects), now served by the new process
     let after = zdb_pids();
-    assert_eq!(after.len(), 1, "{after:?}");
-    assert_ne!(after, before);
-    assert_eq!(r["zdb"][0]["pid"].as_u64(), Some(after[0] as u64), "{r}");
-    let exe = std::fs::read_link(format!("/proc/{}/exe", after[0])).unwrap();
+    assert_eq!(after.len(), before.len(), "{after:?}");
     assert!(
-        exe.starts_with(dir.join("versions/zdb")),
-        "{}",
-        exe.display()
+        after.iter().all(|p| !before.contains(p)),
+        "{before:?} {after:?}"
     );
+    let mut reported: Vec<u64> = servers.iter().map(|s| s["pid"].as_u64().unwrap()).collect();
+    reported.sort();
+    assert_eq!(
+        reported,
+        after.iter().map(|p| *p as u64).collect::<Vec<_>>()
+    );
+    for p in &after {
+        let exe = std::fs::read_link(format!("/proc/{p}/exe")).unwrap();
+        assert!(
+            exe.starts_with(dir.join("versions/zdb")),
+            "{}",
+            exe.display()
+        );
+    }
     for (k, v) in &acked {
         assert_eq!(&c.call(&["GET", k]).unwrap(), v, "{k} after the upgrade");
     }
     // storaged supervises the new one (a later restart would run the new binary)
     let (ok, text) = node.zos(&["services", "--json"]);
     assert!(ok, "{text}");
+    drop(node);
+    tmp.destroy_node();
+}
+
+fn flist(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(bin("flist")).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "flist {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `tree/bin/computed` (a new build) packed into `name` in a dir store, signed with `key`.
+fn release(tmp: &Path, name: &str, key: &Path) -> PathBuf {
+    let tree = tmp.join(format!("{name}-tree"));
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::copy(new_build(tmp, "computed"), tree.join("bin/computed")).unwrap();
+    let file = tmp.join(name);
+    let store = format!("dir://{}", tmp.join("release-store").display());
+    flist(&[
+        "pack".as_ref(),
+        "--quiet".as_ref(),
+        "--store".as_ref(),
+        store.as_ref(),
+        "-o".as_ref(),
+        file.as_os_str(),
+        tree.as_os_str(),
+    ]);
+    flist(&[
+        "sign".as_ref(),
+        "--key".as_ref(),
+        key.as_os_str(),
+        file.as_os_str(),
+    ]);
+    file
+}
+
+#[test]
+fn a_release_flist_is_refused_unless_the_pinned_key_signed_it() {
+    if !require(&[]) {
+        return;
+    }
+    let tmp = World::new();
+    let dir = tmp.node_dir();
+    let (key, other) = (tmp.path().join("release.key"), tmp.path().join("other.key"));
+    let public = flist(&["keygen".as_ref(), "-o".as_ref(), key.as_os_str()]);
+    flist(&["keygen".as_ref(), "-o".as_ref(), other.as_os_str()]);
+    let mut cmd = Command::new(bin("node-init"));
+    cmd.arg("--dev")
+        .arg(&dir)
+        .args(["--release-key", &public])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                tests::bin_dir().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
+    let node = tests::start_node(cmd, &dir);
+    let good = release(tmp.path(), "good.flist", &key);
+    let foreign = release(tmp.path(), "foreign.flist", &other);
+    // a byte of the signed flist changed
+    let tampered = tmp.path().join("tampered.flist");
+    let mut bytes = std::fs::read(&good).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&tampered, bytes).unwrap();
+
+    let exec = def_exec(&dir, "computed");
+    let pid = health_pid(&dir, "computed").unwrap();
+    for bad in [&tampered, &foreign] {
+        let out = Command::new(bin("zos"))
+            .args(["upgrade", "--flist"])
+            .arg(bad)
+            .env("ZOS_NODE", &dir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}");
+        assert!(text.contains("refused"), "{text}");
+        // nothing changed: same definition, same process, nothing installed
+        assert_eq!(def_exec(&dir, "computed"), exec);
+        assert_eq!(health_pid(&dir, "computed"), Some(pid));
+        assert!(!dir.join("versions").exists());
+        assert!(!dir.join("upgrade/computed.journal.json").exists());
+    }
+    let out = Command::new(bin("zos"))
+        .args(["upgrade", "--json", "--flist"])
+        .arg(&good)
+        .env("ZOS_NODE", &dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(r["signer"], public.as_str(), "{r}");
+    assert_eq!(r["services"][0]["service"], "computed", "{r}");
+    assert_eq!(r["services"][0]["outcome"], "upgraded", "{r}");
+    assert!(def_exec(&dir, "computed").contains("/versions/computed/"));
+    assert_ne!(health_pid(&dir, "computed"), Some(pid));
     drop(node);
     tmp.destroy_node();
 }
