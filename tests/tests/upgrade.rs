@@ -246,12 +246,9 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
     }
     let upgraded = versions(&node);
     let netd_state = dir.join("netd");
-    assert_eq!(
-        std::fs::read_to_string(netd_state.join("schema.json"))
-            .unwrap()
-            .contains("1"),
-        true
-    );
+    let schema: Value =
+        serde_json::from_slice(&std::fs::read(netd_state.join("schema.json")).unwrap()).unwrap();
+    assert_eq!(schema["schema"], 1, "{schema}");
     assert!(netd_state.with_extension("rollback").is_dir());
 
     // broken builds: reverted by node-init, the old version serves
