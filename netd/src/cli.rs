@@ -19,6 +19,10 @@ pub struct Cli {
     /// UDP ports for networks, `FIRST-LAST`; each network keeps the one it got first.
     #[arg(long, default_value = "51820-52819", value_parser = parse_range)]
     pub ports: std::ops::RangeInclusive<u16>,
+    /// Migrate the state folder (`--state`) to this version's schema and exit (run by
+    /// node-init's upgrade on a copy of the folder).
+    #[arg(long)]
+    pub migrate: bool,
     /// Log at debug level.
     #[arg(short, long)]
     pub verbose: bool,

@@ -54,6 +54,11 @@ impl<H: Host> Engine<H> {
     pub fn open(host: H, cfg: Config) -> Result<Self> {
         let store =
             Store::open(&cfg.state).kernel(format!("state folder {}", cfg.state.display()))?;
+        // a newer state is refused; an older one is brought forward first
+        let (from, to) = crate::schema::migrate(&cfg.state).map_err(crate::Error::State)?;
+        if from != to {
+            tracing::info!(from, to, "state migrated");
+        }
         let (records, bad_records) = store
             .load_all()
             .kernel(format!("read records in {}", cfg.state.display()))?;

@@ -18,6 +18,7 @@ pub mod host;
 pub mod keys;
 pub mod plan;
 mod report;
+pub mod schema;
 pub mod spec;
 pub mod state;
 

@@ -9,6 +9,11 @@ use netd::host::real::RealHost;
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     nodeutil::log::init(cli.verbose, cli.log_format);
+    if cli.migrate {
+        let (from, to) = netd::schema::upgrade(&cli.state).map_err(anyhow::Error::msg)?;
+        tracing::info!(state = %cli.state.display(), from, to, "state migrated");
+        return Ok(());
+    }
     let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
     rt.block_on(async {
         nodeutil::fs::create_private_dir(&cli.run)

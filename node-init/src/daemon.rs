@@ -98,6 +98,9 @@ pub struct Config {
     /// Keep the engine records and netd's state on storaged's state volume (waited for), not in
     /// the node folder: the node image's folder does not survive a reboot.
     pub state_on_volume: bool,
+    /// The release key (hex ed25519 public key) a `zos upgrade --flist` release must be
+    /// signed with; none: such upgrades are refused.
+    pub release_key: Option<String>,
 }
 
 impl Config {
@@ -198,6 +201,10 @@ pub async fn run(
     crate::api::register(&mut server, &engine, &identity);
     if let Some(h) = &supervisor {
         crate::supervisor::api::register(&mut server, h.clone());
+        crate::upgrade::api::register(
+            &mut server,
+            crate::upgrade::Upgrader::new(&cfg.node_dir, h.clone(), cfg.release_key.clone()),
+        );
     }
     let e = engine.clone();
     server.health_check(Arc::new(move || {
@@ -278,6 +285,21 @@ async fn start_services(
     }
     let wanted = defaults::node_defaults(cfg, &storaged_config);
     let services_dir = cfg.node_dir.join("services");
+    // an upgrade node-init did not live to end is undone before the definitions are read
+    let (node, sdir) = (cfg.node_dir.clone(), services_dir.clone());
+    let recovered = tokio::task::spawn_blocking(move || {
+        crate::upgrade::journal::recover(&node, &sdir, &crate::upgrade::stop_processes_of)
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|r| r)
+    .map_err(|source| DaemonError::Folder {
+        path: crate::upgrade::journal::dir(&cfg.node_dir),
+        source,
+    })?;
+    for r in recovered {
+        tracing::warn!(upgrade = %r, "recovered");
+    }
     let services =
         defaults::load_all(&services_dir, &wanted).map_err(|e| DaemonError::Service {
             service: "supervisor",

@@ -17,3 +17,4 @@ pub mod identity;
 pub mod jcs;
 pub mod keys;
 pub mod supervisor;
+pub mod upgrade;

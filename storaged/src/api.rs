@@ -43,6 +43,9 @@ pub fn server(storage: Storage) -> Server {
         .ns_delete(&r.name)
         .await
         .map(|()| Empty {}));
+    handler!(server, storage, bus::api::upgrade::UpgradeZdb, |s, r| s
+        .zdb_upgrade(&r.binary)
+        .await);
     handler!(server, storage, CreateVolume, |s, r| s.vol_create(r).await);
     handler!(server, storage, GetVolume, |s, r| s.vol_get(&r.name));
     handler!(server, storage, GrowVolume, |s, r| s

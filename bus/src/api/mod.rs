@@ -9,6 +9,7 @@ pub mod network;
 pub mod node;
 pub mod storage;
 pub mod supervisor;
+pub mod upgrade;
 
 use serde::{Deserialize, Serialize};
 

@@ -61,6 +61,10 @@ struct Cli {
     /// folder (the node image: its node folder is lost at every reboot)
     #[arg(long)]
     state_on_volume: bool,
+    /// The release key: `zos upgrade --flist` accepts only releases signed with this ed25519
+    /// public key (64 hex digits)
+    #[arg(long, env = "ZOS_RELEASE_KEY", value_name = "HEX", value_parser = release_key)]
+    release_key: Option<String>,
     /// First retry delay for failed workloads, in milliseconds
     #[arg(long, default_value_t = 1000)]
     retry_base_ms: u64,
@@ -73,6 +77,14 @@ struct Cli {
     /// ZOS_LOG_FORMAT, else auto. storaged and computed log plain (json if json) into their files.
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<nodeutil::log::LogFormat>,
+}
+
+fn release_key(s: &str) -> Result<String, String> {
+    if node_init::upgrade::flist::valid_key(s) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err("a release key is 64 hex digits (an ed25519 public key)".into())
+    }
 }
 
 /// The node folder and whether it is a dev node. `--dev DIR` wins over a `ZOS_NODE` from the
@@ -183,6 +195,7 @@ async fn daemon_main() -> anyhow::Result<()> {
             ..Backoff::default()
         },
         state_on_volume: cli.state_on_volume,
+        release_key: cli.release_key,
     };
     let farm = cli.farm.config()?;
     let init = cli.pid1 || pid1::is_pid1();

@@ -67,6 +67,8 @@ pub fn node_defaults(cfg: &Config, storaged_config: &Path) -> Vec<(&'static str,
             ],
         );
         d.ready = bus("netd");
+        // netd's records carry a schema version; an upgrade migrates a copy (`netd --migrate`)
+        d.state_dir = Some(cfg.netd_dir());
         d.ready_timeout_secs = cfg.storaged_timeout.as_secs().max(1);
         if cfg.start_storaged {
             d.after = vec!["storaged".into()];

@@ -75,6 +75,12 @@ enum Msg {
         version: Option<String>,
     },
     Shutdown(oneshot::Sender<()>),
+    /// Stop one service; then run it from `def` (an upgrade's switch) or keep it stopped.
+    Replace {
+        name: String,
+        def: Option<service::ServiceDef>,
+        ack: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// Per-service bookkeeping besides its [`State`].
@@ -94,6 +100,7 @@ struct Unit {
 #[derive(Clone)]
 pub struct Handle {
     status: watch::Receiver<Vec<Snapshot>>,
+    defs: watch::Receiver<Vec<Service>>,
     cmd: mpsc::Sender<Msg>,
 }
 
@@ -142,6 +149,67 @@ impl Handle {
         }
     }
 
+    /// Stops `name` (SIGTERM, SIGKILL after its stop timeout) and waits for its exit; then
+    /// starts it from `def` with a fresh crash history, or with `None` keeps it stopped. Used
+    /// by upgrades: only this daemon restarts.
+    pub async fn replace(
+        &self,
+        name: &str,
+        def: Option<service::ServiceDef>,
+    ) -> Result<(), String> {
+        let (ack, rx) = oneshot::channel();
+        let msg = Msg::Replace {
+            name: name.to_string(),
+            def,
+            ack,
+        };
+        self.cmd
+            .send(msg)
+            .await
+            .map_err(|_| "supervisor ended".to_string())?;
+        rx.await.map_err(|_| "supervisor ended".to_string())?
+    }
+
+    /// The definition `name` runs from now.
+    pub fn definition(&self, name: &str) -> Option<service::ServiceDef> {
+        self.defs
+            .borrow()
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.def.clone())
+    }
+
+    /// Waits for the outcome of a start of `name` (after [`Self::replace`]): its pid once
+    /// ready; the reason if it exits, is not ready within `timeout`, or is stopped first.
+    /// Unlike [`Self::wait_ready`] a crash counts at once: a new build gets no second try.
+    pub async fn wait_started(&self, name: &str, timeout: Duration) -> Result<u32, String> {
+        let mut rx = self.status.clone();
+        let wait = async {
+            loop {
+                let state = rx
+                    .borrow_and_update()
+                    .iter()
+                    .find(|s| s.name == name)
+                    .map(|s| (s.state.clone(), s.detail.clone()));
+                match state {
+                    None => return Err(format!("no service {name}")),
+                    Some((State::Running { pid }, _)) => return Ok(pid),
+                    Some((State::Failed { reason }, _)) => return Err(reason),
+                    Some((State::Backoff { .. } | State::Stopped, d)) => {
+                        return Err(d.unwrap_or_else(|| "exited".into()));
+                    }
+                    _ => {}
+                }
+                if rx.changed().await.is_err() {
+                    return Err("supervisor ended".into());
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or_else(|_| Err(format!("not ready within {} s", timeout.as_secs())))
+    }
+
     /// Stops every service in reverse start order; returns when all are stopped.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
@@ -164,7 +232,9 @@ pub fn start<P: Processes>(
         order.iter().map(|n| (n.clone(), State::Waiting)).collect();
     let units = order.iter().map(|n| (n.clone(), Unit::default())).collect();
     let (status, status_rx) = watch::channel(Vec::new());
+    let (defs, defs_rx) = watch::channel(services.clone());
     let sup = Supervisor {
+        defs,
         procs: Arc::new(procs),
         services,
         order,
@@ -182,6 +252,7 @@ pub fn start<P: Processes>(
     tokio::spawn(sup.run());
     Ok(Handle {
         status: status_rx,
+        defs: defs_rx,
         cmd: tx,
     })
 }
@@ -211,6 +282,7 @@ fn rotate_logs(services: &[Service], log_dir: &std::path::Path) {
 
 struct Supervisor<P> {
     procs: Arc<P>,
+    defs: watch::Sender<Vec<Service>>,
     services: Vec<Service>,
     order: Vec<String>,
     states: BTreeMap<String, State>,
@@ -248,23 +320,72 @@ impl<P: Processes> Supervisor<P> {
             match msg {
                 Some(Msg::Shutdown(ack)) => {
                     self.acks.push(ack);
-                    self.stop_all().await;
+                    return self.finish().await;
+                }
+                Some(Msg::Replace { name, def, ack }) => {
+                    let r = self.replace(&name, def).await;
                     self.publish();
-                    for a in self.acks.drain(..) {
-                        let _ = a.send(());
+                    let _ = ack.send(r);
+                    if !self.acks.is_empty() {
+                        // a shutdown asked for while that service stopped
+                        return self.finish().await;
                     }
-                    // later shutdown requests are answered at once
-                    while let Some(m) = self.rx.recv().await {
-                        if let Msg::Shutdown(a) = m {
-                            let _ = a.send(());
-                        }
-                    }
-                    return;
                 }
                 Some(m) => self.handle(m),
                 None => return,
             }
         }
+    }
+
+    /// Shutdown: stops everything, answers the shutdown requests (later ones at once).
+    async fn finish(mut self) {
+        self.stop_all().await;
+        self.publish();
+        for a in self.acks.drain(..) {
+            let _ = a.send(());
+        }
+        while let Some(m) = self.rx.recv().await {
+            match m {
+                Msg::Shutdown(a) => {
+                    let _ = a.send(());
+                }
+                Msg::Replace { ack, .. } => {
+                    let _ = ack.send(Err("node-init is shutting down".into()));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// [`Handle::replace`].
+    async fn replace(
+        &mut self,
+        name: &str,
+        def: Option<service::ServiceDef>,
+    ) -> Result<(), String> {
+        if self.stopping {
+            return Err("node-init is shutting down".into());
+        }
+        if self.service(name).is_none() {
+            return Err(format!("no service {name}"));
+        }
+        self.stop_one(name).await;
+        if self.stopping {
+            return Err("node-init is shutting down".into());
+        }
+        if let Some(def) = def {
+            if let Some(s) = self.services.iter_mut().find(|s| s.name == name) {
+                s.def = def;
+            }
+            self.defs.send_replace(self.services.clone());
+            let u = self.unit(name);
+            u.crashes.clear();
+            u.detail = None;
+            u.version = None;
+            u.started_once = true;
+            self.set(name, State::Waiting);
+        }
+        Ok(())
     }
 
     fn service(&self, name: &str) -> Option<Service> {
@@ -420,6 +541,9 @@ impl<P: Processes> Supervisor<P> {
                 }
             }
             Msg::Shutdown(ack) => self.acks.push(ack),
+            Msg::Replace { ack, .. } => {
+                let _ = ack.send(Err("busy stopping a service".into()));
+            }
         }
     }
 
@@ -457,39 +581,48 @@ impl<P: Processes> Supervisor<P> {
     async fn stop_all(&mut self) {
         self.stopping = true;
         for name in self.order.clone().into_iter().rev() {
-            if let Some(p) = self.unit(&name).prober.take() {
-                p.abort();
+            self.stop_one(&name).await;
+        }
+    }
+
+    /// Stops one service: SIGTERM, SIGKILL after its stop timeout; returns once it exited.
+    /// Messages meanwhile are handled (a shutdown request is queued).
+    async fn stop_one(&mut self, name: &str) {
+        if let Some(p) = self.unit(name).prober.take() {
+            p.abort();
+        }
+        let pid = match self.states.get(name) {
+            Some(State::Starting { pid } | State::Running { pid }) => *pid,
+            _ => {
+                self.set(name, State::Stopped);
+                return;
             }
-            let pid = match self.states.get(&name) {
-                Some(State::Starting { pid } | State::Running { pid }) => *pid,
-                _ => {
-                    self.set(&name, State::Stopped);
-                    continue;
+        };
+        let timeout = self
+            .service(name)
+            .map_or(Duration::from_secs(10), |s| s.def.stop_timeout());
+        tracing::info!(service = %name, pid, "stopping");
+        self.procs.signal(pid, Sig::Term);
+        self.set(name, State::Stopping { pid });
+        self.publish();
+        let mut deadline = tokio::time::Instant::now() + timeout;
+        let mut killed = false;
+        while self.states.get(name) == Some(&State::Stopping { pid }) {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(Msg::Replace { ack, .. })) => {
+                    let _ = ack.send(Err("busy stopping a service".into()));
                 }
-            };
-            let timeout = self
-                .service(&name)
-                .map_or(Duration::from_secs(10), |s| s.def.stop_timeout());
-            tracing::info!(service = %name, pid, "stopping");
-            self.procs.signal(pid, Sig::Term);
-            self.set(&name, State::Stopping { pid });
-            self.publish();
-            let mut deadline = tokio::time::Instant::now() + timeout;
-            let mut killed = false;
-            while self.states.get(&name) == Some(&State::Stopping { pid }) {
-                match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                    Ok(Some(m)) => self.handle(m),
-                    Ok(None) => return,
-                    Err(_) if !killed => {
-                        tracing::warn!(service = %name, pid, "did not stop in time: SIGKILL");
-                        self.procs.signal(pid, Sig::Kill);
-                        killed = true;
-                        deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-                    }
-                    Err(_) => {
-                        tracing::error!(service = %name, pid, "still there after SIGKILL");
-                        self.set(&name, State::Stopped);
-                    }
+                Ok(Some(m)) => self.handle(m),
+                Ok(None) => return,
+                Err(_) if !killed => {
+                    tracing::warn!(service = %name, pid, "did not stop in time: SIGKILL");
+                    self.procs.signal(pid, Sig::Kill);
+                    killed = true;
+                    deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                }
+                Err(_) => {
+                    tracing::error!(service = %name, pid, "still there after SIGKILL");
+                    self.set(name, State::Stopped);
                 }
             }
         }

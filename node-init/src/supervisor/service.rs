@@ -116,6 +116,11 @@ pub struct ServiceDef {
     /// SIGTERM, then SIGKILL after this long, on stop.
     #[serde(default = "stop_timeout")]
     pub stop_timeout_secs: u64,
+    /// The daemon's state folder, when it has data an upgrade migrates: the new binary runs
+    /// with `--migrate --state COPY` on a copy of it before it is switched to, and the old
+    /// folder is kept for a rollback (`node-init/src/upgrade/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
 }
 
 fn started() -> Readiness {
@@ -141,6 +146,7 @@ impl ServiceDef {
             env: BTreeMap::new(),
             log: LogPolicy::default(),
             stop_timeout_secs: stop_timeout(),
+            state_dir: None,
         }
     }
 

@@ -28,6 +28,7 @@ mod test;
 mod vol_create;
 mod vol_delete;
 mod vol_grow;
+mod zdb_upgrade;
 
 pub use pool_op::Limits;
 pub use report::{DiskStatus, ListPools, PoolList, PoolReport, ZdbReport};
@@ -64,6 +65,9 @@ pub struct DiskEntry {
     /// A blocking probe or adoption of this disk has not returned yet (it hangs): no other is
     /// started meanwhile, so a dead disk costs one stuck thread, not one per scan.
     busy: Arc<AtomicBool>,
+    /// Its server is being handed over to a new binary (`zdb_upgrade.rs`): supervision
+    /// leaves it alone (the old process exits on purpose).
+    handover: bool,
 }
 
 impl DiskEntry {
@@ -76,6 +80,7 @@ impl DiskEntry {
             watch: Watch::new(Instant::now()),
             reconciled: false,
             busy: Arc::new(AtomicBool::new(false)),
+            handover: false,
         }
     }
 
@@ -209,7 +214,7 @@ impl Events for bus::Publisher {
 struct Inner {
     sys: Arc<dyn System>,
     paths: Paths,
-    zdb_binary: PathBuf,
+    zdb_binary: Mutex<PathBuf>,
     limits: Limits,
     events: Mutex<Option<Arc<dyn Events>>>,
     state: Mutex<State>,
@@ -230,12 +235,15 @@ impl Storage {
 
     /// [`Storage::new`] with other deadlines (tests shorten them).
     pub fn with_limits(sys: Arc<dyn System>, cfg: Config, paths: Paths, limits: Limits) -> Storage {
-        let zdb_binary = cfg.zdb.binary.clone().unwrap_or_else(default_zdb_binary);
+        // a live upgrade's binary (`zdb_upgrade.rs`) outranks the configured one
+        let zdb_binary = zdb_upgrade::upgraded_binary(&paths)
+            .or_else(|| cfg.zdb.binary.clone())
+            .unwrap_or_else(default_zdb_binary);
         Storage {
             inner: Arc::new(Inner {
                 sys,
                 paths,
-                zdb_binary,
+                zdb_binary: Mutex::new(zdb_binary),
                 limits,
                 events: Mutex::new(None),
                 state: Mutex::new(State {

@@ -49,8 +49,9 @@ impl Storage {
             let Some(d) = st.disks.get_mut(disk) else {
                 return Todo::Nothing;
             };
-            if d.status != DiskStatus::Ready {
-                // A failed disk's server is left as it is, unsupervised.
+            if d.status != DiskStatus::Ready || d.handover {
+                // A failed disk's server is left as it is, unsupervised; one being handed
+                // over is the upgrade's.
                 return Todo::Nothing;
             }
             match d.zdb {
@@ -107,7 +108,7 @@ impl Storage {
         };
         let work = activity(pid);
         let verdict = self.with_state(|st| {
-            let d = st.disks.get_mut(disk)?;
+            let d = st.disks.get_mut(disk).filter(|d| !d.handover)?;
             let v = d.watch.observe(alive, answer, work, Instant::now());
             Some((v, d.reconciled))
         });
@@ -136,7 +137,13 @@ impl Storage {
 
     /// The current run ended (or could not start): stop what is left of it, count it, back off.
     async fn restart(&self, disk: &str, why: String) {
-        let z = self.with_state(|st| st.disks.get_mut(disk).and_then(|d| d.zdb.take()));
+        let Some(z) = self.with_state(|st| {
+            let d = st.disks.get_mut(disk).filter(|d| !d.handover)?;
+            Some(d.zdb.take())
+        }) else {
+            // being handed over: the upgrade decides
+            return;
+        };
         let mut why = why;
         if let Some(mut z) = z {
             if let Some(reason) = z.exit_reason() {
@@ -163,13 +170,13 @@ impl Storage {
         }
     }
 
-    fn zdb_spec(&self, disk: &str) -> Option<ZdbSpec> {
+    pub(super) fn zdb_spec(&self, disk: &str) -> Option<ZdbSpec> {
         self.with_state(|st| {
             let d = st.disks.get(disk)?;
             let p = d.pool.as_ref()?;
             Some(ZdbSpec {
                 disk: disk.to_string(),
-                binary: self.inner.zdb_binary.clone(),
+                binary: self.zdb_binary(),
                 root: p.mountpoint.join("zdb"),
                 socket: self.paths().zdb_socket(disk),
                 datasize: policy::zdb_datasize(p.record.size),

@@ -50,6 +50,10 @@ impl ZdbSpec {
     pub fn log_file(&self) -> PathBuf {
         self.root.join("zdb.log")
     }
+    /// Its hand-over socket (`--handover`): `<run>/zdb-<disk>.handover`, next to its socket.
+    pub fn handover_socket(&self) -> PathBuf {
+        self.socket.with_extension("handover")
+    }
 }
 
 fn io_err(disk: &str, what: &str, e: std::io::Error) -> ZdbError {
@@ -222,9 +226,40 @@ impl ZdbProc {
     fn start(spec: ZdbSpec, password: Secret) -> Result<ZdbProc, ZdbError> {
         let disk = spec.disk.clone();
         let _ = std::fs::remove_file(&spec.socket);
+        let _ = std::fs::remove_file(spec.handover_socket());
         if let Some(parent) = spec.socket.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_err(&disk, "create run folder", e))?;
         }
+        Self::spawn(spec, password, false)
+    }
+
+    /// Starts a server for `spec` (its binary may be new) that takes over the listeners and
+    /// client connections of the one running now (`--take-over`, see zdb's `handover`). The
+    /// old one exits once the new one is ready; if the new one fails first, the old one serves
+    /// on. Blocking (fork/exec); the pid file is written by the caller on success.
+    pub fn take_over(&self, spec: ZdbSpec) -> Result<ZdbProc, ZdbError> {
+        Self::spawn(spec, self.password.clone(), true)
+    }
+
+    /// Whether it was started with a hand-over socket (a server started by an older storaged
+    /// was not, and cannot be upgraded live).
+    pub fn can_hand_over(&self) -> bool {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
+        cmdline.split(|b| *b == 0).any(|a| a == b"--handover")
+    }
+
+    /// Records its pid in the pool's pid file (after a take-over).
+    pub fn write_pid_file(&self) -> Result<(), ZdbError> {
+        nodeutil::fs::write_durable(
+            &self.spec.pid_file(),
+            format!("{}\n", self.pid).as_bytes(),
+            0o644,
+        )
+        .map_err(|e| io_err(&self.spec.disk, "write pid file", e.into()))
+    }
+
+    fn spawn(spec: ZdbSpec, password: Secret, take_over: bool) -> Result<ZdbProc, ZdbError> {
+        let disk = spec.disk.clone();
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -247,7 +282,12 @@ impl ZdbProc {
             .arg(&spec.listen)
             .arg("--port")
             .arg(spec.port.to_string())
-            .env_remove("ZDB_ADMIN")
+            .arg("--handover")
+            .arg(spec.handover_socket());
+        if take_over {
+            cmd.arg("--take-over").arg(spec.handover_socket());
+        }
+        cmd.env_remove("ZDB_ADMIN")
             .env_remove("RUST_BACKTRACE")
             // Its output goes to zdb.log: plain text (or JSON when storaged logs JSON).
             .env(nodeutil::log::ENV, nodeutil::log::for_children())
@@ -260,16 +300,20 @@ impl ZdbProc {
             .spawn()
             .map_err(|e| io_err(&disk, &format!("spawn {}", spec.binary.display()), e))?;
         let pid = child.id();
-        nodeutil::fs::write_durable(&spec.pid_file(), format!("{pid}\n").as_bytes(), 0o644)
-            .map_err(|e| io_err(&disk, "write pid file", e.into()))?;
-        tracing::info!(disk = %disk, pid, port = spec.port, "started zdb");
-        Ok(ZdbProc {
+        let z = ZdbProc {
             spec,
             pid,
             child: Some(child),
             password,
             adopted: false,
-        })
+        };
+        if take_over {
+            tracing::info!(disk = %disk, pid, "started zdb taking over");
+        } else {
+            z.write_pid_file()?;
+            tracing::info!(disk = %disk, pid, port = z.spec.port, "started zdb");
+        }
+        Ok(z)
     }
 
     /// Whether the process is gone (reaping it when it is our child). Never blocks.

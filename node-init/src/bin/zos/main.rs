@@ -10,6 +10,7 @@ mod remote;
 mod services;
 mod sign;
 mod store;
+mod upgrade;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ enum Cmd {
     Version(services::VersionArgs),
     /// Objects in the storage farm (put, get, ls, rm, status)
     Store(store::StoreArgs),
+    /// Upgrade a daemon to a new binary (`--from PATH`), or roll it back (`--rollback`)
+    Upgrade(upgrade::Args),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -70,6 +73,7 @@ async fn main() -> std::process::ExitCode {
         Cmd::Services(a) => services::run(cli.node, a).await,
         Cmd::Version(a) => services::version(cli.node, a).await,
         Cmd::Store(a) => store::run(a).await,
+        Cmd::Upgrade(a) => upgrade::run(cli.node, a).await,
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,

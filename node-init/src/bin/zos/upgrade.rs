@@ -1,0 +1,138 @@
+//! `zos upgrade SERVICE --from PATH`, `zos upgrade --rollback SERVICE` and `zos upgrade --flist
+//! URL` (a signed release): node-init installs
+//! the binary side by side, migrates, switches and restarts only that daemon, and reverts by
+//! itself when the new one fails (`node-init/src/upgrade/`).
+
+use super::node::{client, print_json};
+use anyhow::{Context, Result, bail};
+use bus::api::upgrade::{
+    FlistUpgradeRequest, Outcome, Rollback, RollbackRequest, Upgrade, UpgradeFlist, UpgradeReply,
+    UpgradeRequest,
+};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Beyond the readiness deadline: stopping the old one, copying and migrating its state.
+const CALL_MARGIN: Duration = Duration::from_secs(420);
+
+#[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["from", "rollback", "flist"]))]
+pub struct Args {
+    /// The service (as `zos services` names it; `zdb` for the node's zdb servers)
+    #[arg(required_unless_present = "flist")]
+    service: Option<String>,
+    /// The new binary
+    #[arg(long, value_name = "PATH")]
+    from: Option<PathBuf>,
+    /// Go back to the version (and state) the service ran before its last upgrade
+    #[arg(long)]
+    rollback: bool,
+    /// A release: a signed flist holding new daemon binaries (`bin/NAME`), a path or file://
+    /// URL; refused unless it verifies with the node's release key
+    #[arg(long, value_name = "URL", conflicts_with = "service")]
+    flist: Option<String>,
+    /// Seconds the new version may take to be ready (default: its definition's)
+    #[arg(long, value_name = "SECS")]
+    ready_timeout: Option<u64>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(node: Option<PathBuf>, a: Args) -> Result<()> {
+    let wait = Duration::from_secs(a.ready_timeout.unwrap_or(600)) * 2 + CALL_MARGIN;
+    let c = client(node)?.call_timeout(wait);
+    if let Some(url) = a.flist {
+        // a local path is read by node-init: make it absolute
+        let url = match std::fs::canonicalize(&url) {
+            Ok(p) if !url.contains("://") => p.display().to_string(),
+            _ => url,
+        };
+        let r = c
+            .call::<UpgradeFlist>(&FlistUpgradeRequest {
+                url,
+                ready_timeout_secs: a.ready_timeout,
+            })
+            .await?;
+        if a.json {
+            print_json(&r)?;
+        } else {
+            println!("release signed by {}", r.signer);
+            r.services.iter().for_each(print);
+        }
+        if let Some(bad) = r.services.iter().find(|s| s.outcome == Outcome::Reverted) {
+            bail!(
+                "{} not upgraded: {}",
+                bad.service,
+                bad.detail.as_deref().unwrap_or("the new version failed")
+            );
+        }
+        return Ok(());
+    }
+    let service = a.service.unwrap_or_default();
+    let reply = match a.from {
+        Some(from) => {
+            let from = std::fs::canonicalize(&from)
+                .with_context(|| format!("cannot find {}", from.display()))?;
+            c.call::<Upgrade>(&UpgradeRequest {
+                service,
+                from,
+                ready_timeout_secs: a.ready_timeout,
+            })
+            .await?
+        }
+        None => {
+            c.call::<Rollback>(&RollbackRequest {
+                service,
+                ready_timeout_secs: a.ready_timeout,
+            })
+            .await?
+        }
+    };
+    if a.json {
+        print_json(&reply)?;
+    } else {
+        print(&reply);
+    }
+    if reply.outcome == Outcome::Reverted {
+        bail!(
+            "{} not upgraded: {}",
+            reply.service,
+            reply.detail.as_deref().unwrap_or("the new version failed")
+        );
+    }
+    Ok(())
+}
+
+fn print(r: &UpgradeReply) {
+    let pid = r.pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    match r.outcome {
+        Outcome::Upgraded => println!(
+            "{}: upgraded {} -> {}{}{pid}",
+            r.service,
+            r.from_version,
+            r.to_version,
+            if r.migrated { ", state migrated" } else { "" }
+        ),
+        Outcome::RolledBack => println!(
+            "{}: rolled back {} -> {}{pid}",
+            r.service, r.from_version, r.to_version
+        ),
+        Outcome::Reverted => println!(
+            "{}: {} failed, reverted to {}{pid}",
+            r.service, r.to_version, r.running_version
+        ),
+        Outcome::Unchanged => println!("{}: already runs {}{pid}", r.service, r.to_version),
+    }
+    for z in &r.zdb {
+        match (&z.detail, z.upgraded) {
+            (_, true) => println!("  zdb on {}: pid {} -> {}", z.disk, z.old_pid, z.pid),
+            (d, false) => println!(
+                "  zdb on {}: pid {} serves on ({})",
+                z.disk,
+                z.pid,
+                d.as_deref().unwrap_or("hand-over failed")
+            ),
+        }
+    }
+}

@@ -1,0 +1,549 @@
+//! Upgrades of the daemons node-init supervises, one service at a time, without a reboot:
+//!
+//! 1. The new binary is installed side by side, content-addressed:
+//!    `<node>/versions/<service>/<blake3 hex>/<exec name>` (never overwritten in place).
+//! 2. The journal (`journal.rs`) records the switch; only then is the daemon stopped (its
+//!    workloads run on: storaged, computed and netd leave them to the next one to adopt).
+//! 3. A service with a `state_dir`: the folder is copied to `DIR.next` and the new binary runs
+//!    `--migrate --state DIR.next` (its schema version moves forward there); a failure leaves
+//!    `DIR` untouched. The two folders are then exchanged atomically.
+//! 4. The definition file's `exec` is switched (temp + fsync + rename) and the daemon started.
+//! 5. Ready within the deadline: committed (the old state becomes `DIR.rollback`, the old
+//!    definition the `--rollback` target). Exits, never ready, or migration failed: the old
+//!    binary and state are put back and the old one started, by node-init itself.
+//!
+//! A `--rollback` is the same switch towards the previous definition, with `DIR.rollback` as
+//! the state, so rolling back twice returns to the newer version. A node-init that dies
+//! mid-way undoes the switch at its next start ([`journal::recover`]).
+
+pub mod api;
+pub mod flist;
+pub mod journal;
+pub mod state;
+
+use crate::supervisor::{self, service::ServiceDef};
+use bus::RemoteError;
+use bus::api::upgrade::{Outcome, UpgradeReply, UpgradeZdb, ZdbUpgrade};
+use journal::{Journal, NextFrom, Previous, StateSwitch};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The service name that means the node's zdb servers.
+pub const ZDB: &str = "zdb";
+
+/// storaged hands servers over one after the other, each within 150 s.
+const ZDB_CALL_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How long a migration may run.
+const MIGRATE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs upgrades for one node: one at a time.
+#[derive(Clone)]
+pub struct Upgrader {
+    node: PathBuf,
+    services: PathBuf,
+    log_dir: PathBuf,
+    sup: supervisor::Handle,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    release_key: Option<String>,
+}
+
+/// Runs blocking file work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(io::Error::other)?
+}
+
+fn internal(what: &str) -> impl Fn(io::Error) -> RemoteError + '_ {
+    move |e| RemoteError::internal(format!("{what}: {e}"))
+}
+
+/// Full blake3 hex of a file.
+fn hash_file(path: &Path) -> io::Result<String> {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(std::fs::File::open(path)?)?;
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// `b3:` + 12 hex digits, as `zos services` shows versions.
+fn short(hex: &str) -> String {
+    format!("b3:{}", &hex[..12.min(hex.len())])
+}
+
+/// The version of the binary at `path`, `unknown` when it cannot be read.
+fn version_of(path: &Path) -> String {
+    supervisor::process::binary_version(path).unwrap_or_else(|| "unknown".into())
+}
+
+/// Copies `from` to `<node>/versions/<service>/<hash>/<name>` (temp + fsync + rename, mode
+/// 0755) unless it is there already; the installed path and the hash.
+pub fn install(
+    node: &Path,
+    service: &str,
+    from: &Path,
+    name: &str,
+) -> io::Result<(PathBuf, String)> {
+    let meta = std::fs::metadata(from)?;
+    if !meta.is_file() || meta.len() == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a binary", from.display()),
+        ));
+    }
+    let hex = hash_file(from)?;
+    let dir = node.join("versions").join(service).join(&hex);
+    let dest = dir.join(name);
+    if dest.exists() && hash_file(&dest)? == hex {
+        return Ok((dest, hex));
+    }
+    nodeutil::fs::create_private_dir(&dir)?;
+    let bytes = std::fs::read(from)?;
+    // the file read may differ from the one hashed if it changed meanwhile: hash what we write
+    let hex2 = blake3::hash(&bytes).to_hex().to_string();
+    if hex2 != hex {
+        return Err(io::Error::other(format!(
+            "{} changed while it was read",
+            from.display()
+        )));
+    }
+    nodeutil::fs::write_durable(&dest, &bytes, 0o755)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    nodeutil::fs::sync_dir(nodeutil::fs::parent_dir(&dir))?;
+    Ok((dest, hex))
+}
+
+/// Ends every process running `exe` (SIGTERM, SIGKILL after 10 s): at recovery, a new
+/// version started by a node-init that then died must not be adopted.
+pub fn stop_processes_of(exe: &Path) {
+    let running = || -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|x| x == exe))
+            .collect()
+    };
+    let send = |sig| {
+        for p in running() {
+            if let Some(p) = rustix::process::Pid::from_raw(p) {
+                tracing::warn!(pid = p.as_raw_nonzero().get(), exe = %exe.display(), "stopping a half-upgraded daemon");
+                let _ = rustix::process::kill_process(p, sig);
+            }
+        }
+    };
+    send(rustix::process::Signal::TERM);
+    for i in 0..200 {
+        if running().is_empty() {
+            return;
+        }
+        if i == 100 {
+            send(rustix::process::Signal::KILL);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// How the state of a switch is prepared.
+enum Prep {
+    /// No state folder.
+    None,
+    /// Copy `DIR` to `DIR.next` and run the new binary's migration there.
+    Migrate(PathBuf),
+    /// Use `DIR.rollback` (a rollback).
+    Rollback(PathBuf),
+}
+
+impl Upgrader {
+    /// An upgrader over the supervisor `sup` of the node folder `node`; release flists must
+    /// verify with `release_key` (hex ed25519 public key; none: `--flist` is refused).
+    pub fn new(node: &Path, sup: supervisor::Handle, release_key: Option<String>) -> Self {
+        Self {
+            node: node.to_path_buf(),
+            services: node.join("services"),
+            log_dir: node.join("log"),
+            sup,
+            lock: Arc::default(),
+            release_key,
+        }
+    }
+
+    fn current(&self, service: &str) -> Result<ServiceDef, RemoteError> {
+        self.sup
+            .definition(service)
+            .ok_or_else(|| RemoteError::not_found(format!("no service {service}")))
+    }
+
+    fn deadline(def: &ServiceDef, asked: Option<u64>) -> Duration {
+        Duration::from_secs(asked.unwrap_or(def.ready_timeout_secs).max(1))
+    }
+
+    /// `zos upgrade SERVICE --from PATH`; the caller holds the upgrade lock.
+    async fn upgrade(
+        &self,
+        service: &str,
+        from: &Path,
+        ready_timeout_secs: Option<u64>,
+    ) -> Result<UpgradeReply, RemoteError> {
+        if service == ZDB {
+            return self.upgrade_zdb(from).await;
+        }
+        let cur = self.current(service)?;
+        let name = cur
+            .exec
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| service.to_string());
+        let (node, svc, src) = (self.node.clone(), service.to_string(), from.to_path_buf());
+        let (dest, hex) = blocking(move || install(&node, &svc, &src, &name))
+            .await
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound | io::ErrorKind::InvalidInput => {
+                    RemoteError::invalid(format!("cannot install {}: {e}", from.display()))
+                }
+                _ => RemoteError::internal(format!("cannot install {}: {e}", from.display())),
+            })?;
+        let exec = cur.exec.clone();
+        let from_version = blocking(move || Ok(version_of(&exec)))
+            .await
+            .map_err(internal("version"))?;
+        let to_version = short(&hex);
+        if from_version == to_version {
+            return Ok(UpgradeReply {
+                service: service.into(),
+                outcome: Outcome::Unchanged,
+                running_version: from_version.clone(),
+                from_version,
+                to_version,
+                pid: self
+                    .sup
+                    .snapshot()
+                    .iter()
+                    .find(|s| s.name == service)
+                    .and_then(|s| s.state.pid()),
+                migrated: false,
+                detail: None,
+                zdb: Vec::new(),
+            });
+        }
+        let mut to = cur.clone();
+        to.exec = dest;
+        let prep = match &cur.state_dir {
+            Some(d) if d.is_dir() => Prep::Migrate(d.clone()),
+            _ => Prep::None,
+        };
+        let deadline = Self::deadline(&cur, ready_timeout_secs);
+        self.switch(
+            service,
+            cur,
+            to,
+            prep,
+            deadline,
+            Outcome::Upgraded,
+            from_version,
+            to_version,
+        )
+        .await
+    }
+
+    /// `zos upgrade zdb --from PATH`: installed like a daemon's binary, then storaged hands
+    /// each of its zdb servers over to it, live (`storage.zdb.upgrade@1`).
+    async fn upgrade_zdb(&self, from: &Path) -> Result<UpgradeReply, RemoteError> {
+        let (node, src) = (self.node.clone(), from.to_path_buf());
+        let (dest, hex) = blocking(move || install(&node, ZDB, &src, ZDB))
+            .await
+            .map_err(|e| RemoteError::invalid(format!("cannot install {}: {e}", from.display())))?;
+        let storaged = bus::Client::new(bus::service_socket(&self.node.join("run"), "storaged"))
+            .call_timeout(ZDB_CALL_TIMEOUT);
+        let report = storaged
+            .call::<UpgradeZdb>(&ZdbUpgrade { binary: dest })
+            .await
+            .map_err(|e| RemoteError::new(bus::ErrorCode::Unavailable, format!("storaged: {e}")))?;
+        let prev = report.previous.clone();
+        let from_version = blocking(move || Ok(version_of(&prev)))
+            .await
+            .map_err(internal("version"))?;
+        let to_version = short(&hex);
+        let failed: Vec<String> = report
+            .servers
+            .iter()
+            .filter(|s| !s.upgraded)
+            .map(|s| format!("{}: {}", s.disk, s.detail.as_deref().unwrap_or("failed")))
+            .collect();
+        tracing::info!(servers = report.servers.len(), failed = failed.len(), version = %to_version, "zdb upgrade");
+        let all = failed.is_empty();
+        Ok(UpgradeReply {
+            service: ZDB.into(),
+            outcome: if all {
+                Outcome::Upgraded
+            } else {
+                Outcome::Reverted
+            },
+            running_version: if all {
+                to_version.clone()
+            } else if failed.len() == report.servers.len() {
+                from_version.clone()
+            } else {
+                "mixed".into()
+            },
+            from_version,
+            to_version,
+            pid: None,
+            migrated: false,
+            detail: (!all).then(|| {
+                format!(
+                    "hand-over failed, the old server serves on: {}",
+                    failed.join("; ")
+                )
+            }),
+            zdb: report.servers,
+        })
+    }
+
+    /// `zos upgrade --rollback SERVICE`.
+    pub async fn rollback(
+        &self,
+        service: &str,
+        ready_timeout_secs: Option<u64>,
+    ) -> Result<UpgradeReply, RemoteError> {
+        let _one = self.lock.lock().await;
+        let cur = self.current(service)?;
+        let path = journal::previous_path(&self.node, service);
+        let prev: Previous = blocking(move || nodeutil::fs::read_json(&path))
+            .await
+            .map_err(internal("previous version"))?
+            .ok_or_else(|| {
+                RemoteError::not_found(format!("{service} has no previous version to roll back to"))
+            })?;
+        let mut to = prev.def;
+        // the definition may have been edited since: only the binary goes back
+        let exec = to.exec.clone();
+        to = ServiceDef {
+            exec,
+            ..cur.clone()
+        };
+        let prep = match &cur.state_dir {
+            Some(d) if state::rollback(d).is_dir() => Prep::Rollback(d.clone()),
+            _ => Prep::None,
+        };
+        let (a, b) = (cur.exec.clone(), to.exec.clone());
+        let (from_version, to_version) = blocking(move || Ok((version_of(&a), version_of(&b))))
+            .await
+            .map_err(internal("version"))?;
+        let deadline = Self::deadline(&cur, ready_timeout_secs);
+        self.switch(
+            service,
+            cur,
+            to,
+            prep,
+            deadline,
+            Outcome::RolledBack,
+            from_version,
+            to_version,
+        )
+        .await
+    }
+
+    /// Steps 2 to 5 of the module doc.
+    #[expect(clippy::too_many_arguments, reason = "one call site each, all named")]
+    async fn switch(
+        &self,
+        service: &str,
+        from: ServiceDef,
+        to: ServiceDef,
+        prep: Prep,
+        deadline: Duration,
+        success: Outcome,
+        from_version: String,
+        to_version: String,
+    ) -> Result<UpgradeReply, RemoteError> {
+        let mut j = Journal {
+            service: service.into(),
+            from: from.clone(),
+            to: to.clone(),
+            state: match &prep {
+                Prep::None => None,
+                Prep::Migrate(d) => Some(StateSwitch {
+                    dir: d.clone(),
+                    next_from: NextFrom::Copy,
+                    from_inode: None,
+                }),
+                Prep::Rollback(d) => Some(StateSwitch {
+                    dir: d.clone(),
+                    next_from: NextFrom::Rollback,
+                    from_inode: None,
+                }),
+            },
+            committed: false,
+        };
+        let jpath = journal::journal_path(&self.node, service);
+        self.save(&jpath, &j).await?;
+        let reply = |outcome, running_version: &str, pid, migrated, detail| UpgradeReply {
+            service: service.into(),
+            outcome,
+            from_version: from_version.clone(),
+            to_version: to_version.clone(),
+            running_version: running_version.into(),
+            pid,
+            migrated,
+            detail,
+            zdb: Vec::new(),
+        };
+        if let Err(e) = self.sup.replace(service, None).await {
+            let _ = self.save_undo(&j).await;
+            return Err(RemoteError::new(
+                bus::ErrorCode::Unavailable,
+                format!("cannot stop {service}: {e}"),
+            ));
+        }
+        tracing::info!(service, from = %from_version, to = %to_version, "switching");
+        let mut migrated = false;
+        // state: the new version's folder ready in DIR.next, then exchanged
+        let prepared = match &prep {
+            Prep::None => Ok(()),
+            Prep::Migrate(d) => {
+                migrated = true;
+                self.migrate(service, &to.exec, d).await
+            }
+            Prep::Rollback(d) => {
+                let (back, next) = (state::rollback(d), state::next(d));
+                blocking(move || {
+                    state::remove(&next)?;
+                    state::rename(&back, &next)
+                })
+                .await
+                .map_err(|e| format!("cannot take the rollback state: {e}"))
+            }
+        };
+        let switched = match prepared {
+            Err(e) => Err(e),
+            Ok(()) => self.switch_files(&mut j, &jpath).await,
+        };
+        let outcome = match switched {
+            Err(e) => Err(e),
+            Ok(()) => match self.sup.replace(service, Some(to.clone())).await {
+                Err(e) => Err(format!("cannot start the new version: {e}")),
+                Ok(()) => self.sup.wait_started(service, deadline).await,
+            },
+        };
+        match outcome {
+            Ok(pid) => {
+                j.committed = true;
+                self.save(&jpath, &j).await?;
+                let (node, jj) = (self.node.clone(), j.clone());
+                blocking(move || journal::finish(&node, &jj))
+                    .await
+                    .map_err(internal("commit"))?;
+                tracing::info!(service, version = %to_version, pid, "switched");
+                Ok(reply(success, &to_version, Some(pid), migrated, None))
+            }
+            Err(why) => {
+                tracing::warn!(service, reason = %why, "new version failed: putting the old one back");
+                let _ = self.sup.replace(service, None).await;
+                self.save_undo(&j).await.map_err(|e| {
+                    RemoteError::internal(format!("{why}; and the rollback failed: {}", e.message))
+                })?;
+                self.sup
+                    .replace(service, Some(from.clone()))
+                    .await
+                    .map_err(|e| {
+                        RemoteError::internal(format!("{why}; old version not restarted: {e}"))
+                    })?;
+                let pid = self
+                    .sup
+                    .wait_started(service, Self::deadline(&from, None))
+                    .await
+                    .ok();
+                let detail = match pid {
+                    Some(_) => why,
+                    None => format!("{why}; the old version is not ready yet either"),
+                };
+                Ok(reply(
+                    Outcome::Reverted,
+                    &from_version,
+                    pid,
+                    migrated,
+                    Some(detail),
+                ))
+            }
+        }
+    }
+
+    async fn save(&self, path: &Path, j: &Journal) -> Result<(), RemoteError> {
+        let (p, j) = (path.to_path_buf(), j.clone());
+        blocking(move || journal::write(&p, &j))
+            .await
+            .map_err(internal("journal"))
+    }
+
+    /// Undoes the switch's files (the daemon is stopped).
+    async fn save_undo(&self, j: &Journal) -> Result<(), RemoteError> {
+        let (node, services, j) = (self.node.clone(), self.services.clone(), j.clone());
+        // the new binary is stopped by the supervisor already
+        blocking(move || journal::undo(&node, &services, &j, &|_| {}))
+            .await
+            .map_err(internal("undo"))
+    }
+
+    /// Records the state folder's inode, exchanges `DIR` and `DIR.next`, writes the definition.
+    async fn switch_files(&self, j: &mut Journal, jpath: &Path) -> Result<(), String> {
+        if let Some(s) = &mut j.state {
+            let d = s.dir.clone();
+            s.from_inode = state::inode(&d);
+            self.save(jpath, j).await.map_err(|e| e.message)?;
+            blocking(move || state::exchange(&d, &state::next(&d)))
+                .await
+                .map_err(|e| format!("cannot switch the state folder: {e}"))?;
+        }
+        let (services, name, def) = (self.services.clone(), j.service.clone(), j.to.clone());
+        blocking(move || journal::write_def(&services, &name, &def))
+            .await
+            .map_err(|e| format!("cannot write the definition: {e}"))
+    }
+
+    /// Copies `dir` to `DIR.next` and runs `BIN --migrate --state DIR.next` there, its output
+    /// appended to the service's log.
+    async fn migrate(&self, service: &str, bin: &Path, dir: &Path) -> Result<(), String> {
+        let (src, next) = (dir.to_path_buf(), state::next(dir));
+        let n = next.clone();
+        blocking(move || {
+            state::remove(&n)?;
+            state::copy_tree(&src, &n)
+        })
+        .await
+        .map_err(|e| format!("cannot copy the state {}: {e}", dir.display()))?;
+        let log = supervisor::logs::log_path(&self.log_dir, service);
+        let out = supervisor::logs::open_append(&log).map_err(|e| format!("log: {e}"))?;
+        let err = out.try_clone().map_err(|e| format!("log: {e}"))?;
+        let mut child = tokio::process::Command::new(bin)
+            .arg("--migrate")
+            .arg("--state")
+            .arg(&next)
+            .env(nodeutil::log::ENV, nodeutil::log::for_children())
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot run the migration: {e}"))?;
+        // the process-wide reaper leaves a child nobody registered to whoever waits for it
+        match tokio::time::timeout(MIGRATE_TIMEOUT, child.wait()).await {
+            Ok(Ok(s)) if s.success() => Ok(()),
+            Ok(Ok(s)) => Err(format!("migration failed ({s}); see {}", log.display())),
+            Ok(Err(e)) => Err(format!("migration: {e}")),
+            Err(_) => {
+                let _ = child.kill().await;
+                Err(format!(
+                    "migration did not end within {} s",
+                    MIGRATE_TIMEOUT.as_secs()
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,609 @@
+//! End to end: `zos upgrade` on a dev node running a zdb server and a container in a network.
+//! storaged, computed and netd are upgraded in turn to a new build (the same binary with bytes
+//! appended, so its hash differs): only that daemon restarts, the workloads keep their pids
+//! and namespaces, netd's state is migrated. Then broken builds, each reverted by node-init
+//! itself with the old version serving: one that exits at start (computed), one never ready
+//! (storaged), one whose migration fails (netd). Last, `zos upgrade --rollback netd`.
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use serde_json::{Value, json};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use tests::{Node, World, bin, busybox_flist, require};
+
+fn health_pid(dir: &Path, service: &str) -> Option<u32> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = bus::Client::new(dir.join("run").join(format!("{service}.sock")))
+            .connect_timeout(Duration::from_millis(500))
+            .call_timeout(Duration::from_secs(2));
+        match c.health().await {
+            Ok(h) if h.status != bus::api::health::HealthStatus::Starting => Some(h.pid),
+            _ => None,
+        }
+    })
+}
+
+/// What the daemons run: zdb servers and shims (pids), the container, netd's namespaces
+/// (name and inode).
+#[derive(Debug, PartialEq, Eq)]
+struct Workloads {
+    zdbs: Vec<u32>,
+    shims: Vec<u32>,
+    container: u32,
+    netns: Vec<(String, u64)>,
+}
+
+fn pids_where(dir: &Path, f: impl Fn(u32) -> bool) -> Vec<u32> {
+    let mut out: Vec<u32> = nodeutil::teardown::processes_under(dir)
+        .into_iter()
+        .filter(|p| f(*p))
+        .collect();
+    out.sort();
+    out
+}
+
+fn workloads(dir: &Path, container: u32, netns_prefix: &str) -> Workloads {
+    let zdbs = pids_where(dir, |p| {
+        std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "zdb")
+    });
+    let shims = pids_where(dir, |p| {
+        std::fs::read(format!("/proc/{p}/cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"shim"))
+    });
+    let mut netns: Vec<(String, u64)> = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let ino = std::fs::metadata(e.path()).ok()?.ino();
+            name.starts_with(netns_prefix).then_some((name, ino))
+        })
+        .collect();
+    netns.sort();
+    assert!(
+        Path::new(&format!("/proc/{container}")).exists(),
+        "container {container} gone"
+    );
+    Workloads {
+        zdbs,
+        shims,
+        container,
+        netns,
+    }
+}
+
+/// `zos upgrade ARGS --json`: success and the reply (stdout only: a reverted upgrade prints
+/// its reply, then fails).
+fn upgrade(node: &Path, args: &[&str]) -> (bool, Value) {
+    let out = Command::new(bin("zos"))
+        .arg("upgrade")
+        .args(args)
+        .arg("--json")
+        .env("ZOS_NODE", node)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "zos upgrade {args:?}: {e}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), v)
+}
+
+/// A "new build" of `name`: the binary with bytes appended (still runs, hash differs).
+fn new_build(tmp: &Path, name: &str) -> PathBuf {
+    let p = tmp.join(format!("new-{name}"));
+    let mut bytes = std::fs::read(bin(name)).unwrap();
+    bytes.extend_from_slice(b"\nnew build\n");
+    std::fs::write(&p, bytes).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn script(tmp: &Path, name: &str, body: &str) -> PathBuf {
+    let p = tmp.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn versions(node: &Node) -> Value {
+    let v = node.zos_json(&["version", "--json"]);
+    v["services"].clone()
+}
+
+/// Waits (5 s at most) until `zos version` shows `want` for `service`: the supervisor hashes a
+/// new binary off its loop, a moment after the start.
+fn assert_version(node: &Node, service: &str, want: &Value) {
+    let t = std::time::Instant::now();
+    loop {
+        let v = versions(node);
+        if v[service] == *want {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{service}: version {} , want {want}",
+            v[service]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn def_exec(dir: &Path, service: &str) -> String {
+    let d: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("services").join(format!("{service}.json"))).unwrap(),
+    )
+    .unwrap();
+    d["exec"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
+    if !require(&[("/bin/busybox", "apt-get install busybox-static")]) {
+        return;
+    }
+    let tmp = World::new();
+    let dir = tmp.node_dir();
+    let node = Node::start(&dir);
+    let key = tmp.path().join("k.key");
+    let (_, owner) = node.zos(&["key", "new", key.to_str().unwrap()]);
+    let owner = owner.trim().to_string();
+    let k = key.to_str().unwrap();
+    let zdb_bp = std::fs::read_to_string(tests::repo().join("examples/blueprints/zdb.json"))
+        .unwrap()
+        .replace("OWNER_KEY", &owner);
+    let mut zdb_v: Value = serde_json::from_str(&zdb_bp).unwrap();
+    zdb_v["workloads"][0]["data"]["password"] = "up-pass".into();
+    let zdb = tmp.file("zdb.json", &zdb_v.to_string());
+    let view = node.zos_json(&["deploy", &zdb, "--key", k, "--wait", "--json"]);
+    assert_eq!(
+        view["deployment"]["workloads"][0]["result"]["state"], "ok",
+        "{view}"
+    );
+    let (flist, identity) = busybox_flist(tmp.path());
+    let mesh = json!({
+        "id": "mesh", "version": 0, "owner": owner,
+        "signers": {"threshold": 1, "keys": [{"key": owner, "weight": 1}]},
+        "workloads": [
+            {"name": "net", "type": "network", "version": 0, "data": {
+                "ip_range": "10.61.0.0/16", "subnet": "10.61.1.0/24", "peers": []}},
+            {"name": "app", "type": "container", "version": 0, "data": {
+                "flist": flist.display().to_string(), "identity": identity,
+                "entrypoint": ["/bin/sh", "-c", "while true; do sleep 1; done"],
+                "memory": 64 << 20, "rootfs_size": 64 << 20, "network": "net"}},
+        ],
+        "signatures": [],
+    });
+    let mesh = tmp.file("mesh.json", &mesh.to_string());
+    let view = node.zos_json(&["deploy", &mesh, "--key", k, "--wait", "--json"]);
+    for w in view["deployment"]["workloads"].as_array().unwrap() {
+        assert_eq!(w["result"]["state"], "ok", "{view}");
+    }
+    let container = view["deployment"]["workloads"][1]["result"]["data"]["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    let netd_def: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("services/netd.json")).unwrap()).unwrap();
+    let args: Vec<&str> = netd_def["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let prefix = args[args.iter().position(|a| *a == "--netns-prefix").unwrap() + 1].to_string();
+    let before = workloads(&dir, container, &prefix);
+    assert!(
+        !before.zdbs.is_empty() && !before.shims.is_empty() && !before.netns.is_empty(),
+        "{before:?}"
+    );
+    let original = versions(&node);
+
+    // each daemon to a new build: only it restarts, the workloads stay
+    for service in ["storaged", "computed", "netd"] {
+        let old_pid = health_pid(&dir, service).unwrap();
+        let others: Vec<_> = ["storaged", "computed", "netd"]
+            .into_iter()
+            .filter(|s| *s != service)
+            .map(|s| (s, health_pid(&dir, s).unwrap()))
+            .collect();
+        let new = new_build(tmp.path(), service);
+        let (ok, r) = upgrade(&dir, &[service, "--from", new.to_str().unwrap()]);
+        assert!(ok, "{r}");
+        assert_eq!(r["outcome"], "upgraded", "{r}");
+        assert_ne!(r["from_version"], r["to_version"], "{r}");
+        assert_eq!(r["migrated"], service == "netd", "{r}");
+        let pid = health_pid(&dir, service).unwrap();
+        assert_ne!(pid, old_pid);
+        assert_eq!(r["pid"].as_u64(), Some(pid as u64), "{r}");
+        for (s, p) in others {
+            assert_eq!(
+                health_pid(&dir, s),
+                Some(p),
+                "{s} restarted by {service}'s upgrade"
+            );
+        }
+        assert!(
+            def_exec(&dir, service).contains("/versions/"),
+            "{}",
+            def_exec(&dir, service)
+        );
+        assert_version(&node, service, &r["to_version"]);
+        assert_eq!(
+            workloads(&dir, container, &prefix),
+            before,
+            "workloads after upgrading {service}"
+        );
+    }
+    let upgraded = versions(&node);
+    let netd_state = dir.join("netd");
+    let schema: Value =
+        serde_json::from_slice(&std::fs::read(netd_state.join("schema.json")).unwrap()).unwrap();
+    assert_eq!(schema["schema"], 1, "{schema}");
+    assert!(netd_state.with_extension("rollback").is_dir());
+
+    // broken builds: reverted by node-init, the old version serves
+    let real_netd = bin("netd");
+    let broken = [
+        (
+            "computed",
+            script(tmp.path(), "exits", "echo broken build >&2; exit 3"),
+            "exit code 3",
+        ),
+        (
+            "storaged",
+            script(tmp.path(), "never-ready", "exec sleep 1000"),
+            "not ready",
+        ),
+        (
+            "netd",
+            script(
+                tmp.path(),
+                "bad-migration",
+                &format!(
+                    "if [ \"$1\" = --migrate ]; then echo cannot migrate >&2; exit 4; fi\nexec {} \"$@\"",
+                    real_netd.display()
+                ),
+            ),
+            "migration failed",
+        ),
+    ];
+    for (service, build, why) in broken {
+        let exec = def_exec(&dir, service);
+        let (ok, r) = upgrade(
+            &dir,
+            &[
+                service,
+                "--from",
+                build.to_str().unwrap(),
+                "--ready-timeout",
+                "3",
+            ],
+        );
+        assert!(!ok, "{r}");
+        assert_eq!(r["outcome"], "reverted", "{r}");
+        assert!(r["detail"].as_str().unwrap().contains(why), "{r}");
+        assert_eq!(r["running_version"], upgraded[service], "{r}");
+        let pid = health_pid(&dir, service).expect("the old version serves");
+        assert_eq!(r["pid"].as_u64(), Some(pid as u64), "{r}");
+        assert_eq!(def_exec(&dir, service), exec);
+        assert_version(&node, service, &upgraded[service]);
+        assert!(!dir.join(format!("upgrade/{service}.journal.json")).exists());
+        assert_eq!(
+            workloads(&dir, container, &prefix),
+            before,
+            "workloads after the broken {service}"
+        );
+    }
+    assert!(!netd_state.with_extension("next").exists());
+
+    // on demand: back to the version before the upgrade, with its state
+    let (ok, r) = upgrade(&dir, &["netd", "--rollback"]);
+    assert!(ok, "{r}");
+    assert_eq!(r["outcome"], "rolled_back", "{r}");
+    assert_eq!(r["to_version"], original["netd"], "{r}");
+    assert_version(&node, "netd", &original["netd"]);
+    assert!(health_pid(&dir, "netd").is_some());
+    assert_eq!(workloads(&dir, container, &prefix), before);
+    // the network is still served by the rolled-back netd
+    let view = node.zos_json(&["get", "mesh", "--json"]);
+    assert_eq!(
+        view["deployment"]["workloads"][0]["result"]["state"], "ok",
+        "{view}"
+    );
+    drop(node);
+    tmp.destroy_node();
+}
+
+/// A minimal RESP client on one TCP connection.
+struct Resp {
+    r: std::io::BufReader<std::net::TcpStream>,
+    w: std::net::TcpStream,
+}
+
+impl Resp {
+    fn connect(addr: &str, port: u64) -> Resp {
+        let host = if addr.contains(':') {
+            format!("[{addr}]:{port}")
+        } else {
+            format!("{addr}:{port}")
+        };
+        let s = std::net::TcpStream::connect(host).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Resp {
+            r: std::io::BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        }
+    }
+
+    /// Sends one command; its reply as text (`-` prefixed for an error), or the I/O error.
+    fn call(&mut self, args: &[&str]) -> std::io::Result<String> {
+        use std::io::{BufRead, Read, Write};
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        self.w.write_all(req.as_bytes())?;
+        let mut line = String::new();
+        if self.r.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::other("connection closed"));
+        }
+        let line = line.trim_end().to_string();
+        match line.as_bytes().first() {
+            Some(b'$') => {
+                let n: i64 = line[1..].parse().unwrap();
+                if n < 0 {
+                    return Ok("(nil)".into());
+                }
+                let mut buf = vec![0; n as usize + 2];
+                self.r.read_exact(&mut buf)?;
+                buf.truncate(n as usize);
+                Ok(String::from_utf8_lossy(&buf).into_owned())
+            }
+            Some(b'+' | b':') => Ok(line[1..].to_string()),
+            _ => Ok(line),
+        }
+    }
+}
+
+#[test]
+fn zdb_is_upgraded_under_a_busy_client_without_an_error() {
+    if !require(&[]) {
+        return;
+    }
+    let tmp = World::new();
+    let dir = tmp.node_dir();
+    let node = Node::start(&dir);
+    let key = tmp.path().join("k.key");
+    let (_, owner) = node.zos(&["key", "new", key.to_str().unwrap()]);
+    let owner = owner.trim().to_string();
+    let mut bp: Value = serde_json::from_str(
+        &std::fs::read_to_string(tests::repo().join("examples/blueprints/zdb.json"))
+            .unwrap()
+            .replace("OWNER_KEY", &owner),
+    )
+    .unwrap();
+    bp["workloads"][0]["data"]["password"] = "live-pass".into();
+    let file = tmp.file("zdb.json", &bp.to_string());
+    let view = node.zos_json(&[
+        "deploy",
+        &file,
+        "--key",
+        key.to_str().unwrap(),
+        "--wait",
+        "--json",
+    ]);
+    let result = view["deployment"]["workloads"][0]["result"].clone();
+    assert_eq!(result["state"], "ok", "{view}");
+    let ns = result["data"]["namespace"].as_str().unwrap().to_string();
+    let addr = result["data"]["address"].as_str().unwrap().to_string();
+    let port = result["data"]["port"].as_u64().unwrap();
+    let zdb_pids = || {
+        pids_where(&dir, |p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "zdb")
+        })
+    };
+    // one server per HDD pool
+    let before = zdb_pids();
+    assert!(!before.is_empty(), "{before:?}");
+
+    let mut c = Resp::connect(&addr, port);
+    assert_eq!(c.call(&["SELECT", &ns, "live-pass"]).unwrap(), "OK");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut acked, mut errors) = (Vec::new(), Vec::new());
+            let mut worst = Duration::ZERO;
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (k, v) = (format!("k{i}"), format!("value-{i}"));
+                let t = std::time::Instant::now();
+                match c.call(&["SET", &k, &v]) {
+                    Ok(r) if !r.starts_with('-') => acked.push((k.clone(), v.clone())),
+                    Ok(r) => errors.push(format!("SET {k}: {r}")),
+                    Err(e) => {
+                        errors.push(format!("SET {k}: {e}"));
+                        break;
+                    }
+                }
+                match c.call(&["GET", &k]) {
+                    Ok(r) if r == v => {}
+                    Ok(r) => errors.push(format!("GET {k}: {r}")),
+                    Err(e) => {
+                        errors.push(format!("GET {k}: {e}"));
+                        break;
+                    }
+                }
+                worst = worst.max(t.elapsed());
+                i += 1;
+            }
+            (c, acked, errors, worst)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let new = new_build(tmp.path(), "zdb");
+    let (ok, r) = upgrade(&dir, &["zdb", "--from", new.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut c, acked, errors, worst) = client.join().unwrap();
+    assert!(ok, "{r}");
+    assert_eq!(r["outcome"], "upgraded", "{r}");
+    let servers = r["zdb"].as_array().unwrap();
+    assert_eq!(servers.len(), before.len(), "{r}");
+    assert!(servers.iter().all(|s| s["upgraded"] == true), "{r}");
+    assert_eq!(
+        errors,
+        Vec::<String>::new(),
+        "client errors during the hand-over"
+    );
+    eprintln!(
+        "{} SET+GET pairs during the upgrade, worst pair {worst:?}",
+        acked.len()
+    );
+    // the same connection (the client never reconnects), now served by the new process
+    let after = zdb_pids();
+    assert_eq!(after.len(), before.len(), "{after:?}");
+    assert!(
+        after.iter().all(|p| !before.contains(p)),
+        "{before:?} {after:?}"
+    );
+    let mut reported: Vec<u64> = servers.iter().map(|s| s["pid"].as_u64().unwrap()).collect();
+    reported.sort();
+    assert_eq!(
+        reported,
+        after.iter().map(|p| *p as u64).collect::<Vec<_>>()
+    );
+    for p in &after {
+        let exe = std::fs::read_link(format!("/proc/{p}/exe")).unwrap();
+        assert!(
+            exe.starts_with(dir.join("versions/zdb")),
+            "{}",
+            exe.display()
+        );
+    }
+    for (k, v) in &acked {
+        assert_eq!(&c.call(&["GET", k]).unwrap(), v, "{k} after the upgrade");
+    }
+    // storaged supervises the new one (a later restart would run the new binary)
+    let (ok, text) = node.zos(&["services", "--json"]);
+    assert!(ok, "{text}");
+    drop(node);
+    tmp.destroy_node();
+}
+
+fn flist(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(bin("flist")).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "flist {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `tree/bin/computed` (a new build) packed into `name` in a dir store, signed with `key`.
+fn release(tmp: &Path, name: &str, key: &Path) -> PathBuf {
+    let tree = tmp.join(format!("{name}-tree"));
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::copy(new_build(tmp, "computed"), tree.join("bin/computed")).unwrap();
+    let file = tmp.join(name);
+    let store = format!("dir://{}", tmp.join("release-store").display());
+    flist(&[
+        "pack".as_ref(),
+        "--quiet".as_ref(),
+        "--store".as_ref(),
+        store.as_ref(),
+        "-o".as_ref(),
+        file.as_os_str(),
+        tree.as_os_str(),
+    ]);
+    flist(&[
+        "sign".as_ref(),
+        "--key".as_ref(),
+        key.as_os_str(),
+        file.as_os_str(),
+    ]);
+    file
+}
+
+#[test]
+fn a_release_flist_is_refused_unless_the_pinned_key_signed_it() {
+    if !require(&[]) {
+        return;
+    }
+    let tmp = World::new();
+    let dir = tmp.node_dir();
+    let (key, other) = (tmp.path().join("release.key"), tmp.path().join("other.key"));
+    let public = flist(&["keygen".as_ref(), "-o".as_ref(), key.as_os_str()]);
+    flist(&["keygen".as_ref(), "-o".as_ref(), other.as_os_str()]);
+    let mut cmd = Command::new(bin("node-init"));
+    cmd.arg("--dev")
+        .arg(&dir)
+        .args(["--release-key", &public])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                tests::bin_dir().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
+    let node = tests::start_node(cmd, &dir);
+    let good = release(tmp.path(), "good.flist", &key);
+    let foreign = release(tmp.path(), "foreign.flist", &other);
+    // a byte of the signed flist changed
+    let tampered = tmp.path().join("tampered.flist");
+    let mut bytes = std::fs::read(&good).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&tampered, bytes).unwrap();
+
+    let exec = def_exec(&dir, "computed");
+    let pid = health_pid(&dir, "computed").unwrap();
+    for bad in [&tampered, &foreign] {
+        let out = Command::new(bin("zos"))
+            .args(["upgrade", "--flist"])
+            .arg(bad)
+            .env("ZOS_NODE", &dir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}");
+        assert!(text.contains("refused"), "{text}");
+        // nothing changed: same definition, same process, nothing installed
+        assert_eq!(def_exec(&dir, "computed"), exec);
+        assert_eq!(health_pid(&dir, "computed"), Some(pid));
+        assert!(!dir.join("versions").exists());
+        assert!(!dir.join("upgrade/computed.journal.json").exists());
+    }
+    let out = Command::new(bin("zos"))
+        .args(["upgrade", "--json", "--flist"])
+        .arg(&good)
+        .env("ZOS_NODE", &dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(r["signer"], public.as_str(), "{r}");
+    assert_eq!(r["services"][0]["service"], "computed", "{r}");
+    assert_eq!(r["services"][0]["outcome"], "upgraded", "{r}");
+    assert!(def_exec(&dir, "computed").contains("/versions/computed/"));
+    assert_ne!(health_pid(&dir, "computed"), Some(pid));
+    drop(node);
+    tmp.destroy_node();
+}
