@@ -119,6 +119,7 @@ async fn deploy_get_delete_through_zos() {
             max: Duration::from_millis(200),
         },
         state_on_volume: false,
+        reconcile_every: Duration::from_secs(30),
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(run(cfg, std::future::pending(), move |id, _| {
