@@ -20,7 +20,6 @@
 use crate::engine::{Backoff, Engine, EngineError};
 use crate::handlers::{Daemons, NodeCapacity, node_handlers};
 use crate::identity::{IDENTITY_IN_POOL, IdentityError, NodeIdentity};
-use bus::api::health::HealthStatus;
 use bus::api::storage::ListDisks;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -95,6 +94,9 @@ pub struct Config {
     pub storaged_timeout: Duration,
     /// Retry timing.
     pub backoff: Backoff,
+    /// Period of the drift check that repairs what runs against the deployments
+    /// (`engine/drift.rs`).
+    pub reconcile_every: Duration,
     /// Keep the engine records and netd's state on storaged's state volume (waited for), not in
     /// the node folder: the node image's folder does not survive a reboot.
     pub state_on_volume: bool,
@@ -150,6 +152,9 @@ fn folder(path: &Path) -> Result<(), DaemonError> {
     })
 }
 
+/// How often the state disk is probed (`engine/disk.rs`).
+const DISK_PROBE_EVERY: Duration = Duration::from_secs(2);
+
 /// Runs the node until `shutdown` completes. `ready` is called once the API is served.
 pub async fn run(
     cfg: Config,
@@ -198,6 +203,7 @@ pub async fn run(
         server.publisher(),
         cfg.backoff,
     )?;
+    engine.watch_drift(cfg.reconcile_every);
     crate::api::register(&mut server, &engine, &identity);
     if let Some(h) = &supervisor {
         crate::supervisor::api::register(&mut server, h.clone());
@@ -206,17 +212,9 @@ pub async fn run(
             crate::upgrade::Upgrader::new(&cfg.node_dir, h.clone(), cfg.release_key.clone()),
         );
     }
+    engine.watch_disk(DISK_PROBE_EVERY);
     let e = engine.clone();
-    server.health_check(Arc::new(move || {
-        if e.is_poisoned() {
-            (
-                HealthStatus::Degraded,
-                Some("state store write failed; restart after fixing the disk".into()),
-            )
-        } else {
-            (HealthStatus::Ok, None)
-        }
-    }));
+    server.health_check(Arc::new(move || e.health()));
     let socket = bus::service_socket(&run_dir, SERVICE);
     let listener = bus::bind(&socket).await?;
     ready(&identity.node_id(), &socket);

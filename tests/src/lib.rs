@@ -240,8 +240,14 @@ pub fn start_node(mut cmd: Command, dir: &Path) -> Node {
 impl Node {
     /// `node-init --dev DIR` with the binaries of this build on `PATH`.
     pub fn start(dir: &Path) -> Node {
+        Node::start_with(dir, &[])
+    }
+
+    /// [`Node::start`] with more `node-init` arguments.
+    pub fn start_with(dir: &Path, args: &[&str]) -> Node {
         let mut cmd = Command::new(bin("node-init"));
-        cmd.arg("--dev")
+        cmd.args(args)
+            .arg("--dev")
             .arg(dir)
             .arg("--retry-base-ms")
             .arg("200")

@@ -46,3 +46,17 @@ crate::method!(
     /// The supervised daemons and node-init's version.
     ListServices, "node.services" @ 1, super::Empty => ServiceList
 );
+
+/// Request of [`RestartService`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartRequest {
+    /// Service name.
+    pub name: String,
+    /// How long to wait for it to be ready again (seconds).
+    pub timeout_secs: u64,
+}
+
+crate::method!(
+    /// Restarts one supervised daemon (stop, start, wait until ready); answers its status.
+    RestartService, "node.services.restart" @ 1, RestartRequest => ServiceStatus
+);

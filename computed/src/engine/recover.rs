@@ -1,6 +1,7 @@
 //! Recovery and supervision: a container that should run (`creating`, `running`,
 //! `restarting`, no `stop` file) but whose shim lock is free lost its shim (a crash, a
-//! reboot): it gets a new one. [`Engine::supervise`] looks every second and starts a
+//! reboot): it gets a new one. One whose shim runs on a root filesystem that is gone (its
+//! overlay unmounted, its flist daemon dead) is stopped and started again on a new mount. [`Engine::supervise`] looks every second and starts a
 //! recovery operation per such container; it never waits for one.
 
 use super::Engine;
@@ -21,17 +22,42 @@ impl Engine {
             && !self.sys.shim_alive(&dir.0)
     }
 
-    /// Starts a recovery for every container that lost its shim and has no operation
-    /// running; returns their names.
+    /// Whether the container in `dir` runs (a live shim, not stopping) on a root filesystem
+    /// that is gone: its overlay unmounted or its flist mount dead.
+    fn lost_rootfs(&self, dir: &Dir) -> bool {
+        dir.status()
+            .ok()
+            .flatten()
+            .is_some_and(|s| !s.state.is_final())
+            && !dir.stop_requested()
+            && self.sys.shim_alive(&dir.0)
+            && !self.sys.rootfs_ok(&dir.file("rootfs"))
+    }
+
+    /// Starts a recovery for every container that lost its shim or its root filesystem and
+    /// has no operation running; returns their names.
     pub fn supervise(self: &Arc<Self>) -> Vec<String> {
         let mut begun = Vec::new();
         for n in self.names() {
-            if self.ops.running(&n).is_some() || !self.lost_shim(&self.dir(&n)) {
+            if self.ops.running(&n).is_some() {
                 continue;
             }
+            let dir = self.dir(&n);
+            let remount = if self.lost_shim(&dir) {
+                false
+            } else if self.lost_rootfs(&dir) {
+                true
+            } else {
+                continue;
+            };
             let name = n.clone();
             let work = move |e: &Arc<Engine>| {
-                if let Err(err) = e.recover_now(&name) {
+                let r = if remount {
+                    e.remount_now(&name)
+                } else {
+                    e.recover_now(&name)
+                };
+                if let Err(err) = r {
                     e.mark_recovery_failed(&name, &err);
                     return Err(err);
                 }
@@ -59,6 +85,26 @@ impl Engine {
         status.pid = None;
         dir.set_status(&status)?;
         self.relaunch(&dir, &status.netns)?;
+        Ok(true)
+    }
+
+    /// Restarts a running container whose root filesystem is gone on a new mount (same
+    /// writable layer): stop it, drop the stale mount (and the dead flist mount with its last
+    /// reference), start it again. False when it needed nothing.
+    pub(super) fn remount_now(&self, name: &str) -> Result<bool> {
+        let dir = self.dir(name);
+        if !self.lost_rootfs(&dir) {
+            return Ok(false);
+        }
+        tracing::warn!(
+            name,
+            "root filesystem lost: restarting the container on a new mount"
+        );
+        self.stop_now(name)?;
+        if let Err(e) = self.sys.rootfs_unmount(&dir.file("rootfs")) {
+            tracing::warn!(name, error = %e, "dropping the lost mount failed");
+        }
+        self.start_now(name)?;
         Ok(true)
     }
 

@@ -24,7 +24,7 @@ impl Engine {
         self.run_container(name, Op::Start, |_| Ok(()), move |e| e.start_now(&n))
     }
 
-    fn start_now(&self, name: &str) -> Result<Container> {
+    pub(super) fn start_now(&self, name: &str) -> Result<Container> {
         let dir = self.dir(name);
         if dir.spec().is_err() {
             return Err(Error::NotFound(name.to_string()));

@@ -123,6 +123,13 @@ impl System for Linux {
         flist_fuse::mount::mounted_type(target).is_some_and(|t| t == "overlay")
     }
 
+    fn rootfs_ok(&self, target: &Path) -> bool {
+        // listing the root reads the flist's root folder through FUSE (metadata of the flist,
+        // no block fetch): ENOTCONN when its daemon is gone
+        self.is_overlay(target)
+            && std::fs::read_dir(target).is_ok_and(|mut d| d.next().is_none_or(|e| e.is_ok()))
+    }
+
     fn netns_create(&self, name: &str) -> Result<()> {
         if !netns_path(name).exists() {
             run(

@@ -40,6 +40,11 @@ pub trait System: Send + Sync + 'static {
     fn rootfs_unmount(&self, target: &Path) -> Result<()>;
     /// Whether an overlay is mounted at `target`.
     fn is_overlay(&self, target: &Path) -> bool;
+    /// Whether the container root at `target` is mounted and readable: an overlay whose flist
+    /// mount still answers (a dead flist daemon leaves the mount in place, failing reads).
+    fn rootfs_ok(&self, target: &Path) -> bool {
+        self.is_overlay(target)
+    }
     /// Creates the network namespace `name` with only loopback, up. An existing one is kept.
     fn netns_create(&self, name: &str) -> Result<()>;
     /// Deletes the network namespace `name`; absent is fine.

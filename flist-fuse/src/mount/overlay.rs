@@ -17,7 +17,7 @@ use rustix::mount::MountFlags;
 
 use super::args::MountArgs;
 use super::daemon;
-use super::kernel::{mounted_type, unmount};
+use super::kernel::{detach, mounted_type, unmount};
 use super::log::log;
 use crate::error::{Error, IoContext, Result};
 use crate::format::hex;
@@ -95,6 +95,15 @@ pub fn start(a: &StartArgs) -> Result<()> {
     let _l = lock_state(&a.state)?;
     let base = a.state.join("mounts").join(&id);
     let ro = base.join("ro");
+    // a mount whose daemon died stays in place and fails every access (ENOTCONN): detach it
+    // (overlays still on it keep their reference) so that a new daemon is started below
+    if mounted_type(&ro).is_some_and(|t| t.starts_with("fuse")) && fs::metadata(&ro).is_err() {
+        log(&format!(
+            "shared mount {} is dead: detaching it",
+            ro.display()
+        ));
+        detach(&ro)?;
+    }
     fs::create_dir_all(&ro).ctx(&ro)?;
     fs::create_dir_all(base.join("refs")).ctx(&base)?;
     fs::create_dir_all(&a.target).ctx(&a.target)?;

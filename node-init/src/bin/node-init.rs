@@ -68,6 +68,9 @@ struct Cli {
     /// First retry delay for failed workloads, in milliseconds
     #[arg(long, default_value_t = 1000)]
     retry_base_ms: u64,
+    /// Seconds between drift checks: what runs is compared with the deployments and repaired
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    reconcile_secs: u64,
     #[command(flatten)]
     farm: join::JoinArgs,
     /// Run as init (reap orphans, SIGPWR shuts down); implied when node-init is PID 1
@@ -196,6 +199,7 @@ async fn daemon_main() -> anyhow::Result<()> {
         },
         state_on_volume: cli.state_on_volume,
         release_key: cli.release_key,
+        reconcile_every: Duration::from_secs(cli.reconcile_secs),
     };
     let farm = cli.farm.config()?;
     let init = cli.pid1 || pid1::is_pid1();

@@ -61,6 +61,16 @@ pub trait WorkloadHandler: Send + Sync {
     fn status<'a>(&'a self, _ctx: &'a WorkloadCtx) -> BoxFuture<'a, Option<Value>> {
         Box::pin(async { None })
     }
+    /// What runs now, for the periodic drift check (`drift.rs`), given the recorded outputs:
+    /// live output fields, drift (why), or unknown. Must answer within a few seconds; a
+    /// daemon that does not answer is `Unknown`, not drift.
+    fn observe<'a>(
+        &'a self,
+        _ctx: &'a WorkloadCtx,
+        _recorded: &'a Value,
+    ) -> BoxFuture<'a, super::Observed> {
+        Box::pin(async { super::Observed::Unknown })
+    }
 }
 
 /// Reports free capacity (storaged and computed in production).

@@ -1,5 +1,6 @@
 //! The blueprint engine: accepts verified deployments durably, then makes them real and keeps
-//! them real (reconcile at start, retries with backoff), and deletes them on a signed request.
+//! them real (reconcile at start, retries with backoff, a periodic drift repair in
+//! `drift.rs`), and deletes them on a signed request.
 //!
 //! Operations are one file each: [`deploy`](Engine::deploy), [`delete`](Engine::delete),
 //! [`get`](Engine::get)/[`list`](Engine::list), and the worker in `reconcile.rs`. Decisions about
@@ -7,12 +8,16 @@
 
 mod delete;
 mod deploy;
+mod disk;
+mod drift;
 mod handler;
 mod plan;
 mod reconcile;
 mod store;
 mod view;
 
+pub use disk::{DiskState, Probe, classify};
+pub use drift::{Action, DriftReport, Observed, decide};
 pub use handler::{BoxFuture, CapacitySource, HandlerError, WorkloadCtx, WorkloadHandler};
 pub use plan::{Step, next_step};
 pub use store::{Change, Record, Store, StoreError, WorkloadEntry};
@@ -48,8 +53,11 @@ pub enum EngineError {
     /// The store failed.
     #[error("state store: {0}")]
     Store(#[from] StoreError),
-    /// A previous write failed; the engine refuses changes until restarted.
-    #[error("state store failed earlier (disk full or read-only?); fix it and restart node-init")]
+    /// A previous write failed; the engine refuses changes until its disk is healthy again.
+    #[error(
+        "state store failed earlier (disk full or read-only?); changes are refused until the \
+         state disk is writable again"
+    )]
     Poisoned,
 }
 
@@ -111,6 +119,10 @@ struct Inner {
     queue: mpsc::UnboundedSender<Key>,
     pending: Mutex<HashSet<Key>>,
     poisoned: AtomicBool,
+    /// The folder of the records (its disk is probed: `disk.rs`).
+    state_dir: std::path::PathBuf,
+    /// The state disk as last probed.
+    disk: Mutex<DiskState>,
 }
 
 /// The engine. Cheap to clone.
@@ -142,23 +154,32 @@ impl Engine {
                 queue: tx,
                 pending: Mutex::new(HashSet::new()),
                 poisoned: AtomicBool::new(false),
+                state_dir: state_dir.to_path_buf(),
+                disk: Mutex::new(DiskState::Ok),
             }),
         };
-        let mut count = 0;
-        for rec in engine.inner.store.all()? {
-            if rec.state != bus::api::node::DeploymentState::Deleted {
-                engine.enqueue((rec.owner, rec.id));
-                count += 1;
-            }
-        }
+        let count = engine.reconcile_all()?;
         tracing::info!(deployments = count, "reconciling deployments after start");
         tokio::spawn(reconcile::worker(engine.clone(), rx));
         Ok(engine)
     }
 
-    /// True when a state write failed (the node is not healthy).
+    /// Queues every active or deleting deployment; how many.
+    pub(crate) fn reconcile_all(&self) -> Result<usize, EngineError> {
+        let mut count = 0;
+        for rec in self.inner.store.all()? {
+            if rec.state != bus::api::node::DeploymentState::Deleted {
+                self.enqueue((rec.owner, rec.id));
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// True when a state write failed or the state disk is unhealthy (`disk.rs`): changes are
+    /// refused, the node is not healthy.
     pub fn is_poisoned(&self) -> bool {
-        self.inner.poisoned.load(Ordering::Acquire)
+        self.inner.poisoned.load(Ordering::Acquire) || self.disk_state() != DiskState::Ok
     }
 
     pub(crate) fn enqueue(&self, key: Key) {

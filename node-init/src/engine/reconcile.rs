@@ -116,7 +116,9 @@ impl Engine {
                         Ok(data) => {
                             entry.result.state = WorkloadState::Ok;
                             entry.result.data = data;
-                            entry.result.message.clear();
+                            // a drift repair stays visible in the result until the next change
+                            entry.result.message =
+                                super::drift::after_repair(&entry.result.message);
                             entry.applied = Some(workload);
                         }
                         Err(e) => {

@@ -14,6 +14,8 @@ use std::sync::atomic::AtomicU32;
 struct Fake {
     calls: Mutex<Vec<String>>,
     fail_next: AtomicU32,
+    /// What `observe` reports for the zdb workload (`ns`).
+    observed: Mutex<Option<Observed>>,
 }
 
 impl WorkloadHandler for Fake {
@@ -46,6 +48,18 @@ impl WorkloadHandler for Fake {
                 .unwrap()
                 .push(format!("remove {}", ctx.global_name()));
             Ok(())
+        })
+    }
+    fn observe<'a>(
+        &'a self,
+        ctx: &'a WorkloadCtx,
+        _recorded: &'a Value,
+    ) -> BoxFuture<'a, Observed> {
+        Box::pin(async move {
+            match self.observed.lock().unwrap().clone() {
+                Some(o) if ctx.name == "ns" => o,
+                _ => Observed::Unknown,
+            }
         })
     }
 }
@@ -259,6 +273,64 @@ async fn failures_are_retried_with_backoff() {
     e.deploy(blueprint(&k, 0, 1 << 30)).await.unwrap();
     wait_for(&e, all_ok).await;
     assert!(fake.calls.lock().unwrap().len() >= 5);
+}
+
+#[tokio::test]
+async fn drift_is_repaired_and_live_state_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(Fake::default());
+    let k = KeyPair::from_seed([10; 32]);
+    let e = engine(dir.path(), &fake);
+    e.deploy(blueprint(&k, 0, 1 << 30)).await.unwrap();
+    wait_for(&e, all_ok).await;
+    let applies = || {
+        fake.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.starts_with("apply") && c.contains("-db-ns "))
+            .count()
+    };
+    let before = applies();
+
+    // nothing drifted: nothing done
+    assert_eq!(e.check_drift().await.unwrap(), DriftReport::default());
+
+    // drifted: recorded, re-applied, ok again
+    *fake.observed.lock().unwrap() = Some(Observed::Drifted("namespace gone".into()));
+    let report = e.check_drift().await.unwrap();
+    assert_eq!(report.repaired, vec!["db/ns".to_string()]);
+    *fake.observed.lock().unwrap() = None;
+    let v = wait_for(&e, |v| all_ok(v) && applies() > before).await;
+    let ns = &v.deployment.unwrap().workloads[1];
+    assert_eq!(
+        ns.result.as_ref().unwrap().message,
+        "repaired: namespace gone"
+    );
+    let rec = e.inner.store.load(&k.public_hex(), "db").unwrap().unwrap();
+    assert!(
+        rec.history
+            .iter()
+            .any(|c| c.event == "drift" && c.message == "repairing: namespace gone"),
+        "{:?}",
+        rec.history
+    );
+
+    // live outputs follow what runs, in the record and in `get`
+    let live = json!({"state": "exited"}).as_object().unwrap().clone();
+    *fake.observed.lock().unwrap() = Some(Observed::Live(live));
+    let report = e.check_drift().await.unwrap();
+    assert_eq!(report.updated, vec!["db/ns".to_string()]);
+    assert!(report.repaired.is_empty());
+    let rec = e.inner.store.load(&k.public_hex(), "db").unwrap().unwrap();
+    assert_eq!(rec.workloads["ns"].result.data["state"], "exited");
+    assert_eq!(
+        rec.workloads["ns"].result.data["size"],
+        json!(1u64 << 30),
+        "recorded outputs kept"
+    );
+    // a second pass has nothing new to record
+    assert_eq!(e.check_drift().await.unwrap(), DriftReport::default());
 }
 
 #[test]

@@ -7,6 +7,9 @@ use bus::api::node::{
     DeploymentList, DeploymentState, DeploymentSummary, DeploymentView, ListRequest, WorkloadState,
 };
 
+/// Bound on one workload's live look in `get`.
+const LIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(crate) fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 36
@@ -68,7 +71,8 @@ impl Engine {
     }
 
     /// Replaces the recorded outputs of applied workloads of an active deployment by their
-    /// handler's live ones, where it has some ([`super::WorkloadHandler::status`]).
+    /// handler's live ones, where it has some ([`super::WorkloadHandler::status`], else the
+    /// live fields of [`super::WorkloadHandler::observe`]).
     async fn live(&self, view: &mut DeploymentView) {
         if view.state != DeploymentState::Active {
             return;
@@ -93,6 +97,11 @@ impl Engine {
             };
             if let Some(data) = h.status(&ctx).await {
                 r.data = data;
+            } else if let Ok(super::Observed::Live(live)) =
+                tokio::time::timeout(LIVE_TIMEOUT, h.observe(&ctx, &r.data)).await
+            {
+                // between drift passes, `get` still shows what runs (an exited container)
+                r.data = super::drift::merged(&r.data, live);
             }
         }
     }

@@ -5,7 +5,7 @@
 use super::TypedHandler;
 use super::network::{attach_only, network_id};
 use crate::blueprint::{ContainerSpec, WorkloadSpec};
-use crate::engine::{HandlerError, WorkloadCtx};
+use crate::engine::{HandlerError, Observed, WorkloadCtx};
 use bus::ErrorCode;
 use bus::api::compute::{self, ContainerState, CreateContainer, DeleteContainer, GetContainer};
 use bus::api::network::Attachment;
@@ -168,6 +168,36 @@ impl TypedHandler for ContainerHandler {
                 "interface": a.interface,
             })),
         }))
+    }
+
+    /// computed's view: gone or failed is drift (a re-apply makes it again); otherwise its
+    /// live state, so a container that exited shows `exited`, not the `running` of its apply.
+    /// A killed shim is computed's own to restart (it looks every second).
+    async fn observe(&self, ctx: &WorkloadCtx, _recorded: &Value) -> Observed {
+        let name = compute::Name {
+            name: ctx.global_name(),
+        };
+        match self.computed.call::<GetContainer>(&name).await {
+            Ok(c) if c.state == ContainerState::Failed => {
+                Observed::Drifted(format!("container failed: {}", c.message))
+            }
+            Ok(c) => {
+                let live = json!({
+                    "state": c.state,
+                    "pid": c.pid,
+                    "exit_code": c.exit_code,
+                    "restarts": c.restarts,
+                });
+                match live {
+                    Value::Object(m) => Observed::Live(m),
+                    _ => Observed::Unknown,
+                }
+            }
+            Err(e) if e.remote().is_some_and(|r| r.code == ErrorCode::NotFound) => {
+                Observed::Drifted("container missing on computed".into())
+            }
+            Err(_) => Observed::Unknown,
+        }
     }
 
     async fn remove(&self, ctx: &WorkloadCtx) -> Result<(), HandlerError> {

@@ -15,7 +15,9 @@ pub use volume::VolumeHandler;
 pub use zdb::ZdbHandler;
 
 use crate::blueprint::WorkloadSpec;
-use crate::engine::{BoxFuture, CapacitySource, HandlerError, WorkloadCtx, WorkloadHandler};
+use crate::engine::{
+    BoxFuture, CapacitySource, HandlerError, Observed, WorkloadCtx, WorkloadHandler,
+};
 use bus::api::Empty;
 use bus::api::compute::GetComputeCapacity;
 use bus::api::node::Workload;
@@ -70,6 +72,14 @@ pub trait TypedHandler: Send + Sync + 'static {
     fn status(&self, _ctx: &WorkloadCtx) -> impl Future<Output = Option<Value>> + Send {
         async { None }
     }
+    /// What runs now (see [`WorkloadHandler::observe`]); unknown by default.
+    fn observe(
+        &self,
+        _ctx: &WorkloadCtx,
+        _recorded: &Value,
+    ) -> impl Future<Output = Observed> + Send {
+        async { Observed::Unknown }
+    }
 }
 
 /// A [`TypedHandler`] as the engine sees it.
@@ -100,6 +110,10 @@ impl<H: TypedHandler> WorkloadHandler for Typed<H> {
 
     fn status<'a>(&'a self, ctx: &'a WorkloadCtx) -> BoxFuture<'a, Option<Value>> {
         Box::pin(self.0.status(ctx))
+    }
+
+    fn observe<'a>(&'a self, ctx: &'a WorkloadCtx, recorded: &'a Value) -> BoxFuture<'a, Observed> {
+        Box::pin(self.0.observe(ctx, recorded))
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::TypedHandler;
 use crate::blueprint::{NetworkPeer, NetworkSpec, WorkloadSpec};
-use crate::engine::{HandlerError, WorkloadCtx};
+use crate::engine::{HandlerError, Observed, WorkloadCtx};
 use bus::api::network::{
     self, ApplyNetwork, AttachNetwork, AttachRequest, Attachment, DeleteNetwork, DetachNetwork,
     DetachRequest, GetNetwork, ListNetworks, Network, NetworkId, NetworkState, PeerSpec,
@@ -122,6 +122,24 @@ impl TypedHandler for NetworkHandler {
         match n {
             Ok(Ok(n)) => Some(result(&n)),
             _ => None,
+        }
+    }
+
+    /// netd no longer knowing the network is drift (a re-apply makes it again, with the key
+    /// and port netd keeps in its record if that is still there); peers' live state is
+    /// `status`'s, not recorded.
+    async fn observe(&self, ctx: &WorkloadCtx, _recorded: &Value) -> Observed {
+        let req = NetworkId {
+            id: network_id(ctx),
+        };
+        match tokio::time::timeout(STATUS_TIMEOUT, self.0.call::<GetNetwork>(&req)).await {
+            Ok(Err(e))
+                if e.remote()
+                    .is_some_and(|r| r.code == bus::ErrorCode::NotFound) =>
+            {
+                Observed::Drifted("network missing on netd".into())
+            }
+            _ => Observed::Unknown,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod pid1;
 pub mod policy;
 pub mod process;
 pub mod reaper;
+mod restart;
 pub mod service;
 
 #[cfg(test)]
@@ -81,6 +82,17 @@ enum Msg {
         def: Option<service::ServiceDef>,
         ack: oneshot::Sender<Result<(), String>>,
     },
+            }
+    /// An operator's restart (`restart.rs`).
+    Restart {
+        name: String,
+        ack: oneshot::Sender<Result<(), String>>,
+    },
+    /// The stop timeout of a restart passed.
+    StopTimeout {
+        name: String,
+        pid: u32,
+    },
 }
 
 /// Per-service bookkeeping besides its [`State`].
@@ -94,6 +106,8 @@ struct Unit {
     adopted: bool,
     started_once: bool,
     prober: Option<AbortHandle>,
+    /// Stopping for an operator's restart: start again once it exited.
+    restarting: bool,
 }
 
 /// A running supervisor: its snapshot and its shutdown.
@@ -509,7 +523,16 @@ impl<P: Processes> Supervisor<P> {
                 if let Some(p) = self.unit(&name).prober.take() {
                     p.abort();
                 }
-                if matches!(self.states.get(&name), Some(State::Stopping { .. })) {
+                if std::mem::take(&mut self.unit(&name).restarting) && !self.stopping {
+                    tracing::info!(service = %name, pid, %exit, "stopped for a restart: starting it");
+                    self.unit(&name).detail = Some("restarted on request".into());
+                    self.set(
+                        &name,
+                        State::Backoff {
+                            until: Instant::now(),
+                        },
+                    );
+                } else if matches!(self.states.get(&name), Some(State::Stopping { .. })) {
                     tracing::info!(service = %name, pid, %exit, "service stopped");
                     self.unit(&name).detail = Some(exit.to_string());
                     self.set(&name, State::Stopped);
@@ -543,6 +566,18 @@ impl<P: Processes> Supervisor<P> {
             Msg::Shutdown(ack) => self.acks.push(ack),
             Msg::Replace { ack, .. } => {
                 let _ = ack.send(Err("busy stopping a service".into()));
+            }
+            Msg::Restart { name, ack } => {
+                let r = self.restart(&name);
+                // published before the answer: a caller waiting for ready sees the restart
+                self.publish();
+                let _ = ack.send(r);
+            }
+            Msg::StopTimeout { name, pid } => {
+                if self.states.get(&name) == Some(&State::Stopping { pid }) {
+                    tracing::warn!(service = %name, pid, "did not stop in time: SIGKILL");
+                    self.procs.signal(pid, Sig::Kill);
+                }
             }
         }
     }

@@ -34,6 +34,13 @@ impl Fake {
     fn events(&self) -> Vec<String> {
         self.0.events.lock().unwrap().clone()
     }
+    fn crash_if_alive(&self, name: &str) {
+        let mut alive = self.0.alive.lock().unwrap();
+        if let Some(pid) = alive.iter().find(|(_, (n, _))| n == name).map(|(p, _)| *p) {
+            let (_, tx) = alive.remove(&pid).unwrap();
+            let _ = tx.send(Exit::Signal(9));
+        }
+    }
     fn crash(&self, name: &str) {
         let mut alive = self.0.alive.lock().unwrap();
         let pid = *alive.iter().find(|(_, (n, _))| n == name).unwrap().0;
@@ -205,5 +212,50 @@ async fn a_daemon_already_answering_is_adopted_not_started_twice() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(fake.events().contains(&"start storaged".to_string()));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_operator_restart_stops_and_starts_without_counting_a_crash() {
+    let d = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let h = node(&fake, d.path());
+    h.wait_ready("netd", Duration::from_secs(5)).await.unwrap();
+    let before = state(&h, "computed").pid().unwrap();
+    h.restart("computed", Duration::from_secs(5)).await.unwrap();
+    let State::Running { pid } = state(&h, "computed") else {
+        panic!("not running: {:?}", state(&h, "computed"));
+    };
+    assert_ne!(pid, before);
+    let snap = h.snapshot();
+    let c = snap.iter().find(|s| s.name == "computed").unwrap();
+    assert_eq!(c.restarts, 0);
+    assert_eq!(c.detail.as_deref(), Some("restarted on request"));
+    assert_eq!(
+        fake.events()[3..],
+        ["Term computed", "start computed"],
+        "only computed restarted"
+    );
+    let err = h.restart("nope", Duration::from_secs(1)).await.unwrap_err();
+    assert!(err.contains("no service"), "{err}");
+
+    // a failed service is started again on request
+    fake.0.broken.lock().unwrap().insert("netd".into());
+    for _ in 0..4 {
+        fake.crash_if_alive("netd");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let t = std::time::Instant::now();
+    while !matches!(state(&h, "netd"), State::Failed { .. }) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            state(&h, "netd")
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    fake.0.broken.lock().unwrap().clear();
+    h.restart("netd", Duration::from_secs(5)).await.unwrap();
+    assert!(matches!(state(&h, "netd"), State::Running { .. }));
     h.shutdown().await;
 }

@@ -1,5 +1,6 @@
 //! `storage.zdb.allocate`: a namespace on a disk with unreserved room; idempotent (an existing
-//! namespace of the same mode converges to the request). Nothing is half-created: any failure
+//! namespace of the same mode converges to the request, and one recorded but missing on its
+//! zdb server is made again: node-init's drift repair relies on it). Nothing is half-created: any failure
 //! after NSNEW deletes the namespace again.
 
 use super::pool_op::Placed;
@@ -110,6 +111,16 @@ impl Storage {
             )));
         }
         let mut a = self.endpoint(&disk)?.admin().await?;
+        if a.nsinfo(&req.name).await?.is_none() {
+            // Recorded but gone from the server (an NSDEL behind our back, a lost folder):
+            // make it again with the recorded size and mode; its data is gone.
+            tracing::warn!(namespace = %req.name, disk = %disk, "namespace missing on its zdb: recreating it");
+            a.nsnew(&req.name).await?;
+            a.nsset(&req.name, "maxsize", &cur.size.to_string()).await?;
+            if cur.mode == ZdbMode::Seq {
+                a.nsset(&req.name, "mode", "seq").await?;
+            }
+        }
         set_access(&mut a, &req).await?;
         let (name, public) = (req.name.clone(), req.public);
         let was = cur.public;

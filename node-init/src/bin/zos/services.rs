@@ -1,10 +1,11 @@
-//! `zos services [--json]` and `zos version`: the daemons node-init supervises, from
-//! `node.services@1` on its socket; `zos services --etcd URLS --node ID`: the snapshot a farm
-//! node publishes in its farm's etcd (`node_init::farm_services`), for a node nobody logs into.
+//! `zos services [--json]`, `zos services restart SERVICE` and `zos version`: the daemons
+//! node-init supervises, from `node.services@1` on its socket, under node-init's own health
+//! (`node`); `zos services --etcd URLS --node ID`: the snapshot a farm node publishes in its
+//! farm's etcd (`node_init::farm_services`), for a node nobody logs into.
 
 use super::node::{client, print_json};
 use anyhow::Result;
-use bus::api::supervisor::{ListServices, ServiceList};
+use bus::api::supervisor::{ListServices, RestartRequest, RestartService, ServiceList};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,12 +13,52 @@ use std::time::Duration;
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
     /// Print JSON
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     farm: super::remote::Farm,
+    #[command(subcommand)]
+    cmd: Option<Sub>,
+}
+
+#[derive(clap::Subcommand)]
+enum Sub {
+    /// Restart one daemon (stop it, start it, wait until it is ready)
+    Restart {
+        /// Service name (as `zos services` lists it)
+        service: String,
+        /// Seconds to wait for it to be ready again
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `zos services restart SERVICE`.
+async fn restart(node: Option<PathBuf>, service: String, timeout: u64, json: bool) -> Result<()> {
+    let s = client(node)?
+        .call_timeout(Duration::from_secs(timeout.saturating_add(15)))
+        .call::<RestartService>(&RestartRequest {
+            name: service,
+            timeout_secs: timeout,
+        })
+        .await?;
+    if json {
+        return print_json(&s);
+    }
+    println!(
+        "{} {} (pid {}, {})",
+        s.name,
+        s.state,
+        s.pid.map_or_else(|| "-".into(), |p| p.to_string()),
+        s.readiness
+    );
+    Ok(())
 }
 
 async fn list(node: Option<PathBuf>) -> Result<ServiceList> {
@@ -27,7 +68,21 @@ async fn list(node: Option<PathBuf>) -> Result<ServiceList> {
         .await?)
 }
 
+/// node-init's own health (a read-only or full state disk shows here), `None` when it does not
+/// answer.
+async fn node_health(node: Option<PathBuf>) -> Option<bus::api::health::Health> {
+    client(node).ok()?.health().await.ok()
+}
+
 pub async fn run(node: Option<PathBuf>, a: Args) -> Result<()> {
+    if let Some(Sub::Restart {
+        service,
+        timeout,
+        json,
+    }) = a.cmd
+    {
+        return restart(node, service, timeout, json).await;
+    }
     if !a.farm.etcd.is_empty() {
         let p = super::remote::services(&a.farm, node.as_ref()).await?;
         if a.json {
@@ -39,9 +94,27 @@ pub async fn run(node: Option<PathBuf>, a: Args) -> Result<()> {
         print(&p.list);
         return Ok(());
     }
-    let l = list(node).await?;
+    let l = list(node.clone()).await?;
+    let health = node_health(node).await;
     if a.json {
-        return print_json(&l);
+        let mut v = serde_json::to_value(&l)?;
+        if let (Some(h), Some(m)) = (&health, v.as_object_mut()) {
+            m.insert(
+                "node".into(),
+                serde_json::json!({"status": h.status, "detail": h.detail}),
+            );
+        }
+        return print_json(&v);
+    }
+    if let Some(h) = &health {
+        let status = serde_json::to_value(h.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        match &h.detail {
+            Some(d) => println!("node: {status} ({d})"),
+            None => println!("node: {status}"),
+        }
     }
     print(&l);
     Ok(())
