@@ -92,7 +92,11 @@ impl Placement {
         if let Err(e) = set_slice(slice) {
             tracing::debug!(error = %e, "scheduler slice not changed");
         }
-        let cores = if slice.is_some() { &self.light } else { &self.all };
+        let cores = if slice.is_some() {
+            &self.light
+        } else {
+            &self.all
+        };
         if let Some(set) = cores
             && let Err(e) = sched_setaffinity(Pid::from_raw(0), set)
         {

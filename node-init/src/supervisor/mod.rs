@@ -82,7 +82,6 @@ enum Msg {
         def: Option<service::ServiceDef>,
         ack: oneshot::Sender<Result<(), String>>,
     },
-            }
     /// An operator's restart (`restart.rs`).
     Restart {
         name: String,
