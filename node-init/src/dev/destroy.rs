@@ -152,11 +152,14 @@ mod test {
         let node = d.path().join("node");
         std::fs::create_dir_all(node.join("run")).unwrap();
         std::fs::write(node.join("storaged.json"), b"{}").unwrap();
-        // A process of the node (names a path in it), as storaged would be.
+        // A process of the node (names a path in it), as storaged would be. It waits in a
+        // builtin: a loop forking `sleep` showed its short-lived children (same command line
+        // until their exec) as processes of the node too, now and then.
         let mut p = std::process::Command::new("sh")
             .arg("-c")
-            .arg("while :; do sleep 0.05; done")
+            .arg("read _")
             .arg(node.join("storaged.json"))
+            .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let done = destroy(&node).await.unwrap();
