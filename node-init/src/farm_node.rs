@@ -84,8 +84,8 @@ fn store_for(meta: &Meta, password: Option<&bus::api::Secret>) -> ZdbStore {
     ZdbStore::new(cfg, Some(meta.clone()))
 }
 
-/// True when stopped.
-async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+/// Sleeps `d` unless `stop` comes first; true when stopped. The farm tasks' one wait.
+pub(crate) async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     let stopped = tokio::select! {
         () = tokio::time::sleep(d) => false,
         r = stop.wait_for(|s| *s) => r.is_ok(),

@@ -8,6 +8,7 @@
 //! own: a node that stops removes it at once, one that dies drops out after the TTL, so a
 //! snapshot found is never older than `REFRESH` plus the TTL.
 
+use crate::farm_node::pause;
 use bus::api::supervisor::{ListServices, ServiceList};
 use farm::ids::NodeId;
 use farm::meta::Meta;
@@ -43,15 +44,6 @@ pub fn changed(old: &ServiceList, new: &ServiceList) -> bool {
         l
     };
     stable(old) != stable(new)
-}
-
-/// True when stopped.
-async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
-    let stopped = tokio::select! {
-        () = tokio::time::sleep(d) => false,
-        r = stop.wait_for(|s| *s) => r.is_ok(),
-    };
-    stopped || *stop.borrow()
 }
 
 /// Publishes node `node`'s snapshot, read through `api` (its own socket), until `stop`; then
