@@ -126,6 +126,36 @@ impl Handle {
     /// Waits until `name` is running (ready); its failure reason if it fails or `timeout`
     /// passes first.
     pub async fn wait_ready(&self, name: &str, timeout: Duration) -> Result<(), String> {
+        let outcome = self
+            .wait_for(name, timeout, |state, _| match state {
+                State::Running { .. } => Some(Ok(())),
+                State::Failed { reason } => Some(Err(reason.clone())),
+                State::Stopped => Some(Err("stopped".into())),
+                _ => None,
+            })
+            .await;
+        outcome.unwrap_or_else(|| {
+            let detail = self
+                .snapshot()
+                .into_iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.detail);
+            Err(format!(
+                "not ready after {timeout:?}{}",
+                detail.map(|d| format!(" (last: {d})")).unwrap_or_default()
+            ))
+        })
+    }
+
+    /// Follows `name`'s published state (and its detail) until `decide` gives an outcome;
+    /// `None` when `timeout` passes first. An unknown service or an ended supervisor is an
+    /// outcome of its own.
+    async fn wait_for<T>(
+        &self,
+        name: &str,
+        timeout: Duration,
+        decide: impl Fn(&State, Option<String>) -> Option<Result<T, String>>,
+    ) -> Option<Result<T, String>> {
         let mut rx = self.status.clone();
         let wait = async {
             loop {
@@ -134,32 +164,18 @@ impl Handle {
                     .iter()
                     .find(|s| s.name == name)
                     .map(|s| (s.state.clone(), s.detail.clone()));
-                match state {
-                    None => return Err(format!("no service {name}")),
-                    Some((State::Running { .. }, _)) => return Ok(()),
-                    Some((State::Failed { reason }, _)) => return Err(reason),
-                    Some((State::Stopped, _)) => return Err("stopped".into()),
-                    _ => {}
+                let Some((state, detail)) = state else {
+                    return Err(format!("no service {name}"));
+                };
+                if let Some(outcome) = decide(&state, detail) {
+                    return outcome;
                 }
                 if rx.changed().await.is_err() {
                     return Err("supervisor ended".into());
                 }
             }
         };
-        match tokio::time::timeout(timeout, wait).await {
-            Ok(r) => r,
-            Err(_) => {
-                let detail = self
-                    .snapshot()
-                    .into_iter()
-                    .find(|s| s.name == name)
-                    .and_then(|s| s.detail);
-                Err(format!(
-                    "not ready after {timeout:?}{}",
-                    detail.map(|d| format!(" (last: {d})")).unwrap_or_default()
-                ))
-            }
-        }
+        tokio::time::timeout(timeout, wait).await.ok()
     }
 
     /// Stops `name` (SIGTERM, SIGKILL after its stop timeout) and waits for its exit; then
@@ -196,31 +212,17 @@ impl Handle {
     /// ready; the reason if it exits, is not ready within `timeout`, or is stopped first.
     /// Unlike [`Self::wait_ready`] a crash counts at once: a new build gets no second try.
     pub async fn wait_started(&self, name: &str, timeout: Duration) -> Result<u32, String> {
-        let mut rx = self.status.clone();
-        let wait = async {
-            loop {
-                let state = rx
-                    .borrow_and_update()
-                    .iter()
-                    .find(|s| s.name == name)
-                    .map(|s| (s.state.clone(), s.detail.clone()));
-                match state {
-                    None => return Err(format!("no service {name}")),
-                    Some((State::Running { pid }, _)) => return Ok(pid),
-                    Some((State::Failed { reason }, _)) => return Err(reason),
-                    Some((State::Backoff { .. } | State::Stopped, d)) => {
-                        return Err(d.unwrap_or_else(|| "exited".into()));
-                    }
-                    _ => {}
+        let outcome = self
+            .wait_for(name, timeout, |state, detail| match state {
+                State::Running { pid } => Some(Ok(*pid)),
+                State::Failed { reason } => Some(Err(reason.clone())),
+                State::Backoff { .. } | State::Stopped => {
+                    Some(Err(detail.unwrap_or_else(|| "exited".into())))
                 }
-                if rx.changed().await.is_err() {
-                    return Err("supervisor ended".into());
-                }
-            }
-        };
-        tokio::time::timeout(timeout, wait)
-            .await
-            .unwrap_or_else(|_| Err(format!("not ready within {} s", timeout.as_secs())))
+                _ => None,
+            })
+            .await;
+        outcome.unwrap_or_else(|| Err(format!("not ready within {} s", timeout.as_secs())))
     }
 
     /// Stops every service in reverse start order; returns when all are stopped.
