@@ -284,6 +284,13 @@ impl Node {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("zos {args:?}: {e}: {text}"))
     }
 
+    /// `zos key new KEY`: a new owner key at `key`; its public key.
+    pub fn new_owner(&self, key: &Path) -> String {
+        let (ok, out) = self.zos(&["key", "new", &key.to_string_lossy()]);
+        assert!(ok, "zos key new: {out}");
+        out.trim().to_string()
+    }
+
     /// Kills node-init (storaged, zdb and containers stay, as after a crash).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -295,6 +302,17 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `examples/blueprints/NAME` for `owner`, changed by `edit`: the tests' blueprints are the
+/// examples users start from.
+pub fn example_blueprint(name: &str, owner: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let text = std::fs::read_to_string(repo().join("examples/blueprints").join(name))
+        .unwrap_or_else(|e| panic!("examples/blueprints/{name}: {e}"));
+    let mut v: Value = serde_json::from_str(&text.replace("OWNER_KEY", owner))
+        .unwrap_or_else(|e| panic!("examples/blueprints/{name}: {e}"));
+    edit(&mut v);
+    serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
 /// pid of the storaged answering on the node's bus.

@@ -33,8 +33,7 @@ fn container_blueprint_end_to_end() {
     let dir = tmp.node_dir();
     let key = tmp.path().join("alice.key");
     let mut node = Node::start(&dir);
-    let (_, owner) = node.zos(&["key", "new", key.to_str().unwrap()]);
-    let owner = owner.trim().to_string();
+    let owner = node.new_owner(&key);
     let k = key.to_str().unwrap();
     let (flist, identity) = busybox_flist(tmp.path());
     let file = |name: &str, text: String| tmp.file(name, &text);

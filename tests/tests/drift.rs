@@ -8,14 +8,13 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tests::{Node, World, busybox_flist, redis, repo, require};
+use tests::{Node, World, busybox_flist, example_blueprint, redis, repo, require};
 
 fn zdb_blueprint(owner: &str) -> String {
-    let text = std::fs::read_to_string(repo().join("examples/blueprints/zdb.json")).unwrap();
-    let mut v: Value = serde_json::from_str(&text.replace("OWNER_KEY", owner)).unwrap();
-    v["workloads"][0]["data"]["size"] = (1u64 << 30).into();
-    v["workloads"][0]["data"]["password"] = "drift-pass".into();
-    serde_json::to_string_pretty(&v).unwrap()
+    example_blueprint("zdb.json", owner, |v| {
+        v["workloads"][0]["data"]["size"] = (1u64 << 30).into();
+        v["workloads"][0]["data"]["password"] = "drift-pass".into();
+    })
 }
 
 fn container_blueprint(owner: &str, flist: &Path, identity: &str) -> String {
@@ -119,8 +118,7 @@ fn drift_is_repaired() {
     let dir = tmp.node_dir();
     let key = tmp.path().join("alice.key");
     let node = Node::start_with(&dir, &["--reconcile-secs", "1"]);
-    let (_, owner) = node.zos(&["key", "new", key.to_str().unwrap()]);
-    let owner = owner.trim().to_string();
+    let owner = node.new_owner(&key);
     let k = key.to_str().unwrap();
 
     // zdb: a namespace deleted behind the node's back with NSDEL is made again

@@ -154,12 +154,10 @@ fn unhealthy(services: &Value) -> Vec<String> {
 }
 
 fn blueprint(owner: &str) -> String {
-    let p = tests::repo().join("examples/blueprints/zdb.json");
-    let text = std::fs::read_to_string(p).unwrap();
-    let mut v: Value = serde_json::from_str(&text.replace("OWNER_KEY", owner)).unwrap();
-    v["workloads"][0]["data"]["size"] = (256u64 << 20).into();
-    v["workloads"][0]["data"]["password"] = "image-pass".into();
-    v.to_string()
+    tests::example_blueprint("zdb.json", owner, |v| {
+        v["workloads"][0]["data"]["size"] = (256u64 << 20).into();
+        v["workloads"][0]["data"]["password"] = "image-pass".into();
+    })
 }
 
 fn boot<'a>(image: &'a Path, disks: &'a Path, farm: &Farm, fwd: &[(u16, u16)]) -> Vm {

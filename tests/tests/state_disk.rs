@@ -8,16 +8,15 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tests::{Node, World, redis, repo, require};
+use tests::{Node, World, example_blueprint, redis, require};
 
 fn zdb_blueprint(owner: &str, version: u64, size: u64) -> String {
-    let text = std::fs::read_to_string(repo().join("examples/blueprints/zdb.json")).unwrap();
-    let mut v: Value = serde_json::from_str(&text.replace("OWNER_KEY", owner)).unwrap();
-    v["version"] = version.into();
-    v["workloads"][0]["version"] = version.into();
-    v["workloads"][0]["data"]["size"] = size.into();
-    v["workloads"][0]["data"]["password"] = "disk-pass".into();
-    serde_json::to_string_pretty(&v).unwrap()
+    example_blueprint("zdb.json", owner, |v| {
+        v["version"] = version.into();
+        v["workloads"][0]["version"] = version.into();
+        v["workloads"][0]["data"]["size"] = size.into();
+        v["workloads"][0]["data"]["password"] = "disk-pass".into();
+    })
 }
 
 fn run(cmd: &str, args: &[&str]) {
@@ -98,8 +97,7 @@ fn state_disk_read_only_or_full_is_reported_survived_and_recovered() {
     let disk = StateDisk::mount(&tmp.path().join("state.img"), &dir.join("state"));
     let key = tmp.path().join("alice.key");
     let node = Node::start(&dir);
-    let (_, owner) = node.zos(&["key", "new", key.to_str().unwrap()]);
-    let owner = owner.trim().to_string();
+    let owner = node.new_owner(&key);
     let k = key.to_str().unwrap();
     let v0 = tmp.file("v0.json", &zdb_blueprint(&owner, 0, 1 << 30));
     let view = node.zos_json(&["deploy", &v0, "--key", k, "--wait", "--json"]);

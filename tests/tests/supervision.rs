@@ -5,11 +5,10 @@
 //! SIGTERM stops the daemons in reverse order.
 #![expect(clippy::unwrap_used, reason = "tests")]
 
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tests::{Node, World, bin, bin_dir, busybox_flist, repo, require, start_node};
+use tests::{Node, World, bin, bin_dir, busybox_flist, example_blueprint, require, start_node};
 
 fn health_pid(dir: &Path, service: &str) -> Option<u32> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -51,13 +50,6 @@ fn zdb_pids(dir: &Path) -> Vec<u32> {
     out
 }
 
-fn blueprint(name: &str, owner: &str, edit: impl FnOnce(&mut Value)) -> String {
-    let text = std::fs::read_to_string(repo().join("examples/blueprints").join(name)).unwrap();
-    let mut v: Value = serde_json::from_str(&text.replace("OWNER_KEY", owner)).unwrap();
-    edit(&mut v);
-    serde_json::to_string_pretty(&v).unwrap()
-}
-
 #[test]
 fn killed_daemons_are_back_within_a_second_and_keep_their_workloads() {
     if !require(&[("/bin/busybox", "apt-get install busybox-static")]) {
@@ -67,12 +59,11 @@ fn killed_daemons_are_back_within_a_second_and_keep_their_workloads() {
     let dir = tmp.node_dir();
     let node = Node::start(&dir);
     let key = tmp.path().join("k.key");
-    let (_, owner) = node.zos(&["key", "new", key.to_str().unwrap()]);
-    let owner = owner.trim().to_string();
+    let owner = node.new_owner(&key);
     let k = key.to_str().unwrap();
     let zdb = tmp.file(
         "zdb.json",
-        &blueprint("zdb.json", &owner, |v| {
+        &example_blueprint("zdb.json", &owner, |v| {
             v["workloads"][0]["data"]["password"] = "sup-pass".into();
         }),
     );
@@ -84,7 +75,7 @@ fn killed_daemons_are_back_within_a_second_and_keep_their_workloads() {
     let (flist, identity) = busybox_flist(tmp.path());
     let web = tmp.file(
         "web.json",
-        &blueprint("container.json", &owner, |v| {
+        &example_blueprint("container.json", &owner, |v| {
             let app = &mut v["workloads"][1]["data"];
             app["flist"] = flist.display().to_string().into();
             app["identity"] = identity.into();

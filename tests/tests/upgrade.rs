@@ -11,7 +11,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use tests::{Node, World, bin, busybox_flist, require};
+use tests::{Node, World, bin, busybox_flist, example_blueprint, require};
 
 fn health_pid(dir: &Path, service: &str) -> Option<u32> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -156,15 +156,14 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
     let dir = tmp.node_dir();
     let node = Node::start(&dir);
     let key = tmp.path().join("k.key");
-    let (_, owner) = node.zos(&["key", "new", key.to_str().unwrap()]);
-    let owner = owner.trim().to_string();
+    let owner = node.new_owner(&key);
     let k = key.to_str().unwrap();
-    let zdb_bp = std::fs::read_to_string(tests::repo().join("examples/blueprints/zdb.json"))
-        .unwrap()
-        .replace("OWNER_KEY", &owner);
-    let mut zdb_v: Value = serde_json::from_str(&zdb_bp).unwrap();
-    zdb_v["workloads"][0]["data"]["password"] = "up-pass".into();
-    let zdb = tmp.file("zdb.json", &zdb_v.to_string());
+    let zdb = tmp.file(
+        "zdb.json",
+        &example_blueprint("zdb.json", &owner, |v| {
+            v["workloads"][0]["data"]["password"] = "up-pass".into();
+        }),
+    );
     let view = node.zos_json(&["deploy", &zdb, "--key", k, "--wait", "--json"]);
     assert_eq!(
         view["deployment"]["workloads"][0]["result"]["state"], "ok",
@@ -384,16 +383,13 @@ fn zdb_is_upgraded_under_a_busy_client_without_an_error() {
     let dir = tmp.node_dir();
     let node = Node::start(&dir);
     let key = tmp.path().join("k.key");
-    let (_, owner) = node.zos(&["key", "new", key.to_str().unwrap()]);
-    let owner = owner.trim().to_string();
-    let mut bp: Value = serde_json::from_str(
-        &std::fs::read_to_string(tests::repo().join("examples/blueprints/zdb.json"))
-            .unwrap()
-            .replace("OWNER_KEY", &owner),
-    )
-    .unwrap();
-    bp["workloads"][0]["data"]["password"] = "live-pass".into();
-    let file = tmp.file("zdb.json", &bp.to_string());
+    let owner = node.new_owner(&key);
+    let file = tmp.file(
+        "zdb.json",
+        &example_blueprint("zdb.json", &owner, |v| {
+            v["workloads"][0]["data"]["password"] = "live-pass".into();
+        }),
+    );
     let view = node.zos_json(&[
         "deploy",
         &file,

@@ -4,16 +4,15 @@
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 use serde_json::Value;
-use tests::{Node, World, redis, repo, require, storaged_pid};
+use tests::{Node, World, example_blueprint, redis, require, storaged_pid};
 
 fn blueprint(owner: &str, version: u64, size: u64) -> String {
-    let text = std::fs::read_to_string(repo().join("examples/blueprints/zdb.json")).unwrap();
-    let mut v: Value = serde_json::from_str(&text.replace("OWNER_KEY", owner)).unwrap();
-    v["version"] = version.into();
-    v["workloads"][0]["version"] = version.into();
-    v["workloads"][0]["data"]["size"] = size.into();
-    v["workloads"][0]["data"]["password"] = "e2e-pass".into();
-    serde_json::to_string_pretty(&v).unwrap()
+    example_blueprint("zdb.json", owner, |v| {
+        v["version"] = version.into();
+        v["workloads"][0]["version"] = version.into();
+        v["workloads"][0]["data"]["size"] = size.into();
+        v["workloads"][0]["data"]["password"] = "e2e-pass".into();
+    })
 }
 
 #[test]
@@ -26,9 +25,8 @@ fn zdb_blueprint_end_to_end() {
     let key = tmp.path().join("alice.key");
     let bob = tmp.path().join("bob.key");
     let mut node = Node::start(&dir);
-    let (_, owner) = node.zos(&["key", "new", key.to_str().unwrap()]);
-    node.zos(&["key", "new", bob.to_str().unwrap()]);
-    let owner = owner.trim().to_string();
+    let owner = node.new_owner(&key);
+    node.new_owner(&bob);
     let file = |name: &str, text: String| tmp.file(name, &text);
     let k = key.to_str().unwrap();
 
