@@ -315,6 +315,13 @@ impl<H: Host> Engine<H> {
         };
         n.tunnel = None;
         let p = n.plan.clone();
+        // The kernel frees a deleted namespace, and the links inside it, in the background:
+        // the containers' ends would outlive the delete for a moment. Cut each pair first.
+        for (netns, a) in &n.record.attachments {
+            self.host
+                .detach(&p, &attach_plan(netns, a))
+                .kernel(format!("detach {netns}"))?;
+        }
         self.host
             .delete_network(&p)
             .kernel(format!("delete network {id}"))?;
