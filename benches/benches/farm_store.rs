@@ -2,7 +2,8 @@
 //! 4 MiB stripes, random bytes: zstd gains nothing) against plain zdb SETs/GETs of the same
 //! bytes in 1 MiB values to one zdb, in the same run. Targets: put >= 0.5x, get >= 0.7x of
 //! the plain zdb rates. Needs `etcd` and a release zdb (`cargo build --release -p zdb`, or
-//! `$ZDB_BIN`). Run: `cargo bench -p benches --bench farm_store`.
+//! `$ZDB_BIN`). Run: `cargo bench -p benches --bench farm_store` (etcd's data on /dev/shm;
+//! `FARM_BENCH_ETCD_DIR=/tmp` puts it on the zdbs' disk).
 
 use farm::codec::seal::StoreKey;
 use farm::meta::Meta;
@@ -45,7 +46,13 @@ fn main() {
 }
 
 async fn run(bin: PathBuf) {
-    let cluster = EtcdCluster::start(3).expect("etcd");
+    // etcd on a disk of its own (`FARM_BENCH_ETCD_DIR`, default the RAM disk /dev/shm), as
+    // in a farm: on this one-disk machine its fsyncs otherwise wait behind the 96 MiB of
+    // writeback a put starts in the zdbs, which is most of the put's time.
+    let etcd_dir = std::env::var_os("FARM_BENCH_ETCD_DIR")
+        .map_or_else(|| PathBuf::from("/dev/shm"), PathBuf::from);
+    eprintln!("farm_store: etcd data under {}", etcd_dir.display());
+    let cluster = EtcdCluster::start_in(3, &etcd_dir).expect("etcd");
     let zdbs: Vec<ZdbServer> = (0..7)
         .map(|_| {
             let z = ZdbServer::start(&bin).expect("zdb");
