@@ -1,7 +1,8 @@
 //! End to end, self-healing (issue 21): a dev node with a 1 s drift check; a zdb namespace
 //! deleted with zdb's own NSDEL is made again; a container whose shim is killed, whose root
 //! overlay is unmounted, or whose flist daemon is killed runs again; a container that exits
-//! shows `exited` in `zos get`.
+//! shows `exited` in `zos get`; a volume's subvolume deleted with `btrfs subvolume delete` is
+//! made again (empty); a network's namespace deleted with `ip netns del` comes back.
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 use serde_json::Value;
@@ -262,6 +263,107 @@ fn drift_is_repaired() {
         let view = node.zos_json(&["delete", id, "--key", k, "--wait", "--json"]);
         assert_eq!(view["state"], "deleted");
     }
+    drop(node);
+    tmp.destroy_node();
+}
+
+fn netns_exists(name: &str) -> bool {
+    Path::new("/run/netns").join(name).exists()
+}
+
+#[test]
+fn volume_and_network_drift_is_repaired() {
+    if !require(&[("/usr/sbin/ip", "apt-get install iproute2")]) {
+        return;
+    }
+    let tmp = World::new();
+    let dir = tmp.node_dir();
+    let key = tmp.path().join("alice.key");
+    let node = Node::start_with(&dir, &["--reconcile-secs", "1"]);
+    let owner = node.new_owner(&key);
+    let k = key.to_str().unwrap();
+    let bp = serde_json::json!({
+        "id": "kit", "version": 0, "owner": owner,
+        "signers": {"threshold": 1, "keys": [{"key": owner, "weight": 1}]},
+        "workloads": [
+            {"name": "data", "type": "volume", "version": 0, "data": {"size": 64 << 20}},
+            {"name": "net", "type": "network", "version": 0, "data": {
+                "ip_range": "10.62.0.0/16", "subnet": "10.62.1.0/24", "peers": []}},
+        ],
+        "signatures": [],
+    });
+    let bp = tmp.file("kit.json", &bp.to_string());
+    let view = node.zos_json(&["deploy", &bp, "--key", k, "--wait", "--json"]);
+    let wls = &view["deployment"]["workloads"];
+    for w in wls.as_array().unwrap() {
+        assert_eq!(w["result"]["state"], "ok", "{view}");
+    }
+    let vol = PathBuf::from(wls[0]["result"]["data"]["path"].as_str().unwrap());
+    let netns = wls[1]["result"]["data"]["netns"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(netns_exists(&netns), "{view}");
+
+    // the volume's subvolume deleted: made again, empty, with the same path
+    std::fs::write(vol.join("old"), b"gone with it").unwrap();
+    let out = Command::new("btrfs")
+        .args(["subvolume", "delete"])
+        .arg(&vol)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!vol.exists());
+    let t0 = Instant::now();
+    let wl = wait_workload(&node, "kit", 0, "volume not repaired", |wl| {
+        wl["result"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("repaired: "))
+            && wl["result"]["state"] == "ok"
+    });
+    eprintln!("volume repaired in {:?}: {wl}", t0.elapsed());
+    assert!(vol.is_dir(), "{}", vol.display());
+    assert!(!vol.join("old").exists());
+    let out = Command::new("btrfs")
+        .args(["subvolume", "show"])
+        .arg(&vol)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "not a subvolume: {out:?}");
+    std::fs::write(vol.join("new"), b"writable").unwrap();
+
+    // the network's namespace deleted: back, with its tunnel interface
+    let ok = Command::new("ip")
+        .args(["netns", "del", &netns])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(30);
+    loop {
+        let back = netns_exists(&netns)
+            && Command::new("ip")
+                .args(["-n", &netns, "link", "show", "wg0"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+        if back {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "namespace {netns} not made again"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("network namespace back in {:?}", t0.elapsed());
+    let wl = wait_workload(&node, "kit", 1, "network not ok", |wl| {
+        wl["result"]["state"] == "ok"
+    });
+    assert_eq!(wl["result"]["data"]["netns"], netns.as_str(), "{wl}");
+
+    let view = node.zos_json(&["delete", "kit", "--key", k, "--wait", "--json"]);
+    assert_eq!(view["state"], "deleted");
+    assert!(!netns_exists(&netns));
     drop(node);
     tmp.destroy_node();
 }

@@ -397,7 +397,11 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(c.decode_parts(3, plain.len(), parts(None)).unwrap(), plain);
+        assert_eq!(
+            c.decode_parts(3, plain.len(), parts(None))
+                .expect("healthy"),
+            plain
+        );
         // A payload byte (first, middle, last shard), the sealed length, the stripe number.
         for flip in [
             (0, HEADER),
@@ -415,7 +419,8 @@ mod tests {
         // is still right (the scrub finds that shard).
         for flip in [(1, 50), (3, shards[3].len() - 1)] {
             assert_eq!(
-                c.decode_parts(3, plain.len(), parts(Some(flip))).unwrap(),
+                c.decode_parts(3, plain.len(), parts(Some(flip)))
+                    .expect("outside the sealed bytes"),
                 plain
             );
         }

@@ -34,6 +34,24 @@ impl Storage {
         self.vol_reply(name)
     }
 
+    /// Makes a recorded volume's subvolume again when it is gone (deleted behind storaged's
+    /// back): an apply of the workload, such as node-init's drift repair, then converges it.
+    /// Its data is lost with it; what comes back is an empty volume of the recorded size.
+    async fn vol_restore(&self, disk: &str, cur: &Volume) -> Result<()> {
+        let (sys, p, size) = (self.sys(), cur.path.clone(), cur.size);
+        let step = self.limits().step;
+        let made = self
+            .blocking(disk, "restoring a volume", step, move || {
+                volume::restore_at(sys.as_ref(), &p, size)
+            })
+            .await?;
+        if made {
+            tracing::warn!(volume = %cur.name, disk = %disk, "volume's subvolume was gone: made again, empty");
+            self.publish("storage.volume", cur);
+        }
+        Ok(())
+    }
+
     /// Creates (or converges) a volume.
     pub async fn vol_create(&self, req: VolumeCreate) -> Result<Volume> {
         crate::zdbs::valid_name(&req.name).map_err(Error::Invalid)?;
@@ -55,6 +73,7 @@ impl Storage {
         let reservation = match placed {
             Placed::Existing(disk, _pool) => {
                 let cur = self.vol_reply(&req.name)?;
+                self.vol_restore(&disk, &cur).await?;
                 return if req.size > cur.size {
                     self.vol_grow_locked(&disk, &req.name, req.size).await
                 } else {

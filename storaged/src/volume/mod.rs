@@ -29,6 +29,15 @@ pub fn create_at(sys: &dyn System, p: &Path, size: u64) -> Result<()> {
     Ok(())
 }
 
+/// Makes the subvolume at `p` with its limit when it is missing; whether it had to.
+pub fn restore_at(sys: &dyn System, p: &Path, size: u64) -> Result<bool> {
+    if p.exists() {
+        return Ok(false);
+    }
+    create_at(sys, p, size)?;
+    Ok(true)
+}
+
 /// Changes the limit of the subvolume at `p`.
 pub fn resize_at(sys: &dyn System, p: &Path, size: u64) -> Result<()> {
     sys.qgroup_limit(p, size).map_err(Into::into)
