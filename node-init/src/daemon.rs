@@ -136,11 +136,18 @@ impl Config {
     }
 }
 
-/// The binary `name` next to the running executable, else `name` from PATH.
+/// Where node-init's own binary was installed: a node-init upgraded in place runs from
+/// `<node>/versions/` and finds its daemons' binaries through this variable, set at the
+/// re-exec (`upgrade/reexec.rs`), so its default definitions do not change.
+pub const BIN_DIR_ENV: &str = "ZOS_BIN_DIR";
+
+/// The binary `name` next to the running executable (or in `ZOS_BIN_DIR`), else `name` from
+/// PATH.
 pub fn default_bin(name: &str) -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join(name)))
+    std::env::var_os(BIN_DIR_ENV)
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_exe().ok()?.parent().map(Path::to_path_buf))
+        .map(|d| d.join(name))
         .filter(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from(name))
 }

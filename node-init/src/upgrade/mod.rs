@@ -19,6 +19,7 @@
 pub mod api;
 pub mod flist;
 pub mod journal;
+pub mod reexec;
 pub mod state;
 
 use crate::supervisor::{self, service::ServiceDef};
@@ -193,6 +194,9 @@ impl Upgrader {
         if service == ZDB {
             return self.upgrade_zdb(from).await;
         }
+        if service == reexec::NODE_INIT {
+            return self.upgrade_self(from, ready_timeout_secs).await;
+        }
         let cur = self.current(service)?;
         let name = cur
             .exec
@@ -229,6 +233,7 @@ impl Upgrader {
                 migrated: false,
                 detail: None,
                 zdb: Vec::new(),
+                attempt: None,
             });
         }
         let mut to = cur.clone();
@@ -302,6 +307,7 @@ impl Upgrader {
                 )
             }),
             zdb: report.servers,
+            attempt: None,
         })
     }
 
@@ -312,6 +318,9 @@ impl Upgrader {
         ready_timeout_secs: Option<u64>,
     ) -> Result<UpgradeReply, RemoteError> {
         let _one = self.lock.lock().await;
+        if service == reexec::NODE_INIT {
+            return self.rollback_self(ready_timeout_secs).await;
+        }
         let cur = self.current(service)?;
         let path = journal::previous_path(&self.node, service);
         let prev: Previous = blocking(move || nodeutil::fs::read_json(&path))
@@ -393,6 +402,7 @@ impl Upgrader {
             migrated,
             detail,
             zdb: Vec::new(),
+            attempt: None,
         };
         if let Err(e) = self.sup.replace(service, None).await {
             let _ = self.save_undo(&j).await;
