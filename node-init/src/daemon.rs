@@ -146,7 +146,12 @@ pub const BIN_DIR_ENV: &str = "ZOS_BIN_DIR";
 pub fn default_bin(name: &str) -> PathBuf {
     std::env::var_os(BIN_DIR_ENV)
         .map(PathBuf::from)
-        .or_else(|| std::env::current_exe().ok()?.parent().map(Path::to_path_buf))
+        .or_else(|| {
+            std::env::current_exe()
+                .ok()?
+                .parent()
+                .map(Path::to_path_buf)
+        })
         .map(|d| d.join(name))
         .filter(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from(name))

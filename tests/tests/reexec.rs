@@ -93,7 +93,12 @@ fn b3(path: &Path) -> String {
 
 fn ppid(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn daemons(dir: &Path) -> Vec<(&'static str, u32)> {
@@ -123,7 +128,10 @@ fn node_init_upgrades_itself_in_place_and_a_broken_build_reverts() {
     let pid = health_pid(&dir, "node-init").unwrap();
     let before = daemons(&dir);
     let old_version = node_init_version(&dir);
-    assert!(old_version.contains(&b3(&bin("node-init"))), "{old_version}");
+    assert!(
+        old_version.contains(&b3(&bin("node-init"))),
+        "{old_version}"
+    );
 
     // a new build: same pid, same daemons (still its children), the new version shown
     let new = new_build(tmp.path());

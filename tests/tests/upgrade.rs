@@ -496,7 +496,10 @@ fn zdb_is_upgraded_under_a_busy_client_without_an_error() {
     assert_eq!(r["outcome"], "rolled_back", "{r}");
     let back = zdb_pids();
     assert_eq!(back.len(), before.len(), "{back:?}");
-    assert!(back.iter().all(|p| !after.contains(p)), "{after:?} {back:?}");
+    assert!(
+        back.iter().all(|p| !after.contains(p)),
+        "{after:?} {back:?}"
+    );
     for p in &back {
         let exe = std::fs::read_link(format!("/proc/{p}/exe")).unwrap();
         let old = std::fs::canonicalize(bin("zdb")).unwrap();

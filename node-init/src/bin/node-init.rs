@@ -167,7 +167,10 @@ async fn daemon_main() -> anyhow::Result<()> {
     let (node_dir, dev) = node_dir(cli.dev, cli.node, node_given)?;
     let node_dir = std::path::absolute(&node_dir).context("node folder")?;
     if cli.self_check {
-        println!("node-init {} accepts this command line", env!("CARGO_PKG_VERSION"));
+        println!(
+            "node-init {} accepts this command line",
+            env!("CARGO_PKG_VERSION")
+        );
         return Ok(());
     }
     if cli.destroy {

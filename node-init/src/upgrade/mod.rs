@@ -20,8 +20,8 @@ pub mod api;
 pub mod flist;
 pub mod journal;
 pub mod reexec;
-mod zdb;
 pub mod state;
+mod zdb;
 
 use crate::supervisor::{self, service::ServiceDef};
 use bus::RemoteError;

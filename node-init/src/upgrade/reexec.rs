@@ -201,6 +201,16 @@ impl Upgrader {
         ready_timeout_secs: Option<u64>,
         rollback: bool,
     ) -> Result<UpgradeReply, RemoteError> {
+        let busy = trial_path(&self.node);
+        if blocking(move || Ok(busy.exists()))
+            .await
+            .map_err(internal("journal"))?
+        {
+            return Err(RemoteError::new(
+                bus::ErrorCode::Unavailable,
+                "a node-init upgrade is under way",
+            ));
+        }
         let cur = current_exe().map_err(internal("own binary"))?;
         let (a, b) = (cur.clone(), to.clone());
         let (from_version, to_version) = blocking(move || Ok((version_of(&a), version_of(&b))))
@@ -283,8 +293,9 @@ impl Upgrader {
             let _one = lock.lock_owned().await;
             let e = exec(&t.to, &t.args);
             tracing::error!(error = %e, "cannot re-execute: staying");
-            let _ = blocking(move || finish(&node, &t, Outcome::Reverted, Some(format!("exec: {e}"))))
-                .await;
+            let _ =
+                blocking(move || finish(&node, &t, Outcome::Reverted, Some(format!("exec: {e}"))))
+                    .await;
         });
         Ok(UpgradeReply {
             service: NODE_INIT.into(),
@@ -487,13 +498,19 @@ pub fn guard(journal: &Path) -> ! {
                 });
                 let _ = super::journal::write(journal, &t);
             }
-            eprintln!("node-init upgrade guard: {}", t.failed.as_deref().unwrap_or(""));
+            eprintln!(
+                "node-init upgrade guard: {}",
+                t.failed.as_deref().unwrap_or("")
+            );
             let mut c = std::process::Command::new(&t.from);
             if let Some((first, rest)) = t.args.split_first() {
                 c.arg0(first).args(rest);
             }
             if let Err(e) = c.stdin(std::process::Stdio::null()).spawn() {
-                eprintln!("node-init upgrade guard: cannot start {}: {e}", t.from.display());
+                eprintln!(
+                    "node-init upgrade guard: cannot start {}: {e}",
+                    t.from.display()
+                );
                 std::process::exit(1);
             }
             std::process::exit(0);
@@ -504,5 +521,86 @@ pub fn guard(journal: &Path) -> ! {
             }
             killed = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn trial(from: PathBuf, to: PathBuf, pid: u32) -> Trial {
+        Trial {
+            attempt: "a1".into(),
+            pid,
+            from,
+            to,
+            args: vec!["node-init".into()],
+            from_version: "b3:old".into(),
+            to_version: "b3:new".into(),
+            deadline: now_secs() + 60,
+            rollback: false,
+            guard: None,
+            failed: None,
+        }
+    }
+
+    #[test]
+    fn the_old_binary_started_again_records_the_revert() {
+        let d = tempfile::tempdir().unwrap();
+        let me = current_exe().unwrap();
+        // another pid: the guard (or an operator) started the old binary after the new died
+        let t = trial(me, "/nonexistent/new".into(), std::process::id() + 1);
+        super::super::journal::write(&trial_path(d.path()), &t).unwrap();
+        assert!(at_start(d.path()).is_none());
+        assert!(!trial_path(d.path()).exists());
+        let r: UpgradeReply = nodeutil::fs::read_json(&result_path(d.path()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::Reverted);
+        assert_eq!(r.attempt.as_deref(), Some("a1"));
+        assert_eq!(r.running_version, "b3:old");
+        assert!(r.detail.unwrap().contains("before it was ready"));
+        // no rollback target from a failed attempt
+        assert!(!previous_path(d.path()).exists());
+    }
+
+    #[test]
+    fn a_journal_of_other_binaries_or_unreadable_is_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let t = trial("/a".into(), "/b".into(), std::process::id() + 1);
+        super::super::journal::write(&trial_path(d.path()), &t).unwrap();
+        assert!(at_start(d.path()).is_none());
+        assert!(!trial_path(d.path()).exists());
+        assert!(!result_path(d.path()).exists());
+        std::fs::write(trial_path(d.path()), "{not json").unwrap();
+        assert!(at_start(d.path()).is_none());
+        assert!(!trial_path(d.path()).exists());
+        assert!(at_start(d.path()).is_none(), "no journal: a plain start");
+    }
+
+    #[test]
+    fn a_commit_records_the_rollback_target_and_ends_the_attempt() {
+        let d = tempfile::tempdir().unwrap();
+        let t = trial("/old/node-init".into(), "/new/node-init".into(), 7);
+        super::super::journal::write(&trial_path(d.path()), &t).unwrap();
+        let r = Running {
+            node: d.path().to_path_buf(),
+            trial: t,
+            done: AtomicBool::new(false),
+        };
+        r.commit();
+        assert!(!trial_path(d.path()).exists());
+        let prev: PreviousExec = nodeutil::fs::read_json(&previous_path(d.path()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(prev.exec, PathBuf::from("/old/node-init"));
+        let res: UpgradeReply = nodeutil::fs::read_json(&result_path(d.path()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(res.outcome, Outcome::Upgraded);
+        assert_eq!(res.running_version, "b3:new");
+        // once committed, a late deadline does nothing (it would exec otherwise)
+        r.fall_back("late");
     }
 }

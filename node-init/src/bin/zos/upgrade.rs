@@ -119,8 +119,7 @@ async fn wait_self(node: &Path, r: &UpgradeReply, within: Duration) -> Result<Up
     let result = loop {
         let p = path.clone();
         let got: Option<UpgradeReply> =
-            tokio::task::spawn_blocking(move || nodeutil::fs::read_json(&p).ok().flatten())
-                .await?;
+            tokio::task::spawn_blocking(move || nodeutil::fs::read_json(&p).ok().flatten()).await?;
         if let Some(g) = got.filter(|g| g.attempt == r.attempt) {
             break g;
         }
