@@ -3,8 +3,9 @@
 //! adopted, and a killed one is still collected and restarted), `zos version` shows the new
 //! build; `--rollback` goes back the same way; a build failing its self-check is refused with
 //! nothing changed; a build that passes it but exits at start is reverted by itself (the
-//! guard starts the old one again). Then as PID 1 of a fresh pid namespace: same pid (PID 1),
-//! same daemons, orphans still reaped afterwards.
+//! guard starts the old one again). Then as PID 1 of a fresh pid namespace: a build failing
+//! at start (fault injection) execs the old one back in place, one exiting at once is refused
+//! by its self-check; a good one: same pid (PID 1), same daemons, orphans still reaped.
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 use serde_json::Value;
@@ -71,9 +72,13 @@ fn node_init_version(dir: &Path) -> String {
 
 /// The same node-init with bytes appended: runs the same, hashes differently.
 fn new_build(tmp: &Path) -> PathBuf {
-    let p = tmp.join("new-node-init");
+    build(tmp, "new")
+}
+
+fn build(tmp: &Path, name: &str) -> PathBuf {
+    let p = tmp.join(format!("{name}-node-init"));
     let mut bytes = std::fs::read(bin("node-init")).unwrap();
-    bytes.extend_from_slice(b"\nnew build\n");
+    bytes.extend_from_slice(format!("\n{name} build\n").as_bytes());
     std::fs::write(&p, bytes).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     p
@@ -230,6 +235,8 @@ fn node_init_as_pid1_reexecutes_itself_and_still_reaps() {
         r#"{"exec": "/bin/sh", "args": ["-c", "(sleep 1.5 &); exec sleep 1000"]}"#,
     )
     .unwrap();
+    // a build that fails at start once re-executed (its trial fails: fault injection)
+    let failing = build(tmp.path(), "failing");
     let mut cmd = Command::new("unshare");
     cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
         .arg(bin("node-init"))
@@ -244,6 +251,7 @@ fn node_init_as_pid1_reexecutes_itself_and_still_reaps() {
             ),
         )
         .env("ZOS_LOG_FORMAT", "plain")
+        .env("ZOS_FAILPOINT_REEXEC", b3(&failing))
         .stderr(Stdio::from(
             std::fs::File::create(tmp.path().join("node-init.err")).unwrap(),
         ));
@@ -264,6 +272,20 @@ fn node_init_as_pid1_reexecutes_itself_and_still_reaps() {
     };
     assert_eq!(nspid(init), Some(true), "node-init is not PID 1");
     let before = daemons(&dir);
+    let old_version = node_init_version(&dir);
+
+    // the failing build goes back to the old binary by itself, in place: still PID 1
+    let (ok, r) = upgrade(&dir, &["node-init", "--from", &failing.to_string_lossy()]);
+    assert!(!ok, "{r}");
+    assert_eq!(r["outcome"], "reverted", "{r}");
+    assert_eq!(r["pid"], 1, "{r}");
+    assert_eq!(child_of(unshare), Some(init), "node-init's pid changed");
+    assert_eq!(node_init_version(&dir), old_version);
+    assert_eq!(daemons(&dir), before, "daemons restarted");
+    // one that exits at start is refused by its self-check: as PID 1 nothing could catch it
+    let broken = script(tmp.path(), "broken-node-init", "exit 3");
+    let (ok, r) = upgrade(&dir, &["node-init", "--from", &broken.to_string_lossy()]);
+    assert!(!ok && r.to_string().contains("self-check"), "{r}");
 
     let new = new_build(tmp.path());
     let (ok, r) = upgrade(&dir, &["node-init", "--from", &new.to_string_lossy()]);

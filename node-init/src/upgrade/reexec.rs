@@ -38,6 +38,10 @@ pub const NODE_INIT: &str = "node-init";
 /// The hidden first argument that runs [`guard`].
 pub const GUARD_FLAG: &str = "--reexec-guard";
 
+/// Fault injection for the end-to-end tests: a new image whose version (`b3:...`) this
+/// variable names fails its trial at start, as a build failing at start would, and goes back.
+pub const FAILPOINT: &str = "ZOS_FAILPOINT_REEXEC";
+
 /// How long the new binary's `--self-check` may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -385,6 +389,9 @@ pub fn at_start(node: &Path) -> Option<Arc<Running>> {
         });
         let _ = RUNNING.set(r.clone());
         arm(r.clone());
+        if std::env::var(FAILPOINT).is_ok_and(|v| v == r.trial.to_version) {
+            r.fall_back(&format!("{FAILPOINT} names this build (a test)"));
+        }
         return Some(r);
     }
     let why = trial.failed.clone().unwrap_or_else(|| {
