@@ -160,6 +160,10 @@ fn node_init_upgrades_itself_in_place_and_a_broken_build_reverts() {
     );
     let (ok, text) = zos(&dir, &["services", "--json"]);
     assert!(ok, "{text}");
+    // the guard ended with the commit and was collected: no zombie child is left
+    eventually("node-init keeps a zombie child after its re-exec", || {
+        zombie_children(pid).is_empty()
+    });
 
     // a daemon killed after the re-exec: collected (no zombie) and restarted
     let netd = before.iter().find(|(s, _)| *s == "netd").unwrap().1;
@@ -205,14 +209,70 @@ fn node_init_upgrades_itself_in_place_and_a_broken_build_reverts() {
     assert!(!ok, "{r}");
     assert_eq!(r["outcome"], "reverted", "{r}");
     assert!(
-        r["detail"].as_str().unwrap().contains("exited before"),
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .contains("before it was ready"),
         "{r}"
     );
     assert_eq!(node_init_version(&dir), old_version);
     assert_eq!(daemons(&dir), before, "daemons restarted by the revert");
     assert!(!dir.join("upgrade/node-init.reexec.json").exists());
+
+    // node-init SIGKILLed in the middle of its own upgrade (journal and guard there, the exec
+    // due or done): the guard starts the old one again, the daemons keep running
+    let pid = health_pid(&dir, "node-init").unwrap();
+    let killed = build(tmp.path(), "killed");
+    let zos_run = Command::new(bin("zos"))
+        .args(["upgrade", "node-init", "--json", "--from"])
+        .arg(&killed)
+        .env("ZOS_NODE", &dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = dir.join("upgrade/node-init.reexec.json");
+    eventually("no journal with a guard", || {
+        std::fs::read(&journal)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|j| j["guard"].is_u64())
+    });
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = zos_run.wait_with_output().unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(r["outcome"], "reverted", "{r}");
+    let back = health_pid(&dir, "node-init").unwrap();
+    assert_ne!(back, pid);
+    assert_eq!(node_init_version(&dir), old_version);
+    assert_eq!(daemons(&dir), before, "daemons restarted");
     drop(_node);
     tmp.destroy_node();
+}
+
+/// Zombie children of `parent`.
+fn zombie_children(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
+                let f: Vec<&str> = s
+                    .rsplit_once(')')
+                    .map_or("", |x| x.1)
+                    .split_whitespace()
+                    .collect();
+                f.first() == Some(&"Z") && f.get(1) == Some(&parent.to_string().as_str())
+            })
+        })
+        .collect()
 }
 
 /// The host pid of the child of `parent` (unshare's forked node-init).

@@ -500,7 +500,7 @@ pub fn guard(journal: &Path) -> ! {
                 t.failed = Some(if killed {
                     "the new node-init was not ready in time; the old one was started again".into()
                 } else {
-                    "the new node-init exited before it was ready; the old one was started again"
+                    "the new node-init ended before it was ready; the old one was started again"
                         .into()
                 });
                 let _ = super::journal::write(journal, &t);
