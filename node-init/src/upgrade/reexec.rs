@@ -13,9 +13,10 @@
 //!    Ready (its API served) within the deadline: committed (the old binary becomes the
 //!    `--rollback` target, the result is written, the journal removed). An error at start, a
 //!    panic or a missed deadline: it execs the old binary back in place ([`fall_back`]).
-//! 4. A new image that dies outright (not our code, a crash) cannot fall back by itself. Unless
-//!    node-init is PID 1 (whose death ends its namespace), a guard process started from the
-//!    old binary before the exec ([`guard`]) notices (its parent changes) and starts the old
+//! 4. A new image that dies outright (not our code, a crash) cannot fall back by itself. Under
+//!    the node image's PID 1, that one starts the old binary again (`boot::restart`). Else,
+//!    unless node-init is PID 1 (whose death ends its namespace), a guard process started from
+//!    the old binary before the exec ([`guard`]) notices (its parent changes) and starts the old
 //!    binary again with the same command line; it also kills a trial that misses its deadline.
 //!
 //! Whoever ends the attempt writes `<node>/upgrade/node-init.result.json` (the bus reply,
@@ -267,8 +268,9 @@ impl Upgrader {
         blocking(move || super::journal::write(&p, &t))
             .await
             .map_err(internal("journal"))?;
-        if !super::super::supervisor::pid1::is_pid1() {
-            // PID 1's death ends its namespace, guard included: there it would be no help
+        if !super::super::supervisor::pid1::is_pid1() && !under_boot() {
+            // PID 1's death ends its namespace, guard included: there it would be no help;
+            // under the image's PID 1 (`boot::restart`) that one starts the old binary again
             match std::process::Command::new(&cur)
                 .arg(GUARD_FLAG)
                 .arg(&path)
@@ -314,6 +316,13 @@ impl Upgrader {
             attempt: Some(trial.attempt),
         })
     }
+}
+
+/// Whether this node-init was started by the node image's PID 1 (also node-init).
+fn under_boot() -> bool {
+    rustix::process::getppid().is_some_and(|p| p.as_raw_nonzero().get() == 1)
+        && std::fs::read_link("/proc/1/exe")
+            .is_ok_and(|e| e.file_name() == Some(NODE_INIT.as_ref()))
 }
 
 /// Replaces this process's image with `bin` run with `args` (argv\[0\] kept); returns only
