@@ -103,6 +103,9 @@ pub struct Config {
     /// The release key (hex ed25519 public key) a `zos upgrade --flist` release must be
     /// signed with; none: such upgrades are refused.
     pub release_key: Option<String>,
+    /// Supervised processes (service -> pid) the previous image of this node-init left
+    /// running when it re-executed itself: adopted, not started again.
+    pub handed: std::collections::BTreeMap<String, u32>,
 }
 
 impl Config {
@@ -324,13 +327,12 @@ async fn start_services(
         .map(|s| (s.name.clone(), s.def.exec.clone()))
         .collect();
     let handle =
-        crate::supervisor::start(System, services, cfg.node_dir.join("log")).map_err(|e| {
-            DaemonError::Service {
+        crate::supervisor::start_handed(System, services, cfg.node_dir.join("log"), &cfg.handed)
+            .map_err(|e| DaemonError::Service {
                 service: "supervisor",
                 bin: services_dir.clone(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
     for &(service, _) in &wanted {
         let bin = defs
             .iter()

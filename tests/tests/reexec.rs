@@ -256,6 +256,21 @@ fn node_init_upgrades_itself_in_place_and_a_broken_build_reverts() {
     tmp.destroy_node();
 }
 
+fn service_pid(dir: &Path, name: &str) -> u32 {
+    let (ok, text) = zos(dir, &["services", "--json"]);
+    assert!(ok, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let s = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no {name}: {v}"));
+    s["pid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name} not running: {s}")) as u32
+}
+
 /// Zombie children of `parent`.
 fn zombie_children(parent: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
@@ -333,6 +348,25 @@ fn node_init_as_pid1_reexecutes_itself_and_still_reaps() {
     assert_eq!(nspid(init), Some(true), "node-init is not PID 1");
     let before = daemons(&dir);
     let old_version = node_init_version(&dir);
+    // a service without a bus socket is handed over by pid, not started twice
+    let sleeper = service_pid(&dir, "orphans");
+    let sleepers = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == b"sleep\x001000\0")
+            })
+            // as the namespace sees it (node-init reports those pids)
+            .filter_map(|p| {
+                let st = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+                let l = st.lines().find(|l| l.starts_with("NSpid:"))?;
+                l.split_whitespace().last()?.parse().ok()
+            })
+            .collect::<Vec<u32>>()
+    };
+    assert_eq!(sleepers(), [sleeper]);
 
     // the failing build goes back to the old binary by itself, in place: still PID 1
     let (ok, r) = upgrade(&dir, &["node-init", "--from", &failing.to_string_lossy()]);
@@ -356,6 +390,8 @@ fn node_init_as_pid1_reexecutes_itself_and_still_reaps() {
     assert_eq!(nspid(init), Some(true));
     assert!(node_init_version(&dir).contains(&b3(&new)));
     assert_eq!(daemons(&dir), before, "daemons restarted");
+    assert_eq!(service_pid(&dir, "orphans"), sleeper);
+    assert_eq!(sleepers(), [sleeper], "a service started twice");
 
     // orphans are still reaped: restart the service, its background child is orphaned again
     let (ok, text) = zos(&dir, &["services", "restart", "orphans"]);

@@ -195,7 +195,7 @@ async fn daemon_main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let cfg = Config {
+    let mut cfg = Config {
         node_dir: node_dir.clone(),
         start_storaged: dev || cli.start_storaged,
         dev,
@@ -219,6 +219,7 @@ async fn daemon_main() -> anyhow::Result<()> {
         state_on_volume: cli.state_on_volume,
         release_key: cli.release_key,
         reconcile_every: Duration::from_secs(cli.reconcile_secs),
+        handed: Default::default(),
     };
     let farm = cli.farm.config()?;
     let init = cli.pid1 || pid1::is_pid1();
@@ -226,7 +227,9 @@ async fn daemon_main() -> anyhow::Result<()> {
         pid1::become_init();
     }
     // this process may be a re-executed node-init on trial: committed once ready
-    let trial = reexec::at_start(&node_dir);
+    let started = reexec::at_start(&node_dir);
+    cfg.handed = started.handed;
+    let trial = started.trial;
     let on_ready = trial.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let shutdown = async move {

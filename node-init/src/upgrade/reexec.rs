@@ -26,6 +26,7 @@ use super::{Upgrader, blocking, install, internal, version_of};
 use bus::RemoteError;
 use bus::api::upgrade::{Outcome, UpgradeReply};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -81,6 +82,10 @@ pub struct Trial {
     /// Set before an exec back to `from`: why the new one failed.
     #[serde(default)]
     pub failed: Option<String>,
+    /// The supervised processes (service -> pid) at the exec: the new image adopts them
+    /// whatever their readiness test (a service without a bus socket would be started twice).
+    #[serde(default)]
+    pub children: BTreeMap<String, u32>,
 }
 
 /// What `--rollback node-init` returns to.
@@ -262,6 +267,12 @@ impl Upgrader {
             rollback,
             guard: None,
             failed: None,
+            children: self
+                .sup
+                .snapshot()
+                .iter()
+                .filter_map(|s| Some((s.name.clone(), s.state.pid()?)))
+                .collect(),
         };
         let path = trial_path(&self.node);
         let (p, t) = (path.clone(), trial.clone());
@@ -365,20 +376,46 @@ pub struct Running {
 
 static RUNNING: OnceLock<Arc<Running>> = OnceLock::new();
 
-/// At start, before the node starts anything: settles a re-exec journal. Returns the trial
-/// when this process is the new image on trial; it then falls back by itself on a panic or
-/// when not committed ([`Running::commit`]) before the deadline.
-pub fn at_start(node: &Path) -> Option<Arc<Running>> {
+/// What [`at_start`] found.
+#[derive(Default)]
+pub struct Started {
+    /// This process is the new image on trial: it falls back by itself on a panic or when not
+    /// committed ([`Running::commit`]) before the deadline.
+    pub trial: Option<Arc<Running>>,
+    /// The supervised processes the previous image of this process left running (service ->
+    /// pid), for the supervisor to adopt: only those still our children (a pid reused
+    /// meanwhile is not).
+    pub handed: BTreeMap<String, u32>,
+}
+
+/// At start, before the node starts anything: settles a re-exec journal.
+pub fn at_start(node: &Path) -> Started {
     let path = trial_path(node);
     let trial = match nodeutil::fs::read_json::<Trial>(&path) {
         Ok(Some(t)) => t,
-        Ok(None) => return None,
+        Ok(None) => return Started::default(),
         Err(e) => {
             tracing::warn!(error = %e, path = %path.display(), "unreadable re-exec journal: ignored");
             let _ = super::journal::remove(&path);
-            return None;
+            return Started::default();
         }
     };
+    let handed = if trial.pid == std::process::id() {
+        let mut h = trial.children.clone();
+        h.retain(|_, pid| crate::supervisor::reaper::is_our_child(*pid));
+        h
+    } else {
+        BTreeMap::new()
+    };
+    Started {
+        trial: settle(node, trial),
+        handed,
+    }
+}
+
+/// [`at_start`] with the journal read.
+fn settle(node: &Path, trial: Trial) -> Option<Arc<Running>> {
+    let path = trial_path(node);
     let me = current_exe().ok();
     let same_pid = trial.pid == std::process::id();
     if same_pid {
@@ -558,6 +595,7 @@ mod test {
             rollback: false,
             guard: None,
             failed: None,
+            children: BTreeMap::new(),
         }
     }
 
@@ -568,7 +606,7 @@ mod test {
         // another pid: the guard (or an operator) started the old binary after the new died
         let t = trial(me, "/nonexistent/new".into(), std::process::id() + 1);
         super::super::journal::write(&trial_path(d.path()), &t).unwrap();
-        assert!(at_start(d.path()).is_none());
+        assert!(at_start(d.path()).trial.is_none());
         assert!(!trial_path(d.path()).exists());
         let r: UpgradeReply = nodeutil::fs::read_json(&result_path(d.path()))
             .unwrap()
@@ -586,13 +624,16 @@ mod test {
         let d = tempfile::tempdir().unwrap();
         let t = trial("/a".into(), "/b".into(), std::process::id() + 1);
         super::super::journal::write(&trial_path(d.path()), &t).unwrap();
-        assert!(at_start(d.path()).is_none());
+        assert!(at_start(d.path()).trial.is_none());
         assert!(!trial_path(d.path()).exists());
         assert!(!result_path(d.path()).exists());
         std::fs::write(trial_path(d.path()), "{not json").unwrap();
-        assert!(at_start(d.path()).is_none());
+        assert!(at_start(d.path()).trial.is_none());
         assert!(!trial_path(d.path()).exists());
-        assert!(at_start(d.path()).is_none(), "no journal: a plain start");
+        assert!(
+            at_start(d.path()).trial.is_none(),
+            "no journal: a plain start"
+        );
     }
 
     #[test]
