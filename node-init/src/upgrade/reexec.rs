@@ -267,12 +267,7 @@ impl Upgrader {
             rollback,
             guard: None,
             failed: None,
-            children: self
-                .sup
-                .snapshot()
-                .iter()
-                .filter_map(|s| Some((s.name.clone(), s.state.pid()?)))
-                .collect(),
+            children: children(&self.sup),
         };
         let path = trial_path(&self.node);
         let (p, t) = (path.clone(), trial.clone());
@@ -302,12 +297,18 @@ impl Upgrader {
             }
         }
         tracing::info!(from = %trial.from_version, to = %trial.to_version, "node-init re-executes itself");
-        let lock = self.lock.clone();
-        let (t, node) = (trial.clone(), self.node.clone());
+        let (lock, sup) = (self.lock.clone(), self.sup.clone());
+        let (mut t, node) = (trial.clone(), self.node.clone());
         tokio::spawn(async move {
             // after this call's reply is out, and with no other upgrade under way
             tokio::time::sleep(REPLY_GRACE).await;
             let _one = lock.lock_owned().await;
+            // the pids as they are now (a daemon may have been restarted meanwhile)
+            t.children = children(&sup);
+            let (p, j) = (trial_path(&node), t.clone());
+            if let Err(e) = blocking(move || super::journal::write(&p, &j)).await {
+                tracing::warn!(error = %e, "cannot refresh the re-exec journal's pids");
+            }
             let e = exec(&t.to, &t.args);
             tracing::error!(error = %e, "cannot re-execute: staying");
             let _ =
@@ -327,6 +328,14 @@ impl Upgrader {
             attempt: Some(trial.attempt),
         })
     }
+}
+
+/// The supervised processes now: service -> pid.
+fn children(sup: &crate::supervisor::Handle) -> BTreeMap<String, u32> {
+    sup.snapshot()
+        .iter()
+        .filter_map(|s| Some((s.name.clone(), s.state.pid()?)))
+        .collect()
 }
 
 /// Whether this node-init was started by the node image's PID 1 (also node-init).
