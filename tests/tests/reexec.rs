@@ -419,3 +419,71 @@ fn node_init_as_pid1_reexecutes_itself_and_still_reaps() {
     drop(node);
     tmp.destroy_node();
 }
+
+fn flist(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(bin("flist")).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "flist {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_signed_release_upgrades_node_init_in_place_last() {
+    if !require(&[]) {
+        return;
+    }
+    let tmp = World::new();
+    let dir = tmp.node_dir();
+    let key = tmp.path().join("release.key");
+    let public = flist(&["keygen".as_ref(), "-o".as_ref(), key.as_os_str()]);
+    let mut cmd = Command::new(bin("node-init"));
+    cmd.arg("--dev")
+        .arg(&dir)
+        .args(["--release-key", &public])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin_dir().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
+    let node = start_node(cmd, &dir);
+    let pid = health_pid(&dir, "node-init").unwrap();
+    let before = daemons(&dir);
+    // a release holding node-init only
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    let new = new_build(tmp.path());
+    std::fs::copy(&new, tree.join("bin/node-init")).unwrap();
+    let file = tmp.path().join("release.flist");
+    let store = format!("dir://{}", tmp.path().join("store").display());
+    flist(&[
+        "pack".as_ref(),
+        "--quiet".as_ref(),
+        "--store".as_ref(),
+        store.as_ref(),
+        "-o".as_ref(),
+        file.as_os_str(),
+        tree.as_os_str(),
+    ]);
+    flist(&[
+        "sign".as_ref(),
+        "--key".as_ref(),
+        key.as_os_str(),
+        file.as_os_str(),
+    ]);
+    let (ok, r) = upgrade(&dir, &["--flist", &file.to_string_lossy()]);
+    assert!(ok, "{r}");
+    let s = &r["services"][0];
+    assert_eq!(s["service"], "node-init", "{r}");
+    assert_eq!(s["outcome"], "upgraded", "{r}");
+    assert_eq!(health_pid(&dir, "node-init"), Some(pid));
+    assert!(node_init_version(&dir).contains(&b3(&new)));
+    assert_eq!(daemons(&dir), before);
+    drop(node);
+    tmp.destroy_node();
+}

@@ -48,12 +48,19 @@ pub async fn run(node: Option<PathBuf>, a: Args) -> Result<()> {
             Ok(p) if !url.contains("://") => p.display().to_string(),
             _ => url,
         };
-        let r = c
+        let mut r = c
             .call::<UpgradeFlist>(&FlistUpgradeRequest {
                 url,
                 ready_timeout_secs: a.ready_timeout,
             })
             .await?;
+        // node-init comes last and re-executes itself: its outcome comes from its result file
+        if let (Some(last), Some(dir)) = (r.services.last_mut(), node.as_deref())
+            && last.outcome == Outcome::Restarting
+        {
+            let ready = Duration::from_secs(a.ready_timeout.unwrap_or(120));
+            *last = wait_self(dir, last, ready + Duration::from_secs(60)).await?;
+        }
         if a.json {
             print_json(&r)?;
         } else {
