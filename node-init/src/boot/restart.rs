@@ -2,7 +2,8 @@
 //! a node-init upgrade whose new build died before it was ready (`upgrade/reexec.rs`; in the
 //! image node-init starts no guard of its own, PID 1 is it). What runs: the old binary and
 //! command line of an unfinished upgrade (its journal; that node-init then records the upgrade
-//! as reverted), else the image's binary with the boot command line. At most
+//! as reverted), else the binary of the last upgrade, else the image's, with the boot command
+//! line. At most
 //! [`MAX_RESTARTS`] within [`WINDOW`]: a daemon that cannot start is left down, reported.
 
 use std::collections::VecDeque;
@@ -14,14 +15,20 @@ pub const MAX_RESTARTS: usize = 5;
 /// See [`MAX_RESTARTS`].
 pub const WINDOW: Duration = Duration::from_secs(60);
 
-/// The program and arguments (without argv\[0\]) to start the node daemon with again.
+/// The program and arguments (without argv\[0\]) to start the node daemon with again: the
+/// old binary of an unfinished upgrade, else the binary of the last one, else `program`.
 pub fn plan(node: &Path, program: &str, args: &[String]) -> (String, Vec<String>) {
-    let journal = crate::upgrade::reexec::trial_path(node);
-    match nodeutil::fs::read_json::<crate::upgrade::reexec::Trial>(&journal) {
-        Ok(Some(t)) if t.from.is_file() => (
+    use crate::upgrade::reexec::{PreviousExec, Trial, current_path, trial_path};
+    if let Ok(Some(t)) = nodeutil::fs::read_json::<Trial>(&trial_path(node))
+        && t.from.is_file()
+    {
+        return (
             t.from.display().to_string(),
             t.args.iter().skip(1).cloned().collect(),
-        ),
+        );
+    }
+    match nodeutil::fs::read_json::<PreviousExec>(&current_path(node)) {
+        Ok(Some(c)) if c.exec.is_file() => (c.exec.display().to_string(), args.to_vec()),
         _ => (program.to_string(), args.to_vec()),
     }
 }
@@ -56,7 +63,7 @@ mod test {
     use super::*;
 
     #[test]
-    fn an_unfinished_upgrade_restarts_the_old_binary_else_the_images() {
+    fn an_unfinished_upgrade_restarts_the_old_binary_else_the_current_else_the_images() {
         let d = tempfile::tempdir().unwrap();
         let args = vec!["--node".to_string(), "/var/node".into()];
         assert_eq!(
@@ -74,6 +81,15 @@ mod test {
         let (p, a) = plan(d.path(), "/usr/bin/node-init", &args);
         assert_eq!(p, old.display().to_string());
         assert_eq!(a, ["--node", "/var/node", "--start-storaged"]);
+        // upgraded since: the binary of the last upgrade
+        std::fs::remove_file(crate::upgrade::reexec::trial_path(d.path())).unwrap();
+        let cur = serde_json::json!({ "exec": old });
+        crate::upgrade::journal::write(&crate::upgrade::reexec::current_path(d.path()), &cur)
+            .unwrap();
+        assert_eq!(
+            plan(d.path(), "/usr/bin/node-init", &args),
+            (old.display().to_string(), args.clone())
+        );
     }
 
     #[test]

@@ -362,7 +362,14 @@ pub fn exec(bin: &Path, args: &[String]) -> io::Error {
     c.exec()
 }
 
-/// Ends an attempt: the result file, then (upgraded) the rollback target, then the journal.
+/// `<node>/upgrade/node-init.current.json`: the binary node-init runs since its last
+/// upgrade, which the image's PID 1 starts again after a crash (`boot::restart`).
+pub fn current_path(node: &Path) -> PathBuf {
+    super::journal::dir(node).join("node-init.current.json")
+}
+
+/// Ends an attempt: the result file, then (upgraded) the rollback target and the current
+/// binary, then the journal.
 fn finish(node: &Path, t: &Trial, outcome: Outcome, detail: Option<String>) -> io::Result<()> {
     super::journal::write(&result_path(node), &result(t, outcome, detail))?;
     if outcome != Outcome::Reverted {
@@ -372,6 +379,7 @@ fn finish(node: &Path, t: &Trial, outcome: Outcome, detail: Option<String>) -> i
                 exec: t.from.clone(),
             },
         )?;
+        super::journal::write(&current_path(node), &PreviousExec { exec: t.to.clone() })?;
     }
     super::journal::remove(&trial_path(node))
 }
@@ -661,6 +669,10 @@ mod test {
             .unwrap()
             .unwrap();
         assert_eq!(prev.exec, PathBuf::from("/old/node-init"));
+        let cur: PreviousExec = nodeutil::fs::read_json(&current_path(d.path()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(cur.exec, PathBuf::from("/new/node-init"));
         let res: UpgradeReply = nodeutil::fs::read_json(&result_path(d.path()))
             .unwrap()
             .unwrap();
