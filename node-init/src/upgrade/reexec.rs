@@ -417,17 +417,15 @@ pub fn at_start(node: &Path) -> Started {
             return Started::default();
         }
     };
-    let handed = if trial.pid == std::process::id() {
-        let mut h = trial.children.clone();
-        h.retain(|_, pid| crate::supervisor::reaper::is_our_child(*pid));
-        h
+    let mut handed = if trial.pid == std::process::id() {
+        trial.children.clone()
     } else {
         BTreeMap::new()
     };
-    Started {
-        trial: settle(node, trial),
-        handed,
-    }
+    let trial = settle(node, trial);
+    // after `settle` collected the zombies: a daemon that ended during the exec is started
+    handed.retain(|_, pid| crate::supervisor::reaper::is_our_child(*pid));
+    Started { trial, handed }
 }
 
 /// [`at_start`] with the journal read.
