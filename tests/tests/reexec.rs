@@ -312,6 +312,7 @@ fn node_init_as_pid1_reexecutes_itself_and_still_reaps() {
     .unwrap();
     // a build that fails at start once re-executed (its trial fails: fault injection)
     let failing = build(tmp.path(), "failing");
+    let hanging = build(tmp.path(), "hanging");
     let mut cmd = Command::new("unshare");
     cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
         .arg(bin("node-init"))
@@ -326,7 +327,10 @@ fn node_init_as_pid1_reexecutes_itself_and_still_reaps() {
             ),
         )
         .env("ZOS_LOG_FORMAT", "plain")
-        .env("ZOS_FAILPOINT_REEXEC", b3(&failing))
+        .env(
+            "ZOS_FAILPOINT_REEXEC",
+            format!("{},hang:{}", b3(&failing), b3(&hanging)),
+        )
         .stderr(Stdio::from(
             std::fs::File::create(tmp.path().join("node-init.err")).unwrap(),
         ));
@@ -373,6 +377,28 @@ fn node_init_as_pid1_reexecutes_itself_and_still_reaps() {
     assert!(!ok, "{r}");
     assert_eq!(r["outcome"], "reverted", "{r}");
     assert_eq!(r["pid"], 1, "{r}");
+    assert_eq!(child_of(unshare), Some(init), "node-init's pid changed");
+    assert_eq!(node_init_version(&dir), old_version);
+    assert_eq!(daemons(&dir), before, "daemons restarted");
+    // one never ready: its deadline takes it back, in place too
+    let t = Instant::now();
+    let (ok, r) = upgrade(
+        &dir,
+        &[
+            "node-init",
+            "--from",
+            &hanging.to_string_lossy(),
+            "--ready-timeout",
+            "2",
+        ],
+    );
+    assert!(!ok, "{r}");
+    assert_eq!(r["outcome"], "reverted", "{r}");
+    assert!(
+        r["detail"].as_str().unwrap().contains("not ready within"),
+        "{r}"
+    );
+    eprintln!("a hanging build reverted in {:?}", t.elapsed());
     assert_eq!(child_of(unshare), Some(init), "node-init's pid changed");
     assert_eq!(node_init_version(&dir), old_version);
     assert_eq!(daemons(&dir), before, "daemons restarted");

@@ -40,8 +40,9 @@ pub const NODE_INIT: &str = "node-init";
 /// The hidden first argument that runs [`guard`].
 pub const GUARD_FLAG: &str = "--reexec-guard";
 
-/// Fault injection for the end-to-end tests: a new image whose version (`b3:...`) this
-/// variable names fails its trial at start, as a build failing at start would, and goes back.
+/// Fault injection for the end-to-end tests, a comma-separated list: a new image whose
+/// version (`b3:...`) it names fails its trial at start, as a build failing at start would,
+/// and goes back; one named `hang:b3:...` never gets ready (its deadline takes it back).
 pub const FAILPOINT: &str = "ZOS_FAILPOINT_REEXEC";
 
 /// How long the new binary's `--self-check` may take.
@@ -450,8 +451,17 @@ fn settle(node: &Path, trial: Trial) -> Option<Arc<Running>> {
         });
         let _ = RUNNING.set(r.clone());
         arm(r.clone());
-        if std::env::var(FAILPOINT).is_ok_and(|v| v == r.trial.to_version) {
-            r.fall_back(&format!("{FAILPOINT} names this build (a test)"));
+        let points = std::env::var(FAILPOINT).unwrap_or_default();
+        for p in points.split(',') {
+            if p == r.trial.to_version {
+                r.fall_back(&format!("{FAILPOINT} names this build (a test)"));
+            }
+            if p.strip_prefix("hang:") == Some(r.trial.to_version.as_str()) {
+                // never ready: the deadline's watchdog takes it back
+                loop {
+                    std::thread::park();
+                }
+            }
         }
         return Some(r);
     }
