@@ -103,6 +103,9 @@ pub struct Config {
     /// The release key (hex ed25519 public key) a `zos upgrade --flist` release must be
     /// signed with; none: such upgrades are refused.
     pub release_key: Option<String>,
+    /// Supervised processes (service -> pid) the previous image of this node-init left
+    /// running when it re-executed itself: adopted, not started again.
+    pub handed: std::collections::BTreeMap<String, u32>,
 }
 
 impl Config {
@@ -136,11 +139,23 @@ impl Config {
     }
 }
 
-/// The binary `name` next to the running executable, else `name` from PATH.
+/// Where node-init's own binary was installed: a node-init upgraded in place runs from
+/// `<node>/versions/` and finds its daemons' binaries through this variable, set at the
+/// re-exec (`upgrade/reexec.rs`), so its default definitions do not change.
+pub const BIN_DIR_ENV: &str = "ZOS_BIN_DIR";
+
+/// The binary `name` next to the running executable (or in `ZOS_BIN_DIR`), else `name` from
+/// PATH.
 pub fn default_bin(name: &str) -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join(name)))
+    std::env::var_os(BIN_DIR_ENV)
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::current_exe()
+                .ok()?
+                .parent()
+                .map(Path::to_path_buf)
+        })
+        .map(|d| d.join(name))
         .filter(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from(name))
 }
@@ -312,13 +327,12 @@ async fn start_services(
         .map(|s| (s.name.clone(), s.def.exec.clone()))
         .collect();
     let handle =
-        crate::supervisor::start(System, services, cfg.node_dir.join("log")).map_err(|e| {
-            DaemonError::Service {
+        crate::supervisor::start_handed(System, services, cfg.node_dir.join("log"), &cfg.handed)
+            .map_err(|e| DaemonError::Service {
                 service: "supervisor",
                 bin: services_dir.clone(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
     for &(service, _) in &wanted {
         let bin = defs
             .iter()

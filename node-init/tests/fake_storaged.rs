@@ -121,6 +121,7 @@ async fn deploy_get_delete_through_zos() {
         state_on_volume: false,
         release_key: None,
         reconcile_every: Duration::from_secs(30),
+        handed: Default::default(),
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(run(cfg, std::future::pending(), move |id, _| {

@@ -490,6 +490,25 @@ fn zdb_is_upgraded_under_a_busy_client_without_an_error() {
     for (k, v) in &acked {
         assert_eq!(&c.call(&["GET", k]).unwrap(), v, "{k} after the upgrade");
     }
+    // --rollback zdb: handed back to the old binary the same live way, same connection
+    let (ok, r) = upgrade(&dir, &["zdb", "--rollback"]);
+    assert!(ok, "{r}");
+    assert_eq!(r["outcome"], "rolled_back", "{r}");
+    let back = zdb_pids();
+    assert_eq!(back.len(), before.len(), "{back:?}");
+    assert!(
+        back.iter().all(|p| !after.contains(p)),
+        "{after:?} {back:?}"
+    );
+    for p in &back {
+        let exe = std::fs::read_link(format!("/proc/{p}/exe")).unwrap();
+        let old = std::fs::canonicalize(bin("zdb")).unwrap();
+        assert_eq!(exe, old, "zdb {p} after the rollback");
+    }
+    let (k, v) = acked.last().unwrap();
+    assert_eq!(&c.call(&["GET", k]).unwrap(), v, "{k} after the rollback");
+    let r = c.call(&["SET", "after-rollback", "x"]).unwrap();
+    assert!(!r.starts_with('-'), "SET after the rollback: {r}");
     // storaged supervises the new one (a later restart would run the new binary)
     let (ok, text) = node.zos(&["services", "--json"]);
     assert!(ok, "{text}");

@@ -41,6 +41,10 @@ pub enum Outcome {
     Reverted,
     /// The binary is the one running already; nothing was done.
     Unchanged,
+    /// node-init itself: the new binary passed its self-check and node-init re-executes it in
+    /// place now (same pid); the outcome is written to `<node>/upgrade/node-init.result.json`
+    /// under the reply's `attempt` once the new one is ready or the old one is back.
+    Restarting,
 }
 
 /// Reply of [`Upgrade`] and [`Rollback`].
@@ -68,6 +72,9 @@ pub struct UpgradeReply {
     /// `zdb`: each server's hand-over.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zdb: Vec<ZdbHandover>,
+    /// node-init's own upgrade: names this attempt in its result file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<String>,
 }
 
 crate::method!(

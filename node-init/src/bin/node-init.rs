@@ -7,6 +7,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use node_init::daemon::{Config, default_bin, run};
 use node_init::engine::Backoff;
 use node_init::supervisor::pid1;
+use node_init::upgrade::reexec;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ mod join;
 #[derive(Parser)]
 #[command(
     name = "node-init",
+    version,
     about = "Node identity, blueprint engine and node API"
 )]
 struct Cli {
@@ -80,6 +82,10 @@ struct Cli {
     /// ZOS_LOG_FORMAT, else auto. storaged and computed log plain (json if json) into their files.
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<nodeutil::log::LogFormat>,
+    /// Check that this binary accepts the rest of the command line, then exit (an upgrade of
+    /// node-init runs the new binary so before re-executing it)
+    #[arg(long, hide = true)]
+    self_check: bool,
 }
 
 fn release_key(s: &str) -> Result<String, String> {
@@ -141,6 +147,12 @@ fn main() -> anyhow::Result<()> {
     if std::process::id() == 1 && as_kernel_init {
         node_init::boot::pid1();
     }
+    // the watcher of a node-init re-executing itself (`upgrade/reexec.rs`), started by it
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() == Some(reexec::GUARD_FLAG.as_ref()) {
+        let journal = PathBuf::from(args.next().unwrap_or_default());
+        reexec::guard(&journal);
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -154,6 +166,13 @@ async fn daemon_main() -> anyhow::Result<()> {
     let node_given = matches.value_source("node") == Some(ValueSource::CommandLine);
     let (node_dir, dev) = node_dir(cli.dev, cli.node, node_given)?;
     let node_dir = std::path::absolute(&node_dir).context("node folder")?;
+    if cli.self_check {
+        println!(
+            "node-init {} accepts this command line",
+            env!("CARGO_PKG_VERSION")
+        );
+        return Ok(());
+    }
     if cli.destroy {
         let done = node_init::dev::destroy(&node_dir)
             .await
@@ -176,7 +195,7 @@ async fn daemon_main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let cfg = Config {
+    let mut cfg = Config {
         node_dir: node_dir.clone(),
         start_storaged: dev || cli.start_storaged,
         dev,
@@ -200,12 +219,18 @@ async fn daemon_main() -> anyhow::Result<()> {
         state_on_volume: cli.state_on_volume,
         release_key: cli.release_key,
         reconcile_every: Duration::from_secs(cli.reconcile_secs),
+        handed: Default::default(),
     };
     let farm = cli.farm.config()?;
     let init = cli.pid1 || pid1::is_pid1();
     if init {
         pid1::become_init();
     }
+    // this process may be a re-executed node-init on trial: committed once ready
+    let started = reexec::at_start(&node_dir);
+    cfg.handed = started.handed;
+    let trial = started.trial;
+    let on_ready = trial.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         pid1::shutdown_signal(init).await;
@@ -216,6 +241,9 @@ async fn daemon_main() -> anyhow::Result<()> {
     // the node image's console (and its boot test) shows the disks and their classes
     let show_disks = cfg.state_on_volume;
     let res = run(cfg, shutdown, |id, socket| {
+        if let Some(t) = on_ready {
+            tokio::task::spawn_blocking(move || t.commit());
+        }
         println!(
             "node ready: id {id}, api {}, export ZOS_NODE={}",
             socket.display(),
@@ -228,6 +256,9 @@ async fn daemon_main() -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("node {}", node_dir.display()));
+    if let (Err(e), Some(t)) = (&res, &trial) {
+        t.fall_back(&format!("the new node-init failed: {e:#}"));
+    }
     if let Some(j) = joined {
         let _ = tokio::time::timeout(Duration::from_secs(5), j).await;
     }

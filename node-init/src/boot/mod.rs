@@ -7,8 +7,8 @@
 //! ([`disks`]: that is where the identity is read back from), write storaged's config (real
 //! disks, measured classes: a slow disk is an HDD) and start the node daemon the way `--dev`
 //! runs it (`node-init --node /var/node --start-storaged --state-on-volume`), which starts
-//! storaged, computed and netd and prints `node ready` on the console. Then PID 1 only reaps
-//! ([`reap`], until the supervisor of issue 21 takes over), and powers off cleanly on
+//! storaged, computed and netd and prints `node ready` on the console. Then PID 1 reaps
+//! ([`reap`]), starts the node daemon again should it end ([`restart`]), and powers off cleanly on
 //! Ctrl-Alt-Del, SIGTERM or SIGPWR ([`shutdown`]).
 //!
 //! Nothing on the initramfs survives a reboot: the identity is copied to every pool, the
@@ -19,6 +19,7 @@ pub mod cmdline;
 pub mod disks;
 pub mod net;
 mod reap;
+pub mod restart;
 pub mod shutdown;
 pub mod system;
 
@@ -50,12 +51,21 @@ pub fn pid1() -> ! {
     eprintln!("init: zos node image, node-init as PID 1");
     let k = system::Linux;
     let st = shutdown::arm();
-    st.set_main(boot(&k, Path::new("/")));
-    reap::reap_forever(&st)
+    let (pid, args) = boot(&k, Path::new("/"));
+    st.set_main(pid);
+    let node = Path::new(NODE_DIR);
+    reap::reap_forever(&st, &|| {
+        let (program, args) = restart::plan(node, DAEMON, &args);
+        report(k.spawn(&program, &args, false))
+    })
 }
 
-/// The boot steps under `root` (`/`; tests use a folder); returns the node daemon's pid.
-fn boot(k: &dyn Kernel, root: &Path) -> Option<u32> {
+/// The node daemon's binary in the image.
+pub const DAEMON: &str = "/usr/bin/node-init";
+
+/// The boot steps under `root` (`/`; tests use a folder); returns the node daemon's pid and
+/// its arguments.
+fn boot(k: &dyn Kernel, root: &Path) -> (Option<u32>, Vec<String>) {
     for (fstype, source, target, data) in EARLY_MOUNTS {
         if let Err(e) = k.mount(source, &root.join(&target[1..]), fstype, data) {
             eprintln!("init: {e}");
@@ -77,8 +87,9 @@ fn boot(k: &dyn Kernel, root: &Path) -> Option<u32> {
         let sh = ["-c".to_string(), "exec setsid cttyhack sh".to_string()];
         report(k.spawn("/bin/sh", &sh, true));
     }
-    let pid = k.spawn("/usr/bin/node-init", &daemon_args(&cfg, &node, addr), false);
-    report(pid)
+    let args = daemon_args(&cfg, &node, addr);
+    let pid = k.spawn(DAEMON, &args, false);
+    (report(pid), args)
 }
 
 fn report<T>(r: Result<T, String>) -> Option<T> {

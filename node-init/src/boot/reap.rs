@@ -1,17 +1,18 @@
 //! PID 1's wait loop.
 //!
-//! TEMPORARY (issue 21): the supervisor being written in `node-init/src/supervisor/` replaces
-//! this function; until then PID 1 only reaps. Orphans reparented to PID 1 would otherwise stay
-//! zombies forever. Every reaped process is printed on the console, so a crashing daemon shows
-//! there; nothing is restarted.
+//! Orphans reparented to PID 1 would otherwise stay zombies forever. Every reaped process is
+//! printed on the console, so a crashing daemon shows there. The node daemon (node-init, which
+//! supervises the others) is started again when it ends unasked ([`super::restart`]).
 
 use super::shutdown::State;
 use rustix::process::{WaitOptions, WaitStatus, wait};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Reaps every child forever; the node daemon's pid is in `st`, whose exit during a
-/// power-off is expected (and reported to the power-off).
-pub fn reap_forever(st: &State) -> ! {
+/// power-off is expected (and reported to the power-off); an unexpected one is started again
+/// with `restart` (its pid), within [`super::restart::Budget`].
+pub fn reap_forever(st: &State, restart: &dyn Fn() -> Option<u32>) -> ! {
+    let mut budget = super::restart::Budget::default();
     loop {
         match wait(WaitOptions::empty()) {
             Ok(Some((pid, status)))
@@ -22,10 +23,26 @@ pub fn reap_forever(st: &State) -> ! {
             }
             Ok(Some((pid, status))) if Some(pid.as_raw_nonzero().get() as u32) == st.main() => {
                 eprintln!(
-                    "init: node-init (pid {}) {}; nothing restarts it yet (issue 21)",
+                    "init: node-init (pid {}) {}",
                     pid.as_raw_nonzero(),
                     describe(status)
                 );
+                if budget.allow(Instant::now()) {
+                    std::thread::sleep(Duration::from_secs(1));
+                    // a power-off asked for meanwhile wants no new daemon
+                    if !st.requested() {
+                        let new = restart();
+                        eprintln!("init: node-init started again (pid {new:?})");
+                        st.set_main(new);
+                    }
+                } else {
+                    eprintln!(
+                        "init: node-init ended {} times within {:?}: left down",
+                        super::restart::MAX_RESTARTS,
+                        super::restart::WINDOW
+                    );
+                    st.set_main(None);
+                }
             }
             Ok(Some((pid, status))) => {
                 eprintln!(

@@ -34,7 +34,7 @@ fn boot_steps_in_order() {
         "ip".into(),
         "2: eth0 inet 10.0.2.15/24 scope global eth0\n".into(),
     );
-    let pid = boot(&k, d.path());
+    let (pid, _) = boot(&k, d.path());
     assert_eq!(pid, Some(4242));
     let calls = k.calls.lock().unwrap().clone();
     let r = d.path().display().to_string();

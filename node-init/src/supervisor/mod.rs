@@ -22,7 +22,7 @@ pub mod service;
 mod test;
 
 use policy::{OrderError, State};
-use process::{Processes, Sig};
+use process::{Probe, Processes, Sig};
 use reaper::Exit;
 use service::{Readiness, Service};
 use std::collections::{BTreeMap, VecDeque};
@@ -107,6 +107,9 @@ struct Unit {
     prober: Option<AbortHandle>,
     /// Stopping for an operator's restart: start again once it exited.
     restarting: bool,
+    /// Its process as the previous image of this node-init left it (a re-exec in place):
+    /// adopted at the first start whatever its readiness test.
+    handed: Option<u32>,
 }
 
 /// A running supervisor: its snapshot and its shutdown.
@@ -241,11 +244,32 @@ pub fn start<P: Processes>(
     services: Vec<Service>,
     log_dir: PathBuf,
 ) -> Result<Handle, OrderError> {
+    start_handed(procs, services, log_dir, &BTreeMap::new())
+}
+
+/// [`start`], adopting the processes in `handed` (service name -> pid: our children, left
+/// running by the previous image of this node-init, which re-executed itself) instead of
+/// starting those services.
+pub fn start_handed<P: Processes>(
+    procs: P,
+    services: Vec<Service>,
+    log_dir: PathBuf,
+    handed: &BTreeMap<String, u32>,
+) -> Result<Handle, OrderError> {
     let order = policy::start_order(&services)?;
     let (tx, rx) = mpsc::channel(256);
     let states: BTreeMap<String, State> =
         order.iter().map(|n| (n.clone(), State::Waiting)).collect();
-    let units = order.iter().map(|n| (n.clone(), Unit::default())).collect();
+    let units = order
+        .iter()
+        .map(|n| {
+            let u = Unit {
+                handed: handed.get(n).copied(),
+                ..Unit::default()
+            };
+            (n.clone(), u)
+        })
+        .collect();
     let (status, status_rx) = watch::channel(Vec::new());
     let (defs, defs_rx) = watch::channel(services.clone());
     let sup = Supervisor {
@@ -420,8 +444,15 @@ impl<P: Processes> Supervisor<P> {
             return;
         };
         let first = !std::mem::replace(&mut self.unit(name).started_once, true);
-        if first && matches!(svc.def.ready, Readiness::Bus(_)) {
-            let probe = self.procs.probe(&svc.def.ready).await;
+        let handed = self.unit(name).handed.take().filter(|_| first);
+        if first && (handed.is_some() || matches!(svc.def.ready, Readiness::Bus(_))) {
+            let probe = match handed {
+                Some(pid) => Probe {
+                    ready: true,
+                    pid: Some(pid),
+                },
+                None => self.procs.probe(&svc.def.ready).await,
+            };
             if let (true, Some(pid)) = (probe.ready, probe.pid) {
                 match self.procs.adopt(pid) {
                     Ok(exit) => {

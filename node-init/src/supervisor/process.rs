@@ -73,6 +73,11 @@ impl Processes for System {
     }
 
     fn adopt(&self, pid: u32) -> io::Result<oneshot::Receiver<Exit>> {
+        // still our child (node-init re-executed itself in place): the reaper waits for it,
+        // which also collects it (a pidfd would leave a zombie)
+        if reaper::is_our_child(pid) {
+            return Ok(reaper::global().watch(pid));
+        }
         let p =
             rustix::process::Pid::from_raw(pid as i32).ok_or_else(|| io::Error::other("pid 0"))?;
         let fd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())?;

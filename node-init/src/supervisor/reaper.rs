@@ -182,6 +182,14 @@ pub fn zombie_children() -> Vec<i32> {
         .collect()
 }
 
+/// Whether `pid` is a child of this process (alive or a zombie).
+pub fn is_our_child(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| parse_stat(&s))
+        .is_some_and(|(_, ppid)| ppid == std::process::id() as i32)
+}
+
 /// State and parent pid from a `/proc/<pid>/stat` line (the command may hold spaces and `)`).
 fn parse_stat(stat: &str) -> Option<(char, i32)> {
     let rest = &stat[stat.rfind(')')? + 1..];

@@ -259,3 +259,27 @@ async fn an_operator_restart_stops_and_starts_without_counting_a_crash() {
     assert!(matches!(state(&h, "netd"), State::Running { .. }));
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_process_handed_over_by_a_re_exec_is_adopted_whatever_its_readiness() {
+    let d = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    // a service without a bus socket: only the hand-over tells its process apart
+    let mut plain = svc("plain", &[]);
+    plain.def.ready = Readiness::Started;
+    *fake.0.running.lock().unwrap() = Some(("plain".into(), 777));
+    let handed = [("plain".to_string(), 777)].into_iter().collect();
+    let h = super::start_handed(
+        fake.clone(),
+        vec![plain, svc("other", &[])],
+        d.path().to_path_buf(),
+        &handed,
+    )
+    .unwrap();
+    h.wait_ready("other", Duration::from_secs(5)).await.unwrap();
+    assert!(fake.events().contains(&"adopt plain".to_string()));
+    assert!(!fake.events().contains(&"start plain".to_string()));
+    assert_eq!(state(&h, "plain"), State::Running { pid: 777 });
+    assert!(fake.events().contains(&"start other".to_string()));
+    h.shutdown().await;
+}

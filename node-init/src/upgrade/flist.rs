@@ -6,6 +6,7 @@
 //! like `zos upgrade NAME --from PATH`. Nothing is installed, stopped or written before the
 //! signature verifies.
 
+use super::reexec::NODE_INIT;
 use super::{Upgrader, ZDB, blocking};
 use bus::RemoteError;
 use bus::api::upgrade::FlistUpgradeReply;
@@ -19,9 +20,10 @@ const MAX_FLIST: u64 = 64 << 20;
 /// How long `flist verify` and `flist unpack` may take each.
 const FLIST_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The daemons a release may carry, in upgrade order (storage first, zdb last: its servers
-/// are handed over by the new storaged).
-pub const RELEASE_ORDER: [&str; 4] = ["storaged", "netd", "computed", ZDB];
+/// The daemons a release may carry, in upgrade order (storage first, zdb then: its servers
+/// are handed over by the new storaged; node-init last: it re-executes itself, which ends
+/// this call).
+pub const RELEASE_ORDER: [&str; 5] = ["storaged", "netd", "computed", ZDB, NODE_INIT];
 
 /// A release key as given: 64 hex digits of an ed25519 public key.
 pub fn valid_key(key: &str) -> bool {
@@ -133,7 +135,7 @@ impl Upgrader {
             let Some(bin) = binary_in(&tree, name) else {
                 continue;
             };
-            if name != ZDB && self.sup.definition(name).is_none() {
+            if name != ZDB && name != NODE_INIT && self.sup.definition(name).is_none() {
                 continue;
             }
             let r = self.upgrade(name, &bin, ready_timeout_secs).await?;

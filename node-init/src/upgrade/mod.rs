@@ -19,11 +19,13 @@
 pub mod api;
 pub mod flist;
 pub mod journal;
+pub mod reexec;
 pub mod state;
+mod zdb;
 
 use crate::supervisor::{self, service::ServiceDef};
 use bus::RemoteError;
-use bus::api::upgrade::{Outcome, UpgradeReply, UpgradeZdb, ZdbUpgrade};
+use bus::api::upgrade::{Outcome, UpgradeReply};
 use journal::{Journal, NextFrom, Previous, StateSwitch};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -32,9 +34,6 @@ use std::time::Duration;
 
 /// The service name that means the node's zdb servers.
 pub const ZDB: &str = "zdb";
-
-/// storaged hands servers over one after the other, each within 150 s.
-const ZDB_CALL_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// How long a migration may run.
 const MIGRATE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -193,6 +192,9 @@ impl Upgrader {
         if service == ZDB {
             return self.upgrade_zdb(from).await;
         }
+        if service == reexec::NODE_INIT {
+            return self.upgrade_self(from, ready_timeout_secs).await;
+        }
         let cur = self.current(service)?;
         let name = cur
             .exec
@@ -229,6 +231,7 @@ impl Upgrader {
                 migrated: false,
                 detail: None,
                 zdb: Vec::new(),
+                attempt: None,
             });
         }
         let mut to = cur.clone();
@@ -251,60 +254,6 @@ impl Upgrader {
         .await
     }
 
-    /// `zos upgrade zdb --from PATH`: installed like a daemon's binary, then storaged hands
-    /// each of its zdb servers over to it, live (`storage.zdb.upgrade@1`).
-    async fn upgrade_zdb(&self, from: &Path) -> Result<UpgradeReply, RemoteError> {
-        let (node, src) = (self.node.clone(), from.to_path_buf());
-        let (dest, hex) = blocking(move || install(&node, ZDB, &src, ZDB))
-            .await
-            .map_err(|e| RemoteError::invalid(format!("cannot install {}: {e}", from.display())))?;
-        let storaged = bus::Client::new(bus::service_socket(&self.node.join("run"), "storaged"))
-            .call_timeout(ZDB_CALL_TIMEOUT);
-        let report = storaged
-            .call::<UpgradeZdb>(&ZdbUpgrade { binary: dest })
-            .await
-            .map_err(|e| RemoteError::new(bus::ErrorCode::Unavailable, format!("storaged: {e}")))?;
-        let prev = report.previous.clone();
-        let from_version = blocking(move || Ok(version_of(&prev)))
-            .await
-            .map_err(internal("version"))?;
-        let to_version = short(&hex);
-        let failed: Vec<String> = report
-            .servers
-            .iter()
-            .filter(|s| !s.upgraded)
-            .map(|s| format!("{}: {}", s.disk, s.detail.as_deref().unwrap_or("failed")))
-            .collect();
-        tracing::info!(servers = report.servers.len(), failed = failed.len(), version = %to_version, "zdb upgrade");
-        let all = failed.is_empty();
-        Ok(UpgradeReply {
-            service: ZDB.into(),
-            outcome: if all {
-                Outcome::Upgraded
-            } else {
-                Outcome::Reverted
-            },
-            running_version: if all {
-                to_version.clone()
-            } else if failed.len() == report.servers.len() {
-                from_version.clone()
-            } else {
-                "mixed".into()
-            },
-            from_version,
-            to_version,
-            pid: None,
-            migrated: false,
-            detail: (!all).then(|| {
-                format!(
-                    "hand-over failed, the old server serves on: {}",
-                    failed.join("; ")
-                )
-            }),
-            zdb: report.servers,
-        })
-    }
-
     /// `zos upgrade --rollback SERVICE`.
     pub async fn rollback(
         &self,
@@ -312,6 +261,12 @@ impl Upgrader {
         ready_timeout_secs: Option<u64>,
     ) -> Result<UpgradeReply, RemoteError> {
         let _one = self.lock.lock().await;
+        if service == reexec::NODE_INIT {
+            return self.rollback_self(ready_timeout_secs).await;
+        }
+        if service == ZDB {
+            return self.rollback_zdb().await;
+        }
         let cur = self.current(service)?;
         let path = journal::previous_path(&self.node, service);
         let prev: Previous = blocking(move || nodeutil::fs::read_json(&path))
@@ -393,6 +348,7 @@ impl Upgrader {
             migrated,
             detail,
             zdb: Vec::new(),
+            attempt: None,
         };
         if let Err(e) = self.sup.replace(service, None).await {
             let _ = self.save_undo(&j).await;

@@ -9,7 +9,7 @@ use bus::api::upgrade::{
     FlistUpgradeRequest, Outcome, Rollback, RollbackRequest, Upgrade, UpgradeFlist, UpgradeReply,
     UpgradeRequest,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Beyond the readiness deadline: stopping the old one, copying and migrating its state.
@@ -41,19 +41,26 @@ pub struct Args {
 
 pub async fn run(node: Option<PathBuf>, a: Args) -> Result<()> {
     let wait = Duration::from_secs(a.ready_timeout.unwrap_or(600)) * 2 + CALL_MARGIN;
-    let c = client(node)?.call_timeout(wait);
+    let c = client(node.clone())?.call_timeout(wait);
     if let Some(url) = a.flist {
         // a local path is read by node-init: make it absolute
         let url = match std::fs::canonicalize(&url) {
             Ok(p) if !url.contains("://") => p.display().to_string(),
             _ => url,
         };
-        let r = c
+        let mut r = c
             .call::<UpgradeFlist>(&FlistUpgradeRequest {
                 url,
                 ready_timeout_secs: a.ready_timeout,
             })
             .await?;
+        // node-init comes last and re-executes itself: its outcome comes from its result file
+        if let (Some(last), Some(dir)) = (r.services.last_mut(), node.as_deref())
+            && last.outcome == Outcome::Restarting
+        {
+            let ready = Duration::from_secs(a.ready_timeout.unwrap_or(120));
+            *last = wait_self(dir, last, ready + Duration::from_secs(60)).await?;
+        }
         if a.json {
             print_json(&r)?;
         } else {
@@ -89,6 +96,13 @@ pub async fn run(node: Option<PathBuf>, a: Args) -> Result<()> {
             .await?
         }
     };
+    let reply = match (reply.outcome, node.as_deref()) {
+        (Outcome::Restarting, Some(dir)) => {
+            let ready = Duration::from_secs(a.ready_timeout.unwrap_or(120));
+            wait_self(dir, &reply, ready + Duration::from_secs(60)).await?
+        }
+        _ => reply,
+    };
     if a.json {
         print_json(&reply)?;
     } else {
@@ -102,6 +116,39 @@ pub async fn run(node: Option<PathBuf>, a: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// node-init re-executes itself: waits until the attempt's result is written (by the new
+/// node-init once ready, or by the old one back) and its socket answers again.
+async fn wait_self(node: &Path, r: &UpgradeReply, within: Duration) -> Result<UpgradeReply> {
+    let path = node_init::upgrade::reexec::result_path(node);
+    let deadline = tokio::time::Instant::now() + within;
+    let result = loop {
+        let p = path.clone();
+        let got: Option<UpgradeReply> =
+            tokio::task::spawn_blocking(move || nodeutil::fs::read_json(&p).ok().flatten()).await?;
+        if let Some(g) = got.filter(|g| g.attempt == r.attempt) {
+            break g;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "node-init re-executed itself but no result after {} s (see {})",
+                within.as_secs(),
+                path.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let c = client(Some(node.to_path_buf()))?
+        .connect_timeout(Duration::from_secs(1))
+        .call_timeout(Duration::from_secs(2));
+    while c.health().await.is_err() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("node-init does not answer after its upgrade");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(result)
 }
 
 fn print(r: &UpgradeReply) {
@@ -123,6 +170,10 @@ fn print(r: &UpgradeReply) {
             r.service, r.to_version, r.running_version
         ),
         Outcome::Unchanged => println!("{}: already runs {}{pid}", r.service, r.to_version),
+        Outcome::Restarting => println!(
+            "{}: re-executing {} -> {}{pid}",
+            r.service, r.from_version, r.to_version
+        ),
     }
     for z in &r.zdb {
         match (&z.detail, z.upgraded) {

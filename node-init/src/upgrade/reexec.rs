@@ -1,0 +1,692 @@
+//! node-init upgrades itself by re-executing in place (`zos upgrade node-init --from PATH`,
+//! `zos upgrade --rollback node-init`): same pid, so it stays PID 1 of its pid namespace and
+//! the daemons stay its children; the new image adopts them (they answer their bus health)
+//! instead of starting them again.
+//!
+//! 1. The new binary is installed side by side (`<node>/versions/node-init/<blake3>/`) and
+//!    must pass `NEW --self-check <the running command line>` (it parses the same flags) within
+//!    10 s: a build that cannot even start is refused before anything changes.
+//! 2. The trial journal `<node>/upgrade/node-init.reexec.json` names the old and new binary,
+//!    the command line, the pid and a deadline; the bus call is answered `restarting`; then the
+//!    process `execve`s the new binary.
+//! 3. The new image finds the journal naming its pid and its binary ([`at_start`]): a trial.
+//!    Ready (its API served) within the deadline: committed (the old binary becomes the
+//!    `--rollback` target, the result is written, the journal removed). An error at start, a
+//!    panic or a missed deadline: it execs the old binary back in place ([`fall_back`]).
+//! 4. A new image that dies outright (not our code, a crash) cannot fall back by itself. Under
+//!    the node image's PID 1, that one starts the old binary again (`boot::restart`). Else,
+//!    unless node-init is PID 1 (whose death ends its namespace), a guard process started from
+//!    the old binary before the exec ([`guard`]) notices (its parent changes) and starts the old
+//!    binary again with the same command line; it also kills a trial that misses its deadline.
+//!
+//! Whoever ends the attempt writes `<node>/upgrade/node-init.result.json` (the bus reply,
+//! with the attempt's id), which `zos upgrade` waits for.
+
+use super::{Upgrader, blocking, install, internal, version_of};
+use bus::RemoteError;
+use bus::api::upgrade::{Outcome, UpgradeReply};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The service name `zos upgrade` uses for node-init itself.
+pub const NODE_INIT: &str = "node-init";
+
+/// The hidden first argument that runs [`guard`].
+pub const GUARD_FLAG: &str = "--reexec-guard";
+
+/// Fault injection for the end-to-end tests, a comma-separated list: a new image whose
+/// version (`b3:...`) it names fails its trial at start, as a build failing at start would,
+/// and goes back; one named `hang:b3:...` never gets ready (its deadline takes it back).
+pub const FAILPOINT: &str = "ZOS_FAILPOINT_REEXEC";
+
+/// How long the new binary's `--self-check` may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The new image's default deadline to be ready (adopting running daemons takes about a
+/// second; storaged's health may wait for a zdb round).
+const DEFAULT_READY: Duration = Duration::from_secs(120);
+
+/// Lets the bus reply reach the client before the process image goes.
+const REPLY_GRACE: Duration = Duration::from_millis(300);
+
+/// One attempt to run another node-init binary in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trial {
+    /// Names the attempt (the reply and the result carry it).
+    pub attempt: String,
+    /// The process that re-executes.
+    pub pid: u32,
+    /// The binary it ran.
+    pub from: PathBuf,
+    /// The binary it runs now.
+    pub to: PathBuf,
+    /// Its command line (argv\[0\] first).
+    pub args: Vec<String>,
+    /// `b3:` versions of `from` and `to`.
+    pub from_version: String,
+    /// See `from_version`.
+    pub to_version: String,
+    /// Seconds since the epoch by which the new image must be ready.
+    pub deadline: u64,
+    /// A `--rollback` (the outcome is `rolled_back`).
+    #[serde(default)]
+    pub rollback: bool,
+    /// The guard process (not as PID 1).
+    #[serde(default)]
+    pub guard: Option<u32>,
+    /// Set before an exec back to `from`: why the new one failed.
+    #[serde(default)]
+    pub failed: Option<String>,
+    /// The supervised processes (service -> pid) at the exec: the new image adopts them
+    /// whatever their readiness test (a service without a bus socket would be started twice).
+    #[serde(default)]
+    pub children: BTreeMap<String, u32>,
+}
+
+/// What `--rollback node-init` returns to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousExec {
+    /// The binary node-init ran before its last upgrade.
+    pub exec: PathBuf,
+}
+
+/// `<node>/upgrade/node-init.reexec.json`.
+pub fn trial_path(node: &Path) -> PathBuf {
+    super::journal::dir(node).join("node-init.reexec.json")
+}
+
+/// `<node>/upgrade/node-init.result.json`.
+pub fn result_path(node: &Path) -> PathBuf {
+    super::journal::dir(node).join("node-init.result.json")
+}
+
+/// `<node>/upgrade/node-init.previous.json`.
+fn previous_path(node: &Path) -> PathBuf {
+    super::journal::previous_path(node, NODE_INIT)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// This process's binary (`/proc/self/exe`).
+fn current_exe() -> io::Result<PathBuf> {
+    std::env::current_exe()
+}
+
+/// The outcome of a finished attempt, as the bus reply.
+fn result(t: &Trial, outcome: Outcome, detail: Option<String>) -> UpgradeReply {
+    let ok = outcome != Outcome::Reverted;
+    UpgradeReply {
+        service: NODE_INIT.into(),
+        outcome,
+        from_version: t.from_version.clone(),
+        to_version: t.to_version.clone(),
+        running_version: if ok {
+            t.to_version.clone()
+        } else {
+            t.from_version.clone()
+        },
+        pid: Some(std::process::id()),
+        migrated: false,
+        detail,
+        zdb: Vec::new(),
+        attempt: Some(t.attempt.clone()),
+    }
+}
+
+/// Runs `bin --self-check ARGS` (the running command line without argv\[0\]): it must exit 0.
+async fn self_check(bin: &Path, args: &[String]) -> Result<(), String> {
+    let mut child = tokio::process::Command::new(bin)
+        .arg("--self-check")
+        .args(args.iter().skip(1))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run it: {e}"))?;
+    let mut err = child.stderr.take();
+    let read_err = async move {
+        let mut s = String::new();
+        if let Some(e) = err.as_mut() {
+            use tokio::io::AsyncReadExt;
+            let _ = e.take(4096).read_to_string(&mut s).await;
+        }
+        s
+    };
+    match tokio::time::timeout(CHECK_TIMEOUT, async {
+        let (st, text) = tokio::join!(child.wait(), read_err);
+        (st, text)
+    })
+    .await
+    {
+        Ok((Ok(s), _)) if s.success() => Ok(()),
+        Ok((Ok(s), text)) => Err(format!("{s}: {}", text.trim())),
+        Ok((Err(e), _)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
+    }
+}
+
+impl Upgrader {
+    /// `zos upgrade node-init --from PATH`; the caller holds the upgrade lock.
+    pub(super) async fn upgrade_self(
+        &self,
+        from: &Path,
+        ready_timeout_secs: Option<u64>,
+    ) -> Result<UpgradeReply, RemoteError> {
+        let (node, src) = (self.node.clone(), from.to_path_buf());
+        let (dest, _) = blocking(move || install(&node, NODE_INIT, &src, NODE_INIT))
+            .await
+            .map_err(|e| RemoteError::invalid(format!("cannot install {}: {e}", from.display())))?;
+        self.reexec(dest, ready_timeout_secs, false).await
+    }
+
+    /// `zos upgrade --rollback node-init`.
+    pub(super) async fn rollback_self(
+        &self,
+        ready_timeout_secs: Option<u64>,
+    ) -> Result<UpgradeReply, RemoteError> {
+        let path = previous_path(&self.node);
+        let prev: PreviousExec = blocking(move || nodeutil::fs::read_json(&path))
+            .await
+            .map_err(internal("previous version"))?
+            .ok_or_else(|| {
+                RemoteError::not_found("node-init has no previous version to roll back to")
+            })?;
+        self.reexec(prev.exec, ready_timeout_secs, true).await
+    }
+
+    /// Checks `to`, writes the trial journal, starts the guard and schedules the exec.
+    async fn reexec(
+        &self,
+        to: PathBuf,
+        ready_timeout_secs: Option<u64>,
+        rollback: bool,
+    ) -> Result<UpgradeReply, RemoteError> {
+        let busy = trial_path(&self.node);
+        if blocking(move || Ok(busy.exists()))
+            .await
+            .map_err(internal("journal"))?
+        {
+            return Err(RemoteError::new(
+                bus::ErrorCode::Unavailable,
+                "a node-init upgrade is under way",
+            ));
+        }
+        let cur = current_exe().map_err(internal("own binary"))?;
+        let (a, b) = (cur.clone(), to.clone());
+        let (from_version, to_version) = blocking(move || Ok((version_of(&a), version_of(&b))))
+            .await
+            .map_err(internal("version"))?;
+        let args: Vec<String> = std::env::args_os()
+            .map(|a| a.into_string())
+            .collect::<Result<_, _>>()
+            .map_err(|_| RemoteError::invalid("node-init's command line is not UTF-8"))?;
+        if from_version == to_version {
+            return Ok(UpgradeReply {
+                service: NODE_INIT.into(),
+                outcome: Outcome::Unchanged,
+                running_version: from_version.clone(),
+                from_version,
+                to_version,
+                pid: Some(std::process::id()),
+                migrated: false,
+                detail: None,
+                zdb: Vec::new(),
+                attempt: None,
+            });
+        }
+        self_check(&to, &args).await.map_err(|e| {
+            RemoteError::invalid(format!(
+                "the new node-init ({}) fails its self-check, nothing changed: {e}",
+                to.display()
+            ))
+        })?;
+        let pid = std::process::id();
+        let wait = ready_timeout_secs.map_or(DEFAULT_READY, |s| Duration::from_secs(s.max(1)));
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mut trial = Trial {
+            attempt: format!("{pid}-{nanos}"),
+            pid,
+            from: cur.clone(),
+            to: to.clone(),
+            args,
+            from_version,
+            to_version,
+            deadline: now_secs() + wait.as_secs(),
+            rollback,
+            guard: None,
+            failed: None,
+            children: children(&self.sup),
+        };
+        let path = trial_path(&self.node);
+        let (p, t) = (path.clone(), trial.clone());
+        blocking(move || super::journal::write(&p, &t))
+            .await
+            .map_err(internal("journal"))?;
+        if !super::super::supervisor::pid1::is_pid1() && !under_boot() {
+            // PID 1's death ends its namespace, guard included: there it would be no help;
+            // under the image's PID 1 (`boot::restart`) that one starts the old binary again
+            match std::process::Command::new(&cur)
+                .arg(GUARD_FLAG)
+                .arg(&path)
+                .stdin(std::process::Stdio::null())
+                .spawn()
+            {
+                Ok(c) => {
+                    let g = c.id();
+                    // our child, in this image and the next one: the reaper collects it
+                    drop(crate::supervisor::reaper::global().watch(g));
+                    trial.guard = Some(g);
+                    let (p, t) = (path.clone(), trial.clone());
+                    blocking(move || super::journal::write(&p, &t))
+                        .await
+                        .map_err(internal("journal"))?;
+                }
+                Err(e) => tracing::warn!(error = %e, "no guard for the re-exec"),
+            }
+        }
+        tracing::info!(from = %trial.from_version, to = %trial.to_version, "node-init re-executes itself");
+        let (lock, sup) = (self.lock.clone(), self.sup.clone());
+        let (mut t, node) = (trial.clone(), self.node.clone());
+        tokio::spawn(async move {
+            // after this call's reply is out, and with no other upgrade under way
+            tokio::time::sleep(REPLY_GRACE).await;
+            let _one = lock.lock_owned().await;
+            // the pids as they are now (a daemon may have been restarted meanwhile)
+            t.children = children(&sup);
+            let (p, j) = (trial_path(&node), t.clone());
+            if let Err(e) = blocking(move || super::journal::write(&p, &j)).await {
+                tracing::warn!(error = %e, "cannot refresh the re-exec journal's pids");
+            }
+            let e = exec(&t.to, &t.args);
+            tracing::error!(error = %e, "cannot re-execute: staying");
+            let _ =
+                blocking(move || finish(&node, &t, Outcome::Reverted, Some(format!("exec: {e}"))))
+                    .await;
+        });
+        Ok(UpgradeReply {
+            service: NODE_INIT.into(),
+            outcome: Outcome::Restarting,
+            from_version: trial.from_version.clone(),
+            running_version: trial.from_version.clone(),
+            to_version: trial.to_version.clone(),
+            pid: Some(pid),
+            migrated: false,
+            detail: None,
+            zdb: Vec::new(),
+            attempt: Some(trial.attempt),
+        })
+    }
+}
+
+/// The supervised processes now: service -> pid.
+fn children(sup: &crate::supervisor::Handle) -> BTreeMap<String, u32> {
+    sup.snapshot()
+        .iter()
+        .filter_map(|s| Some((s.name.clone(), s.state.pid()?)))
+        .collect()
+}
+
+/// Whether this node-init was started by the node image's PID 1 (also node-init).
+fn under_boot() -> bool {
+    rustix::process::getppid().is_some_and(|p| p.as_raw_nonzero().get() == 1)
+        && std::fs::read_link("/proc/1/exe")
+            .is_ok_and(|e| e.file_name() == Some(NODE_INIT.as_ref()))
+}
+
+/// Replaces this process's image with `bin` run with `args` (argv\[0\] kept); returns only
+/// on failure. Every descriptor node-init opens is close-on-exec; the daemons stay children.
+pub fn exec(bin: &Path, args: &[String]) -> io::Error {
+    let mut c = std::process::Command::new(bin);
+    if let Some((first, rest)) = args.split_first() {
+        c.arg0(first).args(rest);
+    }
+    // the first re-exec records where the daemons' binaries were found (`default_bin`)
+    let var = crate::daemon::BIN_DIR_ENV;
+    if std::env::var_os(var).is_none()
+        && let Some(d) = current_exe().ok().as_deref().and_then(Path::parent)
+    {
+        c.env(var, d);
+    }
+    c.exec()
+}
+
+/// `<node>/upgrade/node-init.current.json`: the binary node-init runs since its last
+/// upgrade, which the image's PID 1 starts again after a crash (`boot::restart`).
+pub fn current_path(node: &Path) -> PathBuf {
+    super::journal::dir(node).join("node-init.current.json")
+}
+
+/// Ends an attempt: the result file, then (upgraded) the rollback target and the current
+/// binary, then the journal.
+fn finish(node: &Path, t: &Trial, outcome: Outcome, detail: Option<String>) -> io::Result<()> {
+    super::journal::write(&result_path(node), &result(t, outcome, detail))?;
+    if outcome != Outcome::Reverted {
+        super::journal::write(
+            &previous_path(node),
+            &PreviousExec {
+                exec: t.from.clone(),
+            },
+        )?;
+        super::journal::write(&current_path(node), &PreviousExec { exec: t.to.clone() })?;
+    }
+    super::journal::remove(&trial_path(node))
+}
+
+/// A trial under way in this process (the new image): commit it once ready, or fall back.
+pub struct Running {
+    node: PathBuf,
+    trial: Trial,
+    done: AtomicBool,
+}
+
+static RUNNING: OnceLock<Arc<Running>> = OnceLock::new();
+
+/// What [`at_start`] found.
+#[derive(Default)]
+pub struct Started {
+    /// This process is the new image on trial: it falls back by itself on a panic or when not
+    /// committed ([`Running::commit`]) before the deadline.
+    pub trial: Option<Arc<Running>>,
+    /// The supervised processes the previous image of this process left running (service ->
+    /// pid), for the supervisor to adopt: only those still our children (a pid reused
+    /// meanwhile is not).
+    pub handed: BTreeMap<String, u32>,
+}
+
+/// At start, before the node starts anything: settles a re-exec journal.
+pub fn at_start(node: &Path) -> Started {
+    let path = trial_path(node);
+    let trial = match nodeutil::fs::read_json::<Trial>(&path) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Started::default(),
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "unreadable re-exec journal: ignored");
+            let _ = super::journal::remove(&path);
+            return Started::default();
+        }
+    };
+    let mut handed = if trial.pid == std::process::id() {
+        trial.children.clone()
+    } else {
+        BTreeMap::new()
+    };
+    let trial = settle(node, trial);
+    // after `settle` collected the zombies: a daemon that ended during the exec is started
+    handed.retain(|_, pid| crate::supervisor::reaper::is_our_child(*pid));
+    Started { trial, handed }
+}
+
+/// [`at_start`] with the journal read.
+fn settle(node: &Path, trial: Trial) -> Option<Arc<Running>> {
+    let path = trial_path(node);
+    let me = current_exe().ok();
+    let same_pid = trial.pid == std::process::id();
+    if same_pid {
+        // children the old image left as zombies (a daemon that ended during the exec): no
+        // one else here waits for them yet
+        reap_left_zombies(trial.guard);
+        if let Some(g) = trial.guard {
+            drop(crate::supervisor::reaper::global().watch(g));
+        }
+    }
+    if same_pid && me.as_deref() == Some(trial.to.as_path()) && trial.failed.is_none() {
+        tracing::info!(from = %trial.from_version, to = %trial.to_version, "re-executed: on trial until ready");
+        let r = Arc::new(Running {
+            node: node.to_path_buf(),
+            trial,
+            done: AtomicBool::new(false),
+        });
+        let _ = RUNNING.set(r.clone());
+        arm(r.clone());
+        let points = std::env::var(FAILPOINT).unwrap_or_default();
+        for p in points.split(',') {
+            if p == r.trial.to_version {
+                r.fall_back(&format!("{FAILPOINT} names this build (a test)"));
+            }
+            if p.strip_prefix("hang:") == Some(r.trial.to_version.as_str()) {
+                // never ready: the deadline's watchdog takes it back
+                loop {
+                    std::thread::park();
+                }
+            }
+        }
+        return Some(r);
+    }
+    let why = trial.failed.clone().unwrap_or_else(|| {
+        "the new node-init ended before it was ready; the old one was started again".into()
+    });
+    if me.as_deref() == Some(trial.from.as_path()) {
+        tracing::warn!(reason = %why, version = %trial.from_version, "node-init upgrade reverted");
+        if let Err(e) = finish(node, &trial, Outcome::Reverted, Some(why)) {
+            tracing::warn!(error = %e, "cannot record the reverted upgrade");
+        }
+    } else {
+        // someone started yet another binary: the attempt is over
+        tracing::warn!(to = %trial.to_version, "a node-init upgrade did not finish: dropped");
+        let _ = super::journal::remove(&path);
+    }
+    None
+}
+
+/// Collects zombie children the previous image left, except `keep` (watched by the reaper).
+fn reap_left_zombies(keep: Option<u32>) {
+    for pid in crate::supervisor::reaper::zombie_children() {
+        if Some(pid as u32) == keep {
+            continue;
+        }
+        if let Some(p) = rustix::process::Pid::from_raw(pid) {
+            let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG);
+        }
+    }
+}
+
+/// The deadline watchdog and the panic hook of a trial.
+fn arm(r: Arc<Running>) {
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        prev(info);
+        if let Some(r) = RUNNING.get() {
+            r.fall_back(&format!("the new node-init panicked: {info}"));
+        }
+    }));
+    let left = r.trial.deadline.saturating_sub(now_secs());
+    let spawned = std::thread::Builder::new()
+        .name("reexec-deadline".into())
+        .spawn(move || {
+            std::thread::sleep(Duration::from_secs(left));
+            r.fall_back(&format!("the new node-init was not ready within {left} s"));
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no re-exec deadline");
+    }
+}
+
+impl Running {
+    /// The new image is ready: the upgrade is committed.
+    pub fn commit(&self) {
+        if self.done.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let outcome = if self.trial.rollback {
+            Outcome::RolledBack
+        } else {
+            Outcome::Upgraded
+        };
+        match finish(&self.node, &self.trial, outcome, None) {
+            Ok(()) => {
+                tracing::info!(version = %self.trial.to_version, "node-init upgrade committed")
+            }
+            Err(e) => tracing::error!(error = %e, "cannot commit the node-init upgrade"),
+        }
+    }
+
+    /// The new image failed before it was ready: exec the old binary in place (same pid).
+    pub fn fall_back(&self, why: &str) {
+        if self.done.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::error!(reason = why, version = %self.trial.from_version, "going back to the old node-init");
+        let mut t = self.trial.clone();
+        t.failed = Some(why.to_string());
+        if let Err(e) = super::journal::write(&trial_path(&self.node), &t) {
+            tracing::error!(error = %e, "cannot write the re-exec journal");
+        }
+        let e = exec(&t.from, &t.args);
+        tracing::error!(error = %e, "cannot re-execute the old node-init");
+        std::process::exit(1);
+    }
+}
+
+/// `node-init --reexec-guard JOURNAL`, started from the old binary before the exec: waits
+/// until the attempt ends; when the process on trial dies first (its parent changes), starts
+/// the old binary again with the same command line; kills a trial past its deadline (plus
+/// 10 s: the new image's own watchdog goes first).
+pub fn guard(journal: &Path) -> ! {
+    let first: Option<Trial> = nodeutil::fs::read_json(journal).ok().flatten();
+    let Some(first) = first else {
+        std::process::exit(0)
+    };
+    let mut killed = false;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now: Option<Trial> = nodeutil::fs::read_json(journal).ok().flatten();
+        let Some(mut t) = now.filter(|t| t.attempt == first.attempt) else {
+            std::process::exit(0)
+        };
+        if rustix::process::getppid().map(|p| p.as_raw_nonzero().get() as u32) != Some(t.pid) {
+            if t.failed.is_none() {
+                t.failed = Some(if killed {
+                    "the new node-init was not ready in time; the old one was started again".into()
+                } else {
+                    "the new node-init ended before it was ready; the old one was started again"
+                        .into()
+                });
+                let _ = super::journal::write(journal, &t);
+            }
+            eprintln!(
+                "node-init upgrade guard: {}",
+                t.failed.as_deref().unwrap_or("")
+            );
+            let mut c = std::process::Command::new(&t.from);
+            if let Some((first, rest)) = t.args.split_first() {
+                c.arg0(first).args(rest);
+            }
+            if let Err(e) = c.stdin(std::process::Stdio::null()).spawn() {
+                eprintln!(
+                    "node-init upgrade guard: cannot start {}: {e}",
+                    t.from.display()
+                );
+                std::process::exit(1);
+            }
+            std::process::exit(0);
+        }
+        if !killed && now_secs() > t.deadline + 10 {
+            if let Some(p) = rustix::process::Pid::from_raw(t.pid as i32) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+            killed = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn trial(from: PathBuf, to: PathBuf, pid: u32) -> Trial {
+        Trial {
+            attempt: "a1".into(),
+            pid,
+            from,
+            to,
+            args: vec!["node-init".into()],
+            from_version: "b3:old".into(),
+            to_version: "b3:new".into(),
+            deadline: now_secs() + 60,
+            rollback: false,
+            guard: None,
+            failed: None,
+            children: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_old_binary_started_again_records_the_revert() {
+        let d = tempfile::tempdir().unwrap();
+        let me = current_exe().unwrap();
+        // another pid: the guard (or an operator) started the old binary after the new died
+        let t = trial(me, "/nonexistent/new".into(), std::process::id() + 1);
+        super::super::journal::write(&trial_path(d.path()), &t).unwrap();
+        assert!(at_start(d.path()).trial.is_none());
+        assert!(!trial_path(d.path()).exists());
+        let r: UpgradeReply = nodeutil::fs::read_json(&result_path(d.path()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::Reverted);
+        assert_eq!(r.attempt.as_deref(), Some("a1"));
+        assert_eq!(r.running_version, "b3:old");
+        assert!(r.detail.unwrap().contains("before it was ready"));
+        // no rollback target from a failed attempt
+        assert!(!previous_path(d.path()).exists());
+    }
+
+    #[test]
+    fn a_journal_of_other_binaries_or_unreadable_is_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let t = trial("/a".into(), "/b".into(), std::process::id() + 1);
+        super::super::journal::write(&trial_path(d.path()), &t).unwrap();
+        assert!(at_start(d.path()).trial.is_none());
+        assert!(!trial_path(d.path()).exists());
+        assert!(!result_path(d.path()).exists());
+        std::fs::write(trial_path(d.path()), "{not json").unwrap();
+        assert!(at_start(d.path()).trial.is_none());
+        assert!(!trial_path(d.path()).exists());
+        assert!(
+            at_start(d.path()).trial.is_none(),
+            "no journal: a plain start"
+        );
+    }
+
+    #[test]
+    fn a_commit_records_the_rollback_target_and_ends_the_attempt() {
+        let d = tempfile::tempdir().unwrap();
+        let t = trial("/old/node-init".into(), "/new/node-init".into(), 7);
+        super::super::journal::write(&trial_path(d.path()), &t).unwrap();
+        let r = Running {
+            node: d.path().to_path_buf(),
+            trial: t,
+            done: AtomicBool::new(false),
+        };
+        r.commit();
+        assert!(!trial_path(d.path()).exists());
+        let prev: PreviousExec = nodeutil::fs::read_json(&previous_path(d.path()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(prev.exec, PathBuf::from("/old/node-init"));
+        let cur: PreviousExec = nodeutil::fs::read_json(&current_path(d.path()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(cur.exec, PathBuf::from("/new/node-init"));
+        let res: UpgradeReply = nodeutil::fs::read_json(&result_path(d.path()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(res.outcome, Outcome::Upgraded);
+        assert_eq!(res.running_version, "b3:new");
+        // once committed, a late deadline does nothing (it would exec otherwise)
+        r.fall_back("late");
+    }
+}

@@ -1,0 +1,118 @@
+//! `zos upgrade zdb --from PATH` and `zos upgrade --rollback zdb`: the binary is installed like
+//! a daemon's, then storaged hands each of its zdb servers over to it, live
+//! (`storage.zdb.upgrade@1`). Once every server took it, the binary it replaced is recorded in
+//! `<node>/upgrade/zdb.previous.json`: a rollback hands the servers back to that one the same
+//! live way (and records the one it left, so a second rollback goes forward again).
+
+use super::reexec::PreviousExec;
+use super::{Upgrader, ZDB, blocking, install, internal, journal, short, version_of};
+use bus::RemoteError;
+use bus::api::upgrade::{Outcome, UpgradeReply, UpgradeZdb, ZdbUpgrade};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// storaged hands servers over one after the other, each within 150 s.
+const ZDB_CALL_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// `name` itself when absolute, else found in `PATH` (storaged's default binary may be a bare
+/// name).
+fn absolute(name: &Path) -> Option<PathBuf> {
+    if name.is_absolute() {
+        return Some(name.to_path_buf());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+impl Upgrader {
+    /// `zos upgrade zdb --from PATH`.
+    pub(super) async fn upgrade_zdb(&self, from: &Path) -> Result<UpgradeReply, RemoteError> {
+        let (node, src) = (self.node.clone(), from.to_path_buf());
+        let (dest, hex) = blocking(move || install(&node, ZDB, &src, ZDB))
+            .await
+            .map_err(|e| RemoteError::invalid(format!("cannot install {}: {e}", from.display())))?;
+        self.hand_zdb_over(dest, short(&hex), Outcome::Upgraded)
+            .await
+    }
+
+    /// `zos upgrade --rollback zdb`; the caller holds the upgrade lock.
+    pub(super) async fn rollback_zdb(&self) -> Result<UpgradeReply, RemoteError> {
+        let path = journal::previous_path(&self.node, ZDB);
+        let prev: PreviousExec = blocking(move || nodeutil::fs::read_json(&path))
+            .await
+            .map_err(internal("previous version"))?
+            .ok_or_else(|| RemoteError::not_found("zdb has no previous version to roll back to"))?;
+        let exec = prev.exec.clone();
+        let (exists, version) = blocking(move || Ok((exec.is_file(), version_of(&exec))))
+            .await
+            .map_err(internal("version"))?;
+        if !exists {
+            return Err(RemoteError::not_found(format!(
+                "zdb's previous binary {} is gone",
+                prev.exec.display()
+            )));
+        }
+        self.hand_zdb_over(prev.exec, version, Outcome::RolledBack)
+            .await
+    }
+
+    /// storaged hands every server over to `binary`; `success` when all took it (then the
+    /// binary they left is recorded for the next rollback).
+    async fn hand_zdb_over(
+        &self,
+        binary: PathBuf,
+        to_version: String,
+        success: Outcome,
+    ) -> Result<UpgradeReply, RemoteError> {
+        let storaged = bus::Client::new(bus::service_socket(&self.node.join("run"), "storaged"))
+            .call_timeout(ZDB_CALL_TIMEOUT);
+        let report = storaged
+            .call::<UpgradeZdb>(&ZdbUpgrade {
+                binary: binary.clone(),
+            })
+            .await
+            .map_err(|e| RemoteError::new(bus::ErrorCode::Unavailable, format!("storaged: {e}")))?;
+        let prev = report.previous.clone();
+        let from_version = blocking(move || Ok(version_of(&prev)))
+            .await
+            .map_err(internal("version"))?;
+        let failed: Vec<String> = report
+            .servers
+            .iter()
+            .filter(|s| !s.upgraded)
+            .map(|s| format!("{}: {}", s.disk, s.detail.as_deref().unwrap_or("failed")))
+            .collect();
+        tracing::info!(servers = report.servers.len(), failed = failed.len(), version = %to_version, "zdb hand-over");
+        let all = failed.is_empty();
+        if all && let Some(left) = absolute(&report.previous).filter(|p| *p != binary) {
+            let path = journal::previous_path(&self.node, ZDB);
+            blocking(move || journal::write(&path, &PreviousExec { exec: left }))
+                .await
+                .map_err(internal("previous version"))?;
+        }
+        Ok(UpgradeReply {
+            service: ZDB.into(),
+            outcome: if all { success } else { Outcome::Reverted },
+            running_version: if all {
+                to_version.clone()
+            } else if failed.len() == report.servers.len() {
+                from_version.clone()
+            } else {
+                "mixed".into()
+            },
+            from_version,
+            to_version,
+            pid: None,
+            migrated: false,
+            detail: (!all).then(|| {
+                format!(
+                    "hand-over failed, the old server serves on: {}",
+                    failed.join("; ")
+                )
+            }),
+            zdb: report.servers,
+            attempt: None,
+        })
+    }
+}
