@@ -583,12 +583,16 @@ fn a_release_flist_is_refused_unless_the_pinned_key_signed_it() {
     bytes[mid] ^= 0x01;
     std::fs::write(&tampered, bytes).unwrap();
 
+    // the tampered and the good release are fetched over http
+    let web = serve_files(tmp.path());
     let exec = def_exec(&dir, "computed");
     let pid = health_pid(&dir, "computed").unwrap();
-    for bad in [&tampered, &foreign] {
+    for bad in [
+        format!("{web}/tampered.flist"),
+        foreign.display().to_string(),
+    ] {
         let out = Command::new(bin("zos"))
-            .args(["upgrade", "--flist"])
-            .arg(bad)
+            .args(["upgrade", "--flist", &bad])
             .env("ZOS_NODE", &dir)
             .output()
             .unwrap();
@@ -602,8 +606,7 @@ fn a_release_flist_is_refused_unless_the_pinned_key_signed_it() {
         assert!(!dir.join("upgrade/computed.journal.json").exists());
     }
     let out = Command::new(bin("zos"))
-        .args(["upgrade", "--json", "--flist"])
-        .arg(&good)
+        .args(["upgrade", "--json", "--flist", &format!("{web}/good.flist")])
         .env("ZOS_NODE", &dir)
         .output()
         .unwrap();
@@ -621,4 +624,51 @@ fn a_release_flist_is_refused_unless_the_pinned_key_signed_it() {
     assert_ne!(health_pid(&dir, "computed"), Some(pid));
     drop(node);
     tmp.destroy_node();
+}
+
+/// Serves the files of `dir` by name over http on a local port for the rest of the test (a
+/// thread per request, HTTP/1.0 answers); the base URL.
+fn serve_files(dir: &Path) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                let mut r = BufReader::new(&conn);
+                if r.read_line(&mut line).is_err() {
+                    return;
+                }
+                // the rest of the request: closing with it unread would reset the connection
+                let mut header = String::new();
+                while r.read_line(&mut header).is_ok_and(|n| n > 2) {
+                    header.clear();
+                }
+                let name = line
+                    .split(' ')
+                    .nth(1)
+                    .unwrap_or("/")
+                    .trim_start_matches('/');
+                let mut w = &conn;
+                match std::fs::read(dir.join(name))
+                    .ok()
+                    .filter(|_| !name.contains('/'))
+                {
+                    Some(body) => {
+                        let head =
+                            format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                        let _ = w.write_all(head.as_bytes());
+                        let _ = w.write_all(&body);
+                    }
+                    None => {
+                        let _ = w.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+                    }
+                }
+            });
+        }
+    });
+    base
 }

@@ -1,11 +1,10 @@
-//! [`System`] on Linux: `flist container` for the rootfs, `ip` for network namespaces, ureq for
+//! [`System`] on Linux: `flist container` for the rootfs, `ip` for network namespaces, `nodeutil::http` for
 //! downloads, flock for shim liveness, `/proc/meminfo` for memory.
 
 use super::process::{run, run_with_input};
 use super::{System, netns_path};
 use crate::error::{Error, IoContext, Result};
 use crate::state::Dir;
-use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -74,22 +73,9 @@ fn flist_container_start(
 
 impl System for Linux {
     fn download(&self, url: &str, to: &Path, max: u64) -> Result<()> {
-        let what = format!("GET {url}");
-        let resp = ureq::get(url)
-            .timeout(DOWNLOAD_TIMEOUT)
-            .call()
-            .map_err(|e| Error::command(&what, &e.to_string()))?;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(to)
-            .ctx(to)?;
-        let n = std::io::copy(&mut resp.into_reader().take(max + 1), &mut file)
-            .map_err(|e| Error::command(&what, &e.to_string()))?;
-        if n > max {
-            return Err(Error::command(&what, &format!("larger than {max} bytes")));
-        }
-        Ok(())
+        nodeutil::http::download(url, to, max, DOWNLOAD_TIMEOUT)
+            .map(drop)
+            .map_err(|e| Error::command("download", &e.to_string()))
     }
 
     fn rootfs_mount(

@@ -1,5 +1,6 @@
-//! `zos upgrade --flist URL`: a release is an flist holding new daemon binaries (`bin/<name>`
-//! or `<name>` for storaged, netd, computed, zdb), signed with the release key pinned in the
+//! `zos upgrade --flist URL` (`http(s)://`, `file://` or a path): a release is an flist
+//! holding new daemon binaries (`bin/<name>` or `<name>` for storaged, netd, computed, zdb and
+//! node-init), signed with the release key pinned in the
 //! node's config (`node-init --release-key HEX`). The flist is copied into a private folder,
 //! checked there with `flist verify --pubkey KEY` (its signature over the flist's identity, and
 //! every block against its hash), and only then unpacked and each binary upgraded in turn
@@ -30,13 +31,22 @@ pub fn valid_key(key: &str) -> bool {
     key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Copies the flist at `url` (a path or `file://` URL) to `dest`, bounded.
+/// How long a release download may take.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Fetches the flist at `url` (`http(s)://`, `file://` or a path) into `dest`, bounded.
 fn fetch(url: &str, dest: &Path) -> io::Result<()> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return nodeutil::http::download(url, dest, MAX_FLIST, DOWNLOAD_TIMEOUT).map(drop);
+    }
     let path = url.strip_prefix("file://").unwrap_or(url);
     if url.contains("://") && !url.starts_with("file://") {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{url}: only local paths and file:// URLs are supported"),
+            format!(
+                "{}: only http(s)://, file:// and local paths are supported",
+                nodeutil::redact::text(url)
+            ),
         ));
     }
     let meta = std::fs::metadata(path)?;
@@ -111,7 +121,12 @@ impl Upgrader {
             fetch(&u, &f)
         })
         .await
-        .map_err(|e| RemoteError::invalid(format!("cannot read the release {url}: {e}")))?;
+        .map_err(|e| {
+            RemoteError::invalid(format!(
+                "cannot read the release {}: {e}",
+                nodeutil::redact::text(url)
+            ))
+        })?;
         // nothing is touched before this passes
         flist_tool(&[
             "verify".as_ref(),
@@ -123,7 +138,10 @@ impl Upgrader {
         .map_err(|e| {
             RemoteError::new(
                 bus::ErrorCode::Refused,
-                format!("release {url} refused, it does not verify with the release key: {e}"),
+                format!(
+                    "release {} refused, it does not verify with the release key: {e}",
+                    nodeutil::redact::text(url)
+                ),
             )
         })?;
         let tree = work.join("tree");
@@ -148,7 +166,8 @@ impl Upgrader {
         }
         if results.is_empty() {
             return Err(RemoteError::invalid(format!(
-                "release {url} holds none of {RELEASE_ORDER:?} (as bin/NAME)"
+                "release {} holds none of {RELEASE_ORDER:?} (as bin/NAME)",
+                nodeutil::redact::text(url)
             )));
         }
         Ok(FlistUpgradeReply {
