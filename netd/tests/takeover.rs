@@ -159,6 +159,15 @@ fn a_taken_over_netd_keeps_the_tun_and_socket_and_traffic_only_pauses() {
         )
         .unwrap();
     assert_eq!(n.listen_port, port);
+    // The tun is persistent now; a delete still leaves nothing behind.
+    lab.call::<bus::api::network::DeleteNetwork>(
+        0,
+        &bus::api::network::NetworkId { id: "app".into() },
+    )
+    .unwrap();
+    assert!(!netd::host::netns::exists(&ns));
+    let links = sh(&["ip", "-n", &lab.nodes[0].ns, "-o", "link"]);
+    assert!(!links.contains("wg0") && !links.contains("ntx"), "{links}");
 }
 
 #[test]
