@@ -19,6 +19,14 @@ pub struct Cli {
     /// UDP ports for networks, `FIRST-LAST`; each network keeps the one it got first.
     #[arg(long, default_value = "51820-52819", value_parser = parse_range)]
     pub ports: std::ops::RangeInclusive<u16>,
+    /// Serve a take-over socket here (owner-only): a new netd started with `--take-over` on
+    /// it takes this one's tunnels (same tun interfaces, same UDP sockets) and this one exits.
+    #[arg(long)]
+    pub handover: Option<PathBuf>,
+    /// Take over the tunnels of the netd serving a take-over socket here, then serve. Fails
+    /// (and that netd carries on) when the take-over fails before its commit.
+    #[arg(long)]
+    pub take_over: Option<PathBuf>,
     /// Migrate the state folder (`--state`) to this version's schema and exit (run by
     /// node-init's upgrade on a copy of the folder).
     #[arg(long)]

@@ -47,6 +47,8 @@ pub struct Engine<H: Host> {
     poisoned: Option<String>,
     /// Record files that did not load.
     bad_records: Vec<String>,
+    /// Set once the tunnels went to a new netd: this one changes nothing any more.
+    handed_over: bool,
 }
 
 impl<H: Host> Engine<H> {
@@ -72,6 +74,7 @@ impl<H: Host> Engine<H> {
             nets: BTreeMap::new(),
             poisoned: None,
             bad_records,
+            handed_over: false,
         };
         for r in records {
             match spec::check(&r.spec) {
@@ -117,6 +120,9 @@ impl<H: Host> Engine<H> {
 
     /// Retries failed networks and restarts dead tunnels.
     pub fn tick(&mut self) {
+        if self.handed_over {
+            return;
+        }
         let ids: Vec<String> = self
             .nets
             .iter()
@@ -131,6 +137,11 @@ impl<H: Host> Engine<H> {
     }
 
     fn writable(&self) -> Result<()> {
+        if self.handed_over {
+            return Err(Error::State(
+                "this netd handed its networks to a new one and is exiting; retry".into(),
+            ));
+        }
         match &self.poisoned {
             Some(why) => Err(Error::State(format!(
                 "an earlier write failed ({why}); restart netd"
@@ -306,6 +317,81 @@ impl<H: Host> Engine<H> {
         })
     }
 
+    /// For a take-over: pauses every running tunnel and returns each one's UDP socket. On a
+    /// failure the ones paused already run again.
+    pub fn pause_for_handover(&mut self) -> Result<Vec<(String, std::os::fd::OwnedFd)>> {
+        let mut out = Vec::new();
+        let mut failed = None;
+        for (id, n) in &mut self.nets {
+            let Some(t) = n.tunnel.as_mut().filter(|t| t.alive()) else {
+                continue;
+            };
+            match t.pause() {
+                Ok(fd) => out.push((id.clone(), fd)),
+                Err(e) => {
+                    failed = Some(Error::Kernel {
+                        what: format!("pause the tunnel of {id}"),
+                        source: e,
+                    });
+                    break;
+                }
+            }
+        }
+        match failed {
+            Some(e) => {
+                self.resume_after_handover();
+                Err(e)
+            }
+            None => Ok(out),
+        }
+    }
+
+    /// A take-over failed before its commit: the tunnels carry traffic again (one that cannot
+    /// is dropped, and `tick` makes it again).
+    pub fn resume_after_handover(&mut self) {
+        for (id, n) in &mut self.nets {
+            if let Some(t) = n.tunnel.as_mut()
+                && let Err(e) = t.resume()
+            {
+                tracing::warn!(network = %id, error = %e, "tunnel not resumed: remade");
+                n.tunnel = None;
+            }
+        }
+    }
+
+    /// A take-over committed: nothing is changed or restarted any more (the daemon exits).
+    pub fn set_handed_over(&mut self) {
+        self.handed_over = true;
+    }
+
+    /// Runs network `id`'s tunnel on the socket a previous netd handed over, attached to the
+    /// tun it left (same interface); handshakes go out at once.
+    pub fn adopt_handed(&mut self, id: &str, socket: std::net::UdpSocket) -> Result<()> {
+        let peers = {
+            let n = self
+                .nets
+                .get(id)
+                .ok_or_else(|| Error::NotFound(id.into()))?;
+            self.peer_configs(&n.spec, true)?
+        };
+        let Some(n) = self.nets.get_mut(id) else {
+            return Err(Error::NotFound(id.into()));
+        };
+        let port = socket.local_addr().kernel("handed socket")?.port();
+        if port != n.plan.listen_port {
+            return Err(Error::State(format!(
+                "handed socket of {id} is on port {port}, its record says {}",
+                n.plan.listen_port
+            )));
+        }
+        let t = self
+            .host
+            .adopt_tunnel(&n.plan, &n.record.private_key, &peers, socket)
+            .kernel(format!("take over the tunnel of {id}"))?;
+        n.tunnel = Some(t);
+        Ok(())
+    }
+
     /// Removes a network and everything it made; absent is fine.
     pub fn delete(&mut self, id: &str) -> Result<()> {
         spec::check_id(id).map_err(Error::Invalid)?;
@@ -414,6 +500,11 @@ impl<H: Host> Engine<H> {
             n.record = record;
         }
         Ok(())
+    }
+
+    /// Whether network `id` has a record here.
+    pub fn has(&self, id: &str) -> bool {
+        self.nets.contains_key(id)
     }
 
     /// A network with its peers' traffic.

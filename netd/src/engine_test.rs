@@ -248,3 +248,20 @@ fn a_failed_write_refuses_changes_until_restart() {
     assert_eq!(e.health().0, HealthStatus::Degraded);
     assert!(e.get("a").is_ok(), "reads still work");
 }
+
+#[test]
+fn a_failed_pause_leaves_everything_running_and_a_committed_one_freezes_the_engine() {
+    let d = tempfile::tempdir().unwrap();
+    let host = FakeHost::default();
+    let mut e = Engine::open(host.clone(), cfg(d.path())).unwrap();
+    e.apply(&spec("a", vec![])).unwrap();
+    // the fake's tunnels cannot be handed over
+    assert!(e.pause_for_handover().is_err());
+    assert!(e.nets["a"].tunnel.as_ref().is_some_and(|t| t.alive()));
+    e.apply(&spec("a", vec![peer("192.0.2.7:51820")])).unwrap();
+    e.set_handed_over();
+    let err = e.apply(&spec("a", vec![])).unwrap_err().to_string();
+    assert!(err.contains("handed"), "{err}");
+    assert!(e.delete("a").is_err());
+    assert!(e.has("a"));
+}

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod engine;
 pub mod error;
+pub mod handover;
 pub mod host;
 pub mod keys;
 pub mod plan;

@@ -27,7 +27,11 @@ fn main() -> anyhow::Result<()> {
             bus::daemon::shutdown_signal().await;
             tracing::info!("shutting down (namespaces and attachments stay)");
         };
-        netd::daemon::run(RealHost, cfg, &cli.run, shutdown)
+        let opts = netd::handover::Options {
+            serve: cli.handover.clone(),
+            take_over: cli.take_over.clone(),
+        };
+        netd::daemon::run(RealHost, cfg, &cli.run, opts, shutdown)
             .await
             .context("netd")
     })

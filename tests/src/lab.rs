@@ -295,19 +295,31 @@ impl Lab {
     /// Starts netd in node `i` (state in `<node dir>/netd`) and waits for its socket; returns
     /// how long that took.
     pub fn start_netd(&mut self, i: usize) -> Duration {
+        self.start_netd_with(i, &[])
+    }
+
+    /// netd's arguments on node `i`, then `extra`.
+    fn netd_args(&self, i: usize, extra: &[&str]) -> Vec<String> {
         let dir = self.nodes[i].dir.join("netd");
+        let (state, run) = (dir.join("state"), dir.join("run"));
+        let mut args: Vec<String> = vec![
+            "--state".into(),
+            state.to_str().unwrap().into(),
+            "--run".into(),
+            run.to_str().unwrap().into(),
+            "--netns-prefix".into(),
+            self.netd_prefix(i),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+
+    /// [`Lab::start_netd`] with `extra` arguments.
+    pub fn start_netd_with(&mut self, i: usize, extra: &[&str]) -> Duration {
         let socket = self.netd_socket(i);
         let _ = std::fs::remove_file(&socket);
-        let (state, run) = (dir.join("state"), dir.join("run"));
-        let prefix = self.netd_prefix(i);
-        let args = [
-            "--state",
-            state.to_str().unwrap(),
-            "--run",
-            run.to_str().unwrap(),
-            "--netns-prefix",
-            &prefix,
-        ];
+        let args = self.netd_args(i, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let t0 = Instant::now();
         let pid = self.spawn(i, &bin("netd"), &args, "netd.log");
         self.nodes[i].netd = Some(pid);
@@ -320,6 +332,55 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(10));
         }
         t0.elapsed()
+    }
+
+    /// pid of node `i`'s netd.
+    pub fn netd_pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].netd
+    }
+
+    /// Starts a second netd on node `i` with `extra` arguments (a `--take-over`) while the
+    /// first runs, and waits until the first exited (reaped) and the bus socket is back.
+    /// Returns the new pid and how long that took.
+    pub fn take_over_netd(
+        &mut self,
+        i: usize,
+        extra: &[&str],
+        within: Duration,
+    ) -> (u32, Duration) {
+        let old = self.nodes[i].netd.take().expect("netd runs");
+        let args = self.netd_args(i, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let t0 = Instant::now();
+        let pid = self.spawn(i, &bin("netd"), &args, "netd.log");
+        self.nodes[i].netd = Some(pid);
+        let k = self.children.iter().position(|c| c.id() == old).unwrap();
+        loop {
+            if self.children[k].try_wait().unwrap().is_some() {
+                // reaped by try_wait
+                let _ = self.children.remove(k).wait();
+                break;
+            }
+            assert!(
+                t0.elapsed() < within,
+                "old netd still runs:\n{}",
+                self.log(i, "netd.log")
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        while !self.netd_socket(i).exists() {
+            assert!(t0.elapsed() < within, "{}", self.log(i, "netd.log"));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (pid, t0.elapsed())
+    }
+
+    /// Whether process `pid` the lab started still runs (reaped when it ended).
+    pub fn running(&mut self, pid: u32) -> bool {
+        match self.children.iter().position(|c| c.id() == pid) {
+            Some(k) => self.children[k].try_wait().unwrap().is_none(),
+            None => false,
+        }
     }
 
     /// Stops netd on node `i` (SIGKILL with `kill`).

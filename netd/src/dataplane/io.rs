@@ -37,6 +37,14 @@ impl Stop {
         let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
     }
 
+    /// Lowers it again (threads started after this wait as usual): a hand-over that failed
+    /// gives the threads back their descriptors.
+    pub fn clear(&self) {
+        let mut buf = [0u8; 8];
+        let _ = rustix::io::read(&self.fd, &mut buf);
+        self.flag.store(false, Ordering::Release);
+    }
+
     /// Whether it was raised.
     pub fn raised(&self) -> bool {
         self.flag.load(Ordering::Acquire)

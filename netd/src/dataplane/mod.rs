@@ -108,6 +108,7 @@ impl Shared {
 
 /// A running data path; stopped on [`Dataplane::stop`] or drop.
 pub struct Dataplane {
+    id: String,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -138,19 +139,63 @@ impl Dataplane {
             stop: io::Stop::new()?,
             next_index: AtomicU32::new(nodeutil::random::u64() as u32),
         });
-        let mut threads = Vec::new();
-        let spawn = |name: &str, f: fn(&Shared)| {
-            let sh = shared.clone();
-            std::thread::Builder::new()
-                .name(format!("{name}-{id}").chars().take(15).collect())
-                .spawn(move || f(&sh))
+        let mut dp = Dataplane {
+            id: id.to_string(),
+            shared,
+            threads: Vec::new(),
         };
-        threads.push(spawn("nd-tx", tx::run)?);
-        threads.push(spawn("nd-rx", rx::run)?);
-        threads.push(spawn("nd-tm", timers::run)?);
-        let dp = Dataplane { shared, threads };
+        dp.spawn()?;
         dp.set_peers(peers);
         Ok(dp)
+    }
+
+    /// Starts the three threads (stopped ones are joined first).
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let spawn = |name: &str, f: fn(&Shared)| {
+            let sh = self.shared.clone();
+            std::thread::Builder::new()
+                .name(format!("{name}-{}", self.id).chars().take(15).collect())
+                .spawn(move || f(&sh))
+        };
+        let threads = [
+            spawn("nd-tx", tx::run),
+            spawn("nd-rx", rx::run),
+            spawn("nd-tm", timers::run),
+        ];
+        let mut failed = None;
+        for t in threads {
+            match t {
+                Ok(t) => self.threads.push(t),
+                Err(e) => failed = Some(e),
+            }
+        }
+        match failed {
+            // the ones that started stop again: a data path runs whole or not at all
+            Some(e) => {
+                self.stop();
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// For a hand-over: stops the threads (nothing of this process reads the tun or the socket
+    /// any more), makes the tun persistent (it outlives this process's descriptor, so the next
+    /// netd attaches to the same interface) and returns a duplicate of the UDP socket.
+    pub fn pause(&mut self) -> std::io::Result<std::os::fd::OwnedFd> {
+        let udp = self.shared.udp.fd().try_clone_to_owned()?;
+        self.shared.tun.persist()?;
+        self.stop();
+        Ok(udp)
+    }
+
+    /// Starts the threads again after [`Dataplane::pause`] (a hand-over that failed).
+    pub fn resume(&mut self) -> std::io::Result<()> {
+        if !self.threads.is_empty() {
+            return Ok(());
+        }
+        self.shared.stop.clear();
+        self.spawn()
     }
 
     /// Replaces the peer set; peers with an unchanged key keep their sessions. New peers with

@@ -14,7 +14,8 @@ use crate::dataplane::{Dataplane, PeerStats};
 use crate::keys::PrivateKey;
 use crate::plan::{AttachPlan, NetPlan};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::OwnedFd;
 
 /// A running tunnel (the data path of one network).
 pub trait Tunnel: Send {
@@ -24,6 +25,18 @@ pub trait Tunnel: Send {
     fn stats(&self) -> Vec<PeerStats>;
     /// Whether it still carries traffic.
     fn alive(&self) -> bool;
+    /// For a hand-over: stops carrying traffic but keeps the interface for the next netd;
+    /// returns the UDP socket to hand over.
+    fn pause(&mut self) -> io::Result<OwnedFd> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this tunnel cannot be handed over",
+        ))
+    }
+    /// Carries traffic again after [`Tunnel::pause`] (the hand-over failed).
+    fn resume(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Tunnel for Dataplane {
@@ -35,6 +48,12 @@ impl Tunnel for Dataplane {
     }
     fn alive(&self) -> bool {
         Dataplane::alive(self)
+    }
+    fn pause(&mut self) -> io::Result<OwnedFd> {
+        Dataplane::pause(self)
+    }
+    fn resume(&mut self) -> io::Result<()> {
+        Dataplane::resume(self)
     }
 }
 
@@ -53,6 +72,21 @@ pub trait Host: Send + 'static {
         key: &PrivateKey,
         peers: &[PeerConfig],
     ) -> io::Result<Box<dyn Tunnel>>;
+    /// Takes over a tunnel a previous netd handed over: attaches to the network's tun (still
+    /// there, persistent, no longer read by anyone) and runs the data path on `socket`.
+    fn adopt_tunnel(
+        &self,
+        p: &NetPlan,
+        key: &PrivateKey,
+        peers: &[PeerConfig],
+        socket: UdpSocket,
+    ) -> io::Result<Box<dyn Tunnel>> {
+        let _ = (p, key, peers, socket);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this host takes over no tunnel",
+        ))
+    }
     /// Removes a network's namespace and uplink (its tunnel is already stopped).
     fn delete_network(&self, p: &NetPlan) -> io::Result<()>;
     /// Whether the namespace `name` exists.

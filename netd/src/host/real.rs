@@ -93,6 +93,35 @@ impl Host for RealHost {
         Ok(Box::new(Dataplane::start(&p.id, key, tun, socket, peers)?))
     }
 
+    fn adopt_tunnel(
+        &self,
+        p: &NetPlan,
+        key: &PrivateKey,
+        peers: &[PeerConfig],
+        socket: UdpSocket,
+    ) -> io::Result<Box<dyn Tunnel>> {
+        let tun = netns::run_in(Some(&p.netns), || -> io::Result<tun_rs::SyncDevice> {
+            // Attaching by name would make a new tun when there is none: check it is there.
+            let probe = rustix::net::socket(
+                rustix::net::AddressFamily::INET,
+                rustix::net::SocketType::DGRAM,
+                None,
+            )?;
+            let index = || rustix::net::netdevice::name_to_index(&probe, plan::TUN_IF);
+            let before = index()?;
+            let tun = tun_rs::DeviceBuilder::new()
+                .name(plan::TUN_IF)
+                .offload(true)
+                .build_sync()
+                .map_err(|e| io::Error::new(e.kind(), format!("attach tun: {e}")))?;
+            if index()? != before {
+                return Err(io::Error::other("the tun changed during the take-over"));
+            }
+            Ok(tun)
+        })??;
+        Ok(Box::new(Dataplane::start(&p.id, key, tun, socket, peers)?))
+    }
+
     fn delete_network(&self, p: &NetPlan) -> io::Result<()> {
         let names = [
             p.transfer_if(),

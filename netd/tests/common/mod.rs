@@ -1,6 +1,6 @@
 //! The lab of `tests::lab` (nodes in namespaces on an internet bridge), with netd started on
 //! every node, and the skip rule for what these tests need.
-#![allow(dead_code, reason = "each test binary uses part of it")]
+#![allow(dead_code, unused_imports, reason = "each test binary uses part of it")]
 
 pub use tests::lab::{INTERNET_HOST, Lab, ok, ping, ping_until, sh};
 

@@ -1,0 +1,99 @@
+//! The running netd's side: serve the take-over socket; on a Hello, pause every tunnel, send
+//! each one's UDP socket, wait for Ready, answer Commit and let the daemon exit. Any failure
+//! before Commit starts the tunnels' threads again.
+
+use super::channel::{self, Channel, HandoverError};
+use super::wire::{Frame, VERSION};
+use super::{READY_TIMEOUT, STEP_TIMEOUT};
+use crate::api::Shared;
+use crate::host::Host;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+/// Serves the take-over socket `listener` on a thread of its own; `done` fires once a new
+/// netd took the tunnels over (this one must then exit without touching anything).
+pub fn serve<H: Host>(
+    listener: OwnedFd,
+    shared: Shared<H>,
+    done: tokio::sync::oneshot::Sender<()>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("netd-handover".into())
+        .spawn(move || {
+            loop {
+                let chan = match channel::accept(listener.as_fd()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "take-over socket");
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                };
+                match give(&chan, &shared) {
+                    Ok(n) => {
+                        tracing::info!(networks = n, "tunnels handed over: exiting");
+                        let _ = done.send(());
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "take-over failed: carrying on"),
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// One take-over; returns how many tunnels went.
+fn give<H: Host>(chan: &Channel, shared: &Shared<H>) -> Result<usize, HandoverError> {
+    chan.set_timeout(STEP_TIMEOUT)?;
+    let refuse = |why: String| {
+        chan.abort(&why);
+        Err(HandoverError::Protocol(why))
+    };
+    match chan.recv()? {
+        (Frame::Hello(VERSION), _) => {}
+        (Frame::Hello(v), _) => {
+            return refuse(format!("version {v}; this netd speaks {VERSION}"));
+        }
+        (f, _) => return refuse(format!("expected hello, got {f:?}")),
+    }
+    // Held to the end: no request changes a network meanwhile (they wait, then get an error
+    // once handed over).
+    let mut engine = shared
+        .lock()
+        .map_err(|_| HandoverError::Protocol("engine lock poisoned".into()))?;
+    let sockets = match engine.pause_for_handover() {
+        Ok(s) => s,
+        Err(e) => return refuse(e.to_string()),
+    };
+    tracing::info!(networks = sockets.len(), "tunnels paused for a take-over");
+    match send_all(chan, &sockets) {
+        Ok(()) => {
+            engine.set_handed_over();
+            Ok(sockets.len())
+        }
+        Err(e) => {
+            chan.abort(&e.to_string());
+            engine.resume_after_handover();
+            Err(e)
+        }
+    }
+}
+
+fn send_all(chan: &Channel, sockets: &[(String, OwnedFd)]) -> Result<(), HandoverError> {
+    for (id, fd) in sockets {
+        chan.send(&Frame::Net(id.clone()), Some(fd.as_fd()))?;
+    }
+    let n = u32::try_from(sockets.len())
+        .map_err(|_| HandoverError::Protocol("too many networks".into()))?;
+    chan.send(&Frame::End(n), None)?;
+    chan.set_timeout(READY_TIMEOUT)?;
+    match chan.recv()? {
+        (Frame::Ready, _) => {}
+        (f, _) => {
+            return Err(HandoverError::Protocol(format!(
+                "expected ready, got {f:?}"
+            )));
+        }
+    }
+    chan.send(&Frame::Commit, None)
+}
