@@ -48,6 +48,14 @@ pub struct MountCmd {
     /// command line.
     #[arg(long)]
     pub daemon: bool,
+    /// Serve a hand-over socket at PATH: a new `flist` binary started with `--take-over
+    /// PATH` takes the running mount over without unmounting it.
+    #[arg(long, value_name = "PATH")]
+    pub handover: Option<PathBuf>,
+    /// Take over the mount served behind hand-over socket PATH (same image and mount
+    /// point) instead of mounting; the old process exits once it answered all it read.
+    #[arg(long = "take-over", value_name = "PATH")]
+    pub take_over: Option<PathBuf>,
     /// Log file of the detached daemon.
     #[arg(long, default_value = "/dev/null")]
     pub log: PathBuf,
@@ -80,6 +88,8 @@ impl MountCmd {
             fetch_workers: self.fetch_workers,
             threads: self.threads,
             new_session: false,
+            handover: self.handover,
+            take_over: self.take_over,
         };
         if !self.daemon {
             return mount::run(&args);
@@ -90,6 +100,8 @@ impl MountCmd {
             cache: abs(&args.cache),
             record: args.record.as_deref().map(abs),
             prefetch: args.prefetch.iter().map(|p| abs(p)).collect(),
+            handover: args.handover.as_deref().map(abs),
+            take_over: args.take_over.as_deref().map(abs),
             ..args
         };
         let pid = daemon::spawn(&args, &self.log)?;

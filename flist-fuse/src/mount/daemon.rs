@@ -108,6 +108,8 @@ mod tests {
             mem_cache: 9,
             folder_ahead: 0,
             new_session: true,
+            handover: Some("/h".into()),
+            take_over: None,
         };
         let json = serde_json::to_vec(&a).unwrap_or_default();
         assert_eq!(read_args(&json[..]).ok(), Some(a));
