@@ -38,16 +38,28 @@ impl Drop for Procs {
     }
 }
 
-/// Start `flist mount` with `extra` flags, logging to `log`.
-fn start(d: &RunDir, fl: &Path, mp: &Path, extra: &[&str], log: &Path) -> Child {
+/// Start `flist mount --handover SOCK`, logging to `log`.
+fn start(d: &RunDir, fl: &Path, mp: &Path, sock: &Path, log: &Path) -> Child {
     Command::new(common::flist())
         .arg("mount")
         .arg("--cache")
         .arg(d.j("cache"))
-        .args(["--threads", "4", "--mem-cache", "4M"])
-        .args(extra)
+        .args(["--threads", "4", "--mem-cache", "4M", "--handover"])
+        .arg(sock)
         .arg(fl)
         .arg(mp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Start `flist take-over SOCK` in the foreground, logging to `log`.
+fn take_over(sock: &Path, log: &Path) -> Child {
+    Command::new(common::flist())
+        .arg("take-over")
+        .arg(sock)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
@@ -226,15 +238,12 @@ fn mount_is_handed_over_under_readers_without_an_error() {
     let mp = d.j("mnt");
     std::fs::create_dir_all(&mp).unwrap();
     let sock = d.j("handover.sock");
-    let sock_s = sock.to_str().unwrap();
     let mut procs = Procs {
         mp: mp.clone(),
         children: Vec::new(),
     };
     let log0 = d.j("gen0.log");
-    procs
-        .children
-        .push(start(&d, &fl, &mp, &["--handover", sock_s], &log0));
+    procs.children.push(start(&d, &fl, &mp, &sock, &log0));
     wait_mounted(&mp, procs.children.last_mut().unwrap(), &log0);
     let id = mount_id(&mp).unwrap();
     let readers = Readers::start(&mp, want.clone());
@@ -244,13 +253,7 @@ fn mount_is_handed_over_under_readers_without_an_error() {
     for generation in 1..=4 {
         let log = d.j(&format!("gen{generation}.log"));
         let t0 = Instant::now();
-        procs.children.push(start(
-            &d,
-            &fl,
-            &mp,
-            &["--handover", sock_s, "--take-over", sock_s],
-            &log,
-        ));
+        procs.children.push(take_over(&sock, &log));
         let n = procs.children.len();
         let old_log = logs.last().unwrap().clone();
         let old = procs.children.get_mut(n - 2).unwrap();
@@ -330,24 +333,22 @@ fn another_image_is_refused_and_the_old_process_serves_on() {
     let mp = d.j("mnt");
     std::fs::create_dir_all(&mp).unwrap();
     let sock = d.j("handover.sock");
-    let sock_s = sock.to_str().unwrap();
     let mut procs = Procs {
         mp: mp.clone(),
         children: Vec::new(),
     };
     let log0 = d.j("old.log");
-    procs
-        .children
-        .push(start(&d, &fl, &mp, &["--handover", sock_s], &log0));
+    procs.children.push(start(&d, &fl, &mp, &sock, &log0));
     wait_mounted(&mp, procs.children.last_mut().unwrap(), &log0);
+    // The image file was replaced by another one: the new process loads it and refuses.
+    std::fs::rename(&fl, d.j("a.saved")).unwrap();
+    std::fs::copy(&other, &fl).unwrap();
     let log1 = d.j("new.log");
-    procs
-        .children
-        .push(start(&d, &other, &mp, &["--take-over", sock_s], &log1));
+    procs.children.push(take_over(&sock, &log1));
     let st = wait_exit(procs.children.last_mut().unwrap(), &mp, || text(&log1));
     assert!(!st.success());
     assert!(text(&log1).contains("is served there"), "{}", text(&log1));
-    // The old one serves on, and can still be handed over to the right image.
+    // The old one serves on, and can still be handed over (detached, as computed does).
     assert!(
         procs
             .children
@@ -358,20 +359,35 @@ fn another_image_is_refused_and_the_old_process_serves_on() {
             .is_none()
     );
     assert_eq!(std::fs::read(mp.join("big")).unwrap(), want);
+    std::fs::rename(d.j("a.saved"), &fl).unwrap();
     let log2 = d.j("new2.log");
-    procs
-        .children
-        .push(start(&d, &fl, &mp, &["--take-over", sock_s], &log2));
+    let o = Command::new(common::flist())
+        .args(["take-over", "--daemon", "--log"])
+        .arg(&log2)
+        .arg(&sock)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}: {}",
+        String::from_utf8_lossy(&o.stderr),
+        text(&log2)
+    );
+    let pid: i32 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    // The old one is gone when the command returns.
     let st = wait_exit(procs.children.first_mut().unwrap(), &mp, || text(&log0));
     assert!(st.success(), "{}", text(&log0));
     assert_eq!(std::fs::read(mp.join("small")).unwrap(), b"a");
-    assert!(
-        procs
-            .children
-            .last_mut()
-            .unwrap()
-            .try_wait()
-            .unwrap()
-            .is_none()
-    );
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    // SIGTERM unmounts (the detached process is not our child: wait for the mount to go).
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    while mounted_type(&mp).is_some() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "{}", text(&log2));
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

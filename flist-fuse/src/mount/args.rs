@@ -45,9 +45,6 @@ pub struct MountArgs {
     /// Serve a hand-over socket here, so a new binary can take the mount over.
     #[serde(default)]
     pub handover: Option<PathBuf>,
-    /// Take over the mount served behind this hand-over socket instead of mounting.
-    #[serde(default)]
-    pub take_over: Option<PathBuf>,
 }
 
 impl MountArgs {
@@ -74,7 +71,6 @@ impl MountArgs {
             folder_ahead: 32 << 20,
             new_session: false,
             handover: None,
-            take_over: None,
         }
     }
 }

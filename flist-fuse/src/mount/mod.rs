@@ -25,7 +25,7 @@ pub mod serve;
 
 pub use args::MountArgs;
 pub use kernel::{mounted_type, unmount};
-pub use serve::run;
+pub use serve::{run, take_over};
 
 /// Default cache folder, shared by every mount of the node.
 pub const DEFAULT_CACHE: &str = "/var/cache/flist";

@@ -28,9 +28,28 @@ use crate::format::hex;
 /// Time allowed beyond the old process's drain limit for its last word.
 const STEP_MARGIN: Duration = Duration::from_secs(30);
 
-/// Mount (or take a running mount over) and serve in the foreground until unmounted,
-/// signalled, or handed over.
+/// Mount and serve in the foreground until unmounted, signalled, or handed over.
 pub fn run(a: &MountArgs) -> Result<()> {
+    serve(a, None)
+}
+
+/// Take over the mount served behind hand-over socket `path` (its process sends how it
+/// serves it: the same image, stores and options are loaded) and serve it in the
+/// foreground; `new_session`: call setsid() first (detached).
+pub fn take_over(path: &std::path::Path, new_session: bool) -> Result<()> {
+    let offered = handover::take::connect(path).map_err(|e| Error::invalid(path, e.to_string()))?;
+    let a = MountArgs {
+        new_session,
+        ..offered.args.clone()
+    };
+    serve(&a, Some((path, offered)))
+}
+
+/// Serve `a`: mount it, or take over the mount `offered` at hand-over socket PATH.
+fn serve(
+    a: &MountArgs,
+    offered: Option<(&std::path::Path, handover::take::Offered)>,
+) -> Result<()> {
     if a.new_session {
         // Own session: the daemon outlives whoever asked for it and its terminal.
         let _ = rustix::process::setsid();
@@ -100,8 +119,18 @@ pub fn run(a: &MountArgs) -> Result<()> {
     let threads = cfg.n_threads.unwrap_or(1);
     // Mount, or take over a running mount: the listener for the next hand-over comes
     // with it then.
-    let (session, unmounter, listener) = match &a.take_over {
-        Some(path) => match take_over(path, &id, filesystem, &cfg, a, drain.clone(), threads) {
+    let taking = offered.is_some();
+    let (session, unmounter, listener) = match offered {
+        Some((path, offered)) => match take(
+            path,
+            offered,
+            &id,
+            filesystem,
+            &cfg,
+            a,
+            drain.clone(),
+            threads,
+        ) {
             Ok((s, l)) => {
                 lc.fire(Event::Mounted);
                 (s, Unmounter::Path(a.mountpoint.clone()), l)
@@ -130,11 +159,7 @@ pub fn run(a: &MountArgs) -> Result<()> {
     };
     log(&format!(
         "{} {} ({} inodes, {} blocks) at {}; cache {} (bound {} bytes)",
-        if a.take_over.is_some() {
-            "took over"
-        } else {
-            "mounted"
-        },
+        if taking { "took over" } else { "mounted" },
         a.flist.display(),
         fl.inodes.len(),
         fl.blocks.len(),
@@ -161,6 +186,7 @@ pub fn run(a: &MountArgs) -> Result<()> {
                     return;
                 };
                 let giver = Giver {
+                    args: a.clone(),
                     listener,
                     fuse,
                     identity: id,
@@ -245,8 +271,13 @@ impl Unmounter {
 /// Take over the mount behind hand-over socket `path`: build the session, say Serving, and
 /// follow the old process's drain on a thread. Returns the session and the listener to
 /// serve for the next hand-over (when `--handover` is given).
-fn take_over(
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of serve() a take-over needs"
+)]
+fn take(
     path: &std::path::Path,
+    offered: handover::take::Offered,
     id: &str,
     fs: FlistFs,
     cfg: &Config,
@@ -255,7 +286,7 @@ fn take_over(
     threads: usize,
 ) -> Result<(Session<FlistFs>, Receiver<OwnedFd>)> {
     let bad = |e: handover::HandoverError| Error::invalid(path, e.to_string());
-    let taken = handover::take::take_over(path, id, fs, cfg).map_err(bad)?;
+    let taken = offered.session(id, fs, cfg).map_err(bad)?;
     let (session, listener, old, chan) = taken.serving().map_err(bad)?;
     log(&format!(
         "serving the mount of pid {old}; waiting for it to drain"
@@ -269,10 +300,12 @@ fn take_over(
                 Ok(()) => {
                     log(&format!("pid {old} drained: the mount is ours"));
                     let _ = tx.send(listener);
+                    announce(old);
                 }
                 Err(handover::HandoverError::Closed) => {
                     log(&format!("pid {old} went away: the mount is ours"));
                     let _ = tx.send(listener);
+                    announce(old);
                 }
                 Err(e) => {
                     // The old process serves on: leave it the mount, answering what we hold.
@@ -293,6 +326,18 @@ fn take_over(
         .ctx("take-over thread")?;
     // The listener comes once the old process is gone; the session runs meanwhile.
     Ok((session, rx))
+}
+
+/// Say on stdout that the mount is ours (what `flist take-over --daemon` waits for), then
+/// let go of stdout: whoever reads it may go.
+fn announce(old: u32) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "took over from {old}");
+    let _ = o.flush();
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdout(&null);
+    }
 }
 
 /// Queue the prefetch plan and log when it is done.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::channel::{Channel, HandoverError, accept};
 use super::drain::Drain;
 use super::wire::{Frame, InitParams, VERSION};
+use crate::mount::args::MountArgs;
 use crate::mount::log::log;
 
 /// How long each step of the conversation may take (the new process loads its image
@@ -24,6 +25,8 @@ pub struct Giver {
     pub listener: OwnedFd,
     /// A duplicate of the session's /dev/fuse descriptor.
     pub fuse: OwnedFd,
+    /// How this process serves the mount (sent to the new process).
+    pub args: MountArgs,
     /// Identity of the image served, hex.
     pub identity: String,
     /// The kernel's INIT, recorded by the filesystem's `init`.
@@ -76,7 +79,8 @@ impl Giver {
                 Frame::Hello { version } if version == VERSION => {}
                 f => {
                     return Err(HandoverError::Protocol(format!(
-                        "expected hello version {VERSION}, got {f:?}"
+                        "expected hello version {VERSION}, got {}",
+                        f.name()
                     )));
                 }
             }
@@ -85,6 +89,7 @@ impl Giver {
             })?;
             chan.send(
                 &Frame::Offer {
+                    args: Box::new(self.args.clone()),
                     identity: self.identity.clone(),
                     pid: std::process::id(),
                     init,
@@ -94,7 +99,8 @@ impl Giver {
             match chan.recv()?.0 {
                 Frame::Serving { pid } => Ok(pid),
                 f => Err(HandoverError::Protocol(format!(
-                    "expected serving, got {f:?}"
+                    "expected serving, got {}",
+                    f.name()
                 ))),
             }
         })();

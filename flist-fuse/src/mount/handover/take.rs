@@ -19,6 +19,7 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 use super::channel::{Channel, HandoverError};
 use super::wire::{Frame, InitParams, VERSION};
+use crate::mount::args::MountArgs;
 
 /// How long each step of the conversation may take.
 const STEP: Duration = Duration::from_secs(30);
@@ -57,51 +58,96 @@ pub fn wait_done(chan: &Channel, limit: Duration) -> Result<(), HandoverError> {
     chan.set_timeout(limit)?;
     match chan.recv()? {
         (Frame::Done, _) => Ok(()),
-        (f, _) => Err(HandoverError::Protocol(format!("expected done, got {f:?}"))),
+        (f, _) => Err(HandoverError::Protocol(format!(
+            "expected done, got {}",
+            f.name()
+        ))),
     }
 }
 
-/// Take over the mount served behind hand-over socket `path`, serving `identity` (hex)
-/// with `fs`. Nothing is read from /dev/fuse here; on any error the old process serves on.
-pub fn take_over<FS: Filesystem>(
-    path: &Path,
-    identity: &str,
-    fs: FS,
-    cfg: &Config,
-) -> Result<Taken<FS>, HandoverError> {
+/// A running mount offered by its process: its arguments, for the new process to load the
+/// same image the same way. Nothing has been read from /dev/fuse; dropping it leaves the
+/// old process serving.
+pub struct Offered {
+    chan: Channel,
+    /// How the old process serves the mount.
+    pub args: MountArgs,
+    /// The identity of the image it serves, hex.
+    pub identity: String,
+    /// The old process.
+    pub old_pid: u32,
+    init: InitParams,
+    fuse: OwnedFd,
+    listener: OwnedFd,
+}
+
+/// Ask the mount process behind hand-over socket `path` for its mount.
+pub fn connect(path: &Path) -> Result<Offered, HandoverError> {
     let chan = Channel::connect(path)?;
     chan.set_timeout(STEP)?;
     chan.send(&Frame::Hello { version: VERSION }, &[])?;
     let (frame, mut fds) = chan.recv()?;
     let Frame::Offer {
-        identity: theirs,
+        args,
+        identity,
         pid: old_pid,
         init,
     } = frame
     else {
         return Err(HandoverError::Protocol(format!(
-            "expected an offer, got {frame:?}"
+            "expected an offer, got {}",
+            frame.name()
         )));
     };
-    if theirs != identity {
-        let why = format!("image {theirs} is served there, this process was given {identity}");
-        chan.refuse(&why);
-        return Err(HandoverError::Protocol(why));
-    }
     let (Some(listener), Some(fuse)) = (fds.pop(), fds.pop()) else {
         return Err(HandoverError::Protocol("offer without descriptors".into()));
     };
-    match session_on(fuse, init, fs, cfg) {
-        Ok(session) => Ok(Taken {
-            session,
-            listener,
-            old_pid,
-            chan,
-        }),
-        Err(e) => {
-            chan.refuse(&format!("new process could not start its session: {e}"));
-            Err(e)
+    Ok(Offered {
+        chan,
+        args: *args,
+        identity,
+        old_pid,
+        init,
+        fuse,
+        listener,
+    })
+}
+
+impl Offered {
+    /// Build our session on the mount, serving `fs` whose image has identity `ours` (hex):
+    /// refused unless it is the image served (inode numbers are the image's own).
+    pub fn session<FS: Filesystem>(
+        self,
+        ours: &str,
+        fs: FS,
+        cfg: &Config,
+    ) -> Result<Taken<FS>, HandoverError> {
+        if ours != self.identity {
+            let why = format!(
+                "image {} is served there, this process loaded {ours}",
+                self.identity
+            );
+            self.chan.refuse(&why);
+            return Err(HandoverError::Protocol(why));
         }
+        match session_on(self.fuse, self.init, fs, cfg) {
+            Ok(session) => Ok(Taken {
+                session,
+                listener: self.listener,
+                old_pid: self.old_pid,
+                chan: self.chan,
+            }),
+            Err(e) => {
+                self.chan
+                    .refuse(&format!("new process could not start its session: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    /// Give up (the old process serves on), telling it why.
+    pub fn refuse(self, why: &str) {
+        self.chan.refuse(why);
     }
 }
 

@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! Hello   new -> old  protocol version
-//! Offer   old -> new  image identity, old pid, the kernel's INIT parameters
-//!                     + 2 descriptors: /dev/fuse, the hand-over listener
+//! Offer   old -> new  the mount's arguments, image identity, old pid, the kernel's
+//!                     INIT parameters + 2 descriptors: /dev/fuse, the hand-over listener
 //! Serving new -> old  (the new one reads /dev/fuse now)
 //! Done    old -> new  (every old thread answered what it read and stopped; it exits)
 //! Refuse  either      reason
@@ -13,8 +13,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::mount::args::MountArgs;
+
 /// Largest message.
-pub const MAX_FRAME: usize = 16 * 1024;
+pub const MAX_FRAME: usize = 64 * 1024;
 /// Protocol version sent in Hello.
 pub const VERSION: u16 = 1;
 /// Longest reason carried by Refuse.
@@ -43,6 +45,9 @@ pub enum Frame {
     },
     /// The mount, offered to the new process (two descriptors come with it).
     Offer {
+        /// How the old process serves the mount (store URLs included, which may carry
+        /// passwords: they travel only on this owner-only socket, never in a log).
+        args: Box<MountArgs>,
         /// blake3 identity of the image served, hex; inode numbers mean the same only for the
         /// same image.
         identity: String,
@@ -85,6 +90,17 @@ impl Frame {
         }
     }
 
+    /// The message's name, for errors (never its fields: an offer carries store URLs).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Frame::Hello { .. } => "hello",
+            Frame::Offer { .. } => "offer",
+            Frame::Serving { .. } => "serving",
+            Frame::Done => "done",
+            Frame::Refuse { .. } => "refuse",
+        }
+    }
+
     /// The bytes of the message.
     pub fn encode(&self) -> Vec<u8> {
         let f = match self {
@@ -114,6 +130,13 @@ mod tests {
         let frames = [
             Frame::Hello { version: VERSION },
             Frame::Offer {
+                args: Box::new(MountArgs::new(
+                    "/f".into(),
+                    "/m".into(),
+                    "/c".into(),
+                    1,
+                    vec!["zdb://u:pw@h/ns".into()],
+                )),
                 identity: "ab".into(),
                 pid: 7,
                 init: InitParams {
