@@ -391,3 +391,94 @@ fn another_image_is_refused_and_the_old_process_serves_on() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn container_mounts_are_upgraded_under_a_reader_of_the_root() {
+    let Some(_g) = fuse::setup(PREFIX) else {
+        return;
+    };
+    let d = RunDir::new(PREFIX);
+    let want = Arc::new(noise(BIG, 22));
+    let fl = image(&d, "c", &want);
+    let state = d.j("state");
+    let target = d.j("c1/root");
+    let out = common::run(&[
+        "container".as_ref(),
+        "start".as_ref(),
+        "--state".as_ref(),
+        state.as_os_str(),
+        "--cache".as_ref(),
+        d.j("cache").as_os_str(),
+        fl.as_os_str(),
+        d.j("c1/rw").as_os_str(),
+        target.as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    let id = std::fs::read_dir(state.join("mounts"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .to_string();
+    let ro = flist_fuse::mount::overlay::ro_dir(&state, &id);
+    let _u = fuse::Unmounter(vec![ro.clone(), target.clone()]);
+    let mut daemons: Vec<i32> = err
+        .split("daemon pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .into_iter()
+        .collect();
+    assert_eq!(daemons.len(), 1, "{err}");
+    let mount = mount_id(&ro).unwrap();
+    let readers = Readers::start(&target, want.clone());
+    readers.progress();
+    for _ in 0..3 {
+        let out = common::run(&[
+            "container".as_ref(),
+            "upgrade".as_ref(),
+            "--state".as_ref(),
+            state.as_os_str(),
+        ]);
+        let log = text(&state.join("mounts").join(&id).join("daemon.log"));
+        assert!(
+            out.status.success(),
+            "{}\n{log}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(line["identity"], id.as_str());
+        let pid = line["pid"].as_i64().unwrap() as i32;
+        let old = *daemons.last().unwrap();
+        let t0 = Instant::now();
+        while Path::new(&format!("/proc/{old}")).exists()
+            && !text(Path::new(&format!("/proc/{old}/stat"))).contains(") Z ")
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "old daemon {old} lives: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(Path::new(&format!("/proc/{pid}")).exists(), "{log}");
+        assert_eq!(mount_id(&ro).as_deref(), Some(mount.as_str()));
+        assert_eq!(mounted_type(&target).as_deref(), Some("overlay"));
+        daemons.push(pid);
+        readers.progress();
+    }
+    let (passes, slices, errors) = readers.stop();
+    assert!(errors.is_empty(), "read errors: {errors:?}");
+    eprintln!("{passes} whole passes, {slices} slices through the overlay, no error");
+    // The container stops as before: the last daemon unmounts and exits.
+    common::ok(common::run(&[
+        "container".as_ref(),
+        "stop".as_ref(),
+        "--state".as_ref(),
+        state.as_os_str(),
+        target.as_os_str(),
+    ]));
+    assert!(mounted_type(&ro).is_none());
+}

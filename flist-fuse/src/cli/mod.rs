@@ -72,7 +72,7 @@ pub enum Cmd {
     EmbedPrefetch(embed::EmbedCmd),
     /// Containers: overlayfs (writable upper) on a shared read-only mount.
     Container {
-        /// start or stop.
+        /// start, stop or upgrade.
         #[command(subcommand)]
         cmd: container::ContainerCmd,
     },

@@ -145,9 +145,17 @@ fn serve(
                 lc.fire(Event::Mounted);
                 let u = Unmounter::Fuser(s.unmount_callable());
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                // Without its socket the mount still serves; it just cannot be handed over.
                 if let Some(p) = &a.handover {
-                    let l = handover::listen(p).map_err(|e| Error::invalid(p, e.to_string()))?;
-                    let _ = tx.send(l);
+                    match handover::listen(p) {
+                        Ok(l) => {
+                            let _ = tx.send(l);
+                        }
+                        Err(e) => log(&format!(
+                            "no hand-over socket at {} ({e}): this mount cannot be handed over",
+                            p.display()
+                        )),
+                    }
                 }
                 (s, u, rx)
             }
