@@ -222,7 +222,7 @@ pub fn handover_socket(state: &Path, identity_hex: &str) -> PathBuf {
 }
 
 /// How one shared mount's upgrade went.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Upgraded {
     /// Identity of the flist, hex.
     pub identity: String,

@@ -23,7 +23,9 @@ pub mod state;
 
 use crate::supervisor::{self, service::ServiceDef};
 use bus::RemoteError;
-use bus::api::upgrade::{Outcome, UpgradeReply, UpgradeZdb, ZdbUpgrade};
+use bus::api::upgrade::{
+    FlistMountsUpgrade, Outcome, UpgradeFlistMounts, UpgradeReply, UpgradeZdb, ZdbUpgrade,
+};
 use journal::{Journal, NextFrom, Previous, StateSwitch};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -32,6 +34,12 @@ use std::time::Duration;
 
 /// The service name that means the node's zdb servers.
 pub const ZDB: &str = "zdb";
+
+/// The service name that means the node's flist mounts (computed's containers' roots).
+pub const FLIST: &str = "flist";
+
+/// computed hands mounts over one after the other, each within 180 s.
+const FLIST_CALL_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// storaged hands servers over one after the other, each within 150 s.
 const ZDB_CALL_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -193,6 +201,9 @@ impl Upgrader {
         if service == ZDB {
             return self.upgrade_zdb(from).await;
         }
+        if service == FLIST {
+            return self.upgrade_flist_mounts(from).await;
+        }
         let cur = self.current(service)?;
         let name = cur
             .exec
@@ -229,6 +240,7 @@ impl Upgrader {
                 migrated: false,
                 detail: None,
                 zdb: Vec::new(),
+                flist: Vec::new(),
             });
         }
         let mut to = cur.clone();
@@ -302,6 +314,68 @@ impl Upgrader {
                 )
             }),
             zdb: report.servers,
+            flist: Vec::new(),
+        })
+    }
+
+    /// `zos upgrade flist --from PATH`: installed like a daemon's binary, then computed hands
+    /// each shared flist mount over to it, live (`compute.flist.upgrade@1`).
+    async fn upgrade_flist_mounts(&self, from: &Path) -> Result<UpgradeReply, RemoteError> {
+        let (node, src) = (self.node.clone(), from.to_path_buf());
+        let (dest, hex) = blocking(move || install(&node, FLIST, &src, FLIST))
+            .await
+            .map_err(|e| RemoteError::invalid(format!("cannot install {}: {e}", from.display())))?;
+        let computed = bus::Client::new(bus::service_socket(&self.node.join("run"), "computed"))
+            .call_timeout(FLIST_CALL_TIMEOUT);
+        let report = computed
+            .call::<UpgradeFlistMounts>(&FlistMountsUpgrade { binary: dest })
+            .await
+            .map_err(|e| RemoteError::new(bus::ErrorCode::Unavailable, format!("computed: {e}")))?;
+        let prev = report.previous.clone();
+        let from_version = blocking(move || Ok(version_of(&prev)))
+            .await
+            .map_err(internal("version"))?;
+        let to_version = short(&hex);
+        let failed: Vec<String> = report
+            .mounts
+            .iter()
+            .filter(|m| !m.upgraded)
+            .map(|m| {
+                format!(
+                    "{}: {}",
+                    m.identity.get(..16).unwrap_or(&m.identity),
+                    m.detail.as_deref().unwrap_or("failed")
+                )
+            })
+            .collect();
+        tracing::info!(mounts = report.mounts.len(), failed = failed.len(), version = %to_version, "flist upgrade");
+        let all = failed.is_empty();
+        Ok(UpgradeReply {
+            service: FLIST.into(),
+            outcome: if all {
+                Outcome::Upgraded
+            } else {
+                Outcome::Reverted
+            },
+            running_version: if all {
+                to_version.clone()
+            } else if failed.len() == report.mounts.len() {
+                from_version.clone()
+            } else {
+                "mixed".into()
+            },
+            from_version,
+            to_version,
+            pid: None,
+            migrated: false,
+            detail: (!all).then(|| {
+                format!(
+                    "hand-over failed, the old mount process serves on: {}",
+                    failed.join("; ")
+                )
+            }),
+            zdb: Vec::new(),
+            flist: report.mounts,
         })
     }
 
@@ -393,6 +467,7 @@ impl Upgrader {
             migrated,
             detail,
             zdb: Vec::new(),
+            flist: Vec::new(),
         };
         if let Err(e) = self.sup.replace(service, None).await {
             let _ = self.save_undo(&j).await;
