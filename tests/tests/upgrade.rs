@@ -3,7 +3,8 @@
 //! appended, so its hash differs): only that daemon restarts, the workloads keep their pids
 //! and namespaces, netd's state is migrated. Then broken builds, each reverted by node-init
 //! itself with the old version serving: one that exits at start (computed), one never ready
-//! (storaged), one whose migration fails (netd). Last, `zos upgrade --rollback netd`.
+//! (storaged), one whose migration fails (netd). Last, `zos upgrade --rollback netd`. The
+//! flist mount process is upgraded under a container reading a large file.
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 use serde_json::{Value, json};
@@ -604,7 +605,8 @@ fn a_release_flist_is_refused_unless_the_pinned_key_signed_it() {
     tmp.destroy_node();
 }
 
-/// The pid in the last `flist-mount[PID]` line of a mount daemon's log.
+/// The pid in the last `flist-mount[PID]` line of a mount daemon's log (a take-over appends
+/// to the same log).
 fn mount_daemon_pid(log: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(log).ok()?;
     text.rsplit("flist-mount[")
@@ -743,6 +745,17 @@ fn flist_mount_is_upgraded_under_a_container_reading_a_large_file() {
         );
         seen = passes(seen + 2);
     }
+    // A broken build: the upgrade fails and says so; the mount process serves on.
+    let old = mount_daemon_pid(&log).unwrap();
+    let broken = script(tmp.path(), "broken-flist", "echo broken >&2; exit 3");
+    let (ok, text) = node.zos(&["upgrade", "flist", "--from", broken.to_str().unwrap()]);
+    assert!(!ok && text.contains("broken"), "{text}");
+    assert!(
+        !gone(old),
+        "the mount process {old} went with a failed upgrade"
+    );
+    assert_eq!(mount_daemon_pid(&log), Some(old));
+    seen = passes(seen + 2);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     dropper.join().unwrap();
     eprintln!("{seen} checked passes over the large file, no read error");

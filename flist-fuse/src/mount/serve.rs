@@ -324,10 +324,12 @@ fn take(
                     let poke = move || {
                         let _ = rustix::fs::statfs(&mp);
                     };
-                    if !drain.wait(threads, handover::give::DRAIN_LIMIT, poke) {
-                        log("could not drain; exiting anyway");
+                    if drain.wait(threads, handover::give::DRAIN_LIMIT, poke) {
+                        std::process::exit(1);
                     }
-                    std::process::exit(1);
+                    // Exiting now could drop a request one of our threads holds.
+                    drain.cancel();
+                    log(&format!("could not drain: serving on alongside pid {old}"));
                 }
             }
         })
