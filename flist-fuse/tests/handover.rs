@@ -38,13 +38,19 @@ impl Drop for Procs {
     }
 }
 
-/// Start `flist mount --handover SOCK`, logging to `log`.
+/// Start `flist mount --handover SOCK` (4 FUSE threads), logging to `log`.
 fn start(d: &RunDir, fl: &Path, mp: &Path, sock: &Path, log: &Path) -> Child {
+    start_with(d, fl, mp, sock, log, 4)
+}
+
+fn start_with(d: &RunDir, fl: &Path, mp: &Path, sock: &Path, log: &Path, threads: u32) -> Child {
     Command::new(common::flist())
         .arg("mount")
         .arg("--cache")
         .arg(d.j("cache"))
-        .args(["--threads", "4", "--mem-cache", "4M", "--handover"])
+        .arg("--threads")
+        .arg(threads.to_string())
+        .args(["--mem-cache", "4M", "--handover"])
         .arg(sock)
         .arg(fl)
         .arg(mp)
@@ -229,6 +235,16 @@ fn wait_mounted(mp: &Path, c: &mut Child, log: &Path) {
 
 #[test]
 fn mount_is_handed_over_under_readers_without_an_error() {
+    handed_over_under_readers(4, 4);
+}
+
+/// One FUSE thread: no cloned descriptor, the thread reads the handed-over one itself.
+#[test]
+fn single_threaded_mount_is_handed_over_too() {
+    handed_over_under_readers(1, 2);
+}
+
+fn handed_over_under_readers(threads: u32, generations: u32) {
     let Some(_g) = fuse::setup(PREFIX) else {
         return;
     };
@@ -250,7 +266,7 @@ fn mount_is_handed_over_under_readers_without_an_error() {
     readers.progress();
 
     let mut logs = vec![log0];
-    for generation in 1..=4 {
+    for generation in 1..=generations {
         let log = d.j(&format!("gen{generation}.log"));
         let t0 = Instant::now();
         procs.children.push(take_over(&sock, &log));
