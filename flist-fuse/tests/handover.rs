@@ -259,11 +259,24 @@ fn handed_over_under_readers(threads: u32, generations: u32) {
         children: Vec::new(),
     };
     let log0 = d.j("gen0.log");
-    procs.children.push(start(&d, &fl, &mp, &sock, &log0));
+    procs
+        .children
+        .push(start_with(&d, &fl, &mp, &sock, &log0, threads));
     wait_mounted(&mp, procs.children.last_mut().unwrap(), &log0);
     let id = mount_id(&mp).unwrap();
     let readers = Readers::start(&mp, want.clone());
     readers.progress();
+    let fuser_threads = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+            .filter(|t| text(&t.path().join("comm")).starts_with("fuser-"))
+            .count()
+    };
+    assert_eq!(
+        fuser_threads(procs.children.first().unwrap().id()),
+        threads as usize
+    );
 
     let mut logs = vec![log0];
     for generation in 1..=generations {
