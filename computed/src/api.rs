@@ -53,5 +53,11 @@ pub fn server(shared: Shared) -> Server {
     handler!(server, shared, ContainerLogs, |e, r| e
         .logs(&r.name, r.offset, r.max));
     handler!(server, shared, GetComputeCapacity, |e, _r| Ok(e.capacity()));
+    handler!(
+        server,
+        shared,
+        bus::api::upgrade::UpgradeFlistMounts,
+        |e, r| e.upgrade_flist(&r.binary)
+    );
     server
 }

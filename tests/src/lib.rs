@@ -349,11 +349,25 @@ pub fn redis(addr: &str, port: u64, script: &str) -> String {
 /// A busybox root filesystem (`/bin/busybox` and a few applets) packed with `flist pack` into
 /// an flist in a dir store under `dir`; returns (flist, identity).
 pub fn busybox_flist(dir: &Path) -> (PathBuf, String) {
+    busybox_flist_with(dir, &[], &[])
+}
+
+/// [`busybox_flist`] with more busybox `applets` linked in `/bin` and `files` (path in the
+/// root, content) added.
+pub fn busybox_flist_with(
+    dir: &Path,
+    applets: &[&str],
+    files: &[(&str, &[u8])],
+) -> (PathBuf, String) {
     let tree = dir.join("tree");
     std::fs::create_dir_all(tree.join("bin")).expect("busybox flist");
     std::fs::copy("/bin/busybox", tree.join("bin/busybox")).expect("busybox flist");
-    for a in ["sh", "echo", "cat", "hostname", "sleep", "ls"] {
+    let base = ["sh", "echo", "cat", "hostname", "sleep", "ls"];
+    for a in base.iter().chain(applets) {
         std::os::unix::fs::symlink("busybox", tree.join("bin").join(a)).expect("busybox flist");
+    }
+    for (path, content) in files {
+        std::fs::write(tree.join(path), content).expect("busybox flist");
     }
     for d in ["proc", "dev", "sys", "tmp", "etc", "data"] {
         std::fs::create_dir_all(tree.join(d)).expect("busybox flist");

@@ -3,7 +3,8 @@
 //! appended, so its hash differs): only that daemon restarts, the workloads keep their pids
 //! and namespaces, netd's state is migrated. Then broken builds, each reverted by node-init
 //! itself with the old version serving: one that exits at start (computed), one never ready
-//! (storaged), one whose migration fails (netd). Last, `zos upgrade --rollback netd`.
+//! (storaged), one whose migration fails (netd). Last, `zos upgrade --rollback netd`. The
+//! flist mount process is upgraded under a container reading a large file.
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 use serde_json::{Value, json};
@@ -671,4 +672,164 @@ fn serve_files(dir: &Path) -> String {
         }
     });
     base
+}
+
+/// The pid in the last `flist-mount[PID]` line of a mount daemon's log (a take-over appends
+/// to the same log).
+fn mount_daemon_pid(log: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.rsplit("flist-mount[")
+        .next()
+        .and_then(|s| s.split(']').next())
+        .and_then(|s| s.parse().ok())
+}
+
+fn gone(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z'))
+    })
+}
+
+#[test]
+fn flist_mount_is_upgraded_under_a_container_reading_a_large_file() {
+    if !require(&[("/bin/busybox", "apt-get install busybox-static")]) {
+        return;
+    }
+    let tmp = World::new();
+    let dir = tmp.node_dir();
+    let node = Node::start(&dir);
+    let key = tmp.path().join("k.key");
+    let owner = node.new_owner(&key);
+    let k = key.to_str().unwrap();
+    // 16 MiB of noise and its md5 (by busybox, as the container computes it).
+    let mut big = Vec::with_capacity(16 << 20);
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    while big.len() < 16 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    let raw = tmp.path().join("big.raw");
+    std::fs::write(&raw, &big).unwrap();
+    let out = Command::new("/bin/busybox")
+        .arg("md5sum")
+        .arg(&raw)
+        .output()
+        .unwrap();
+    let want = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let (flist, identity) = tests::busybox_flist_with(
+        tmp.path(),
+        &["md5sum"],
+        &[("big", &big), ("want", want.as_bytes())],
+    );
+    let bp = example_blueprint("container.json", &owner, |v| {
+        let app = &mut v["workloads"][1]["data"];
+        app["flist"] = flist.display().to_string().into();
+        app["identity"] = identity.clone().into();
+        app["memory"] = (128u64 << 20).into();
+        app["entrypoint"] = json!([
+            "/bin/sh",
+            "-c",
+            "want=$(cat /want); while true; do s=$(md5sum /big); \
+             if [ \"${s%% *}\" = \"$want\" ]; then echo pass; else echo \"BAD: $s\"; fi; done"
+        ]);
+    });
+    let file = tmp.file("web.json", &bp);
+    let view = node.zos_json(&["deploy", &file, "--key", k, "--wait", "--json"]);
+    let app = &view["deployment"]["workloads"][1]["result"];
+    assert_eq!(app["data"]["state"], "running", "{view}");
+    let pid = app["data"]["pid"].as_u64().unwrap();
+
+    // The container's reads go through FUSE every pass: the host drops the mount's page
+    // cache of the file all along.
+    let base = dir.join("computed/flist/mounts").join(&identity);
+    let log = base.join("daemon.log");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dropper = {
+        let (stop, f) = (stop.clone(), base.join("ro/big"));
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(f) = std::fs::File::open(&f) {
+                    let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let passes = |at_least: usize| {
+        let t = std::time::Instant::now();
+        loop {
+            let (_, logs) = node.zos(&["logs", "web", "app"]);
+            assert!(
+                !logs.contains("BAD") && !logs.contains("md5sum:"),
+                "read error in the container: {logs}"
+            );
+            let n = logs
+                .lines()
+                .filter(|l| l.trim_end().ends_with("pass"))
+                .count();
+            if n >= at_least {
+                return n;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "no progress: {logs}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut seen = passes(2);
+    for round in 1..=2u8 {
+        let old = mount_daemon_pid(&log).unwrap();
+        let new_bin = tmp.path().join(format!("new-flist-{round}"));
+        let mut bytes = std::fs::read(bin("flist")).unwrap();
+        bytes.extend_from_slice(format!("\nnew build {round}\n").as_bytes());
+        std::fs::write(&new_bin, bytes).unwrap();
+        std::fs::set_permissions(&new_bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (ok, r) = upgrade(&dir, &["flist", "--from", new_bin.to_str().unwrap()]);
+        assert!(ok, "{r}");
+        assert_eq!(r["outcome"], "upgraded", "{r}");
+        let m = &r["flist"][0];
+        assert_eq!(m["identity"], identity.as_str(), "{r}");
+        assert_eq!(m["upgraded"], true, "{r}");
+        let new = m["pid"].as_i64().unwrap() as i32;
+        assert!(gone(old), "old mount process {old} still runs");
+        assert!(!gone(new), "new mount process {new} is not running");
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{new}/exe")).unwrap(),
+            dir.join("versions/flist")
+                .read_dir()
+                .unwrap()
+                .flatten()
+                .map(|e| e.path().join("flist"))
+                .find(|p| std::fs::read(p)
+                    .is_ok_and(|b| b.ends_with(format!("new build {round}\n").as_bytes())))
+                .unwrap()
+        );
+        assert!(
+            Path::new(&format!("/proc/{pid}")).exists(),
+            "container died"
+        );
+        seen = passes(seen + 2);
+    }
+    // A broken build: the upgrade fails and says so; the mount process serves on.
+    let old = mount_daemon_pid(&log).unwrap();
+    let broken = script(tmp.path(), "broken-flist", "echo broken >&2; exit 3");
+    let (ok, text) = node.zos(&["upgrade", "flist", "--from", broken.to_str().unwrap()]);
+    assert!(!ok && text.contains("broken"), "{text}");
+    assert!(
+        !gone(old),
+        "the mount process {old} went with a failed upgrade"
+    );
+    assert_eq!(mount_daemon_pid(&log), Some(old));
+    seen = passes(seen + 2);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    dropper.join().unwrap();
+    eprintln!("{seen} checked passes over the large file, no read error");
+    let view = node.zos_json(&["delete", "web", "--key", k, "--wait", "--json"]);
+    assert_eq!(view["state"], "deleted");
+    drop(node);
+    tmp.destroy_node();
 }

@@ -75,6 +75,9 @@ pub struct UpgradeReply {
     /// node-init's own upgrade: names this attempt in its result file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<String>,
+    /// `flist`: each shared flist mount's hand-over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flist: Vec<FlistMountHandover>,
 }
 
 crate::method!(
@@ -126,6 +129,46 @@ crate::method!(
     /// pass to the new process; a failed hand-over leaves the old one serving). The binary
     /// becomes the one restarts use when every server took it.
     UpgradeZdb, "storage.zdb.upgrade" @ 1, ZdbUpgrade => ZdbUpgradeReport
+);
+
+/// Parameters of [`UpgradeFlistMounts`] (computed's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlistMountsUpgrade {
+    /// The new `flist` binary (installed by node-init; computed runs it from there).
+    pub binary: PathBuf,
+}
+
+/// One shared flist mount's live hand-over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlistMountHandover {
+    /// The flist's identity (hex).
+    pub identity: String,
+    /// The process serving it now, when the new one took it over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Handed over to the new binary.
+    pub upgraded: bool,
+    /// Why not (the old process serves on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Reply of [`UpgradeFlistMounts`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlistMountsReport {
+    /// The binary computed ran `flist` from before.
+    pub previous: PathBuf,
+    /// Every live shared mount, in identity order.
+    pub mounts: Vec<FlistMountHandover>,
+}
+
+crate::method!(
+    /// Hands every shared flist mount of computed's containers over to a new `flist` binary,
+    /// live (`flist container upgrade`: the new process takes over `/dev/fuse`; a failed
+    /// hand-over leaves the old one serving). The binary becomes the one new mounts use
+    /// when every mount took it.
+    UpgradeFlistMounts, "compute.flist.upgrade" @ 1, FlistMountsUpgrade => FlistMountsReport
 );
 
 /// Parameters of [`UpgradeFlist`].

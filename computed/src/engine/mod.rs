@@ -18,6 +18,7 @@ mod start;
 mod stop;
 #[cfg(test)]
 mod tests;
+mod upgrade;
 pub mod validate;
 
 use crate::error::{Error, IoContext, Result};

@@ -425,3 +425,15 @@ fn a_shim_that_cannot_start_the_entrypoint_fails_the_create() {
     t.eng.delete("app").unwrap();
     assert!(!Path::new(&t.state_dir("app")).exists());
 }
+
+#[test]
+fn a_flist_upgrade_needs_an_absolute_binary_and_a_system_that_can_hand_mounts_over() {
+    let t = setup(PATIENCE);
+    let c = t.eng.create(t.spec("app")).unwrap();
+    let e = t.eng.upgrade_flist(Path::new("flist")).unwrap_err();
+    assert!(e.to_string().contains("absolute"), "{e}");
+    // The fake has no live mounts to hand over: a clear error, the container untouched.
+    let e = t.eng.upgrade_flist(Path::new("/new/flist")).unwrap_err();
+    assert!(e.to_string().contains("cannot upgrade flist mounts"), "{e}");
+    assert_eq!(t.eng.get("app").unwrap().pid, c.pid);
+}

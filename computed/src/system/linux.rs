@@ -16,6 +16,8 @@ const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 const ROOTFS_START_TIMEOUT: Duration = Duration::from_secs(90);
 /// `flist container stop` unmounts, and stops the shared mount's daemon with its last user.
 const ROOTFS_STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// `flist container upgrade`: each mount's hand-over may take a drain (up to 120 s) and more.
+const ROOTFS_UPGRADE_TIMEOUT: Duration = Duration::from_secs(600);
 /// `ip netns ...`.
 const IP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -39,6 +41,27 @@ pub struct Linux {
     pub tools: Tools,
 }
 
+/// The record of the `flist` binary a live upgrade switched to (`FLIST_STATE/binary.json`):
+/// it outranks the configured one, across restarts of computed.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct BinaryRecord {
+    binary: PathBuf,
+}
+
+impl Tools {
+    fn record(&self) -> PathBuf {
+        self.flist_state.join("binary.json")
+    }
+
+    /// The `flist` binary to run: the one a live upgrade switched to, if it is still there.
+    pub fn flist(&self) -> PathBuf {
+        match nodeutil::fs::read_json::<BinaryRecord>(&self.record()) {
+            Ok(Some(r)) if r.binary.is_file() => r.binary,
+            _ => self.flist_bin.clone(),
+        }
+    }
+}
+
 /// The one place store URLs are handed to `flist`. They may carry credentials, which a command
 /// line shows to every user of the machine (`/proc/PID/cmdline`), so they go to the child's
 /// stdin (`--stores-stdin`, one per line).
@@ -49,7 +72,7 @@ fn flist_container_start(
     rw: &Path,
     target: &Path,
 ) -> Result<()> {
-    let mut cmd = Command::new(&tools.flist_bin);
+    let mut cmd = Command::new(tools.flist());
     cmd.arg("container")
         .arg("start")
         .arg("--state")
@@ -91,7 +114,7 @@ impl System for Linux {
     fn rootfs_unmount(&self, target: &Path) -> Result<()> {
         let r = run(
             "flist container stop",
-            Command::new(&self.tools.flist_bin)
+            Command::new(self.tools.flist())
                 .arg("container")
                 .arg("stop")
                 .arg("--state")
@@ -103,6 +126,52 @@ impl System for Linux {
             Err(_) if !self.is_overlay(target) => Ok(()),
             r => r,
         }
+    }
+
+    fn rootfs_upgrade(
+        &self,
+        binary: &Path,
+    ) -> Result<(PathBuf, Vec<bus::api::upgrade::FlistMountHandover>)> {
+        use flist_fuse::mount::overlay::Upgraded;
+        let previous = self.tools.flist();
+        let report = self.tools.flist_state.join("upgrade-report.json");
+        let _ = std::fs::remove_file(&report);
+        std::fs::create_dir_all(&self.tools.flist_state).ctx(&self.tools.flist_state)?;
+        let ran = run(
+            "flist container upgrade",
+            Command::new(binary)
+                .arg("container")
+                .arg("upgrade")
+                .arg("--state")
+                .arg(&self.tools.flist_state)
+                .arg("--report")
+                .arg(&report),
+            ROOTFS_UPGRADE_TIMEOUT,
+        );
+        // The report says what happened to each mount, also when some failed.
+        let mounts: Vec<Upgraded> = match nodeutil::fs::read_json(&report) {
+            Ok(Some(m)) => m,
+            _ => return ran.map(|()| (previous, Vec::new())),
+        };
+        let mounts: Vec<_> = mounts
+            .into_iter()
+            .map(|m| bus::api::upgrade::FlistMountHandover {
+                identity: m.identity,
+                upgraded: m.error.is_none(),
+                pid: m.pid,
+                detail: m.error,
+            })
+            .collect();
+        if mounts.iter().all(|m| m.upgraded) {
+            nodeutil::fs::write_json(
+                &self.tools.record(),
+                &BinaryRecord {
+                    binary: binary.to_path_buf(),
+                },
+            )
+            .map_err(|e| Error::Invalid(format!("cannot record the flist binary: {e}")))?;
+        }
+        Ok((previous, mounts))
     }
 
     fn is_overlay(&self, target: &Path) -> bool {

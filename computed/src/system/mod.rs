@@ -14,7 +14,7 @@ pub use linux::{Linux, Tools};
 pub use process::tail;
 
 use crate::error::Result;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Where netns files live (`ip netns` convention), so `ip -n NAME` and the network daemon find
 /// them.
@@ -44,6 +44,18 @@ pub trait System: Send + Sync + 'static {
     /// mount still answers (a dead flist daemon leaves the mount in place, failing reads).
     fn rootfs_ok(&self, target: &Path) -> bool {
         self.is_overlay(target)
+    }
+    /// Hands every shared flist mount over to the `flist` binary `binary`, live; it becomes
+    /// the one new mounts use when every mount took it. Returns the binary used before and
+    /// each mount's outcome.
+    fn rootfs_upgrade(
+        &self,
+        binary: &Path,
+    ) -> Result<(PathBuf, Vec<bus::api::upgrade::FlistMountHandover>)> {
+        let _ = binary;
+        Err(crate::Error::Invalid(
+            "this system cannot upgrade flist mounts".into(),
+        ))
     }
     /// Creates the network namespace `name` with only loopback, up. An existing one is kept.
     fn netns_create(&self, name: &str) -> Result<()>;

@@ -33,6 +33,17 @@ pub enum ContainerCmd {
         /// Where the container's root appears.
         target: PathBuf,
     },
+    /// Hand every shared read-only mount over to this binary, live: containers keep their
+    /// mounts and see no error. Prints one JSON object per mount (identity, pid or error);
+    /// fails if any was not upgraded (its old process serves on).
+    Upgrade {
+        /// State folder.
+        #[arg(long, default_value = overlay::DEFAULT_STATE)]
+        state: PathBuf,
+        /// Also write the report (a JSON array) to FILE (temp + rename).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
     /// Unmount a container; the shared read-only mount goes with the last one.
     Stop {
         /// State folder.
@@ -65,6 +76,28 @@ impl ContainerCmd {
                 cache,
             }),
             ContainerCmd::Stop { state, target } => overlay::stop(&state, &target),
+            ContainerCmd::Upgrade {
+                state,
+                report: file,
+            } => {
+                let report = overlay::upgrade(&state)?;
+                for r in &report {
+                    println!("{}", serde_json::to_string(r).unwrap_or_default());
+                }
+                if let Some(f) = file {
+                    nodeutil::fs::write_json(&f, &report).map_err(|e| {
+                        crate::error::Error::invalid(&f, format!("cannot write the report: {e}"))
+                    })?;
+                }
+                let failed = report.iter().filter(|r| r.error.is_some()).count();
+                if failed > 0 {
+                    return Err(crate::error::Error::invalid(
+                        &state,
+                        format!("{failed} of {} mounts not upgraded", report.len()),
+                    ));
+                }
+                Ok(())
+            }
         }
     }
 }

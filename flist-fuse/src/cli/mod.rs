@@ -64,11 +64,15 @@ pub enum Cmd {
     /// Internal: the detached mount daemon, its arguments as JSON on stdin (see `mount --daemon`).
     #[command(name = "mount-daemon", hide = true)]
     MountDaemon,
+    /// Take over a running mount (one started with `mount --handover PATH`) with this
+    /// binary: nothing is unmounted, readers see no error; the old process exits once it
+    /// answered everything it read. Prints the old process's pid once it is gone.
+    TakeOver(mount::TakeOverCmd),
     /// Embed a prefetch list recorded by `mount --record` in the flist (no LIST: remove it).
     EmbedPrefetch(embed::EmbedCmd),
     /// Containers: overlayfs (writable upper) on a shared read-only mount.
     Container {
-        /// start or stop.
+        /// start, stop or upgrade.
         #[command(subcommand)]
         cmd: container::ContainerCmd,
     },
@@ -89,6 +93,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Convert(c) => c.run(),
         Cmd::Mount(c) => c.run(),
         Cmd::MountDaemon => mount::run_daemon(),
+        Cmd::TakeOver(c) => c.run(),
         Cmd::EmbedPrefetch(c) => c.run(),
         Cmd::Container { cmd } => cmd.run(),
     }

@@ -48,6 +48,10 @@ pub struct MountCmd {
     /// command line.
     #[arg(long)]
     pub daemon: bool,
+    /// Serve a hand-over socket at PATH: `flist take-over PATH` (a new binary) then takes
+    /// the running mount over without unmounting it.
+    #[arg(long, value_name = "PATH")]
+    pub handover: Option<PathBuf>,
     /// Log file of the detached daemon.
     #[arg(long, default_value = "/dev/null")]
     pub log: PathBuf,
@@ -80,6 +84,7 @@ impl MountCmd {
             fetch_workers: self.fetch_workers,
             threads: self.threads,
             new_session: false,
+            handover: self.handover,
         };
         if !self.daemon {
             return mount::run(&args);
@@ -90,6 +95,7 @@ impl MountCmd {
             cache: abs(&args.cache),
             record: args.record.as_deref().map(abs),
             prefetch: args.prefetch.iter().map(|p| abs(p)).collect(),
+            handover: args.handover.as_deref().map(abs),
             ..args
         };
         let pid = daemon::spawn(&args, &self.log)?;
@@ -105,4 +111,33 @@ pub fn run_daemon() -> Result<()> {
     let null = std::fs::File::open("/dev/null").ctx("/dev/null")?;
     rustix::stdio::dup2_stdin(&null).ctx("stdin")?;
     mount::run(&args)
+}
+
+/// Arguments of `flist take-over`.
+#[derive(Debug, Args)]
+pub struct TakeOverCmd {
+    /// Detach: serve from a new session (log to --log); return once the old process is
+    /// gone, printing the new one's pid.
+    #[arg(long)]
+    pub daemon: bool,
+    /// Log file of the detached process.
+    #[arg(long, default_value = "/dev/null")]
+    pub log: PathBuf,
+    /// Internal: call setsid() first (the detached process).
+    #[arg(long = "new-session", hide = true)]
+    pub new_session: bool,
+    /// The running mount's hand-over socket (its `--handover PATH`).
+    pub socket: PathBuf,
+}
+
+impl TakeOverCmd {
+    /// Take the mount over in the foreground, or detached.
+    pub fn run(self) -> Result<()> {
+        if self.daemon {
+            let pid = daemon::spawn_take_over(&abs(&self.socket), &self.log)?;
+            println!("{pid}");
+            return Ok(());
+        }
+        mount::take_over(&self.socket, self.new_session)
+    }
 }

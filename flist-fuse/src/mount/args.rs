@@ -42,6 +42,9 @@ pub struct MountArgs {
     pub folder_ahead: u64,
     /// Call setsid() first (the detached daemon).
     pub new_session: bool,
+    /// Serve a hand-over socket here, so a new binary can take the mount over.
+    #[serde(default)]
+    pub handover: Option<PathBuf>,
 }
 
 impl MountArgs {
@@ -67,6 +70,7 @@ impl MountArgs {
             mem_cache: 256 << 20,
             folder_ahead: 32 << 20,
             new_session: false,
+            handover: None,
         }
     }
 }

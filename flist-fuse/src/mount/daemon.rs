@@ -76,6 +76,60 @@ pub fn spawn(args: &MountArgs, log_file: &Path) -> Result<u32> {
     }
 }
 
+/// Start `flist take-over --new-session SOCKET` detached (log to `log_file`) and wait until
+/// it has the mount and the old process is gone (it says so on its stdout). Returns its
+/// pid; an error (the old process serving on) if it exits first.
+pub fn spawn_take_over(socket: &Path, log_file: &Path) -> Result<u32> {
+    let exe = std::env::current_exe().ctx("current executable")?;
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_file)
+        .ctx(log_file)?;
+    let mut child = Command::new(exe)
+        .arg("take-over")
+        .arg("--new-session")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(logf)
+        .spawn()
+        .ctx("flist take-over")?;
+    let out = child.stdout.take();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        if let Some(o) = out {
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(o), &mut line);
+        }
+        let _ = tx.send(line);
+    });
+    let limit = super::handover::give::DRAIN_LIMIT + Duration::from_secs(60);
+    match rx.recv_timeout(limit) {
+        Ok(line) if line.starts_with("took over from") => Ok(child.id()),
+        Ok(_) => {
+            let st = child.wait().ctx("flist take-over")?;
+            let tail = std::fs::read_to_string(log_file).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+            Err(Error::invalid(
+                socket,
+                format!(
+                    "take-over failed ({st}): {}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                ),
+            ))
+        }
+        Err(_) => Err(Error::invalid(
+            socket,
+            format!(
+                "take-over did not finish in {} s (pid {} left running)",
+                limit.as_secs(),
+                child.id()
+            ),
+        )),
+    }
+}
+
 /// Read the arguments a parent sent on `r` (bounded; a clear error for anything else).
 pub fn read_args(r: impl Read) -> Result<MountArgs> {
     let mut buf = Vec::new();
@@ -108,6 +162,7 @@ mod tests {
             mem_cache: 9,
             folder_ahead: 0,
             new_session: true,
+            handover: Some("/h".into()),
         };
         let json = serde_json::to_vec(&a).unwrap_or_default();
         assert_eq!(read_args(&json[..]).ok(), Some(a));

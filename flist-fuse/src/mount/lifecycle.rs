@@ -4,6 +4,10 @@
 //! Starting --mounted--> Mounted --signal/unmount--> Unmounting --unmounted/finish--> Stopped
 //!    |                     |        Unmounting --signal/detach--> Unmounting          ^
 //!    +--mount failed/fail--> Failed  +------------- unmounted/finish -----------------+
+//!
+//! Mounted --handing over/serve--> HandingOver --drained/exit--> HandedOver
+//!    ^                                 |  (signals ignored: the mount is the new process's)
+//!    +------- hand-over failed/serve ---+
 //! ```
 //!
 //! [`next`] is pure; [`Lifecycle::fire`] applies it, logs the transition and hands the
@@ -27,6 +31,10 @@ pub enum State {
     Stopped,
     /// It never mounted.
     Failed,
+    /// A new process serves the mount too; this one drains.
+    HandingOver,
+    /// Drained: the mount is the new process's; this one exits without unmounting.
+    HandedOver,
 }
 
 /// What happened.
@@ -40,6 +48,12 @@ pub enum Event {
     Signal,
     /// The kernel ended the session (our unmount, or `umount` by someone else).
     Unmounted,
+    /// A new process serves the mount (it said Serving); this one starts draining.
+    HandingOver,
+    /// The drain was given up; this one serves on.
+    HandOverFailed,
+    /// Every FUSE thread answered what it held and parked.
+    Drained,
 }
 
 /// What the daemon must do on a transition.
@@ -55,6 +69,8 @@ pub enum Action {
     Finish,
     /// Report the mount error and exit non-zero.
     Fail,
+    /// Stop the fetcher, write the recorded list, log, exit 0 leaving the mount mounted.
+    Exit,
 }
 
 /// The transition table; `None` for an event that does not apply in a state.
@@ -66,7 +82,13 @@ pub fn next(s: State, e: Event) -> Option<(State, Action)> {
         (S::Starting, E::MountFailed) => Some((S::Failed, Action::Fail)),
         (S::Mounted, E::Signal) => Some((S::Unmounting, Action::Unmount)),
         (S::Unmounting, E::Signal) => Some((S::Unmounting, Action::Detach)),
-        (S::Mounted | S::Unmounting, E::Unmounted) => Some((S::Stopped, Action::Finish)),
+        (S::Mounted | S::Unmounting | S::HandingOver, E::Unmounted) => {
+            Some((S::Stopped, Action::Finish))
+        }
+        (S::Mounted, E::HandingOver) => Some((S::HandingOver, Action::Serve)),
+        (S::HandingOver, E::Signal) => Some((S::HandingOver, Action::Serve)),
+        (S::HandingOver, E::HandOverFailed) => Some((S::Mounted, Action::Serve)),
+        (S::HandingOver, E::Drained) => Some((S::HandedOver, Action::Exit)),
         _ => None,
     }
 }
@@ -145,5 +167,29 @@ mod tests {
         assert_eq!(l.fire(E::Unmounted), Some(A::Finish));
         assert_eq!(l.state(), S::Stopped);
         assert_eq!(l.fire(E::Signal), None);
+    }
+
+    #[test]
+    fn a_mount_handed_over_ignores_signals_and_exits_mounted() {
+        use Action as A;
+        use Event as E;
+        use State as S;
+        let l = Lifecycle::new("t");
+        assert_eq!(l.fire(E::HandingOver), None);
+        assert_eq!(l.fire(E::Mounted), Some(A::Serve));
+        assert_eq!(l.fire(E::HandingOver), Some(A::Serve));
+        assert_eq!(l.fire(E::Signal), Some(A::Serve));
+        assert_eq!(l.fire(E::HandOverFailed), Some(A::Serve));
+        assert_eq!(l.state(), S::Mounted);
+        assert_eq!(l.fire(E::Drained), None);
+        assert_eq!(l.fire(E::HandingOver), Some(A::Serve));
+        assert_eq!(l.fire(E::Drained), Some(A::Exit));
+        assert_eq!(l.state(), S::HandedOver);
+        assert_eq!(l.fire(E::Signal), None);
+        assert_eq!(l.fire(E::Unmounted), None);
+        assert_eq!(
+            next(S::HandingOver, E::Unmounted),
+            Some((S::Stopped, A::Finish))
+        );
     }
 }

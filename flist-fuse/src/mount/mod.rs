@@ -6,7 +6,8 @@
 //! [`cache`] (the shared on-disk block cache), [`prefetch`] (recording and embedding
 //! prefetch lists), [`errno`] (errors to errno), [`args`] and [`daemon`] (the detached
 //! daemon and its serialised arguments), [`kernel`] (mountinfo, unmount), [`overlay`]
-//! (overlayfs containers sharing one read-only mount), [`log`].
+//! (overlayfs containers sharing one read-only mount), [`handover`] (a new binary taking
+//! over a running mount), [`log`].
 
 pub mod args;
 pub mod cache;
@@ -14,6 +15,7 @@ pub mod daemon;
 pub mod errno;
 pub mod fetch;
 pub mod fs;
+pub mod handover;
 pub mod kernel;
 pub mod lifecycle;
 pub mod log;
@@ -23,7 +25,7 @@ pub mod serve;
 
 pub use args::MountArgs;
 pub use kernel::{mounted_type, unmount};
-pub use serve::run;
+pub use serve::{run, take_over};
 
 /// Default cache folder, shared by every mount of the node.
 pub const DEFAULT_CACHE: &str = "/var/cache/flist";

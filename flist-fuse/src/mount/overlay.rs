@@ -5,7 +5,9 @@
 //! State (default `/run/flist`): `STATE/.lock` (flock, serializes start/stop),
 //! `STATE/mounts/<identity>/ro` (the shared mount), `.../refs/<blake3(target)>` (one file
 //! per container, holding the target path: the reference count is the number of files, so
-//! it survives a crash of this command), `.../daemon.log`.
+//! it survives a crash of this command), `.../daemon.log`, and `STATE/handover/<16 hex of
+//! the identity>.sock`, the mount's hand-over socket (short: a unix socket path has at most
+//! 107 bytes), through which [`upgrade`] hands every shared mount to a new binary.
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -132,7 +134,10 @@ pub fn start(a: &StartArgs) -> Result<()> {
     } else {
         let flist = fs::canonicalize(&a.flist).ctx(&a.flist)?;
         let cache = std::path::absolute(&a.cache).ctx(&a.cache)?;
-        let args = MountArgs::new(flist, ro.clone(), cache, a.cache_size, a.stores.clone());
+        let mut args = MountArgs::new(flist, ro.clone(), cache, a.cache_size, a.stores.clone());
+        let ho = a.state.join("handover");
+        fs::create_dir_all(&ho).ctx(&ho)?;
+        args.handover = Some(handover_socket(&a.state, &id));
         let pid = daemon::spawn(&args, &base.join("daemon.log"))?;
         log(&format!(
             "shared read-only mount of {id} at {} (daemon pid {pid})",
@@ -208,6 +213,67 @@ pub fn stop(state: &Path, target: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The hand-over socket of the shared mount of an identity.
+pub fn handover_socket(state: &Path, identity_hex: &str) -> PathBuf {
+    let short = identity_hex.get(..16).unwrap_or(identity_hex);
+    state.join("handover").join(format!("{short}.sock"))
+}
+
+/// How one shared mount's upgrade went.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Upgraded {
+    /// Identity of the flist, hex.
+    pub identity: String,
+    /// The new mount process, when it took the mount over.
+    pub pid: Option<u32>,
+    /// Why not (the old process serves on), when it did not.
+    pub error: Option<String>,
+}
+
+/// Hand every live shared mount of `state` over to this binary (each as `flist take-over
+/// --daemon`, one after the other, under the state lock so no container starts or stops
+/// meanwhile). A mount without a hand-over socket (started by an older flist) is reported,
+/// not touched; a failed hand-over leaves its old process serving.
+pub fn upgrade(state: &Path) -> Result<Vec<Upgraded>> {
+    let _l = lock_state(state)?;
+    let mounts = state.join("mounts");
+    let mut bases: Vec<PathBuf> = match fs::read_dir(&mounts) {
+        Ok(r) => r.flatten().map(|e| e.path()).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(&mounts, e)),
+    };
+    bases.sort();
+    let mut out = Vec::new();
+    for base in bases {
+        let identity = base
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ro = base.join("ro");
+        if !mounted_type(&ro).is_some_and(|t| t.starts_with("fuse")) {
+            continue;
+        }
+        let sock = handover_socket(state, &identity);
+        let r = if sock.exists() {
+            daemon::spawn_take_over(&sock, &base.join("daemon.log")).map_err(|e| e.to_string())
+        } else {
+            Err("no hand-over socket: mounted by an older flist, not upgraded".to_string())
+        };
+        match &r {
+            Ok(pid) => log(&format!(
+                "shared mount of {identity} taken over by pid {pid}"
+            )),
+            Err(e) => log(&format!("shared mount of {identity} not upgraded: {e}")),
+        }
+        out.push(Upgraded {
+            identity,
+            pid: r.as_ref().ok().copied(),
+            error: r.err(),
+        });
+    }
+    Ok(out)
 }
 
 /// Number of containers using the shared mount of an identity.

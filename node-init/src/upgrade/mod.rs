@@ -18,6 +18,8 @@
 
 pub mod api;
 pub mod flist;
+mod flist_mounts;
+mod handover;
 pub mod journal;
 pub mod reexec;
 pub mod state;
@@ -34,6 +36,9 @@ use std::time::Duration;
 
 /// The service name that means the node's zdb servers.
 pub const ZDB: &str = "zdb";
+
+/// The service name that means the node's flist mounts (computed's containers' roots).
+pub const FLIST: &str = "flist";
 
 /// How long a migration may run.
 const MIGRATE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -195,6 +200,9 @@ impl Upgrader {
         if service == reexec::NODE_INIT {
             return self.upgrade_self(from, ready_timeout_secs).await;
         }
+        if service == FLIST {
+            return self.upgrade_flist_mounts(from).await;
+        }
         let cur = self.current(service)?;
         let name = cur
             .exec
@@ -232,6 +240,7 @@ impl Upgrader {
                 detail: None,
                 zdb: Vec::new(),
                 attempt: None,
+                flist: Vec::new(),
             });
         }
         let mut to = cur.clone();
@@ -349,6 +358,7 @@ impl Upgrader {
             detail,
             zdb: Vec::new(),
             attempt: None,
+            flist: Vec::new(),
         };
         if let Err(e) = self.sup.replace(service, None).await {
             let _ = self.save_undo(&j).await;

@@ -140,6 +140,7 @@ fn result(t: &Trial, outcome: Outcome, detail: Option<String>) -> UpgradeReply {
         detail,
         zdb: Vec::new(),
         attempt: Some(t.attempt.clone()),
+        flist: Vec::new(),
     }
 }
 
@@ -243,6 +244,7 @@ impl Upgrader {
                 detail: None,
                 zdb: Vec::new(),
                 attempt: None,
+                flist: Vec::new(),
             });
         }
         self_check(&to, &args).await.map_err(|e| {
@@ -327,6 +329,7 @@ impl Upgrader {
             detail: None,
             zdb: Vec::new(),
             attempt: Some(trial.attempt),
+            flist: Vec::new(),
         })
     }
 }

@@ -5,7 +5,7 @@
 //! live way (and records the one it left, so a second rollback goes forward again).
 
 use super::reexec::PreviousExec;
-use super::{Upgrader, ZDB, blocking, install, internal, journal, short, version_of};
+use super::{Upgrader, ZDB, blocking, handover, install, internal, journal, short, version_of};
 use bus::RemoteError;
 use bus::api::upgrade::{Outcome, UpgradeReply, UpgradeZdb, ZdbUpgrade};
 use std::path::{Path, PathBuf};
@@ -84,35 +84,24 @@ impl Upgrader {
             .map(|s| format!("{}: {}", s.disk, s.detail.as_deref().unwrap_or("failed")))
             .collect();
         tracing::info!(servers = report.servers.len(), failed = failed.len(), version = %to_version, "zdb hand-over");
-        let all = failed.is_empty();
-        if all && let Some(left) = absolute(&report.previous).filter(|p| *p != binary) {
+        if failed.is_empty()
+            && let Some(left) = absolute(&report.previous).filter(|p| *p != binary)
+        {
             let path = journal::previous_path(&self.node, ZDB);
             blocking(move || journal::write(&path, &PreviousExec { exec: left }))
                 .await
                 .map_err(internal("previous version"))?;
         }
-        Ok(UpgradeReply {
-            service: ZDB.into(),
-            outcome: if all { success } else { Outcome::Reverted },
-            running_version: if all {
-                to_version.clone()
-            } else if failed.len() == report.servers.len() {
-                from_version.clone()
-            } else {
-                "mixed".into()
-            },
+        let mut r = handover::reply(
+            ZDB,
+            success,
             from_version,
             to_version,
-            pid: None,
-            migrated: false,
-            detail: (!all).then(|| {
-                format!(
-                    "hand-over failed, the old server serves on: {}",
-                    failed.join("; ")
-                )
-            }),
-            zdb: report.servers,
-            attempt: None,
-        })
+            &failed,
+            report.servers.len(),
+            "server",
+        );
+        r.zdb = report.servers;
+        Ok(r)
     }
 }

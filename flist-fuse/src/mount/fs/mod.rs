@@ -18,8 +18,8 @@ pub mod read;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use fuser::{
     AccessFlags, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
@@ -29,6 +29,7 @@ use fuser::{
 
 use super::errno::{FsError, errno};
 use super::fetch::Fetcher;
+use super::handover::{Drain, InitParams};
 use super::prefetch::Recorder;
 use crate::format::{Flist, Inode};
 use ahead::Ahead;
@@ -44,6 +45,11 @@ pub struct FlistFs {
     content_bytes: u64,
     /// Answer `open` with ENOSYS (kernel-side opens); false keeps classic open/release.
     pub no_open: bool,
+    /// Parks the answering thread after a `read` or `statfs` reply while the mount is
+    /// handed over (see `handover::drain`).
+    pub drain: Arc<Drain>,
+    /// The kernel's INIT as `init` saw it, for a hand-over to replay.
+    pub init_seen: Arc<Mutex<Option<InitParams>>>,
 }
 
 impl FlistFs {
@@ -68,6 +74,8 @@ impl FlistFs {
             next_fh: AtomicU64::new(1),
             content_bytes,
             no_open: true,
+            drain: Arc::new(Drain::new()),
+            init_seen: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -179,6 +187,12 @@ impl Filesystem for FlistFs {
             | InitFlags::FUSE_ASYNC_READ
             | InitFlags::FUSE_MAX_PAGES;
         let have = config.capabilities();
+        let abi = config.kernel_abi();
+        *self.init_seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(InitParams {
+            major: abi.0,
+            minor: abi.1,
+            capabilities: have.bits(),
+        });
         let _ = config.add_capabilities(want & have);
         let _ = config.set_max_readahead(1024 * 1024);
         let _ = config.set_max_background(64);
@@ -259,6 +273,7 @@ impl Filesystem for FlistFs {
                 reply.error(errno(&e))
             }
         }
+        self.drain.after_reply();
     }
 
     fn release(
@@ -338,6 +353,7 @@ impl Filesystem for FlistFs {
             255,
             bsize,
         );
+        self.drain.after_reply();
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {

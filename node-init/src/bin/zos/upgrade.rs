@@ -18,7 +18,8 @@ const CALL_MARGIN: Duration = Duration::from_secs(420);
 #[derive(clap::Args)]
 #[command(group = clap::ArgGroup::new("what").required(true).args(["from", "rollback", "flist"]))]
 pub struct Args {
-    /// The service (as `zos services` names it; `zdb` for the node's zdb servers)
+    /// The service (as `zos services` names it; `zdb` for the node's zdb servers,
+    /// `flist` for its flist mounts)
     #[arg(required_unless_present = "flist")]
     service: Option<String>,
     /// The new binary
@@ -174,6 +175,16 @@ fn print(r: &UpgradeReply) {
             "{}: re-executing {} -> {}{pid}",
             r.service, r.from_version, r.to_version
         ),
+    }
+    for m in &r.flist {
+        let id = m.identity.get(..16).unwrap_or(&m.identity);
+        match (&m.detail, m.pid) {
+            (None, Some(pid)) => println!("  flist {id}: taken over by pid {pid}"),
+            (d, _) => println!(
+                "  flist {id}: the old process serves on ({})",
+                d.as_deref().unwrap_or("hand-over failed")
+            ),
+        }
     }
     for z in &r.zdb {
         match (&z.detail, z.upgraded) {
