@@ -183,10 +183,10 @@ fn a_take_over_that_dies_before_its_commit_leaves_the_old_netd_serving() {
     {
         let chan = Channel::connect(&h).unwrap();
         chan.set_timeout(Duration::from_secs(5)).unwrap();
-        chan.send(&Frame::Hello(VERSION), None).unwrap();
+        chan.send(&Frame::Hello(VERSION), &[]).unwrap();
         let (f, fd) = chan.recv().unwrap();
         assert_eq!(f, Frame::Net("app".into()));
-        assert!(fd.is_some());
+        assert_eq!(fd.len(), 1);
         assert_eq!(chan.recv().unwrap().0, Frame::End(1));
     }
     let back = ping_until(&c0, a1, Duration::from_secs(5)).expect("traffic flows again");
@@ -194,11 +194,11 @@ fn a_take_over_that_dies_before_its_commit_leaves_the_old_netd_serving() {
     // A peer out of turn, and one of another version, get an error.
     let chan = Channel::connect(&h).unwrap();
     chan.set_timeout(Duration::from_secs(5)).unwrap();
-    chan.send(&Frame::Ready, None).unwrap();
-    assert!(matches!(chan.recv(), Err(HandoverError::Aborted(_))));
+    chan.send(&Frame::Ready, &[]).unwrap();
+    assert!(matches!(chan.recv(), Err(HandoverError::Refused(_))));
     let chan = Channel::connect(&h).unwrap();
     chan.set_timeout(Duration::from_secs(5)).unwrap();
-    chan.send(&Frame::Hello(VERSION + 1), None).unwrap();
+    chan.send(&Frame::Hello(VERSION + 1), &[]).unwrap();
     let e = chan.recv().err().unwrap().to_string();
     assert!(e.contains("version"), "{e}");
     assert!(lab.running(old));

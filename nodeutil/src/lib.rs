@@ -2,8 +2,8 @@
 //! ([`size`]), randomness ([`random`]), hex ([`hex`], the `hex` crate re-exported), daemon
 //! logging ([`log`], feature `log`), credentials cut out of messages ([`redact`]), the "skip
 //! locally, fail under CI" rule for tests ([`skip`]), the mount table ([`mounts`]) and
-//! releasing what was started under a folder ([`teardown`]) and bounded downloads ([`http`],
-//! feature `http`).
+//! releasing what was started under a folder ([`teardown`]), the live hand-over socket
+//! ([`handover`]) and bounded downloads ([`http`], feature `http`).
 #![deny(
     missing_docs,
     clippy::unwrap_used,
@@ -12,6 +12,7 @@
 )]
 
 pub mod fs;
+pub mod handover;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "log")]

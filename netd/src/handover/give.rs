@@ -46,7 +46,7 @@ pub fn serve<H: Host>(
 fn give<H: Host>(chan: &Channel, shared: &Shared<H>) -> Result<usize, HandoverError> {
     chan.set_timeout(STEP_TIMEOUT)?;
     let refuse = |why: String| {
-        chan.abort(&why);
+        chan.refuse(&why);
         Err(HandoverError::Protocol(why))
     };
     match chan.recv()? {
@@ -72,7 +72,7 @@ fn give<H: Host>(chan: &Channel, shared: &Shared<H>) -> Result<usize, HandoverEr
             Ok(sockets.len())
         }
         Err(e) => {
-            chan.abort(&e.to_string());
+            chan.refuse(&e.to_string());
             engine.resume_after_handover();
             Err(e)
         }
@@ -81,11 +81,11 @@ fn give<H: Host>(chan: &Channel, shared: &Shared<H>) -> Result<usize, HandoverEr
 
 fn send_all(chan: &Channel, sockets: &[(String, OwnedFd)]) -> Result<(), HandoverError> {
     for (id, fd) in sockets {
-        chan.send(&Frame::Net(id.clone()), Some(fd.as_fd()))?;
+        chan.send(&Frame::Net(id.clone()), &[fd.as_fd()])?;
     }
     let n = u32::try_from(sockets.len())
         .map_err(|_| HandoverError::Protocol("too many networks".into()))?;
-    chan.send(&Frame::End(n), None)?;
+    chan.send(&Frame::End(n), &[])?;
     chan.set_timeout(READY_TIMEOUT)?;
     match chan.recv()? {
         (Frame::Ready, _) => {}
@@ -95,5 +95,5 @@ fn send_all(chan: &Channel, sockets: &[(String, OwnedFd)]) -> Result<(), Handove
             )));
         }
     }
-    chan.send(&Frame::Commit, None)
+    chan.send(&Frame::Commit, &[])
 }

@@ -26,13 +26,16 @@ pub struct Offer {
 pub fn request(path: &Path) -> Result<Offer, HandoverError> {
     let chan = Channel::connect(path)?;
     chan.set_timeout(STEP_TIMEOUT)?;
-    chan.send(&Frame::Hello(VERSION), None)?;
-    let old = sockopt::socket_peercred(chan.fd())?.pid;
+    chan.send(&Frame::Hello(VERSION), &[])?;
+    let old = chan.peer()?.0;
     let mut sockets = Vec::new();
     let mut ids = BTreeSet::new();
     loop {
         match chan.recv()? {
-            (Frame::Net(id), Some(fd)) => {
+            (Frame::Net(id), fds) => {
+                let Some(fd) = fds.into_iter().next() else {
+                    return Err(HandoverError::Protocol(format!("{id}: no socket")));
+                };
                 if sockets.len() >= MAX_NETS || !ids.insert(id.clone()) {
                     return Err(HandoverError::Protocol(format!(
                         "network {id} again or too many"
@@ -51,7 +54,7 @@ pub fn request(path: &Path) -> Result<Offer, HandoverError> {
     }
     Ok(Offer {
         chan,
-        old: Some(old),
+        old: rustix::process::Pid::from_raw(old),
         sockets,
     })
 }
@@ -60,7 +63,7 @@ impl Offer {
     /// Says Ready and waits for Commit: from then on the tunnels are ours. Then waits (10 s at
     /// most) for the old process to exit, so that its tun descriptors are closed.
     pub fn commit(&self) -> Result<(), HandoverError> {
-        self.chan.send(&Frame::Ready, None)?;
+        self.chan.send(&Frame::Ready, &[])?;
         self.chan.set_timeout(READY_TIMEOUT)?;
         match self.chan.recv()? {
             (Frame::Commit, _) => {}
@@ -80,7 +83,7 @@ impl Offer {
 
     /// Gives up before Commit: the old netd carries on.
     pub fn abort(&self, why: &str) {
-        self.chan.abort(why);
+        self.chan.refuse(why);
     }
 }
 

@@ -69,7 +69,7 @@ pub fn spawn(
                     }
                     Err(e) => {
                         tracing::warn!(pid, error = %e, "hand-over failed: serving on");
-                        chan.abort(&e.to_string());
+                        chan.refuse(&e.to_string());
                     }
                 }
             }
@@ -146,7 +146,7 @@ fn exchange(
         _ => return Err(HandoverError::Protocol("expected ready".into())),
     }
     chan.set_timeout(STEP_TIMEOUT)?;
-    chan.send(&Frame::Commit, None)
+    chan.send(&Frame::Commit, &[])
 }
 
 /// Wait until every counted connection is parked.
@@ -210,7 +210,7 @@ fn send_all(
     parked: &[Parked],
 ) -> Result<(), HandoverError> {
     for (kind, fd) in &handed.fds {
-        chan.send(&Frame::Fd(*kind), Some(fd.as_fd()))?;
+        chan.send(&Frame::Fd(*kind), &[fd.as_fd()])?;
     }
     for p in parked {
         let input = &p.state.input;
@@ -221,10 +221,10 @@ fn send_all(
                 state: p.state.clone(),
                 input_len,
             },
-            Some(p.fd.as_fd()),
+            &[p.fd.as_fd()],
         )?;
         for chunk in input.chunks(INPUT_CHUNK) {
-            chan.send(&Frame::Input(chunk.to_vec()), None)?;
+            chan.send(&Frame::Input(chunk.to_vec()), &[])?;
         }
     }
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
@@ -234,6 +234,6 @@ fn send_all(
             fds: count(handed.fds.len()),
             conns: count(parked.len()),
         },
-        None,
+        &[],
     )
 }

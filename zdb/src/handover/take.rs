@@ -41,7 +41,7 @@ pub struct Pending(Channel);
 impl Pending {
     /// Say Ready and wait for Commit: Ok means the old process serves nothing more.
     pub fn confirm(self) -> Result<(), HandoverError> {
-        self.0.send(&Frame::Ready, None)?;
+        self.0.send(&Frame::Ready, &[])?;
         self.0.set_timeout(COMMIT_TIMEOUT)?;
         match self.0.recv()? {
             (Frame::Commit, _) => Ok(()),
@@ -51,7 +51,7 @@ impl Pending {
 
     /// Give up: the old process serves on.
     pub fn abort(self, reason: &str) {
-        self.0.abort(reason);
+        self.0.refuse(reason);
     }
 }
 
@@ -59,12 +59,12 @@ impl Pending {
 pub fn receive(path: &Path) -> Result<(Taken, Pending), HandoverError> {
     let chan = Channel::connect(path)?;
     chan.set_timeout(RECEIVE_TIMEOUT)?;
-    chan.send(&Frame::Hello(VERSION), None)?;
+    chan.send(&Frame::Hello(VERSION), &[])?;
     let mut taken = Taken::default();
     loop {
         let (frame, fd) = chan.recv()?;
         match frame {
-            Frame::Fd(kind) => taken.fds.extend(fd.map(|fd| (kind, fd))),
+            Frame::Fd(kind) => taken.fds.extend(fd.into_iter().map(|fd| (kind, fd))),
             Frame::Conn {
                 mut state,
                 input_len,
@@ -79,7 +79,9 @@ pub fn receive(path: &Path) -> Result<(Taken, Pending), HandoverError> {
                         _ => return Err(HandoverError::Protocol("expected input".into())),
                     }
                 }
-                taken.conns.extend(fd.map(|fd| (fd, state)));
+                taken
+                    .conns
+                    .extend(fd.into_iter().next().map(|fd| (fd, state)));
             }
             Frame::End {
                 next_client,
