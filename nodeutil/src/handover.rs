@@ -21,7 +21,7 @@ use rustix::net::{
 pub const MAX_FDS: usize = 4;
 
 /// One protocol's messages.
-pub trait Frame: Sized + std::fmt::Debug {
+pub trait Frame: Sized {
     /// Largest encoded frame: a longer message is refused unread.
     const MAX: usize;
     /// Why bytes are not a frame.
@@ -155,8 +155,9 @@ impl<F: Frame> Channel<F> {
             return Err(HandoverError::Refused(reason.to_string()));
         }
         if fds.len() != frame.fds() {
+            // Not the frame itself: its fields may hold secrets (store URLs, client input).
             return Err(HandoverError::Protocol(format!(
-                "{frame:?} came with {} descriptors, {} expected",
+                "a frame came with {} descriptors, {} expected",
                 fds.len(),
                 frame.fds()
             )));

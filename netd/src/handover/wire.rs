@@ -45,9 +45,14 @@ impl Frame {
     pub fn carries_fd(&self) -> bool {
         matches!(self, Frame::Net(_))
     }
+}
+
+impl nodeutil::handover::Frame for Frame {
+    const MAX: usize = MAX_FRAME;
+    type Error = WireError;
 
     /// Its bytes.
-    pub fn encode(&self) -> Vec<u8> {
+    fn encode(&self) -> Vec<u8> {
         let mut b = Vec::new();
         match self {
             Frame::Hello(v) => {
@@ -80,7 +85,7 @@ impl Frame {
     }
 
     /// Reads one frame, checking every length.
-    pub fn decode(b: &[u8]) -> Result<Frame, WireError> {
+    fn decode(b: &[u8]) -> Result<Frame, WireError> {
         let bad = |why: &str| Err(WireError(why.to_string()));
         if b.len() > MAX_FRAME {
             return bad("too long");
@@ -122,11 +127,27 @@ impl Frame {
             _ => bad("unknown tag"),
         }
     }
+
+    fn fds(&self) -> usize {
+        usize::from(self.carries_fd())
+    }
+
+    fn refusal(&self) -> Option<&str> {
+        match self {
+            Frame::Abort(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    fn refuse(reason: String) -> Self {
+        Frame::Abort(reason)
+    }
 }
 
 #[cfg(test)]
 mod test {
     use super::*;
+    use nodeutil::handover::Frame as _;
 
     #[test]
     fn frames_round_trip() {

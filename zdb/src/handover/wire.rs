@@ -99,10 +99,15 @@ impl Frame {
     pub fn carries_fd(&self) -> bool {
         matches!(self, Frame::Fd(_) | Frame::Conn { .. })
     }
+}
+
+impl nodeutil::handover::Frame for Frame {
+    const MAX: usize = MAX_FRAME;
+    type Error = WireError;
 
     /// The frame's bytes (at most [`MAX_FRAME`]: callers keep fields within the limits,
     /// longer ones are cut).
-    pub fn encode(&self) -> Vec<u8> {
+    fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(64);
         match self {
             Frame::Hello(v) => {
@@ -160,7 +165,7 @@ impl Frame {
     }
 
     /// Read one frame.
-    pub fn decode(buf: &[u8]) -> Result<Frame, WireError> {
+    fn decode(buf: &[u8]) -> Result<Frame, WireError> {
         if buf.len() > MAX_FRAME {
             return Err(WireError::Invalid("longer than a frame may be"));
         }
@@ -250,6 +255,21 @@ impl Frame {
         }
         Ok(frame)
     }
+
+    fn fds(&self) -> usize {
+        usize::from(self.carries_fd())
+    }
+
+    fn refusal(&self) -> Option<&str> {
+        match self {
+            Frame::Abort(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    fn refuse(reason: String) -> Self {
+        Frame::Abort(reason)
+    }
 }
 
 /// A length byte and up to `max` bytes of `field`.
@@ -289,6 +309,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nodeutil::handover::Frame as _;
 
     fn samples() -> Vec<Frame> {
         vec![

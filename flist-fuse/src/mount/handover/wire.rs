@@ -82,14 +82,6 @@ pub enum WireError {
 }
 
 impl Frame {
-    /// Descriptors that travel with this message.
-    pub fn fds(&self) -> usize {
-        match self {
-            Frame::Offer { .. } => 2,
-            _ => 0,
-        }
-    }
-
     /// The message's name, for errors (never its fields: an offer carries store URLs).
     pub fn name(&self) -> &'static str {
         match self {
@@ -100,9 +92,14 @@ impl Frame {
             Frame::Refuse { .. } => "refuse",
         }
     }
+}
+
+impl nodeutil::handover::Frame for Frame {
+    const MAX: usize = MAX_FRAME;
+    type Error = WireError;
 
     /// The bytes of the message.
-    pub fn encode(&self) -> Vec<u8> {
+    fn encode(&self) -> Vec<u8> {
         let f = match self {
             Frame::Refuse { reason } if reason.len() > MAX_REASON => Frame::Refuse {
                 reason: reason.chars().take(MAX_REASON / 4).collect(),
@@ -113,17 +110,36 @@ impl Frame {
     }
 
     /// A message from its bytes.
-    pub fn decode(b: &[u8]) -> Result<Frame, WireError> {
+    fn decode(b: &[u8]) -> Result<Frame, WireError> {
         if b.len() > MAX_FRAME {
             return Err(WireError::TooLong(b.len()));
         }
         serde_json::from_slice(b).map_err(|e| WireError::Bad(e.to_string()))
+    }
+
+    fn fds(&self) -> usize {
+        match self {
+            Frame::Offer { .. } => 2,
+            _ => 0,
+        }
+    }
+
+    fn refusal(&self) -> Option<&str> {
+        match self {
+            Frame::Refuse { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    fn refuse(reason: String) -> Self {
+        Frame::Refuse { reason }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nodeutil::handover::Frame as _;
 
     #[test]
     fn frames_round_trip_and_garbage_is_an_error() {
