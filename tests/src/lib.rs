@@ -400,3 +400,91 @@ pub fn busybox_flist_with(
         .to_string();
     (flist, identity)
 }
+
+/// The pid a daemon of the node at `dir` gives in its bus health, once past `starting`; `None`
+/// when it does not answer (0.5 s to connect, 2 s for the reply).
+pub fn health_pid(dir: &Path, service: &str) -> Option<u32> {
+    health_pid_within(
+        dir,
+        service,
+        Duration::from_millis(500),
+        Duration::from_secs(2),
+    )
+}
+
+/// [`health_pid`] within `connect` / `call`.
+pub fn health_pid_within(
+    dir: &Path,
+    service: &str,
+    connect: Duration,
+    call: Duration,
+) -> Option<u32> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let c = bus::Client::new(dir.join("run").join(format!("{service}.sock")))
+            .connect_timeout(connect)
+            .call_timeout(call);
+        match c.health().await {
+            Ok(h) if h.status != bus::api::health::HealthStatus::Starting => Some(h.pid),
+            _ => None,
+        }
+    })
+}
+
+/// An executable shell script `tmp/name` running `body` (a stand-in build of a daemon).
+pub fn script(tmp: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = tmp.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod script");
+    p
+}
+
+/// Runs the `flist` tool, which must succeed; its standard output, trimmed.
+pub fn flist(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(bin("flist"))
+        .args(args)
+        .output()
+        .expect("run flist");
+    assert!(
+        out.status.success(),
+        "flist {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Packs `tree` into the flist `file` (blocks in a dir store at `store`) and signs it with the
+/// key file `key`: a release for `zos upgrade --flist`.
+pub fn signed_release(tree: &Path, file: &Path, store: &Path, key: &Path) {
+    let store = format!("dir://{}", store.display());
+    flist(&[
+        "pack".as_ref(),
+        "--quiet".as_ref(),
+        "--store".as_ref(),
+        store.as_ref(),
+        "-o".as_ref(),
+        file.as_os_str(),
+        tree.as_os_str(),
+    ]);
+    flist(&[
+        "sign".as_ref(),
+        "--key".as_ref(),
+        key.as_os_str(),
+        file.as_os_str(),
+    ]);
+}
+
+/// A copy at `dest` of our binary `name` with `mark` appended: the same program under another
+/// hash, as a new build of it would be.
+pub fn rebuilt(name: &str, dest: &Path, mark: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let mut bytes = std::fs::read(bin(name)).expect("read binary");
+    bytes.extend_from_slice(mark.as_bytes());
+    std::fs::write(dest, bytes).expect("write build");
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755)).expect("chmod build");
+    dest.to_path_buf()
+}

@@ -110,16 +110,23 @@ fn running_with_new_pid(old: u64) -> impl Fn(&Value) -> bool {
     move |wl| wl["result"]["data"]["state"] == "running" && pid_of(wl).is_some_and(|p| p != old)
 }
 
-#[test]
-fn drift_is_repaired() {
-    if !require(&[("/bin/busybox", "apt-get install busybox-static")]) {
-        return;
-    }
+/// A dev node that checks for drift every second: its world, folder, the node, and an owner's
+/// key file and public key.
+fn drift_node() -> (World, PathBuf, Node, PathBuf, String) {
     let tmp = World::new();
     let dir = tmp.node_dir();
     let key = tmp.path().join("alice.key");
     let node = Node::start_with(&dir, &["--reconcile-secs", "1"]);
     let owner = node.new_owner(&key);
+    (tmp, dir, node, key, owner)
+}
+
+#[test]
+fn drift_is_repaired() {
+    if !require(&[("/bin/busybox", "apt-get install busybox-static")]) {
+        return;
+    }
+    let (tmp, dir, node, key, owner) = drift_node();
     let k = key.to_str().unwrap();
 
     // zdb: a namespace deleted behind the node's back with NSDEL is made again
@@ -276,11 +283,7 @@ fn volume_and_network_drift_is_repaired() {
     if !require(&[("/usr/sbin/ip", "apt-get install iproute2")]) {
         return;
     }
-    let tmp = World::new();
-    let dir = tmp.node_dir();
-    let key = tmp.path().join("alice.key");
-    let node = Node::start_with(&dir, &["--reconcile-secs", "1"]);
-    let owner = node.new_owner(&key);
+    let (tmp, _, node, key, owner) = drift_node();
     let k = key.to_str().unwrap();
     let bp = serde_json::json!({
         "id": "kit", "version": 0, "owner": owner,

@@ -9,27 +9,13 @@
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 use serde_json::Value;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tests::{Node, World, bin, bin_dir, require, start_node};
-
-fn health_pid(dir: &Path, service: &str) -> Option<u32> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c = bus::Client::new(dir.join("run").join(format!("{service}.sock")))
-            .connect_timeout(Duration::from_millis(500))
-            .call_timeout(Duration::from_secs(2));
-        match c.health().await {
-            Ok(h) if h.status != bus::api::health::HealthStatus::Starting => Some(h.pid),
-            _ => None,
-        }
-    })
-}
+use tests::{
+    Node, World, bin, bin_dir, flist, health_pid, rebuilt, require, script, signed_release,
+    start_node,
+};
 
 fn zos(dir: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(bin("zos"))
@@ -76,19 +62,11 @@ fn new_build(tmp: &Path) -> PathBuf {
 }
 
 fn build(tmp: &Path, name: &str) -> PathBuf {
-    let p = tmp.join(format!("{name}-node-init"));
-    let mut bytes = std::fs::read(bin("node-init")).unwrap();
-    bytes.extend_from_slice(format!("\n{name} build\n").as_bytes());
-    std::fs::write(&p, bytes).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
-}
-
-fn script(tmp: &Path, name: &str, body: &str) -> PathBuf {
-    let p = tmp.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
+    rebuilt(
+        "node-init",
+        &tmp.join(format!("{name}-node-init")),
+        &format!("\n{name} build\n"),
+    )
 }
 
 fn b3(path: &Path) -> String {
@@ -446,16 +424,6 @@ fn node_init_as_pid1_reexecutes_itself_and_still_reaps() {
     tmp.destroy_node();
 }
 
-fn flist(args: &[&std::ffi::OsStr]) -> String {
-    let out = Command::new(bin("flist")).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "flist {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 fn a_signed_release_upgrades_node_init_in_place_last() {
     if !require(&[]) {
@@ -486,22 +454,7 @@ fn a_signed_release_upgrades_node_init_in_place_last() {
     let new = new_build(tmp.path());
     std::fs::copy(&new, tree.join("bin/node-init")).unwrap();
     let file = tmp.path().join("release.flist");
-    let store = format!("dir://{}", tmp.path().join("store").display());
-    flist(&[
-        "pack".as_ref(),
-        "--quiet".as_ref(),
-        "--store".as_ref(),
-        store.as_ref(),
-        "-o".as_ref(),
-        file.as_os_str(),
-        tree.as_os_str(),
-    ]);
-    flist(&[
-        "sign".as_ref(),
-        "--key".as_ref(),
-        key.as_os_str(),
-        file.as_os_str(),
-    ]);
+    signed_release(&tree, &file, &tmp.path().join("store"), &key);
     let (ok, r) = upgrade(&dir, &["--flist", &file.to_string_lossy()]);
     assert!(ok, "{r}");
     let s = &r["services"][0];

@@ -10,20 +10,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tests::{Node, World, bin, bin_dir, busybox_flist, example_blueprint, require, start_node};
 
+/// [`tests::health_pid`] with shorter bounds: polled to time a restart.
 fn health_pid(dir: &Path, service: &str) -> Option<u32> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c = bus::Client::new(dir.join("run").join(format!("{service}.sock")))
-            .connect_timeout(Duration::from_millis(200))
-            .call_timeout(Duration::from_secs(1));
-        match c.health().await {
-            Ok(h) if h.status != bus::api::health::HealthStatus::Starting => Some(h.pid),
-            _ => None,
-        }
-    })
+    tests::health_pid_within(
+        dir,
+        service,
+        Duration::from_millis(200),
+        Duration::from_secs(1),
+    )
 }
 
 /// pids of processes whose command line names `dir` and contains `word` as an argument.

@@ -8,27 +8,14 @@
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 use serde_json::{Value, json};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use tests::{Node, World, bin, busybox_flist, example_blueprint, require};
-
-fn health_pid(dir: &Path, service: &str) -> Option<u32> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c = bus::Client::new(dir.join("run").join(format!("{service}.sock")))
-            .connect_timeout(Duration::from_millis(500))
-            .call_timeout(Duration::from_secs(2));
-        match c.health().await {
-            Ok(h) if h.status != bus::api::health::HealthStatus::Starting => Some(h.pid),
-            _ => None,
-        }
-    })
-}
+use tests::{
+    Node, World, bin, busybox_flist, example_blueprint, flist, health_pid, rebuilt, require,
+    script, signed_release,
+};
 
 /// What the daemons run: zdb servers and shims (pids), the container, netd's namespaces
 /// (name and inode).
@@ -102,19 +89,7 @@ fn upgrade(node: &Path, args: &[&str]) -> (bool, Value) {
 
 /// A "new build" of `name`: the binary with bytes appended (still runs, hash differs).
 fn new_build(tmp: &Path, name: &str) -> PathBuf {
-    let p = tmp.join(format!("new-{name}"));
-    let mut bytes = std::fs::read(bin(name)).unwrap();
-    bytes.extend_from_slice(b"\nnew build\n");
-    std::fs::write(&p, bytes).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
-}
-
-fn script(tmp: &Path, name: &str, body: &str) -> PathBuf {
-    let p = tmp.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
+    rebuilt(name, &tmp.join(format!("new-{name}")), "\nnew build\n")
 }
 
 fn versions(node: &Node) -> Value {
@@ -517,38 +492,13 @@ fn zdb_is_upgraded_under_a_busy_client_without_an_error() {
     tmp.destroy_node();
 }
 
-fn flist(args: &[&std::ffi::OsStr]) -> String {
-    let out = Command::new(bin("flist")).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "flist {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// `tree/bin/computed` (a new build) packed into `name` in a dir store, signed with `key`.
 fn release(tmp: &Path, name: &str, key: &Path) -> PathBuf {
     let tree = tmp.join(format!("{name}-tree"));
     std::fs::create_dir_all(tree.join("bin")).unwrap();
     std::fs::copy(new_build(tmp, "computed"), tree.join("bin/computed")).unwrap();
     let file = tmp.join(name);
-    let store = format!("dir://{}", tmp.join("release-store").display());
-    flist(&[
-        "pack".as_ref(),
-        "--quiet".as_ref(),
-        "--store".as_ref(),
-        store.as_ref(),
-        "-o".as_ref(),
-        file.as_os_str(),
-        tree.as_os_str(),
-    ]);
-    flist(&[
-        "sign".as_ref(),
-        "--key".as_ref(),
-        key.as_os_str(),
-        file.as_os_str(),
-    ]);
+    signed_release(&tree, &file, &tmp.join("release-store"), key);
     file
 }
 
@@ -783,11 +733,11 @@ fn flist_mount_is_upgraded_under_a_container_reading_a_large_file() {
     let mut seen = passes(2);
     for round in 1..=2u8 {
         let old = mount_daemon_pid(&log).unwrap();
-        let new_bin = tmp.path().join(format!("new-flist-{round}"));
-        let mut bytes = std::fs::read(bin("flist")).unwrap();
-        bytes.extend_from_slice(format!("\nnew build {round}\n").as_bytes());
-        std::fs::write(&new_bin, bytes).unwrap();
-        std::fs::set_permissions(&new_bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let new_bin = rebuilt(
+            "flist",
+            &tmp.path().join(format!("new-flist-{round}")),
+            &format!("\nnew build {round}\n"),
+        );
         let (ok, r) = upgrade(&dir, &["flist", "--from", new_bin.to_str().unwrap()]);
         assert!(ok, "{r}");
         assert_eq!(r["outcome"], "upgraded", "{r}");
