@@ -121,13 +121,11 @@ pub fn verify_parts(
     m: u8,
 ) -> Result<usize, ShardError> {
     let (fields, sum) = head.split_at(HASHED_HEADER);
-    if fields.get(..4) != Some(&MAGIC[..]) {
-        return Err(ShardError::Format(name(id)));
-    }
+    magic(fields, id)?;
     if checksum(fields, payload).as_bytes() != sum {
         return Err(ShardError::Checksum(name(id)));
     }
-    identify_parts(head, payload, id, k, m)
+    identity(fields, payload.len(), id, k, m)
 }
 
 /// The header checks of [`verify_parts`] without the checksum: for data shards whose
@@ -141,11 +139,30 @@ pub fn identify_parts(
     k: u8,
     m: u8,
 ) -> Result<usize, ShardError> {
-    let bad = || ShardError::Format(name(id));
-    let fields = head.get(..HASHED_HEADER).ok_or_else(bad)?;
-    if fields.get(..4) != Some(&MAGIC[..]) {
-        return Err(bad());
+    let (fields, _) = head.split_at(HASHED_HEADER);
+    magic(fields, id)?;
+    identity(fields, payload.len(), id, k, m)
+}
+
+/// Not a farm shard at all unless the header starts with the magic.
+fn magic(fields: &[u8], id: &ShardId) -> Result<(), ShardError> {
+    if fields.get(..4) == Some(&MAGIC[..]) {
+        Ok(())
+    } else {
+        Err(ShardError::Format(name(id)))
     }
+}
+
+/// The header `fields` name shard `id` of a k+m stripe with a payload of `payload_len`
+/// bytes; the sealed stripe length they record.
+fn identity(
+    fields: &[u8],
+    payload_len: usize,
+    id: &ShardId,
+    k: u8,
+    m: u8,
+) -> Result<usize, ShardError> {
+    let bad = || ShardError::Format(name(id));
     let u32_at = |at: usize| -> Result<usize, ShardError> {
         let b: [u8; 4] = fields
             .get(at..at + 4)
@@ -153,12 +170,11 @@ pub fn identify_parts(
             .ok_or_else(bad)?;
         Ok(u32::from_le_bytes(b) as usize)
     };
-    let (sealed_len, payload_len) = (u32_at(32)?, u32_at(36)?);
-    if payload_len != payload.len() {
+    let (sealed_len, recorded_len) = (u32_at(32)?, u32_at(36)?);
+    if recorded_len != payload_len {
         return Err(bad());
     }
-    let expect = header(id, k, m, sealed_len, payload_len);
-    if fields != expect {
+    if fields != header(id, k, m, sealed_len, payload_len) {
         return Err(ShardError::Identity(name(id)));
     }
     Ok(sealed_len)
