@@ -199,14 +199,18 @@ impl<H: Host> Engine<H> {
         r
     }
 
+    /// Network `id`'s peers for a tunnel being (re)made: a name that does not resolve leaves
+    /// its peer endpoint-less.
+    fn lenient_peers(&self, id: &str) -> Result<Vec<PeerConfig>> {
+        let n = self
+            .nets
+            .get(id)
+            .ok_or_else(|| Error::NotFound(id.into()))?;
+        self.peer_configs(&n.spec, true)
+    }
+
     fn converge_inner(&mut self, id: &str, full: bool) -> Result<()> {
-        let peers = {
-            let n = self
-                .nets
-                .get(id)
-                .ok_or_else(|| Error::NotFound(id.into()))?;
-            self.peer_configs(&n.spec, true)?
-        };
+        let peers = self.lenient_peers(id)?;
         let Some(n) = self.nets.get_mut(id) else {
             return Err(Error::NotFound(id.into()));
         };
@@ -367,13 +371,7 @@ impl<H: Host> Engine<H> {
     /// Runs network `id`'s tunnel on the socket a previous netd handed over, attached to the
     /// tun it left (same interface); handshakes go out at once.
     pub fn adopt_handed(&mut self, id: &str, socket: std::net::UdpSocket) -> Result<()> {
-        let peers = {
-            let n = self
-                .nets
-                .get(id)
-                .ok_or_else(|| Error::NotFound(id.into()))?;
-            self.peer_configs(&n.spec, true)?
-        };
+        let peers = self.lenient_peers(id)?;
         let Some(n) = self.nets.get_mut(id) else {
             return Err(Error::NotFound(id.into()));
         };
