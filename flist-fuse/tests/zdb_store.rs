@@ -66,7 +66,16 @@ fn zdb_store_round_trip() {
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     };
-    c.nsnew("blocks").unwrap();
+    // Connected is not loaded: until zdb has loaded its namespaces it answers -LOADING.
+    loop {
+        match c.nsnew("blocks") {
+            Ok(_) => break,
+            Err(e) if e.is_loading() && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("NSNEW: {e}"),
+        }
+    }
 
     // Store API: put, identical put (nil reply), exists, get, batch.
     let url = format!("zdb://{addr}/blocks");
