@@ -176,7 +176,17 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
         .map(|a| a.as_str().unwrap())
         .collect();
     let prefix = args[args.iter().position(|a| *a == "--netns-prefix").unwrap() + 1].to_string();
-    let before = workloads(&dir, container, &prefix);
+    // The dev node's two HDDs each get a zdb; one whose first start failed (a port taken by
+    // a test running beside this one) comes up a backoff later: wait for both before the
+    // snapshot the upgrades are compared with.
+    let t = std::time::Instant::now();
+    let before = loop {
+        let w = workloads(&dir, container, &prefix);
+        if w.zdbs.len() >= 2 || t.elapsed() > Duration::from_secs(30) {
+            break w;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
         !before.zdbs.is_empty() && !before.shims.is_empty() && !before.netns.is_empty(),
         "{before:?}"
@@ -624,14 +634,14 @@ fn serve_files(dir: &Path) -> String {
     base
 }
 
-/// The pid in the last `flist-mount[PID]` line of a mount daemon's log (a take-over appends
-/// to the same log).
-fn mount_daemon_pid(log: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(log).ok()?;
-    text.rsplit("flist-mount[")
-        .next()
-        .and_then(|s| s.split(']').next())
-        .and_then(|s| s.parse().ok())
+/// The pids of the `flist-mount[PID]` lines of a mount daemon's log (a take-over appends to
+/// the same log, and a drained process may still write after its successor did).
+fn mount_log_pids(log: &Path) -> std::collections::BTreeSet<i32> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.split("flist-mount[")
+        .skip(1)
+        .filter_map(|s| s.split(']').next()?.parse().ok())
+        .collect()
 }
 
 fn gone(pid: i32) -> bool {
@@ -731,9 +741,12 @@ fn flist_mount_is_upgraded_under_a_container_reading_a_large_file() {
         }
     };
     let mut seen = passes(2);
-    let mut serving = 0;
+    // Before any take-over, the one process that wrote the log is the one serving.
+    let first = mount_log_pids(&log);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let mut serving = *first.first().unwrap();
     for round in 1..=2u8 {
-        let old = mount_daemon_pid(&log).unwrap();
+        let old = serving;
         let new_bin = rebuilt(
             "flist",
             &tmp.path().join(format!("new-flist-{round}")),
@@ -766,10 +779,11 @@ fn flist_mount_is_upgraded_under_a_container_reading_a_large_file() {
         );
         seen = passes(seen + 2);
     }
-    // A broken build: the upgrade fails and says so; the mount process serves on. Its pid is
-    // the last upgrade's reply, not the log's last line: the new process may not have
-    // written it yet.
+    // A broken build: the upgrade fails and says so; the mount process serves on, and no
+    // other process wrote to the mount's log.
     let old = serving;
+    let mut writers = mount_log_pids(&log);
+    writers.insert(old);
     let broken = script(tmp.path(), "broken-flist", "echo broken >&2; exit 3");
     let (ok, text) = node.zos(&["upgrade", "flist", "--from", broken.to_str().unwrap()]);
     assert!(!ok && text.contains("broken"), "{text}");
@@ -777,7 +791,7 @@ fn flist_mount_is_upgraded_under_a_container_reading_a_large_file() {
         !gone(old),
         "the mount process {old} went with a failed upgrade"
     );
-    assert_eq!(mount_daemon_pid(&log), Some(old));
+    assert_eq!(mount_log_pids(&log), writers);
     seen = passes(seen + 2);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     dropper.join().unwrap();
