@@ -46,7 +46,12 @@ pub struct Server {
     health: Option<HealthCheck>,
     max_connections: usize,
     idle: Duration,
+    keep_socket: bool,
+    drain: Option<Duration>,
 }
+
+/// The longest `serve` waits for its connections to drain ([`Server::drain_on_stop`]).
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 struct Shared {
     service: String,
@@ -56,6 +61,8 @@ struct Shared {
     health: Option<HealthCheck>,
     started: Instant,
     idle: Duration,
+    /// Set when serving ends with a drain; the grace a connection waits for its last call.
+    draining: Option<(tokio::sync::watch::Receiver<bool>, Duration)>,
 }
 
 impl Server {
@@ -69,6 +76,8 @@ impl Server {
             health: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle: DEFAULT_IDLE_TIMEOUT,
+            keep_socket: false,
+            drain: None,
         }
     }
 
@@ -130,18 +139,37 @@ impl Server {
         self
     }
 
+    /// Leaves the socket file when serving ends: for a daemon that hands its listening socket
+    /// to the process replacing it, which serves the same file.
+    pub fn keep_socket(&mut self) -> &mut Self {
+        self.keep_socket = true;
+        self
+    }
+
+    /// When serving ends, the connections already accepted are not cut: each answers at most
+    /// one more call (waiting `grace` for it to arrive: a client that connected sends its call
+    /// at once) and closes, subscriptions end, and `serve` returns once all are closed (or
+    /// after [`DRAIN_LIMIT`]). With [`Self::keep_socket`], a daemon handing its listening
+    /// socket to a successor loses no call.
+    pub fn drain_on_stop(&mut self, grace: Duration) -> &mut Self {
+        self.drain = Some(grace);
+        self
+    }
+
     /// The publisher for this server's events; clone it into the daemon's code.
     pub fn publisher(&self) -> Publisher {
         self.publisher.clone()
     }
 
     /// Serves connections from `listener` until `shutdown` completes, then removes the socket
-    /// file so callers see promptly that the daemon is gone.
+    /// file so callers see promptly that the daemon is gone (unless [`Self::keep_socket`]).
     pub async fn serve(self, listener: UnixListener, shutdown: impl Future<Output = ()>) {
         let path = listener
             .local_addr()
             .ok()
-            .and_then(|a| a.as_pathname().map(|p| p.to_path_buf()));
+            .and_then(|a| a.as_pathname().map(|p| p.to_path_buf()))
+            .filter(|_| !self.keep_socket);
+        let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared {
             service: self.service,
             handlers: self.handlers,
@@ -150,6 +178,7 @@ impl Server {
             health: self.health,
             started: Instant::now(),
             idle: self.idle,
+            draining: self.drain.map(|grace| (drain_rx, grace)),
         });
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let mut full = false;
@@ -183,10 +212,64 @@ impl Server {
                 },
             }
         }
+        if self.drain.is_some() {
+            drain_tx.send_replace(true);
+            let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
+            if tokio::time::timeout(DRAIN_LIMIT, slots.acquire_many(all))
+                .await
+                .is_err()
+            {
+                tracing::warn!(service = %shared.service, "connections still open after the drain limit");
+            }
+        }
         if let Some(path) = path {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// Resolves once the server drains (never when it does not).
+async fn drained(draining: &Option<(tokio::sync::watch::Receiver<bool>, Duration)>) {
+    match draining {
+        Some((rx, _)) => {
+            let mut rx = rx.clone();
+            if rx.wait_for(|d| *d).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads the next frame: within the idle timeout, or, once the server drains, within the
+/// drain's grace. `None`: the connection is to be closed.
+async fn next_frame(shared: &Shared, stream: &mut UnixStream) -> Option<ClientFrame> {
+    let grace = shared.draining.as_ref().map(|(_, g)| *g);
+    let read = read_frame(stream);
+    tokio::pin!(read);
+    let got = tokio::select! {
+        r = tokio::time::timeout(shared.idle, &mut read) => r,
+        _ = drained(&shared.draining) => {
+            tokio::time::timeout(grace.unwrap_or_default(), &mut read).await
+        }
+    };
+    match got {
+        Ok(Ok(f)) => Some(f),
+        Ok(Err(FrameError::Closed)) => None,
+        Ok(Err(e)) => {
+            tracing::debug!(service = %shared.service, error = %e, "dropping bad connection");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(service = %shared.service, "closing idle connection");
+            None
+        }
+    }
+}
+
+/// Whether the server drains (a connection then answers its call and closes).
+fn draining(shared: &Shared) -> bool {
+    shared.draining.as_ref().is_some_and(|(rx, _)| *rx.borrow())
 }
 
 impl Shared {
@@ -248,19 +331,8 @@ impl Shared {
 
 async fn connection(shared: Arc<Shared>, mut stream: UnixStream) {
     loop {
-        let frame: ClientFrame = match tokio::time::timeout(shared.idle, read_frame(&mut stream))
-            .await
-        {
-            Ok(Ok(f)) => f,
-            Ok(Err(FrameError::Closed)) => return,
-            Ok(Err(e)) => {
-                tracing::debug!(service = %shared.service, error = %e, "dropping bad connection");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(service = %shared.service, "closing idle connection");
-                return;
-            }
+        let Some(frame) = next_frame(&shared, &mut stream).await else {
+            return;
         };
         match frame {
             ClientFrame::Call {
@@ -283,7 +355,7 @@ async fn connection(shared: Arc<Shared>, mut stream: UnixStream) {
                 };
                 let sent =
                     tokio::time::timeout(shared.idle, write_frame(&mut stream, &reply)).await;
-                if !matches!(sent, Ok(Ok(()))) {
+                if !matches!(sent, Ok(Ok(()))) || draining(&shared) {
                     return;
                 }
             }
@@ -324,6 +396,7 @@ async fn subscription(shared: &Shared, stream: UnixStream, topic: String) {
             },
             // The client sends nothing after subscribing; a read returning means it went away.
             _ = rd.read(&mut probe) => return,
+            _ = drained(&shared.draining) => return,
         }
     }
     if sub.overflowed.load(Ordering::Acquire) {

@@ -224,3 +224,60 @@ async fn concurrent_clients() {
     }
     let _: Empty = Empty {};
 }
+
+bus::method!(Slow, "test.slow" @ 1, serde_json::Value => serde_json::Value);
+
+#[tokio::test]
+async fn a_draining_server_answers_the_calls_it_accepted_and_keeps_the_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = bus::service_socket(&dir.path().join("run"), "netd");
+    let mut server = Server::new("netd");
+    server.handle::<Slow, _, _>(|v| async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(v)
+    });
+    server
+        .drain_on_stop(Duration::from_millis(500))
+        .keep_socket();
+    let listener = bus::bind(&path).await.unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let serve = tokio::spawn(server.serve(listener, async {
+        let _ = rx.await;
+    }));
+    // one call being answered, one connection accepted whose call comes late, one idle
+    let c = Client::new(&path);
+    let busy = tokio::spawn({
+        let c = c.clone();
+        async move { c.call::<Slow>(&serde_json::json!(1)).await }
+    });
+    let mut late = tokio::net::UnixStream::connect(&path).await.unwrap();
+    let _idle = tokio::net::UnixStream::connect(&path).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = std::time::Instant::now();
+    tx.send(()).unwrap();
+    // the late call: written after the stop, within the grace
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let call = serde_json::json!({"type": "call", "id": 7, "method": "test.slow", "version": 1, "params": 2});
+    let body = serde_json::to_vec(&call).unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    late.write_all(&(body.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    late.write_all(&body).await.unwrap();
+    assert_eq!(busy.await.unwrap().unwrap(), serde_json::json!(1));
+    let mut len = [0u8; 4];
+    late.read_exact(&mut len).await.unwrap();
+    let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
+    late.read_exact(&mut reply).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&reply).contains("\"result\":2"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    // closed after its one call
+    assert_eq!(late.read(&mut len).await.unwrap(), 0);
+    serve.await.unwrap();
+    // the idle connection was given its grace, not the idle timeout
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(path.exists(), "the socket file stays for a successor");
+}

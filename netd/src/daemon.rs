@@ -5,7 +5,7 @@
 
 use crate::api::{self, Shared};
 use crate::engine::{Config, Engine};
-use crate::handover::{self, channel, give, take};
+use crate::handover::{self, api_gate, channel, give, take};
 use crate::host::Host;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -25,9 +25,10 @@ pub async fn run<H: Host>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), crate::Error> {
     let shared: Shared<H> = Arc::new(Mutex::new(Engine::open(host, cfg)?));
+    let mut handed_api = None;
     if let Some(path) = opts.take_over.clone() {
         let sh = shared.clone();
-        tokio::task::spawn_blocking(move || take_over(&path, &sh))
+        handed_api = tokio::task::spawn_blocking(move || take_over(&path, &sh))
             .await
             .map_err(|e| crate::Error::State(e.to_string()))??;
     }
@@ -37,20 +38,34 @@ pub async fn run<H: Host>(
     })
     .await
     .map_err(|e| crate::Error::State(e.message))?;
-    let mut server = api::server(shared.clone());
-    {
-        let sh = shared.clone();
-        server.health_check(Arc::new(move || match sh.try_lock() {
-            Ok(e) => e.health(),
-            // Busy with a request: it is alive; the next probe reads the details.
-            Err(_) => (bus::api::health::HealthStatus::Ok, None),
-        }));
-    }
+    let make_server = {
+        let shared = shared.clone();
+        move || {
+            let mut server = api::server(shared.clone());
+            let sh = shared.clone();
+            server.health_check(Arc::new(move || match sh.try_lock() {
+                Ok(e) => e.health(),
+                // Busy with a request: it is alive; the next probe reads the details.
+                Err(_) => (bus::api::health::HealthStatus::Ok, None),
+            }));
+            server
+        }
+    };
     let socket = bus::service_socket(run_dir, api::SERVICE);
-    let listener = bus::bind(&socket).await.map_err(|e| crate::Error::Kernel {
+    let bus_err = |e: std::io::Error| crate::Error::Kernel {
         what: format!("bus socket {}", socket.display()),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+        source: e,
+    };
+    let listener = match handed_api {
+        Some(l) => l,
+        None => bus::bind(&socket)
+            .await
+            .map_err(|e| bus_err(std::io::Error::other(e.to_string())))?
+            .into_std()
+            .map_err(bus_err)?,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (gate, serve) = api_gate::serve(listener, make_server, stop_rx.clone()).map_err(bus_err)?;
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     if let Some(path) = &opts.serve {
         let kernel = |e: std::io::Error| crate::Error::Kernel {
@@ -58,14 +73,9 @@ pub async fn run<H: Host>(
             source: e,
         };
         let listener = channel::listen(path).map_err(|e| kernel(std::io::Error::other(e)))?;
-        give::serve(listener, shared.clone(), done_tx).map_err(kernel)?;
+        give::serve(listener, shared.clone(), gate, done_tx).map_err(kernel)?;
     }
     tracing::info!(socket = %socket.display(), "serving");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut srv_rx = stop_rx.clone();
-    let serve = tokio::spawn(server.serve(listener, async move {
-        let _ = srv_rx.wait_for(|s| *s).await;
-    }));
     let supervise = {
         let mut rx = stop_rx.clone();
         let sh = shared.clone();
@@ -96,8 +106,11 @@ pub async fn run<H: Host>(
 
 /// Takes the tunnels of the netd serving `path`: sockets received, records loaded (already),
 /// Ready, Commit, then each tunnel runs here. A tunnel that cannot be taken over is made anew
-/// by the adoption that follows.
-fn take_over<H: Host>(path: &std::path::Path, shared: &Shared<H>) -> Result<(), crate::Error> {
+/// by the adoption that follows. The bus API's listener, when the old netd sent it.
+fn take_over<H: Host>(
+    path: &std::path::Path,
+    shared: &Shared<H>,
+) -> Result<Option<std::os::unix::net::UnixListener>, crate::Error> {
     let failed = |e: handover::channel::HandoverError| {
         crate::Error::State(format!("take-over from {}: {e}", path.display()))
     };
@@ -116,13 +129,13 @@ fn take_over<H: Host>(path: &std::path::Path, shared: &Shared<H>) -> Result<(), 
         offer.abort(&why);
         return Err(crate::Error::State(format!("take-over: {why}")));
     }
-    offer.commit().map_err(failed)?;
+    let api = offer.commit().map_err(failed)?;
     let n = offer.sockets.len();
     for (id, socket) in offer.sockets {
         if let Err(e) = engine.adopt_handed(&id, socket) {
             tracing::warn!(network = %id, error = %e, "tunnel not taken over: made anew");
         }
     }
-    tracing::info!(networks = n, "tunnels taken over");
-    Ok(())
+    tracing::info!(networks = n, api = api.is_some(), "tunnels taken over");
+    Ok(api)
 }

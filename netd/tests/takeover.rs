@@ -1,6 +1,6 @@
 //! netd's live take-over for real (issue 21): a new netd takes the tunnels of the running one
-//! (same tun interface, same UDP socket) while two containers on two nodes ping each other
-//! every 10 ms; a take-over whose new side goes away before its commit leaves the old netd
+//! (same tun interface, same UDP socket) and its API's socket while two containers on two
+//! nodes ping each other every 10 ms and a client calls the API without pause; a take-over whose new side goes away before its commit leaves the old netd
 //! carrying the traffic. Needs what `overlay.rs` needs (root, /dev/net/tun, ip, nft, ping,
 //! nsenter): skipped otherwise, failed under CI.
 #![expect(
@@ -110,6 +110,60 @@ impl Pinger {
     }
 }
 
+/// Calls netd's API on `socket` without pause (a health call, then a network's view, each on
+/// a connection of its own) until stopped.
+struct Caller {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Calls>,
+}
+
+/// What a [`Caller`] saw: calls made, the errors, the pids that answered.
+#[derive(Debug)]
+struct Calls {
+    made: u32,
+    errors: Vec<String>,
+    pids: std::collections::BTreeSet<u32>,
+}
+
+impl Caller {
+    fn start(socket: PathBuf) -> Caller {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let c = bus::Client::new(socket).call_timeout(Duration::from_secs(10));
+            let id = bus::api::network::NetworkId { id: "app".into() };
+            let mut calls = Calls {
+                made: 0,
+                errors: Vec::new(),
+                pids: Default::default(),
+            };
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                calls.made += 1;
+                match rt.block_on(c.call::<bus::api::health::GetHealth>(&bus::api::Empty {})) {
+                    Ok(h) => {
+                        calls.pids.insert(h.pid);
+                    }
+                    Err(e) => calls.errors.push(format!("health: {e}")),
+                }
+                if let Err(e) = rt.block_on(c.call::<bus::api::network::GetNetwork>(&id)) {
+                    calls.errors.push(format!("get: {e}"));
+                }
+            }
+            calls
+        });
+        Caller { stop, thread }
+    }
+
+    fn stop(self) -> Calls {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
 impl Drop for Pinger {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -125,9 +179,11 @@ fn a_taken_over_netd_keeps_the_tun_and_socket_and_traffic_only_pauses() {
     let (mut lab, (c0, _), (_, a1), ns, port) = setup();
     let (index, inode) = (tun_index(&ns), udp_inode(&lab, 0, port));
     let pinger = Pinger::start(&c0, a1);
+    let caller = Caller::start(lab.netd_socket(0));
     std::thread::sleep(Duration::from_millis(500));
     let h = handover_path(&lab, 0);
     let h = h.to_str().unwrap();
+    let mut pids = vec![lab.netd_pid(0).unwrap()];
     for round in 0..3 {
         let old = lab.netd_pid(0).unwrap();
         let (new, took) = lab.take_over_netd(
@@ -140,8 +196,14 @@ fn a_taken_over_netd_keeps_the_tun_and_socket_and_traffic_only_pauses() {
         assert_eq!(tun_index(&ns), index, "the tun stays");
         assert_eq!(udp_inode(&lab, 0, port), inode, "the socket stays");
         assert!(holds(new, inode), "the new netd holds the socket");
+        pids.push(new);
         std::thread::sleep(Duration::from_secs(1));
     }
+    // the API's callers waited through each take-over; none failed
+    let calls = caller.stop();
+    eprintln!("{} API calls across 3 take-overs", calls.made);
+    assert!(calls.errors.is_empty(), "{calls:?}");
+    assert_eq!(calls.pids, pids.into_iter().collect(), "{calls:?}");
     let (sent, received) = pinger.stop();
     let lost = sent - received;
     eprintln!("pings every 10 ms across 3 take-overs: {sent} sent, {lost} lost");
@@ -191,6 +253,14 @@ fn a_take_over_that_dies_before_its_commit_leaves_the_old_netd_serving() {
     }
     let back = ping_until(&c0, a1, Duration::from_secs(5)).expect("traffic flows again");
     eprintln!("traffic back {back:?} after the new side died");
+    // and the API, paused for the take-over, serves again
+    let n = lab
+        .call::<bus::api::network::GetNetwork>(
+            0,
+            &bus::api::network::NetworkId { id: "app".into() },
+        )
+        .unwrap();
+    assert_eq!(n.listen_port, port);
     // A peer out of turn, and one of another version, get an error.
     let chan = Channel::connect(&h).unwrap();
     chan.set_timeout(Duration::from_secs(5)).unwrap();

@@ -115,6 +115,27 @@ fn assert_version(node: &Node, service: &str, want: &Value) {
     }
 }
 
+/// The inodes of the UDP sockets process `pid` holds (netd's tunnels).
+fn udp_sockets(pid: u32) -> std::collections::BTreeSet<u64> {
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/udp")).unwrap_or_default();
+    let udp: std::collections::BTreeSet<u64> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(9)?.parse().ok())
+        .collect();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let l = std::fs::read_link(e.path()).ok()?;
+            let l = l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
+            l.parse().ok()
+        })
+        .filter(|i| udp.contains(i))
+        .collect()
+}
+
 fn def_exec(dir: &Path, service: &str) -> String {
     let d: Value = serde_json::from_slice(
         &std::fs::read(dir.join("services").join(format!("{service}.json"))).unwrap(),
@@ -192,8 +213,11 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
         "{before:?}"
     );
     let original = versions(&node);
+    let tunnels = udp_sockets(health_pid(&dir, "netd").unwrap());
+    assert!(!tunnels.is_empty(), "netd holds no UDP socket");
 
-    // each daemon to a new build: only it restarts, the workloads stay
+    // each daemon to a new build: only it restarts, the workloads stay; netd's state needs
+    // no migration, so the new netd takes the running one's tunnels over live
     for service in ["storaged", "computed", "netd"] {
         let old_pid = health_pid(&dir, service).unwrap();
         let others: Vec<_> = ["storaged", "computed", "netd"]
@@ -206,7 +230,12 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
         assert!(ok, "{r}");
         assert_eq!(r["outcome"], "upgraded", "{r}");
         assert_ne!(r["from_version"], r["to_version"], "{r}");
-        assert_eq!(r["migrated"], service == "netd", "{r}");
+        assert_eq!(r["migrated"], false, "{r}");
+        assert_eq!(
+            r["taken_over"].as_bool().unwrap_or(false),
+            service == "netd",
+            "{r}"
+        );
         let pid = health_pid(&dir, service).unwrap();
         assert_ne!(pid, old_pid);
         assert_eq!(r["pid"].as_u64(), Some(pid as u64), "{r}");
@@ -231,10 +260,15 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
     }
     let upgraded = versions(&node);
     let netd_state = dir.join("netd");
+    assert_eq!(
+        udp_sockets(health_pid(&dir, "netd").unwrap()),
+        tunnels,
+        "the new netd holds the old one's tunnel sockets"
+    );
     let schema: Value =
         serde_json::from_slice(&std::fs::read(netd_state.join("schema.json")).unwrap()).unwrap();
     assert_eq!(schema["schema"], 1, "{schema}");
-    assert!(netd_state.with_extension("rollback").is_dir());
+    assert!(!netd_state.with_extension("rollback").exists());
 
     // broken builds: reverted by node-init, the old version serves
     let real_netd = bin("netd");
@@ -291,11 +325,43 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
     }
     assert!(!netd_state.with_extension("next").exists());
 
-    // on demand: back to the version before the upgrade, with its state
+    // on demand: back to the version before the upgrade, live too (the same state)
     let (ok, r) = upgrade(&dir, &["netd", "--rollback"]);
     assert!(ok, "{r}");
     assert_eq!(r["outcome"], "rolled_back", "{r}");
+    assert_eq!(r["taken_over"], true, "{r}");
     assert_eq!(r["to_version"], original["netd"], "{r}");
+    assert_version(&node, "netd", &original["netd"]);
+    assert_eq!(udp_sockets(health_pid(&dir, "netd").unwrap()), tunnels);
+    assert_eq!(workloads(&dir, container, &prefix), before);
+
+    // a build whose migration changes the state: stopped, migrated, started (the tunnels
+    // are made again), and its rollback brings the old state back
+    let changing = script(
+        tmp.path(),
+        "changing-netd",
+        &format!(
+            "real={}\nif [ \"$1\" = --migrate ]; then \"$real\" \"$@\" || exit $?; echo '{{}}' > \"$3/note.json\"; exit 0; fi\nexec \"$real\" \"$@\"",
+            real_netd.display()
+        ),
+    );
+    let (ok, r) = upgrade(&dir, &["netd", "--from", changing.to_str().unwrap()]);
+    assert!(ok, "{r}");
+    assert_eq!(
+        (&r["migrated"], &r["taken_over"]),
+        (&json!(true), &Value::Null),
+        "{r}"
+    );
+    assert!(netd_state.join("note.json").exists());
+    assert!(netd_state.with_extension("rollback").is_dir());
+    assert_eq!(workloads(&dir, container, &prefix), before);
+    let (ok, r) = upgrade(&dir, &["netd", "--rollback"]);
+    assert!(ok, "{r}");
+    assert_eq!(r["outcome"], "rolled_back", "{r}");
+    assert!(
+        !netd_state.join("note.json").exists(),
+        "the old state is back"
+    );
     assert_version(&node, "netd", &original["netd"]);
     assert!(health_pid(&dir, "netd").is_some());
     assert_eq!(workloads(&dir, container, &prefix), before);
@@ -507,6 +573,7 @@ fn release(tmp: &Path, name: &str, key: &Path) -> PathBuf {
     let tree = tmp.join(format!("{name}-tree"));
     std::fs::create_dir_all(tree.join("bin")).unwrap();
     std::fs::copy(new_build(tmp, "computed"), tree.join("bin/computed")).unwrap();
+    std::fs::copy(new_build(tmp, "flist"), tree.join("bin/flist")).unwrap();
     let file = tmp.join(name);
     signed_release(&tree, &file, &tmp.join("release-store"), key);
     file
@@ -581,6 +648,10 @@ fn a_release_flist_is_refused_unless_the_pinned_key_signed_it() {
     assert_eq!(r["signer"], public.as_str(), "{r}");
     assert_eq!(r["services"][0]["service"], "computed", "{r}");
     assert_eq!(r["services"][0]["outcome"], "upgraded", "{r}");
+    // then the flist mount binary (no mount to hand over: the next ones use it)
+    assert_eq!(r["services"][1]["service"], "flist", "{r}");
+    assert_eq!(r["services"][1]["outcome"], "upgraded", "{r}");
+    assert!(dir.join("versions/flist").is_dir());
     assert!(def_exec(&dir, "computed").contains("/versions/computed/"));
     assert_ne!(health_pid(&dir, "computed"), Some(pid));
     drop(node);
@@ -792,6 +863,18 @@ fn flist_mount_is_upgraded_under_a_container_reading_a_large_file() {
         "the mount process {old} went with a failed upgrade"
     );
     assert_eq!(mount_log_pids(&log), writers);
+    seen = passes(seen + 2);
+    // on demand: the mounts go back to the build they ran before the last upgrade, live too
+    let (ok, r) = upgrade(&dir, &["flist", "--rollback"]);
+    assert!(ok, "{r}");
+    assert_eq!(r["outcome"], "rolled_back", "{r}");
+    let back = r["flist"][0]["pid"].as_i64().unwrap() as i32;
+    assert!(
+        gone(old),
+        "the mount process {old} still runs after the rollback"
+    );
+    let exe = std::fs::read(format!("/proc/{back}/exe")).unwrap();
+    assert!(exe.ends_with(b"\nnew build 1\n"), "not the first build");
     seen = passes(seen + 2);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     dropper.join().unwrap();

@@ -66,6 +66,10 @@ pub struct UpgradeReply {
     /// Whether a state migration ran.
     #[serde(default)]
     pub migrated: bool,
+    /// The new process took the running one's work over live (its tunnels, sockets): nothing
+    /// was stopped and made again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub taken_over: bool,
     /// Why the new version was reverted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,

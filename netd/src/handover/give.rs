@@ -1,7 +1,9 @@
-//! The running netd's side: serve the take-over socket; on a Hello, pause every tunnel, send
-//! each one's UDP socket, wait for Ready, answer Commit and let the daemon exit. Any failure
-//! before Commit starts the tunnels' threads again.
+//! The running netd's side: serve the take-over socket; on a Hello, stop accepting API calls
+//! and answer those accepted, pause every tunnel, send each one's UDP socket, wait for Ready,
+//! send the API's listener, answer Commit and let the daemon exit. Any failure before Commit
+//! starts the tunnels' threads and the API's serving again.
 
+use super::api_gate::ApiGate;
 use super::channel::{self, Channel, HandoverError};
 use super::wire::{Frame, VERSION};
 use super::{READY_TIMEOUT, STEP_TIMEOUT};
@@ -11,10 +13,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 /// Serves the take-over socket `listener` on a thread of its own; `done` fires once a new
-/// netd took the tunnels over (this one must then exit without touching anything).
+/// netd took the tunnels (and, through `api`, the bus socket) over: this one must then exit
+/// without touching anything.
 pub fn serve<H: Host>(
     listener: OwnedFd,
     shared: Shared<H>,
+    api: ApiGate,
     done: tokio::sync::oneshot::Sender<()>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
@@ -29,7 +33,7 @@ pub fn serve<H: Host>(
                         continue;
                     }
                 };
-                match give(&chan, &shared) {
+                match give(&chan, &shared, &api) {
                     Ok(n) => {
                         tracing::info!(networks = n, "tunnels handed over: exiting");
                         let _ = done.send(());
@@ -43,7 +47,11 @@ pub fn serve<H: Host>(
 }
 
 /// One take-over; returns how many tunnels went.
-fn give<H: Host>(chan: &Channel, shared: &Shared<H>) -> Result<usize, HandoverError> {
+fn give<H: Host>(
+    chan: &Channel,
+    shared: &Shared<H>,
+    api: &ApiGate,
+) -> Result<usize, HandoverError> {
     chan.set_timeout(STEP_TIMEOUT)?;
     let refuse = |why: String| {
         chan.refuse(&why);
@@ -56,17 +64,26 @@ fn give<H: Host>(chan: &Channel, shared: &Shared<H>) -> Result<usize, HandoverEr
         }
         (f, _) => return refuse(format!("expected hello, got {f:?}")),
     }
-    // Held to the end: no request changes a network meanwhile (they wait, then get an error
-    // once handed over).
-    let mut engine = shared
-        .lock()
-        .map_err(|_| HandoverError::Protocol("engine lock poisoned".into()))?;
+    // New callers wait in the API's backlog from here (until the new netd accepts them, or
+    // this one again), and those accepted are answered first.
+    if !api.pause() {
+        api.resume();
+        return refuse("API calls still being answered after 12 s".into());
+    }
+    // Held to the end: nothing changes a network meanwhile.
+    let Ok(mut engine) = shared.lock() else {
+        api.resume();
+        return refuse("engine lock poisoned".into());
+    };
     let sockets = match engine.pause_for_handover() {
         Ok(s) => s,
-        Err(e) => return refuse(e.to_string()),
+        Err(e) => {
+            api.resume();
+            return refuse(e.to_string());
+        }
     };
     tracing::info!(networks = sockets.len(), "tunnels paused for a take-over");
-    match send_all(chan, &sockets) {
+    match send_all(chan, &sockets, api) {
         Ok(()) => {
             engine.set_handed_over();
             Ok(sockets.len())
@@ -74,12 +91,17 @@ fn give<H: Host>(chan: &Channel, shared: &Shared<H>) -> Result<usize, HandoverEr
         Err(e) => {
             chan.refuse(&e.to_string());
             engine.resume_after_handover();
+            api.resume();
             Err(e)
         }
     }
 }
 
-fn send_all(chan: &Channel, sockets: &[(String, OwnedFd)]) -> Result<(), HandoverError> {
+fn send_all(
+    chan: &Channel,
+    sockets: &[(String, OwnedFd)],
+    api: &ApiGate,
+) -> Result<(), HandoverError> {
     for (id, fd) in sockets {
         chan.send(&Frame::Net(id.clone()), &[fd.as_fd()])?;
     }
@@ -95,5 +117,6 @@ fn send_all(chan: &Channel, sockets: &[(String, OwnedFd)]) -> Result<(), Handove
             )));
         }
     }
+    chan.send(&Frame::Api, &[api.listener()])?;
     chan.send(&Frame::Commit, &[])
 }

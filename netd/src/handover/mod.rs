@@ -3,12 +3,14 @@
 //! socket (`--handover PATH`); a new one started with `--take-over PATH` ([`take`]) asks for
 //! the tunnels. The old one stops its data-path threads (nobody reads the tun or the socket
 //! twice), makes each tun persistent and sends each network's UDP socket (`SCM_RIGHTS`); the new
-//! one loads its records and says Ready; the old one answers Commit and exits touching nothing;
-//! the new one attaches to each tun (same interface, same index: `tun-rs` cannot adopt a tun
+//! one loads its records and says Ready; the old one stops accepting API calls, sends the bus
+//! API's listener (callers wait in its backlog meanwhile, none fails), answers Commit and exits
+//! touching nothing; the new one attaches to each tun (same interface, same index: `tun-rs` cannot adopt a tun
 //! descriptor opened with offloads, so the tun is reopened by name once the old process has
 //! closed it) and runs the data path on the handed socket, with a handshake to every peer at
 //! once. Anything failing before Commit gives the old one's threads back their descriptors.
 
+pub mod api_gate;
 pub mod channel;
 pub mod give;
 pub mod take;

@@ -8,6 +8,7 @@ use super::{READY_TIMEOUT, STEP_TIMEOUT};
 use rustix::net::{SocketType, sockopt};
 use std::collections::BTreeSet;
 use std::net::UdpSocket;
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 
 /// Most networks one take-over carries (bounds what a hostile peer can make us hold).
@@ -60,17 +61,36 @@ pub fn request(path: &Path) -> Result<Offer, HandoverError> {
 }
 
 impl Offer {
-    /// Says Ready and waits for Commit: from then on the tunnels are ours. Then waits (10 s at
-    /// most) for the old process to exit, so that its tun descriptors are closed.
-    pub fn commit(&self) -> Result<(), HandoverError> {
+    /// Says Ready and waits for Commit: from then on the tunnels are ours, and the bus API's
+    /// listener when the old netd sent it. Then waits (10 s at most) for the old process to
+    /// exit, so that its tun descriptors are closed.
+    pub fn commit(&self) -> Result<Option<UnixListener>, HandoverError> {
         self.chan.send(&Frame::Ready, &[])?;
         self.chan.set_timeout(READY_TIMEOUT)?;
-        match self.chan.recv()? {
-            (Frame::Commit, _) => {}
-            (f, _) => {
-                return Err(HandoverError::Protocol(format!(
-                    "expected commit, got {f:?}"
-                )));
+        let mut api = None;
+        loop {
+            match self.chan.recv()? {
+                (Frame::Api, fds) if api.is_none() => {
+                    let fd = fds
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| HandoverError::Protocol("api: no socket".into()))?;
+                    if sockopt::socket_domain(&fd)? != rustix::net::AddressFamily::UNIX
+                        || sockopt::socket_type(&fd)? != SocketType::STREAM
+                        || !sockopt::socket_acceptconn(&fd)?
+                    {
+                        return Err(HandoverError::Protocol(
+                            "api: not a listening socket".into(),
+                        ));
+                    }
+                    api = Some(UnixListener::from(fd));
+                }
+                (Frame::Commit, _) => break,
+                (f, _) => {
+                    return Err(HandoverError::Protocol(format!(
+                        "expected commit, got {f:?}"
+                    )));
+                }
             }
         }
         if let Some(pid) = self.old
@@ -78,7 +98,7 @@ impl Offer {
         {
             tracing::warn!(error = %e, "the old netd did not exit after its commit");
         }
-        Ok(())
+        Ok(api)
     }
 
     /// Gives up before Commit: the old netd carries on.

@@ -8,7 +8,9 @@
 //! tag 4 Ready   new -> old  (records loaded)
 //! tag 5 Commit  old -> new  (the old one carries no traffic any more: go)
 //! tag 6 Abort   either      reason (UTF-8, at most 512 bytes)
+//! tag 7 Api     old -> new  (right before Commit)                     + 1 fd (bus listener)
 //! ```
+//! Api is optional: a netd that sends none leaves the new one to bind its bus socket anew.
 //! Decoding checks every length: a torn or hostile frame is an error, never a panic.
 
 /// Largest frame.
@@ -33,6 +35,8 @@ pub enum Frame {
     Commit,
     /// Give up (the old one carries on).
     Abort(String),
+    /// The bus API's listening socket comes with it: the old one stopped accepting.
+    Api,
 }
 
 /// A frame that does not decode.
@@ -43,7 +47,7 @@ pub struct WireError(pub String);
 impl Frame {
     /// Whether a descriptor travels with it.
     pub fn carries_fd(&self) -> bool {
-        matches!(self, Frame::Net(_))
+        matches!(self, Frame::Net(_) | Frame::Api)
     }
 }
 
@@ -72,6 +76,7 @@ impl nodeutil::handover::Frame for Frame {
             }
             Frame::Ready => b.push(4),
             Frame::Commit => b.push(5),
+            Frame::Api => b.push(7),
             Frame::Abort(r) => {
                 b.push(6);
                 let mut end = r.len().min(MAX_REASON);
@@ -115,9 +120,10 @@ impl nodeutil::handover::Frame for Frame {
                 Ok(n) => Ok(Frame::End(u32::from_be_bytes(n))),
                 Err(_) => bad("end length"),
             },
-            4 | 5 if !rest.is_empty() => bad("trailing bytes"),
+            4 | 5 | 7 if !rest.is_empty() => bad("trailing bytes"),
             4 => Ok(Frame::Ready),
             5 => Ok(Frame::Commit),
+            7 => Ok(Frame::Api),
             6 => {
                 if rest.len() > MAX_REASON {
                     return bad("reason too long");
@@ -158,6 +164,7 @@ mod test {
             Frame::Ready,
             Frame::Commit,
             Frame::Abort("no".into()),
+            Frame::Api,
         ] {
             assert_eq!(Frame::decode(&f.encode()), Ok(f));
         }
@@ -166,7 +173,7 @@ mod test {
     #[test]
     fn hostile_frames_are_errors() {
         let long = vec![6u8; MAX_FRAME + 1];
-        let bad: [&[u8]; 11] = [
+        let bad: [&[u8]; 12] = [
             b"",
             b"\x01NETDHANDOVE\x00\x01",
             b"\x01NETDHANDOVER\x00",
@@ -176,6 +183,7 @@ mod test {
             b"\x02\x02\xff\xfe",
             b"\x03\x00\x01",
             b"\x04x",
+            b"\x07\x00",
             b"\x09",
             &long,
         ];

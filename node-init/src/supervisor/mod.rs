@@ -17,6 +17,7 @@ pub mod process;
 pub mod reaper;
 mod restart;
 pub mod service;
+mod succeed;
 
 #[cfg(test)]
 mod test;
@@ -92,6 +93,13 @@ enum Msg {
         name: String,
         pid: u32,
     },
+    /// Start a successor beside the running process (`succeed.rs`).
+    Succeed {
+        name: String,
+        def: service::ServiceDef,
+        extra: Vec<String>,
+        ack: oneshot::Sender<Result<u32, String>>,
+    },
 }
 
 /// Per-service bookkeeping besides its [`State`].
@@ -110,6 +118,8 @@ struct Unit {
     /// Its process as the previous image of this node-init left it (a re-exec in place):
     /// adopted at the first start whatever its readiness test.
     handed: Option<u32>,
+    /// The process a starting successor takes over from (`succeed.rs`).
+    predecessor: Option<succeed::Predecessor>,
 }
 
 /// A running supervisor: its snapshot and its shutdown.
@@ -189,14 +199,23 @@ impl Handle {
         name: &str,
         def: Option<service::ServiceDef>,
     ) -> Result<(), String> {
-        let (ack, rx) = oneshot::channel();
-        let msg = Msg::Replace {
+        self.ask(|ack| Msg::Replace {
             name: name.to_string(),
             def,
             ack,
-        };
+        })
+        .await
+    }
+
+    /// Sends the supervisor loop the message `make` builds around an answer channel; its
+    /// answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Msg,
+    ) -> Result<T, String> {
+        let (ack, rx) = oneshot::channel();
         self.cmd
-            .send(msg)
+            .send(make(ack))
             .await
             .map_err(|_| "supervisor ended".to_string())?;
         rx.await.map_err(|_| "supervisor ended".to_string())?
@@ -361,6 +380,16 @@ impl<P: Processes> Supervisor<P> {
                     self.acks.push(ack);
                     return self.finish().await;
                 }
+                Some(Msg::Succeed {
+                    name,
+                    def,
+                    extra,
+                    ack,
+                }) => {
+                    let r = self.succeed(&name, def, extra).await;
+                    self.publish();
+                    let _ = ack.send(r);
+                }
                 Some(Msg::Replace { name, def, ack }) => {
                     let r = self.replace(&name, def).await;
                     self.publish();
@@ -389,6 +418,9 @@ impl<P: Processes> Supervisor<P> {
                     let _ = a.send(());
                 }
                 Msg::Replace { ack, .. } => {
+                    let _ = ack.send(Err("node-init is shutting down".into()));
+                }
+                Msg::Succeed { ack, .. } => {
                     let _ = ack.send(Err("node-init is shutting down".into()));
                 }
                 _ => {}
@@ -485,7 +517,7 @@ impl<P: Processes> Supervisor<P> {
                 self.set(name, State::Starting { pid: r.pid });
                 self.find_version(&svc, r.pid, false);
                 self.watch_exit(name, r.pid, r.exit);
-                self.watch_ready(&svc, r.pid);
+                self.watch_ready(&svc, r.pid, false);
             }
             Err(e) => self.crashed(
                 name,
@@ -519,7 +551,9 @@ impl<P: Processes> Supervisor<P> {
         });
     }
 
-    fn watch_ready(&mut self, svc: &Service, pid: u32) {
+    /// Probes `svc`'s readiness until it passes or its timeout; with `own`, a bus answer
+    /// counts only from `pid` itself (a successor's predecessor answers on the same socket).
+    fn watch_ready(&mut self, svc: &Service, pid: u32, own: bool) {
         let tx = self.tx.clone();
         let procs = self.procs.clone();
         let (name, ready, timeout) = (
@@ -530,7 +564,8 @@ impl<P: Processes> Supervisor<P> {
         let task = tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + timeout;
             loop {
-                if procs.probe(&ready).await.ready {
+                let p = procs.probe(&ready).await;
+                if p.ready && (!own || p.pid.is_none_or(|p| p == pid)) {
                     let _ = tx.send(Msg::Ready { name, pid }).await;
                     return;
                 }
@@ -550,10 +585,14 @@ impl<P: Processes> Supervisor<P> {
         match msg {
             Msg::Exited { name, pid, exit } => {
                 if self.states.get(&name).and_then(State::pid) != Some(pid) {
+                    self.predecessor_exited(&name, pid);
                     return;
                 }
                 if let Some(p) = self.unit(&name).prober.take() {
                     p.abort();
+                }
+                if self.unit(&name).predecessor.is_some() {
+                    return self.successor_exited(&name, pid, exit);
                 }
                 if std::mem::take(&mut self.unit(&name).restarting) && !self.stopping {
                     tracing::info!(service = %name, pid, %exit, "stopped for a restart: starting it");
@@ -579,6 +618,7 @@ impl<P: Processes> Supervisor<P> {
             Msg::Ready { name, pid } => {
                 if self.states.get(&name) == Some(&State::Starting { pid }) {
                     tracing::info!(service = %name, pid, "ready");
+                    self.unit(&name).predecessor = None;
                     self.set(&name, State::Running { pid });
                 }
             }
@@ -597,6 +637,9 @@ impl<P: Processes> Supervisor<P> {
             }
             Msg::Shutdown(ack) => self.acks.push(ack),
             Msg::Replace { ack, .. } => {
+                let _ = ack.send(Err("busy stopping a service".into()));
+            }
+            Msg::Succeed { ack, .. } => {
                 let _ = ack.send(Err("busy stopping a service".into()));
             }
             Msg::Restart { name, ack } => {
@@ -658,6 +701,7 @@ impl<P: Processes> Supervisor<P> {
         if let Some(p) = self.unit(name).prober.take() {
             p.abort();
         }
+        self.stop_predecessor(name);
         let pid = match self.states.get(name) {
             Some(State::Starting { pid } | State::Running { pid }) => *pid,
             _ => {

@@ -14,7 +14,6 @@ use super::policy::State;
 use super::process::{Processes, Sig};
 use super::{Handle, Msg, Supervisor};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 impl<P: Processes> Supervisor<P> {
     /// Starts an operator's restart of `name` (see the module doc).
@@ -63,15 +62,11 @@ impl<P: Processes> Supervisor<P> {
 impl Handle {
     /// Restarts service `name` and waits until it is ready again (`timeout`); why not.
     pub async fn restart(&self, name: &str, timeout: Duration) -> Result<(), String> {
-        let (ack, rx) = oneshot::channel();
-        self.cmd
-            .send(Msg::Restart {
-                name: name.to_string(),
-                ack,
-            })
-            .await
-            .map_err(|_| "supervisor ended".to_string())?;
-        rx.await.map_err(|_| "supervisor ended".to_string())??;
+        self.ask(|ack| Msg::Restart {
+            name: name.to_string(),
+            ack,
+        })
+        .await?;
         self.wait_ready(name, timeout).await
     }
 }

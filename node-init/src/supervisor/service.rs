@@ -121,6 +121,12 @@ pub struct ServiceDef {
     /// folder is kept for a rollback (`node-init/src/upgrade/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<PathBuf>,
+    /// The socket the daemon serves its live take-over on (its `args` make it serve there,
+    /// e.g. `--handover PATH`): an upgrade whose migration leaves the state as it is starts
+    /// the new binary beside the running one with `--take-over PATH`, and the old one hands its
+    /// work over and exits (`node-init/src/upgrade/live.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub take_over: Option<PathBuf>,
 }
 
 fn started() -> Readiness {
@@ -147,6 +153,7 @@ impl ServiceDef {
             log: LogPolicy::default(),
             stop_timeout_secs: stop_timeout(),
             state_dir: None,
+            take_over: None,
         }
     }
 

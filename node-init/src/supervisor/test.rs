@@ -25,6 +25,8 @@ struct Inner {
     broken: Mutex<BTreeSet<String>>,
     /// a daemon already answering on this socket at start, with this pid
     running: Mutex<Option<(String, u32)>>,
+    /// services whose readiness test fails
+    not_ready: Mutex<BTreeSet<String>>,
 }
 
 impl Fake {
@@ -40,6 +42,10 @@ impl Fake {
             let (_, tx) = alive.remove(&pid).unwrap();
             let _ = tx.send(Exit::Signal(9));
         }
+    }
+    fn end(&self, pid: u32) {
+        let (_, tx) = self.0.alive.lock().unwrap().remove(&pid).unwrap();
+        let _ = tx.send(Exit::Signal(9));
     }
     fn crash(&self, name: &str) {
         let mut alive = self.0.alive.lock().unwrap();
@@ -62,7 +68,8 @@ impl Processes for Fake {
             .lock()
             .unwrap()
             .insert(pid, (svc.name.clone(), tx));
-        self.event(format!("start {}", svc.name));
+        let args: String = svc.def.args.iter().map(|a| format!(" {a}")).collect();
+        self.event(format!("start {}{args}", svc.name));
         Ok(Running { pid, exit })
     }
 
@@ -82,6 +89,12 @@ impl Processes for Fake {
     }
 
     async fn probe(&self, ready: &Readiness) -> Probe {
+        if let Readiness::Bus(p) = ready
+            && let Some(name) = p.to_str()
+            && self.0.not_ready.lock().unwrap().contains(name)
+        {
+            return Probe::default();
+        }
         if let (Readiness::Bus(p), Some((name, pid))) =
             (ready, self.0.running.lock().unwrap().clone())
             && p.to_str() == Some(&name)
@@ -282,4 +295,81 @@ async fn a_process_handed_over_by_a_re_exec_is_adopted_whatever_its_readiness() 
     assert_eq!(state(&h, "plain"), State::Running { pid: 777 });
     assert!(fake.events().contains(&"start other".to_string()));
     h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_successor_takes_over_or_gives_the_service_back_to_its_predecessor() {
+    let d = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let h = node(&fake, d.path());
+    h.wait_ready("netd", Duration::from_secs(5)).await.unwrap();
+    let first = state(&h, "netd").pid().unwrap();
+    let with_exec = |exec: &str| {
+        let mut def = h.definition("netd").unwrap();
+        def.exec = exec.into();
+        def
+    };
+    let wait = Duration::from_secs(5);
+
+    // ready: the service runs the successor; the predecessor's exit is no crash
+    let take = vec!["--take-over".to_string(), "/sock".to_string()];
+    let new = h.succeed("netd", with_exec("/new"), take).await.unwrap();
+    assert_eq!(h.wait_succeeded("netd", new, wait).await, Ok(new));
+    assert!(
+        fake.events()
+            .contains(&"start netd --take-over /sock".to_string())
+    );
+    fake.end(first);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(state(&h, "netd"), State::Running { pid: new });
+    let def = h.definition("netd").unwrap();
+    assert_eq!(def.exec, std::path::Path::new("/new"));
+    assert!(
+        def.args.is_empty(),
+        "the extra arguments were for one start only"
+    );
+    assert_eq!(h.snapshot()[2].restarts, 0);
+
+    // a successor that ends before it is ready: the predecessor serves on, as it was
+    fake.0.not_ready.lock().unwrap().insert("netd".into());
+    let bad = h.succeed("netd", with_exec("/bad"), vec![]).await.unwrap();
+    assert_eq!(state(&h, "netd"), State::Starting { pid: bad });
+    fake.end(bad);
+    let err = h.wait_succeeded("netd", bad, wait).await.unwrap_err();
+    assert!(err.contains("take-over failed"), "{err}");
+    assert_eq!(state(&h, "netd"), State::Running { pid: new });
+    assert_eq!(
+        h.definition("netd").unwrap().exec,
+        std::path::Path::new("/new")
+    );
+
+    // not ready in time: killed, the predecessor serves on
+    let slow = h.succeed("netd", with_exec("/slow"), vec![]).await.unwrap();
+    let err = h
+        .wait_succeeded("netd", slow, Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(err.contains("not ready"), "{err}");
+    assert_eq!(state(&h, "netd"), State::Running { pid: new });
+
+    // the predecessor gone, then the successor: the old definition is restarted
+    let late = h.succeed("netd", with_exec("/bad"), vec![]).await.unwrap();
+    fake.end(new);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(state(&h, "netd"), State::Starting { pid: late });
+    fake.end(late);
+    assert!(h.wait_succeeded("netd", late, wait).await.is_err());
+    fake.0.not_ready.lock().unwrap().clear();
+    h.wait_ready("netd", wait).await.unwrap();
+    let pid = state(&h, "netd").pid().unwrap();
+    assert!(![first, new, bad, slow, late].contains(&pid));
+    assert_eq!(
+        h.definition("netd").unwrap().exec,
+        std::path::Path::new("/new")
+    );
+    assert_eq!(h.snapshot()[2].restarts, 1);
+
+    // refused when there is nothing running to take over from
+    h.shutdown().await;
+    assert!(h.succeed("netd", with_exec("/x"), vec![]).await.is_err());
 }

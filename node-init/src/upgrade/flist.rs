@@ -1,6 +1,6 @@
 //! `zos upgrade --flist URL` (`http(s)://`, `file://` or a path): a release is an flist
-//! holding new daemon binaries (`bin/<name>` or `<name>` for storaged, netd, computed, zdb and
-//! node-init), signed with the release key pinned in the
+//! holding new daemon binaries (`bin/<name>` or `<name>` for storaged, netd, computed, zdb,
+//! flist and node-init), signed with the release key pinned in the
 //! node's config (`node-init --release-key HEX`). The flist is copied into a private folder,
 //! checked there with `flist verify --pubkey KEY` (its signature over the flist's identity, and
 //! every block against its hash), and only then unpacked and each binary upgraded in turn
@@ -8,7 +8,7 @@
 //! signature verifies.
 
 use super::reexec::NODE_INIT;
-use super::{Upgrader, ZDB, blocking};
+use super::{FLIST, Upgrader, ZDB, blocking};
 use bus::RemoteError;
 use bus::api::upgrade::FlistUpgradeReply;
 use std::io;
@@ -22,9 +22,9 @@ const MAX_FLIST: u64 = 64 << 20;
 const FLIST_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The daemons a release may carry, in upgrade order (storage first, zdb then: its servers
-/// are handed over by the new storaged; node-init last: it re-executes itself, which ends
-/// this call).
-pub const RELEASE_ORDER: [&str; 5] = ["storaged", "netd", "computed", ZDB, NODE_INIT];
+/// are handed over by the new storaged; the flist mounts after computed, which hands them
+/// over; node-init last: it re-executes itself, which ends this call).
+pub const RELEASE_ORDER: [&str; 6] = ["storaged", "netd", "computed", ZDB, FLIST, NODE_INIT];
 
 /// A release key as given: 64 hex digits of an ed25519 public key.
 pub fn valid_key(key: &str) -> bool {
@@ -153,7 +153,13 @@ impl Upgrader {
             let Some(bin) = binary_in(&tree, name) else {
                 continue;
             };
-            if name != ZDB && name != NODE_INIT && self.sup.definition(name).is_none() {
+            // the daemon it upgrades (the flist mounts are computed's) must run here
+            let runs = match name {
+                ZDB | NODE_INIT => true,
+                FLIST => self.sup.definition("computed").is_some(),
+                _ => self.sup.definition(name).is_some(),
+            };
+            if !runs {
                 continue;
             }
             let r = self.upgrade(name, &bin, ready_timeout_secs).await?;

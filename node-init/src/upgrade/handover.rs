@@ -2,7 +2,67 @@
 //! restarting a daemon (storaged's zdb servers, computed's flist mounts): each process either
 //! took the new binary or serves on with the old one.
 
+use super::reexec::PreviousExec;
+use super::{Upgrader, blocking, internal, journal, version_of};
+use bus::RemoteError;
 use bus::api::upgrade::{Outcome, UpgradeReply};
+use std::path::{Path, PathBuf};
+
+/// `name` itself when absolute, else found in `PATH` (storaged's and computed's default
+/// binaries may be bare names).
+fn absolute(name: &Path) -> Option<PathBuf> {
+    if name.is_absolute() {
+        return Some(name.to_path_buf());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+impl Upgrader {
+    /// The binary `service`'s processes left at their last complete hand-over, and its
+    /// version: what `--rollback` hands them back to.
+    pub(super) async fn previous_binary(
+        &self,
+        service: &str,
+    ) -> Result<(PathBuf, String), RemoteError> {
+        let path = journal::previous_path(&self.node, service);
+        let prev: PreviousExec = blocking(move || nodeutil::fs::read_json(&path))
+            .await
+            .map_err(internal("previous version"))?
+            .ok_or_else(|| {
+                RemoteError::not_found(format!("{service} has no previous version to roll back to"))
+            })?;
+        let exec = prev.exec.clone();
+        let (exists, version) = blocking(move || Ok((exec.is_file(), version_of(&exec))))
+            .await
+            .map_err(internal("version"))?;
+        if !exists {
+            return Err(RemoteError::not_found(format!(
+                "{service}'s previous binary {} is gone",
+                prev.exec.display()
+            )));
+        }
+        Ok((prev.exec, version))
+    }
+
+    /// After every process of `service` went from `left` to `binary`: `left` is the next
+    /// rollback's target (so a second rollback goes forward again).
+    pub(super) async fn record_previous(
+        &self,
+        service: &str,
+        left: &Path,
+        binary: &Path,
+    ) -> Result<(), RemoteError> {
+        let Some(left) = absolute(left).filter(|p| p != binary) else {
+            return Ok(());
+        };
+        let path = journal::previous_path(&self.node, service);
+        blocking(move || journal::write(&path, &PreviousExec { exec: left }))
+            .await
+            .map_err(internal("previous version"))
+    }
+}
 
 /// What the hand-overs came to: `failed` names those that kept the old binary (and why), out
 /// of `total`; `what` names one process in the detail ("server", "mount process").
@@ -30,6 +90,7 @@ pub(super) fn reply(
         to_version,
         pid: None,
         migrated: false,
+        taken_over: all && total > 0,
         detail: (!all).then(|| {
             format!(
                 "hand-over failed, the old {what} serves on: {}",

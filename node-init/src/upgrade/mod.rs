@@ -21,6 +21,7 @@ pub mod flist;
 mod flist_mounts;
 mod handover;
 pub mod journal;
+mod live;
 pub mod reexec;
 pub mod state;
 mod zdb;
@@ -163,6 +164,17 @@ enum Prep {
     Rollback(PathBuf),
 }
 
+/// One switch of a daemon's binary, before it is decided how it runs.
+struct Plan {
+    from: ServiceDef,
+    to: ServiceDef,
+    prep: Prep,
+    deadline: Duration,
+    success: Outcome,
+    /// From and to.
+    versions: (String, String),
+}
+
 impl Upgrader {
     /// An upgrader over the supervisor `sup` of the node folder `node`; release flists must
     /// verify with `release_key` (hex ed25519 public key; none: `--flist` is refused).
@@ -237,6 +249,7 @@ impl Upgrader {
                     .find(|s| s.name == service)
                     .and_then(|s| s.state.pid()),
                 migrated: false,
+                taken_over: false,
                 detail: None,
                 zdb: Vec::new(),
                 attempt: None,
@@ -250,17 +263,15 @@ impl Upgrader {
             _ => Prep::None,
         };
         let deadline = Self::deadline(&cur, ready_timeout_secs);
-        self.switch(
-            service,
-            cur,
+        let plan = Plan {
+            from: cur,
             to,
             prep,
             deadline,
-            Outcome::Upgraded,
-            from_version,
-            to_version,
-        )
-        .await
+            success: Outcome::Upgraded,
+            versions: (from_version, to_version),
+        };
+        self.apply(service, plan).await
     }
 
     /// `zos upgrade --rollback SERVICE`.
@@ -275,6 +286,9 @@ impl Upgrader {
         }
         if service == ZDB {
             return self.rollback_zdb().await;
+        }
+        if service == FLIST {
+            return self.rollback_flist_mounts().await;
         }
         let cur = self.current(service)?;
         let path = journal::previous_path(&self.node, service);
@@ -300,17 +314,41 @@ impl Upgrader {
             .await
             .map_err(internal("version"))?;
         let deadline = Self::deadline(&cur, ready_timeout_secs);
-        self.switch(
-            service,
-            cur,
+        let plan = Plan {
+            from: cur,
             to,
             prep,
             deadline,
-            Outcome::RolledBack,
-            from_version,
-            to_version,
-        )
-        .await
+            success: Outcome::RolledBack,
+            versions: (from_version, to_version),
+        };
+        self.apply(service, plan).await
+    }
+
+    /// Switches live when it can (`live.rs`), else by stopping the daemon (steps 2 to 5).
+    async fn apply(&self, service: &str, p: Plan) -> Result<UpgradeReply, RemoteError> {
+        match self.try_live(service, &p.from, &p.to, &p.prep).await {
+            live::Fit::Live(socket) => {
+                let (from, to) = (p.from, p.to);
+                self.live_switch(service, from, to, socket, p.deadline, p.success, p.versions)
+                    .await
+            }
+            live::Fit::Refused(why) => Ok(self.refused(service, p.versions, why)),
+            live::Fit::Restart => {
+                let (from_version, to_version) = p.versions;
+                self.switch(
+                    service,
+                    p.from,
+                    p.to,
+                    p.prep,
+                    p.deadline,
+                    p.success,
+                    from_version,
+                    to_version,
+                )
+                .await
+            }
+        }
     }
 
     /// Steps 2 to 5 of the module doc.
@@ -355,6 +393,7 @@ impl Upgrader {
             running_version: running_version.into(),
             pid,
             migrated,
+            taken_over: false,
             detail,
             zdb: Vec::new(),
             attempt: None,
@@ -472,24 +511,32 @@ impl Upgrader {
             .map_err(|e| format!("cannot write the definition: {e}"))
     }
 
-    /// Copies `dir` to `DIR.next` and runs `BIN --migrate --state DIR.next` there, its output
-    /// appended to the service's log.
+    /// Copies `dir` to `DIR.next` and runs `BIN --migrate --state DIR.next` there.
     async fn migrate(&self, service: &str, bin: &Path, dir: &Path) -> Result<(), String> {
+        self.copy_state(dir).await?;
+        self.run_migration(service, bin, &state::next(dir)).await
+    }
+
+    /// Copies `dir` to `DIR.next` (a stale one removed first).
+    async fn copy_state(&self, dir: &Path) -> Result<(), String> {
         let (src, next) = (dir.to_path_buf(), state::next(dir));
-        let n = next.clone();
         blocking(move || {
-            state::remove(&n)?;
-            state::copy_tree(&src, &n)
+            state::remove(&next)?;
+            state::copy_tree(&src, &next)
         })
         .await
-        .map_err(|e| format!("cannot copy the state {}: {e}", dir.display()))?;
+        .map_err(|e| format!("cannot copy the state {}: {e}", dir.display()))
+    }
+
+    /// Runs `BIN --migrate --state NEXT`, its output appended to the service's log.
+    async fn run_migration(&self, service: &str, bin: &Path, next: &Path) -> Result<(), String> {
         let log = supervisor::logs::log_path(&self.log_dir, service);
         let out = supervisor::logs::open_append(&log).map_err(|e| format!("log: {e}"))?;
         let err = out.try_clone().map_err(|e| format!("log: {e}"))?;
         let mut child = tokio::process::Command::new(bin)
             .arg("--migrate")
             .arg("--state")
-            .arg(&next)
+            .arg(next)
             .env(nodeutil::log::ENV, nodeutil::log::for_children())
             .stdin(std::process::Stdio::null())
             .stdout(out)

@@ -66,6 +66,37 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     nodeutil::fs::sync_dir(to)
 }
 
+/// A digest of the tree `dir`: relative paths, kinds, modes, contents and link targets, in
+/// name order. Equal digests before and after a migration on a copy mean the migration changed
+/// nothing: the running daemon's state suits the new binary as it is.
+pub fn digest(dir: &Path) -> io::Result<blake3::Hash> {
+    fn walk(h: &mut blake3::Hasher, root: &Path, dir: &Path) -> io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            let meta = std::fs::symlink_metadata(&path)?;
+            h.update(rel.as_os_str().as_encoded_bytes());
+            h.update(&[0]);
+            h.update(&meta.mode().to_be_bytes());
+            if meta.is_dir() {
+                walk(h, root, &path)?;
+            } else if meta.is_symlink() {
+                h.update(std::fs::read_link(&path)?.as_os_str().as_encoded_bytes());
+            } else if meta.is_file() {
+                h.update(&meta.len().to_be_bytes());
+                h.update_reader(std::fs::File::open(&path)?)?;
+            }
+            h.update(&[0]);
+        }
+        Ok(())
+    }
+    let mut h = blake3::Hasher::new();
+    walk(&mut h, dir, dir)?;
+    Ok(h.finalize())
+}
+
 /// Swaps the folders `a` and `b` atomically, then fsyncs their parent.
 pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     rustix::fs::renameat_with(
@@ -111,5 +142,22 @@ mod test {
         remove(&b).unwrap();
         remove(&b).unwrap();
         assert!(!b.exists());
+    }
+
+    #[test]
+    fn a_digest_changes_with_any_file_name_or_byte() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("state");
+        std::fs::create_dir_all(a.join("networks")).unwrap();
+        std::fs::write(a.join("networks/n1.json"), b"{}").unwrap();
+        let first = digest(&a).unwrap();
+        let b = next(&a);
+        copy_tree(&a, &b).unwrap();
+        assert_eq!(digest(&b).unwrap(), first, "a copy digests the same");
+        std::fs::write(b.join("networks/n1.json"), b"{ }").unwrap();
+        assert_ne!(digest(&b).unwrap(), first);
+        std::fs::write(b.join("networks/n1.json"), b"{}").unwrap();
+        std::fs::write(b.join("schema.json"), b"").unwrap();
+        assert_ne!(digest(&b).unwrap(), first);
     }
 }

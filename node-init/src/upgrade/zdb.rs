@@ -4,8 +4,7 @@
 //! `<node>/upgrade/zdb.previous.json`: a rollback hands the servers back to that one the same
 //! live way (and records the one it left, so a second rollback goes forward again).
 
-use super::reexec::PreviousExec;
-use super::{Upgrader, ZDB, blocking, handover, install, internal, journal, short, version_of};
+use super::{Upgrader, ZDB, blocking, handover, install, internal, short, version_of};
 use bus::RemoteError;
 use bus::api::upgrade::{Outcome, UpgradeReply, UpgradeZdb, ZdbUpgrade};
 use std::path::{Path, PathBuf};
@@ -13,17 +12,6 @@ use std::time::Duration;
 
 /// storaged hands servers over one after the other, each within 150 s.
 const ZDB_CALL_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// `name` itself when absolute, else found in `PATH` (storaged's default binary may be a bare
-/// name).
-fn absolute(name: &Path) -> Option<PathBuf> {
-    if name.is_absolute() {
-        return Some(name.to_path_buf());
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
 
 impl Upgrader {
     /// `zos upgrade zdb --from PATH`.
@@ -38,23 +26,8 @@ impl Upgrader {
 
     /// `zos upgrade --rollback zdb`; the caller holds the upgrade lock.
     pub(super) async fn rollback_zdb(&self) -> Result<UpgradeReply, RemoteError> {
-        let path = journal::previous_path(&self.node, ZDB);
-        let prev: PreviousExec = blocking(move || nodeutil::fs::read_json(&path))
-            .await
-            .map_err(internal("previous version"))?
-            .ok_or_else(|| RemoteError::not_found("zdb has no previous version to roll back to"))?;
-        let exec = prev.exec.clone();
-        let (exists, version) = blocking(move || Ok((exec.is_file(), version_of(&exec))))
-            .await
-            .map_err(internal("version"))?;
-        if !exists {
-            return Err(RemoteError::not_found(format!(
-                "zdb's previous binary {} is gone",
-                prev.exec.display()
-            )));
-        }
-        self.hand_zdb_over(prev.exec, version, Outcome::RolledBack)
-            .await
+        let (exec, version) = self.previous_binary(ZDB).await?;
+        self.hand_zdb_over(exec, version, Outcome::RolledBack).await
     }
 
     /// storaged hands every server over to `binary`; `success` when all took it (then the
@@ -84,13 +57,8 @@ impl Upgrader {
             .map(|s| format!("{}: {}", s.disk, s.detail.as_deref().unwrap_or("failed")))
             .collect();
         tracing::info!(servers = report.servers.len(), failed = failed.len(), version = %to_version, "zdb hand-over");
-        if failed.is_empty()
-            && let Some(left) = absolute(&report.previous).filter(|p| *p != binary)
-        {
-            let path = journal::previous_path(&self.node, ZDB);
-            blocking(move || journal::write(&path, &PreviousExec { exec: left }))
-                .await
-                .map_err(internal("previous version"))?;
+        if failed.is_empty() {
+            self.record_previous(ZDB, &report.previous, &binary).await?;
         }
         let mut r = handover::reply(
             ZDB,

@@ -160,7 +160,14 @@ fn print(r: &UpgradeReply) {
             r.service,
             r.from_version,
             r.to_version,
-            if r.migrated { ", state migrated" } else { "" }
+            match (
+                r.migrated,
+                r.taken_over && r.zdb.is_empty() && r.flist.is_empty()
+            ) {
+                (true, _) => ", state migrated",
+                (false, true) => ", taken over live",
+                (false, false) => "",
+            }
         ),
         Outcome::RolledBack => println!(
             "{}: rolled back {} -> {}{pid}",
