@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the test suite needs on a fresh Debian machine (run as root). Idempotent.
 set -euo pipefail
-packages=(redis-tools redis-server fio python3 btrfs-progs busybox-static libseccomp-dev pkg-config zstd fuse3 iproute2 util-linux e2fsprogs netcat-openbsd etcd-server protobuf-compiler libprotobuf-dev nftables iputils-ping wireguard-go wireguard-tools iperf3
+packages=(redis-tools redis-server fio python3 btrfs-progs busybox-static libseccomp-dev pkg-config zstd fuse3 iproute2 util-linux e2fsprogs netcat-openbsd etcd-server openssl protobuf-compiler libprotobuf-dev nftables iputils-ping wireguard-go wireguard-tools iperf3
   qemu-system-x86 cpio kmod b3sum)  # last line: the node image (scripts/build-image.sh, boot-image.sh)
 missing=()
 for p in "${packages[@]}"; do

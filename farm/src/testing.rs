@@ -3,6 +3,7 @@
 //! fails. Tests that need it skip locally without `etcd` and fail under `CI=true`. Real zdb
 //! servers, the same way: [`zdb`].
 
+pub mod secure;
 pub mod zdb;
 
 use std::net::TcpListener;
@@ -15,6 +16,8 @@ struct Member {
     name: String,
     client_url: String,
     peer_url: String,
+    /// Plain http `/health` and `/metrics`, whatever the client URL's scheme.
+    metrics: String,
     child: Option<Child>,
 }
 
@@ -23,6 +26,7 @@ pub struct EtcdCluster {
     dir: tempfile::TempDir,
     members: Vec<Member>,
     token: String,
+    tls: Option<secure::TlsFiles>,
 }
 
 /// The cluster could not start.
@@ -56,15 +60,34 @@ impl EtcdCluster {
     /// of its own there, as etcd's operators are told to (its fsyncs otherwise queue behind
     /// the zdbs' writeback on a machine with one disk).
     pub fn start_in(n: usize, parent: &std::path::Path) -> Result<Self, HarnessError> {
+        Self::start_with(n, parent, false)
+    }
+
+    /// [`Self::start`] secured as a farm's etcd should be: clients over TLS only (the
+    /// members' certificate from a CA made here, for 127.0.0.1), a client certificate from
+    /// that CA required, and etcd's auth on with user `root`. [`Self::access_files`] names
+    /// what a client needs; `openssl` makes the certificates.
+    pub fn start_secured(n: usize) -> Result<Self, HarnessError> {
+        Self::start_with(n, &std::env::temp_dir(), true)
+    }
+
+    fn start_with(n: usize, parent: &Path, secured: bool) -> Result<Self, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("farm-etcd-")
             .tempdir_in(parent)?;
+        let tls = if secured {
+            Some(secure::make(dir.path())?)
+        } else {
+            None
+        };
+        let scheme = if secured { "https" } else { "http" };
         let mut members = Vec::with_capacity(n);
         for i in 0..n {
             members.push(Member {
                 name: format!("m{i}"),
-                client_url: format!("http://127.0.0.1:{}", free_port()?),
+                client_url: format!("{scheme}://127.0.0.1:{}", free_port()?),
                 peer_url: format!("http://127.0.0.1:{}", free_port()?),
+                metrics: format!("http://127.0.0.1:{}", free_port()?),
                 child: None,
             });
         }
@@ -72,6 +95,7 @@ impl EtcdCluster {
             dir,
             members,
             token: nodeutil::random::hex(8),
+            tls,
         };
         for i in 0..n {
             cluster.spawn(i, "new")?;
@@ -79,7 +103,27 @@ impl EtcdCluster {
         for i in 0..n {
             cluster.wait_healthy(i)?;
         }
+        if let (Some(tls), Some(url)) = (&cluster.tls, cluster.endpoint(0)) {
+            secure::enable_auth(url, tls)?;
+        }
         Ok(cluster)
+    }
+
+    /// What a client of a secured cluster needs (none for a plain one).
+    pub fn access_files(&self) -> Option<crate::meta::AccessFiles> {
+        self.tls.as_ref().map(secure::TlsFiles::access)
+    }
+
+    /// The certificates and password file of a secured cluster.
+    pub fn tls_files(&self) -> Option<&secure::TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// How a client reaches the cluster.
+    pub fn access(&self) -> crate::meta::EtcdAccess {
+        self.access_files()
+            .and_then(|f| crate::meta::EtcdAccess::load(&f).ok())
+            .unwrap_or_default()
     }
 
     fn log_path(&self, i: usize) -> PathBuf {
@@ -100,11 +144,24 @@ impl EtcdCluster {
         let Some(m) = self.members.get(i) else {
             return Err(std::io::Error::other("no such member").into());
         };
-        let child = Command::new("etcd")
+        let mut cmd = Command::new("etcd");
+        if let Some(t) = &self.tls {
+            cmd.arg("--cert-file")
+                .arg(&t.server.0)
+                .arg("--key-file")
+                .arg(&t.server.1)
+                .arg("--trusted-ca-file")
+                .arg(&t.ca)
+                .arg("--client-cert-auth")
+                .arg("--auth-token")
+                .arg(t.auth_token());
+        }
+        let child = cmd
             .arg("--name")
             .arg(&m.name)
             .arg("--data-dir")
             .arg(&data)
+            .args(["--listen-metrics-urls", &m.metrics])
             .args(["--listen-client-urls", &m.client_url])
             .args(["--advertise-client-urls", &m.client_url])
             .args(["--listen-peer-urls", &m.peer_url])
@@ -131,7 +188,7 @@ impl EtcdCluster {
         let Some(m) = self.members.get(i) else {
             return Err(std::io::Error::other("no such member").into());
         };
-        let addr = m.client_url.trim_start_matches("http://").to_string();
+        let addr = m.metrics.trim_start_matches("http://").to_string();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if health(&addr) {
@@ -178,9 +235,10 @@ impl EtcdCluster {
             if m.child.is_none() {
                 continue;
             }
+            let opts = self.access().apply(etcd_client::ConnectOptions::new());
             let Ok(Ok(mut c)) = tokio::time::timeout(
                 Duration::from_secs(1),
-                etcd_client::Client::connect([m.client_url.as_str()], None),
+                etcd_client::Client::connect([m.client_url.as_str()], Some(opts)),
             )
             .await
             else {

@@ -11,6 +11,8 @@ use farm::meta::records::{NodeRecord, ZdbEndpoint, now};
 pub struct FarmJoin {
     /// The farm's etcd client URLs.
     pub etcd: Vec<String>,
+    /// TLS and user for them.
+    pub access: farm::meta::EtcdAccess,
     /// The farm's name.
     pub farm: String,
     /// `host:port` of the zdb holding the node's shard namespace, when the operator made it

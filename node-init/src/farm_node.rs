@@ -104,7 +104,7 @@ pub async fn run(
 ) {
     let mut delay = Duration::from_secs(1);
     let meta = loop {
-        match Meta::connect(&j.etcd, &j.farm).await {
+        match Meta::connect_with(&j.etcd, &j.access, &j.farm).await {
             Ok(m) => break m,
             Err(e) => tracing::warn!(farm = %j.farm, "farm etcd: {e}; retrying"),
         }
@@ -241,6 +241,7 @@ mod test {
     fn join(zdb: &str) -> FarmJoin {
         FarmJoin {
             etcd: vec![],
+            access: Default::default(),
             farm: "f".into(),
             zdb: zdb.into(),
             namespace: "ns".into(),

@@ -8,6 +8,7 @@ pub mod boot;
 pub mod daemon;
 pub mod dev;
 pub mod engine;
+pub mod etcd_args;
 pub mod farm_inbox;
 pub mod farm_join;
 pub mod farm_node;

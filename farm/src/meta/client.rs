@@ -3,6 +3,7 @@
 //! one election timeout (1 s by default), so calls retry for up to [`Meta::RETRY`] before
 //! giving up.
 
+use crate::meta::access::EtcdAccess;
 use crate::meta::keys::{BadFarmName, Keys};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnResponse,
@@ -85,19 +86,44 @@ impl Meta {
 
     /// Connects to the etcd members at `endpoints` (`http://host:port`) for farm `farm`.
     pub async fn connect(endpoints: &[String], farm: &str) -> Result<Self, MetaError> {
+        Self::connect_with(endpoints, &EtcdAccess::plain(), farm).await
+    }
+
+    /// [`Self::connect`] through `access` (TLS, user): `https://` endpoints with TLS. With a
+    /// user, the token is fetched here, so a wrong password fails now, not at first use.
+    pub async fn connect_with(
+        endpoints: &[String],
+        access: &EtcdAccess,
+        farm: &str,
+    ) -> Result<Self, MetaError> {
         let keys = Keys::new(farm)?;
-        let options = ConnectOptions::new()
-            .with_connect_timeout(Self::REQUEST)
-            .with_timeout(Self::REQUEST)
-            .with_keep_alive(Duration::from_secs(1), Duration::from_secs(2))
-            .with_require_leader(true);
-        let client = Client::connect(endpoints, Some(options))
-            .await
-            .map_err(|e| MetaError::Etcd {
-                what: "connect".into(),
-                err: e.to_string(),
-            })?;
-        Ok(Meta { client, keys })
+        let connect_err = |err: String| MetaError::Etcd {
+            what: "connect".into(),
+            err,
+        };
+        access
+            .check(endpoints)
+            .map_err(|e| connect_err(e.to_string()))?;
+        let options = access.apply(
+            ConnectOptions::new()
+                .with_connect_timeout(Self::REQUEST)
+                .with_timeout(Self::REQUEST)
+                .with_keep_alive(Duration::from_secs(1), Duration::from_secs(2))
+                .with_require_leader(true),
+        );
+        // The first call (the token, with a user) may meet a member that just lost its
+        // leader: retried like any other.
+        let start = Instant::now();
+        loop {
+            match Client::connect(endpoints, Some(options.clone())).await {
+                Ok(client) => return Ok(Meta { client, keys }),
+                Err(e) if transient(&e) && start.elapsed() < Self::RETRY => {
+                    tracing::debug!("etcd connect: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(connect_err(e.to_string())),
+            }
+        }
     }
 
     /// The farm's key layout.

@@ -3,12 +3,14 @@
 //!
 //! - [`keys`]: the key layout under `/zos/farm/<farm>/`;
 //! - [`records`]: the JSON values stored there;
+//! - [`access`]: TLS and user/password to reach a secured etcd;
 //! - [`client`]: connection, timeouts and retries around etcd-client;
 //! - [`objects`]: transactional object commits, deletes and reads;
 //! - [`registry`]: node registration under a lease (the heartbeat) and the node list;
 //! - [`election`]: one repair leader per farm;
 //! - [`inbox`]: following the documents addressed to nodes (blueprints), across disconnects.
 
+pub mod access;
 pub mod client;
 pub mod election;
 pub mod inbox;
@@ -18,4 +20,5 @@ pub mod objects;
 pub mod records;
 pub mod registry;
 
+pub use access::{AccessFiles, EtcdAccess};
 pub use client::{Meta, MetaError};

@@ -20,7 +20,7 @@ pub mod states;
 use crate::codec::Params;
 use crate::codec::params::ParamsError;
 use crate::codec::stripe::StripeError;
-use crate::meta::{Meta, MetaError};
+use crate::meta::{EtcdAccess, Meta, MetaError};
 use crate::placement::PlacementError;
 use crate::store::StoreError;
 use crate::store::zdb::{ZdbStore, ZdbStoreConfig};
@@ -83,7 +83,17 @@ impl Farm<ZdbStore> {
         farm: &str,
         cfg: ZdbStoreConfig,
     ) -> Result<Self, FarmError> {
-        let meta = Meta::connect(endpoints, farm).await?;
+        Self::connect_with(endpoints, &EtcdAccess::plain(), farm, cfg).await
+    }
+
+    /// [`Self::connect`] through `access` (the farm's etcd secured with TLS, a user).
+    pub async fn connect_with(
+        endpoints: &[String],
+        access: &EtcdAccess,
+        farm: &str,
+        cfg: ZdbStoreConfig,
+    ) -> Result<Self, FarmError> {
+        let meta = Meta::connect_with(endpoints, access, farm).await?;
         let store = ZdbStore::new(cfg, Some(meta.clone()));
         store.refresh(&meta).await?;
         Ok(Farm::new(meta, store))

@@ -1,6 +1,6 @@
 //! Shared set-up of the farm's tests: a real etcd, fake nodes registered in it, a farm client
 //! over the in-memory shard store.
-#![allow(dead_code, reason = "each test binary uses part of it")]
+#![allow(dead_code, unused_imports, reason = "each test binary uses part of it")]
 
 use farm::codec::Params;
 use farm::codec::seal::StoreKey;

@@ -4,8 +4,9 @@
 //! is stopped or made again; a successor that fails before it is ready leaves the old process
 //! serving as it was.
 //!
-//! Used when the daemon runs with its take-over socket and the new binary's migration, run on
-//! a copy of the state, leaves that copy as it is (the two versions read the same state). A
+//! Used when the daemon runs with its take-over socket, the new binary knows `--take-over` (its
+//! `--help`), and its migration, run on a copy of the state, leaves that copy as it is (the
+//! two versions read the same state). A
 //! migration that changes the state goes the stop-migrate-start way of the module above; one
 //! that fails refuses the upgrade before anything changed. A live switch keeps no
 //! `DIR.rollback`: both versions run on the one state, so a rollback is live too.
@@ -26,6 +27,20 @@ pub(super) enum Fit {
     Restart,
     /// Not at all: why (nothing was touched).
     Refused(String),
+}
+
+/// Whether the binary `exec` knows `--take-over` (its `--help` names it, within 10 s): a
+/// build older than the live switch is switched the stop-and-start way instead of failing.
+async fn knows_take_over(exec: &Path) -> bool {
+    let out = tokio::process::Command::new(exec)
+        .arg("--help")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(10), out)
+        .await
+        .is_ok_and(|o| o.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--take-over")))
 }
 
 /// Whether process `pid` was started with `socket` among its arguments (it serves it).
@@ -64,6 +79,10 @@ impl Upgrader {
         let Some(pid) = self.running_pid(service).filter(|p| serves(*p, &socket)) else {
             return Fit::Restart;
         };
+        if !knows_take_over(&to.exec).await {
+            tracing::info!(service, exec = %to.exec.display(), "the new build cannot take over: switching by a restart");
+            return Fit::Restart;
+        }
         let dir = match prep {
             Prep::None => return Fit::Live(socket),
             Prep::Migrate(dir) => dir,
@@ -203,5 +222,28 @@ impl Upgrader {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test]
+    async fn a_build_without_take_over_is_told_apart() {
+        let d = tempfile::tempdir().unwrap();
+        let script = |name: &str, body: &str| {
+            let p = d.path().join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let new = script("new", "echo '      --take-over <PATH>  Take over ...'");
+        let old = script("old", "echo 'Usage: netd [OPTIONS]'");
+        assert!(knows_take_over(&new).await);
+        assert!(!knows_take_over(&old).await);
+        assert!(!knows_take_over(&d.path().join("missing")).await);
     }
 }

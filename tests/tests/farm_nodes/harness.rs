@@ -38,7 +38,7 @@ pub fn skip() -> bool {
             missing.push(format!("{b} (cargo build --workspace --bins)"));
         }
     }
-    for t in ["etcd", "mkfs.btrfs", "btrfs", "losetup"] {
+    for t in ["etcd", "openssl", "mkfs.btrfs", "btrfs", "losetup"] {
         if !nodeutil::skip::has_tool(t) {
             missing.push(format!("{t} (scripts/deps.sh)"));
         }
@@ -123,7 +123,8 @@ impl Drop for Nodes {
 impl Nodes {
     /// `n` nodes started (not yet waited for) on a fresh 3-member etcd.
     pub fn start(n: usize) -> Nodes {
-        let etcd = EtcdCluster::start(3).expect("etcd cluster");
+        // secured as a farm's etcd should be: TLS with client certificates, auth, JWTs
+        let etcd = EtcdCluster::start_secured(3).expect("etcd cluster");
         let mut nodes = Nodes {
             dir: tempfile::Builder::new()
                 .prefix("zos-farm-")
@@ -143,6 +144,25 @@ impl Nodes {
             nodes.ids.push(NodeId(id));
         }
         nodes
+    }
+
+    /// The environment that gives `node-init` and `zos` the etcd's TLS files and user.
+    pub fn etcd_env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        let Some(f) = self.etcd.access_files() else {
+            return Vec::new();
+        };
+        let mut env = Vec::new();
+        let mut add = |k: &'static str, v: Option<std::ffi::OsString>| {
+            if let Some(v) = v {
+                env.push((k, v));
+            }
+        };
+        add("ZOS_ETCD_CA", f.ca.map(Into::into));
+        add("ZOS_ETCD_CERT", f.cert.map(Into::into));
+        add("ZOS_ETCD_KEY", f.key.map(Into::into));
+        add("ZOS_ETCD_USER", f.user.map(Into::into));
+        add("ZOS_ETCD_PASSWORD_FILE", f.password_file.map(Into::into));
+        env
     }
 
     /// The etcd client URLs, comma separated.
@@ -184,6 +204,7 @@ impl Nodes {
             .args(["--farm-grace", &GRACE.to_string()])
             .args(["--farm-repair-tick", "1"])
             .env("ZOS_LOG_FORMAT", "plain")
+            .envs(self.etcd_env())
             .stdout(log.try_clone().expect("node log"))
             .stderr(log)
             .spawn()
@@ -236,6 +257,7 @@ impl Nodes {
             .args(args)
             .env_remove("ZOS_NODE")
             .env("ZOS_ETCD", self.endpoints())
+            .envs(self.etcd_env())
             .env("ZOS_FARM", &self.name)
             .env("ZOS_STORE_PASSWORD_FILE", self.path("pw"))
             .env("ZOS_STORE_KEY", self.path("store.key"))
@@ -268,7 +290,14 @@ impl Nodes {
             password: Some(Secret::new(pw.trim())),
             ..ZdbStoreConfig::default()
         };
-        block_on(Farm::connect(&self.etcd.endpoints(), &self.name, cfg)).expect("farm client")
+        let access = self.etcd.access();
+        block_on(Farm::connect_with(
+            &self.etcd.endpoints(),
+            &access,
+            &self.name,
+            cfg,
+        ))
+        .expect("farm client")
     }
 
     /// The owner's store key.

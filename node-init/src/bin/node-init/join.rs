@@ -15,6 +15,8 @@ pub struct JoinArgs {
     /// The farm's name
     #[arg(long = "farm", env = "ZOS_FARM", default_value = "default")]
     farm_name: String,
+    #[command(flatten)]
+    security: node_init::etcd_args::EtcdSecurity,
     /// host:port of a zdb shard namespace made by hand (default: the namespace provisioned
     /// for the farm's `store` deployment)
     #[arg(long, value_name = "ADDR")]
@@ -53,8 +55,11 @@ impl JoinArgs {
         }
         let capacity = nodeutil::size::parse_size(&self.farm_capacity)
             .with_context(|| format!("--farm-capacity {}", self.farm_capacity))?;
+        let access = self.security.load()?;
+        access.check(&self.etcd).context("--etcd")?;
         Ok(Some(FarmJoin {
             etcd: self.etcd.clone(),
+            access,
             farm: self.farm_name.clone(),
             zdb: self.farm_zdb.clone().unwrap_or_default(),
             namespace: self.farm_namespace.clone(),

@@ -23,6 +23,8 @@ pub struct Farm {
     /// The farm's name
     #[arg(long, env = "ZOS_FARM", default_value = "default")]
     pub farm: String,
+    #[command(flatten)]
+    pub security: node_init::etcd_args::EtcdSecurity,
 }
 
 /// The target node's id from `--node` (in etcd mode `--node` is an id, not a folder).
@@ -38,7 +40,8 @@ fn node_id(node: Option<&PathBuf>) -> Result<NodeId> {
 }
 
 async fn connect(f: &Farm) -> Result<Meta> {
-    Meta::connect(&f.etcd, &f.farm)
+    let access = f.security.load()?;
+    Meta::connect_with(&f.etcd, &access, &f.farm)
         .await
         .with_context(|| format!("farm {} at {}", f.farm, f.etcd.join(",")))
 }

@@ -31,6 +31,8 @@ pub struct Conn {
         value_name = "FILE"
     )]
     password_file: Option<PathBuf>,
+    #[command(flatten)]
+    security: node_init::etcd_args::EtcdSecurity,
 }
 
 /// `zos store ...`.
@@ -83,7 +85,8 @@ async fn connect(c: &Conn) -> anyhow::Result<Farm<ZdbStore>> {
         password,
         ..ZdbStoreConfig::default()
     };
-    Farm::connect(&c.etcd, &c.farm, cfg)
+    let access = c.security.load()?;
+    Farm::connect_with(&c.etcd, &access, &c.farm, cfg)
         .await
         .with_context(|| format!("farm {} at {}", c.farm, c.etcd.join(",")))
 }
