@@ -401,6 +401,36 @@ pub fn busybox_flist_with(
     (flist, identity)
 }
 
+/// The node's zdb servers (processes under `dir` named `zdb`), sorted.
+pub fn zdb_pids(dir: &Path) -> Vec<u32> {
+    let mut out: Vec<u32> = nodeutil::teardown::processes_under(dir)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "zdb")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// [`zdb_pids`] once there is one per HDD pool (a dev node has two), 30 s at most: a server
+/// whose first start lost its port to a test running beside this one comes up a backoff
+/// later, and a snapshot taken before would miss it.
+pub fn hdd_zdbs(dir: &Path) -> Vec<u32> {
+    let t = std::time::Instant::now();
+    loop {
+        let zdbs = zdb_pids(dir);
+        if zdbs.len() >= DEV_HDDS {
+            return zdbs;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "zdbs: {zdbs:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// HDDs of a dev node (`node_init::dev::DEV_DISKS`: hdd0, hdd1, ssd0).
+const DEV_HDDS: usize = 2;
+
 /// The pid a daemon of the node at `dir` gives in its bus health, once past `starting`; `None`
 /// when it does not answer (0.5 s to connect, 2 s for the reply).
 pub fn health_pid(dir: &Path, service: &str) -> Option<u32> {

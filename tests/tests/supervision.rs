@@ -8,7 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tests::{Node, World, bin, bin_dir, busybox_flist, example_blueprint, require, start_node};
+use tests::{
+    Node, World, bin, bin_dir, busybox_flist, example_blueprint, hdd_zdbs, require, start_node,
+    zdb_pids,
+};
 
 /// [`tests::health_pid`] with shorter bounds: polled to time a restart.
 fn health_pid(dir: &Path, service: &str) -> Option<u32> {
@@ -27,17 +30,6 @@ fn pids_with(dir: &Path, word: &str) -> Vec<u32> {
         .filter(|p| {
             std::fs::read(format!("/proc/{p}/cmdline"))
                 .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == word.as_bytes()))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn zdb_pids(dir: &Path) -> Vec<u32> {
-    let mut out: Vec<u32> = nodeutil::teardown::processes_under(dir)
-        .into_iter()
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "zdb")
         })
         .collect();
     out.sort();
@@ -79,7 +71,7 @@ fn killed_daemons_are_back_within_a_second_and_keep_their_workloads() {
     let app = &view["deployment"]["workloads"][1]["result"];
     assert_eq!(app["data"]["state"], "running", "{view}");
     let container = app["data"]["pid"].as_u64().unwrap() as u32;
-    let zdbs = zdb_pids(&dir);
+    let zdbs = hdd_zdbs(&dir);
     let shims = pids_with(&dir, "shim");
     assert!(!zdbs.is_empty() && !shims.is_empty(), "{zdbs:?} {shims:?}");
 

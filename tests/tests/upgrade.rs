@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use tests::{
-    Node, World, bin, busybox_flist, example_blueprint, flist, health_pid, rebuilt, require,
-    script, signed_release,
+    Node, World, bin, busybox_flist, example_blueprint, flist, hdd_zdbs, health_pid, rebuilt,
+    require, script, signed_release, zdb_pids,
 };
 
 /// What the daemons run: zdb servers and shims (pids), the container, netd's namespaces
@@ -37,9 +37,7 @@ fn pids_where(dir: &Path, f: impl Fn(u32) -> bool) -> Vec<u32> {
 }
 
 fn workloads(dir: &Path, container: u32, netns_prefix: &str) -> Workloads {
-    let zdbs = pids_where(dir, |p| {
-        std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "zdb")
-    });
+    let zdbs = zdb_pids(dir);
     let shims = pids_where(dir, |p| {
         std::fs::read(format!("/proc/{p}/cmdline"))
             .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"shim"))
@@ -197,17 +195,8 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
         .map(|a| a.as_str().unwrap())
         .collect();
     let prefix = args[args.iter().position(|a| *a == "--netns-prefix").unwrap() + 1].to_string();
-    // The dev node's two HDDs each get a zdb; one whose first start failed (a port taken by
-    // a test running beside this one) comes up a backoff later: wait for both before the
-    // snapshot the upgrades are compared with.
-    let t = std::time::Instant::now();
-    let before = loop {
-        let w = workloads(&dir, container, &prefix);
-        if w.zdbs.len() >= 2 || t.elapsed() > Duration::from_secs(30) {
-            break w;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    hdd_zdbs(&dir);
+    let before = workloads(&dir, container, &prefix);
     assert!(
         !before.zdbs.is_empty() && !before.shims.is_empty() && !before.netns.is_empty(),
         "{before:?}"
@@ -455,14 +444,8 @@ fn zdb_is_upgraded_under_a_busy_client_without_an_error() {
     let ns = result["data"]["namespace"].as_str().unwrap().to_string();
     let addr = result["data"]["address"].as_str().unwrap().to_string();
     let port = result["data"]["port"].as_u64().unwrap();
-    let zdb_pids = || {
-        pids_where(&dir, |p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "zdb")
-        })
-    };
     // one server per HDD pool
-    let before = zdb_pids();
-    assert!(!before.is_empty(), "{before:?}");
+    let before = hdd_zdbs(&dir);
 
     let mut c = Resp::connect(&addr, port);
     assert_eq!(c.call(&["SELECT", &ns, "live-pass"]).unwrap(), "OK");
@@ -519,7 +502,7 @@ fn zdb_is_upgraded_under_a_busy_client_without_an_error() {
         acked.len()
     );
     // the same connection (the client never reconnects), now served by the new process
-    let after = zdb_pids();
+    let after = zdb_pids(&dir);
     assert_eq!(after.len(), before.len(), "{after:?}");
     assert!(
         after.iter().all(|p| !before.contains(p)),
@@ -546,7 +529,7 @@ fn zdb_is_upgraded_under_a_busy_client_without_an_error() {
     let (ok, r) = upgrade(&dir, &["zdb", "--rollback"]);
     assert!(ok, "{r}");
     assert_eq!(r["outcome"], "rolled_back", "{r}");
-    let back = zdb_pids();
+    let back = zdb_pids(&dir);
     assert_eq!(back.len(), before.len(), "{back:?}");
     assert!(
         back.iter().all(|p| !after.contains(p)),
