@@ -186,6 +186,16 @@ fn socket() -> Result<OwnedFd, HandoverError> {
     )?)
 }
 
+/// The bytes of a refusal `reason` a frame carries: at most `max`, cut on a character
+/// boundary so that the peer decodes whole characters.
+pub fn reason_bytes(reason: &str, max: usize) -> &[u8] {
+    let mut end = reason.len().min(max);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason.as_bytes().get(..end).unwrap_or_default()
+}
+
 /// The hand-over socket at `path`, owner-only (a stale file is replaced).
 pub fn listen(path: &Path) -> Result<OwnedFd, HandoverError> {
     let _ = std::fs::remove_file(path);
@@ -215,6 +225,14 @@ pub fn accept<F: Frame>(
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn a_reason_is_cut_on_a_character_boundary() {
+        assert_eq!(reason_bytes("short", 64), b"short");
+        // "é" is two bytes: 3 bytes allow one of them, not one and a half
+        assert_eq!(reason_bytes("éé", 3), "é".as_bytes());
+        assert_eq!(reason_bytes("é", 1), b"");
+    }
 
     /// A test protocol: a byte, then descriptors as the byte says; 0xff is a refusal.
     #[derive(Debug, PartialEq)]

@@ -183,11 +183,7 @@ impl Lab {
             .append(true)
             .open(node.dir.join(log))
             .unwrap();
-        let path = format!(
-            "{}:{}",
-            bin_dir().display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
+        let path = crate::path_with_bins();
         let child = Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", node.ns))
             .arg(program)

@@ -26,12 +26,54 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Runs `zos ARGS` against the node at `dir` (running or not); success and its output.
+pub fn zos(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin("zos"))
+        .args(args)
+        .env("ZOS_NODE", dir)
+        .output()
+        .expect("run zos");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `zos upgrade ARGS --json` against the node at `dir`: success and the reply, read from
+/// stdout only (a reverted upgrade prints its reply, then fails); output that is not JSON
+/// comes back as a string, with stderr, for the caller's assertions to show.
+pub fn zos_upgrade(dir: &Path, args: &[&str]) -> (bool, Value) {
+    let out = Command::new(bin("zos"))
+        .arg("upgrade")
+        .args(args)
+        .arg("--json")
+        .env("ZOS_NODE", dir)
+        .output()
+        .expect("run zos");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(&text).unwrap_or_else(|_| {
+        Value::String(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+    });
+    (out.status.success(), v)
+}
+
 /// Where `cargo build --workspace --bins` put the binaries.
 pub fn bin_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     target.join("debug")
+}
+
+/// `PATH` with the built binaries first: what a node started by a test finds by name.
+pub fn path_with_bins() -> String {
+    format!(
+        "{}:{}",
+        bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 /// A built binary (panics with how to build it when missing).
@@ -251,30 +293,13 @@ impl Node {
             .arg(dir)
             .arg("--retry-base-ms")
             .arg("200")
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    bin_dir().display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            );
+            .env("PATH", path_with_bins());
         start_node(cmd, dir)
     }
 
     /// Runs `zos ARGS` against the node; success and its output.
     pub fn zos(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(bin("zos"))
-            .args(args)
-            .env("ZOS_NODE", &self.dir)
-            .output()
-            .expect("run zos");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        zos(&self.dir, args)
     }
 
     /// `zos ARGS` that must succeed and print JSON.

@@ -13,41 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tests::{
-    Node, World, bin, bin_dir, flist, health_pid, rebuilt, require, script, signed_release,
-    start_node,
+    Node, World, bin, flist, health_pid, rebuilt, require, script, signed_release, start_node, zos,
+    zos_upgrade,
 };
-
-fn zos(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(bin("zos"))
-        .args(args)
-        .env("ZOS_NODE", dir)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-/// `zos upgrade ARGS --json`: success and the reply.
-fn upgrade(dir: &Path, args: &[&str]) -> (bool, Value) {
-    let out = Command::new(bin("zos"))
-        .arg("upgrade")
-        .args(args)
-        .arg("--json")
-        .env("ZOS_NODE", dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v = serde_json::from_str(&text).unwrap_or_else(|_| {
-        Value::String(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
-    });
-    (out.status.success(), v)
-}
 
 fn node_init_version(dir: &Path) -> String {
     let (ok, text) = zos(dir, &["version", "--json"]);
@@ -119,7 +87,7 @@ fn node_init_upgrades_itself_in_place_and_a_broken_build_reverts() {
     // a new build: same pid, same daemons (still its children), the new version shown
     let new = new_build(tmp.path());
     let t = Instant::now();
-    let (ok, r) = upgrade(&dir, &["node-init", "--from", &new.to_string_lossy()]);
+    let (ok, r) = zos_upgrade(&dir, &["node-init", "--from", &new.to_string_lossy()]);
     eprintln!("node-init upgraded in place in {:?}", t.elapsed());
     assert!(ok, "{r}");
     assert_eq!(r["outcome"], "upgraded", "{r}");
@@ -162,7 +130,7 @@ fn node_init_upgrades_itself_in_place_and_a_broken_build_reverts() {
     let before = daemons(&dir);
 
     // --rollback: the same way back
-    let (ok, r) = upgrade(&dir, &["--rollback", "node-init"]);
+    let (ok, r) = zos_upgrade(&dir, &["--rollback", "node-init"]);
     assert!(ok, "{r}");
     assert_eq!(r["outcome"], "rolled_back", "{r}");
     assert_eq!(health_pid(&dir, "node-init"), Some(pid));
@@ -171,7 +139,7 @@ fn node_init_upgrades_itself_in_place_and_a_broken_build_reverts() {
 
     // a build failing its self-check: refused, nothing changed
     let bad = script(tmp.path(), "bad-node-init", "echo no such flag >&2; exit 2");
-    let (ok, r) = upgrade(&dir, &["node-init", "--from", &bad.to_string_lossy()]);
+    let (ok, r) = zos_upgrade(&dir, &["node-init", "--from", &bad.to_string_lossy()]);
     assert!(!ok, "{r}");
     assert!(r.to_string().contains("self-check"), "{r}");
     assert_eq!(health_pid(&dir, "node-init"), Some(pid));
@@ -183,7 +151,7 @@ fn node_init_upgrades_itself_in_place_and_a_broken_build_reverts() {
         "broken-node-init",
         "case \"$*\" in *--self-check*) exit 0;; esac\necho broken at start >&2; exit 3",
     );
-    let (ok, r) = upgrade(&dir, &["node-init", "--from", &broken.to_string_lossy()]);
+    let (ok, r) = zos_upgrade(&dir, &["node-init", "--from", &broken.to_string_lossy()]);
     assert!(!ok, "{r}");
     assert_eq!(r["outcome"], "reverted", "{r}");
     assert!(
@@ -296,14 +264,7 @@ fn node_init_as_pid1_reexecutes_itself_and_still_reaps() {
         .arg(bin("node-init"))
         .arg("--dev")
         .arg(&dir)
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin_dir().display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
+        .env("PATH", tests::path_with_bins())
         .env("ZOS_LOG_FORMAT", "plain")
         .env(
             "ZOS_FAILPOINT_REEXEC",
@@ -351,7 +312,7 @@ fn node_init_as_pid1_reexecutes_itself_and_still_reaps() {
     assert_eq!(sleepers(), [sleeper]);
 
     // the failing build goes back to the old binary by itself, in place: still PID 1
-    let (ok, r) = upgrade(&dir, &["node-init", "--from", &failing.to_string_lossy()]);
+    let (ok, r) = zos_upgrade(&dir, &["node-init", "--from", &failing.to_string_lossy()]);
     assert!(!ok, "{r}");
     assert_eq!(r["outcome"], "reverted", "{r}");
     assert_eq!(r["pid"], 1, "{r}");
@@ -360,7 +321,7 @@ fn node_init_as_pid1_reexecutes_itself_and_still_reaps() {
     assert_eq!(daemons(&dir), before, "daemons restarted");
     // one never ready: its deadline takes it back, in place too
     let t = Instant::now();
-    let (ok, r) = upgrade(
+    let (ok, r) = zos_upgrade(
         &dir,
         &[
             "node-init",
@@ -382,11 +343,11 @@ fn node_init_as_pid1_reexecutes_itself_and_still_reaps() {
     assert_eq!(daemons(&dir), before, "daemons restarted");
     // one that exits at start is refused by its self-check: as PID 1 nothing could catch it
     let broken = script(tmp.path(), "broken-node-init", "exit 3");
-    let (ok, r) = upgrade(&dir, &["node-init", "--from", &broken.to_string_lossy()]);
+    let (ok, r) = zos_upgrade(&dir, &["node-init", "--from", &broken.to_string_lossy()]);
     assert!(!ok && r.to_string().contains("self-check"), "{r}");
 
     let new = new_build(tmp.path());
-    let (ok, r) = upgrade(&dir, &["node-init", "--from", &new.to_string_lossy()]);
+    let (ok, r) = zos_upgrade(&dir, &["node-init", "--from", &new.to_string_lossy()]);
     assert!(ok, "{r}");
     assert_eq!(r["outcome"], "upgraded", "{r}");
     assert_eq!(r["pid"], 1, "{r}");
@@ -437,14 +398,7 @@ fn a_signed_release_upgrades_node_init_in_place_last() {
     cmd.arg("--dev")
         .arg(&dir)
         .args(["--release-key", &public])
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin_dir().display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        );
+        .env("PATH", tests::path_with_bins());
     let node = start_node(cmd, &dir);
     let pid = health_pid(&dir, "node-init").unwrap();
     let before = daemons(&dir);
@@ -455,7 +409,7 @@ fn a_signed_release_upgrades_node_init_in_place_last() {
     std::fs::copy(&new, tree.join("bin/node-init")).unwrap();
     let file = tmp.path().join("release.flist");
     signed_release(&tree, &file, &tmp.path().join("store"), &key);
-    let (ok, r) = upgrade(&dir, &["--flist", &file.to_string_lossy()]);
+    let (ok, r) = zos_upgrade(&dir, &["--flist", &file.to_string_lossy()]);
     assert!(ok, "{r}");
     let s = &r["services"][0];
     assert_eq!(s["service"], "node-init", "{r}");

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tests::{
-    Node, World, bin, bin_dir, busybox_flist, example_blueprint, hdd_zdbs, require, start_node,
-    zdb_pids,
+    Node, World, bin, busybox_flist, example_blueprint, hdd_zdbs, require, start_node, zdb_pids,
 };
 
 /// [`tests::health_pid`] with shorter bounds: polled to time a restart.
@@ -173,14 +172,7 @@ fn node_init_as_pid1_reaps_orphans_and_stops_in_order() {
         .arg(bin("node-init"))
         .arg("--dev")
         .arg(&dir)
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin_dir().display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
+        .env("PATH", tests::path_with_bins())
         .env("ZOS_LOG_FORMAT", "plain")
         .stderr(Stdio::from(std::fs::File::create(&err_log).unwrap()));
     let node = start_node(cmd, &dir);

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 use tests::{
     Node, World, bin, busybox_flist, example_blueprint, flist, hdd_zdbs, health_pid, rebuilt,
-    require, script, signed_release, zdb_pids,
+    require, script, signed_release, zdb_pids, zos_upgrade,
 };
 
 /// What the daemons run: zdb servers and shims (pids), the container, netd's namespaces
@@ -63,26 +63,6 @@ fn workloads(dir: &Path, container: u32, netns_prefix: &str) -> Workloads {
         container,
         netns,
     }
-}
-
-/// `zos upgrade ARGS --json`: success and the reply (stdout only: a reverted upgrade prints
-/// its reply, then fails).
-fn upgrade(node: &Path, args: &[&str]) -> (bool, Value) {
-    let out = Command::new(bin("zos"))
-        .arg("upgrade")
-        .args(args)
-        .arg("--json")
-        .env("ZOS_NODE", node)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v = serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!(
-            "zos upgrade {args:?}: {e}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.success(), v)
 }
 
 /// A "new build" of `name`: the binary with bytes appended (still runs, hash differs).
@@ -215,7 +195,7 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
             .map(|s| (s, health_pid(&dir, s).unwrap()))
             .collect();
         let new = new_build(tmp.path(), service);
-        let (ok, r) = upgrade(&dir, &[service, "--from", new.to_str().unwrap()]);
+        let (ok, r) = zos_upgrade(&dir, &[service, "--from", new.to_str().unwrap()]);
         assert!(ok, "{r}");
         assert_eq!(r["outcome"], "upgraded", "{r}");
         assert_ne!(r["from_version"], r["to_version"], "{r}");
@@ -287,7 +267,7 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
     ];
     for (service, build, why) in broken {
         let exec = def_exec(&dir, service);
-        let (ok, r) = upgrade(
+        let (ok, r) = zos_upgrade(
             &dir,
             &[
                 service,
@@ -315,7 +295,7 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
     assert!(!netd_state.with_extension("next").exists());
 
     // on demand: back to the version before the upgrade, live too (the same state)
-    let (ok, r) = upgrade(&dir, &["netd", "--rollback"]);
+    let (ok, r) = zos_upgrade(&dir, &["netd", "--rollback"]);
     assert!(ok, "{r}");
     assert_eq!(r["outcome"], "rolled_back", "{r}");
     assert_eq!(r["taken_over"], true, "{r}");
@@ -334,7 +314,7 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
             real_netd.display()
         ),
     );
-    let (ok, r) = upgrade(&dir, &["netd", "--from", changing.to_str().unwrap()]);
+    let (ok, r) = zos_upgrade(&dir, &["netd", "--from", changing.to_str().unwrap()]);
     assert!(ok, "{r}");
     assert_eq!(
         (&r["migrated"], &r["taken_over"]),
@@ -344,7 +324,7 @@ fn daemons_upgrade_alone_keep_their_workloads_and_broken_builds_revert() {
     assert!(netd_state.join("note.json").exists());
     assert!(netd_state.with_extension("rollback").is_dir());
     assert_eq!(workloads(&dir, container, &prefix), before);
-    let (ok, r) = upgrade(&dir, &["netd", "--rollback"]);
+    let (ok, r) = zos_upgrade(&dir, &["netd", "--rollback"]);
     assert!(ok, "{r}");
     assert_eq!(r["outcome"], "rolled_back", "{r}");
     assert!(
@@ -483,7 +463,7 @@ fn zdb_is_upgraded_under_a_busy_client_without_an_error() {
     };
     std::thread::sleep(Duration::from_millis(500));
     let new = new_build(tmp.path(), "zdb");
-    let (ok, r) = upgrade(&dir, &["zdb", "--from", new.to_str().unwrap()]);
+    let (ok, r) = zos_upgrade(&dir, &["zdb", "--from", new.to_str().unwrap()]);
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (mut c, acked, errors, worst) = client.join().unwrap();
@@ -526,7 +506,7 @@ fn zdb_is_upgraded_under_a_busy_client_without_an_error() {
         assert_eq!(&c.call(&["GET", k]).unwrap(), v, "{k} after the upgrade");
     }
     // --rollback zdb: handed back to the old binary the same live way, same connection
-    let (ok, r) = upgrade(&dir, &["zdb", "--rollback"]);
+    let (ok, r) = zos_upgrade(&dir, &["zdb", "--rollback"]);
     assert!(ok, "{r}");
     assert_eq!(r["outcome"], "rolled_back", "{r}");
     let back = zdb_pids(&dir);
@@ -576,14 +556,7 @@ fn a_release_flist_is_refused_unless_the_pinned_key_signed_it() {
     cmd.arg("--dev")
         .arg(&dir)
         .args(["--release-key", &public])
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                tests::bin_dir().display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        );
+        .env("PATH", tests::path_with_bins());
     let node = tests::start_node(cmd, &dir);
     let good = release(tmp.path(), "good.flist", &key);
     let foreign = release(tmp.path(), "foreign.flist", &other);
@@ -806,7 +779,7 @@ fn flist_mount_is_upgraded_under_a_container_reading_a_large_file() {
             &tmp.path().join(format!("new-flist-{round}")),
             &format!("\nnew build {round}\n"),
         );
-        let (ok, r) = upgrade(&dir, &["flist", "--from", new_bin.to_str().unwrap()]);
+        let (ok, r) = zos_upgrade(&dir, &["flist", "--from", new_bin.to_str().unwrap()]);
         assert!(ok, "{r}");
         assert_eq!(r["outcome"], "upgraded", "{r}");
         let m = &r["flist"][0];
@@ -848,7 +821,7 @@ fn flist_mount_is_upgraded_under_a_container_reading_a_large_file() {
     assert_eq!(mount_log_pids(&log), writers);
     seen = passes(seen + 2);
     // on demand: the mounts go back to the build they ran before the last upgrade, live too
-    let (ok, r) = upgrade(&dir, &["flist", "--rollback"]);
+    let (ok, r) = zos_upgrade(&dir, &["flist", "--rollback"]);
     assert!(ok, "{r}");
     assert_eq!(r["outcome"], "rolled_back", "{r}");
     let back = r["flist"][0]["pid"].as_i64().unwrap() as i32;

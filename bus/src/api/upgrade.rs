@@ -84,6 +84,33 @@ pub struct UpgradeReply {
     pub flist: Vec<FlistMountHandover>,
 }
 
+impl UpgradeReply {
+    /// A reply with the outcome and versions only: no pid, migration, detail or per-process
+    /// hand-overs (a caller sets those that apply).
+    pub fn new(
+        service: &str,
+        outcome: Outcome,
+        from_version: String,
+        to_version: String,
+        running_version: String,
+    ) -> Self {
+        UpgradeReply {
+            service: service.into(),
+            outcome,
+            from_version,
+            to_version,
+            running_version,
+            pid: None,
+            migrated: false,
+            taken_over: false,
+            detail: None,
+            zdb: Vec::new(),
+            attempt: None,
+            flist: Vec::new(),
+        }
+    }
+}
+
 crate::method!(
     /// Installs a new binary for a service side by side, migrates a copy of its state, switches
     /// it and restarts only that daemon; reverts by itself when the new one fails.

@@ -79,11 +79,7 @@ impl nodeutil::handover::Frame for Frame {
             Frame::Api => b.push(7),
             Frame::Abort(r) => {
                 b.push(6);
-                let mut end = r.len().min(MAX_REASON);
-                while !r.is_char_boundary(end) {
-                    end -= 1;
-                }
-                b.extend_from_slice(&r.as_bytes()[..end]);
+                b.extend_from_slice(nodeutil::handover::reason_bytes(r, MAX_REASON));
             }
         }
         b

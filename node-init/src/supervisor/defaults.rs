@@ -55,6 +55,7 @@ pub fn node_defaults(cfg: &Config, storaged_config: &Path) -> Vec<(&'static str,
         out.push(("computed", d));
     }
     if cfg.start_netd {
+        let handover = run.join("netd.handover");
         let mut d = ServiceDef::new(
             &cfg.netd_bin,
             vec![
@@ -65,14 +66,14 @@ pub fn node_defaults(cfg: &Config, storaged_config: &Path) -> Vec<(&'static str,
                 "--netns-prefix".into(),
                 cfg.netd_netns_prefix.clone(),
                 "--handover".into(),
-                s(run.join("netd.handover")),
+                s(handover.clone()),
             ],
         );
         d.ready = bus("netd");
         // netd's records carry a schema version; an upgrade migrates a copy (`netd --migrate`)
         d.state_dir = Some(cfg.netd_dir());
         // and a new netd takes the tunnels of the running one over (`netd --take-over`)
-        d.take_over = Some(run.join("netd.handover"));
+        d.take_over = Some(handover);
         d.ready_timeout_secs = cfg.storaged_timeout.as_secs().max(1);
         if cfg.start_storaged {
             d.after = vec!["storaged".into()];

@@ -76,20 +76,15 @@ pub(super) fn reply(
     what: &str,
 ) -> UpgradeReply {
     let all = failed.is_empty();
+    let running = if all {
+        to_version.clone()
+    } else if failed.len() == total {
+        from_version.clone()
+    } else {
+        "mixed".into()
+    };
+    let outcome = if all { success } else { Outcome::Reverted };
     UpgradeReply {
-        service: service.into(),
-        outcome: if all { success } else { Outcome::Reverted },
-        running_version: if all {
-            to_version.clone()
-        } else if failed.len() == total {
-            from_version.clone()
-        } else {
-            "mixed".into()
-        },
-        from_version,
-        to_version,
-        pid: None,
-        migrated: false,
         taken_over: all && total > 0,
         detail: (!all).then(|| {
             format!(
@@ -97,9 +92,7 @@ pub(super) fn reply(
                 failed.join("; ")
             )
         }),
-        zdb: Vec::new(),
-        attempt: None,
-        flist: Vec::new(),
+        ..UpgradeReply::new(service, outcome, from_version, to_version, running)
     }
 }
 

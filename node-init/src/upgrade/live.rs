@@ -118,19 +118,17 @@ impl Upgrader {
         why: String,
     ) -> UpgradeReply {
         tracing::warn!(service, reason = %why, "upgrade refused: the old version serves on");
+        let running = from_version.clone();
         UpgradeReply {
-            service: service.into(),
-            outcome: Outcome::Reverted,
-            running_version: from_version.clone(),
-            from_version,
-            to_version,
             pid: self.running_pid(service),
-            migrated: false,
-            taken_over: false,
             detail: Some(why),
-            zdb: Vec::new(),
-            attempt: None,
-            flist: Vec::new(),
+            ..UpgradeReply::new(
+                service,
+                Outcome::Reverted,
+                from_version,
+                to_version,
+                running,
+            )
         }
     }
 
@@ -170,18 +168,16 @@ impl Upgrader {
             Err(e) => Err(format!("cannot start the new version: {e}")),
         };
         let reply = |outcome, running: &str, pid, taken_over, detail| UpgradeReply {
-            service: service.into(),
-            outcome,
-            from_version: from_version.clone(),
-            to_version: to_version.clone(),
-            running_version: running.into(),
             pid,
-            migrated: false,
             taken_over,
             detail,
-            zdb: Vec::new(),
-            attempt: None,
-            flist: Vec::new(),
+            ..UpgradeReply::new(
+                service,
+                outcome,
+                from_version.clone(),
+                to_version.clone(),
+                running.into(),
+            )
         };
         match outcome {
             Ok(pid) => {

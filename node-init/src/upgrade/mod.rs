@@ -237,24 +237,21 @@ impl Upgrader {
             .map_err(internal("version"))?;
         let to_version = short(&hex);
         if from_version == to_version {
+            let running = from_version.clone();
             return Ok(UpgradeReply {
-                service: service.into(),
-                outcome: Outcome::Unchanged,
-                running_version: from_version.clone(),
-                from_version,
-                to_version,
                 pid: self
                     .sup
                     .snapshot()
                     .iter()
                     .find(|s| s.name == service)
                     .and_then(|s| s.state.pid()),
-                migrated: false,
-                taken_over: false,
-                detail: None,
-                zdb: Vec::new(),
-                attempt: None,
-                flist: Vec::new(),
+                ..UpgradeReply::new(
+                    service,
+                    Outcome::Unchanged,
+                    from_version,
+                    to_version,
+                    running,
+                )
             });
         }
         let mut to = cur.clone();

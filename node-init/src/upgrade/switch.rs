@@ -48,18 +48,16 @@ impl Upgrader {
         let jpath = journal::journal_path(&self.node, service);
         self.save(&jpath, &j).await?;
         let reply = |outcome, running_version: &str, pid, migrated, detail| UpgradeReply {
-            service: service.into(),
-            outcome,
-            from_version: from_version.clone(),
-            to_version: to_version.clone(),
-            running_version: running_version.into(),
             pid,
             migrated,
-            taken_over: false,
             detail,
-            zdb: Vec::new(),
-            attempt: None,
-            flist: Vec::new(),
+            ..UpgradeReply::new(
+                service,
+                outcome,
+                from_version.clone(),
+                to_version.clone(),
+                running_version.into(),
+            )
         };
         if let Err(e) = self.sup.replace(service, None).await {
             let _ = self.save_undo(&j).await;

@@ -154,11 +154,7 @@ impl nodeutil::handover::Frame for Frame {
             Frame::Commit => b.push(7),
             Frame::Abort(reason) => {
                 b.push(8);
-                let mut end = reason.len().min(MAX_REASON);
-                while !reason.is_char_boundary(end) {
-                    end -= 1;
-                }
-                b.extend_from_slice(&reason.as_bytes()[..end]);
+                b.extend_from_slice(nodeutil::handover::reason_bytes(reason, MAX_REASON));
             }
         }
         b

@@ -130,23 +130,18 @@ fn current_exe() -> io::Result<PathBuf> {
 /// The outcome of a finished attempt, as the bus reply.
 fn result(t: &Trial, outcome: Outcome, detail: Option<String>) -> UpgradeReply {
     let ok = outcome != Outcome::Reverted;
+    let running = if ok { &t.to_version } else { &t.from_version };
     UpgradeReply {
-        service: NODE_INIT.into(),
-        outcome,
-        from_version: t.from_version.clone(),
-        to_version: t.to_version.clone(),
-        running_version: if ok {
-            t.to_version.clone()
-        } else {
-            t.from_version.clone()
-        },
         pid: Some(std::process::id()),
-        migrated: false,
-        taken_over: false,
         detail,
-        zdb: Vec::new(),
         attempt: Some(t.attempt.clone()),
-        flist: Vec::new(),
+        ..UpgradeReply::new(
+            NODE_INIT,
+            outcome,
+            t.from_version.clone(),
+            t.to_version.clone(),
+            running.clone(),
+        )
     }
 }
 
@@ -239,19 +234,16 @@ impl Upgrader {
             .collect::<Result<_, _>>()
             .map_err(|_| RemoteError::invalid("node-init's command line is not UTF-8"))?;
         if from_version == to_version {
+            let running = from_version.clone();
             return Ok(UpgradeReply {
-                service: NODE_INIT.into(),
-                outcome: Outcome::Unchanged,
-                running_version: from_version.clone(),
-                from_version,
-                to_version,
                 pid: Some(std::process::id()),
-                migrated: false,
-                taken_over: false,
-                detail: None,
-                zdb: Vec::new(),
-                attempt: None,
-                flist: Vec::new(),
+                ..UpgradeReply::new(
+                    NODE_INIT,
+                    Outcome::Unchanged,
+                    from_version,
+                    to_version,
+                    running,
+                )
             });
         }
         self_check(&to, &args).await.map_err(|e| {
@@ -326,18 +318,15 @@ impl Upgrader {
                     .await;
         });
         Ok(UpgradeReply {
-            service: NODE_INIT.into(),
-            outcome: Outcome::Restarting,
-            from_version: trial.from_version.clone(),
-            running_version: trial.from_version.clone(),
-            to_version: trial.to_version.clone(),
             pid: Some(pid),
-            migrated: false,
-            taken_over: false,
-            detail: None,
-            zdb: Vec::new(),
             attempt: Some(trial.attempt),
-            flist: Vec::new(),
+            ..UpgradeReply::new(
+                NODE_INIT,
+                Outcome::Restarting,
+                trial.from_version.clone(),
+                trial.to_version.clone(),
+                trial.from_version.clone(),
+            )
         })
     }
 }
