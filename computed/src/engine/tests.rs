@@ -91,6 +91,19 @@ fn quick<R>(what: &str, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Calls `f` again while it answers busy (a caller retrying after its reply wait ran out joins
+/// the operation), up to PATIENCE: on a loaded machine even a fake operation may outlast the
+/// short reply wait these tests set.
+fn until_not_busy<R>(mut f: impl FnMut() -> Result<R, Error>) -> Result<R, Error> {
+    let t0 = Instant::now();
+    loop {
+        match f() {
+            Err(Error::Busy { .. }) if t0.elapsed() < PATIENCE => continue,
+            r => return r,
+        }
+    }
+}
+
 fn is_mount(c: &Call) -> bool {
     matches!(c, Call::Mount { .. })
 }
@@ -216,22 +229,14 @@ fn a_slow_download_blocks_no_query_and_no_other_container_and_a_retry_joins_it()
         ),
         "{e}"
     );
-    // another container is created meanwhile
-    quick("create other", || t.eng.create(t.spec("other"))).unwrap();
+    // another container is created meanwhile, while the download is still held
+    until_not_busy(|| t.eng.create(t.spec("other"))).unwrap();
     // another operation on the busy container is refused, not queued
     let e = quick("stop", || t.eng.stop("slow")).unwrap_err();
     assert!(matches!(e, Error::Busy { .. }), "{e}");
     // the retry joins the running create: one download, one mount, one shim
     let eng = t.eng.clone();
-    let retry = background(move || {
-        let t0 = Instant::now();
-        loop {
-            match eng.create(slow.clone()) {
-                Err(Error::Busy { .. }) if t0.elapsed() < PATIENCE => continue,
-                r => return r,
-            }
-        }
-    });
+    let retry = background(move || until_not_busy(|| eng.create(slow.clone())));
     t.sys.release("download");
     let c = retry.join().unwrap().unwrap();
     assert_eq!(c.state, ContainerState::Running);
@@ -244,7 +249,7 @@ fn a_slow_download_blocks_no_query_and_no_other_container_and_a_retry_joins_it()
 #[test]
 fn a_slow_stop_answers_in_progress_and_a_retry_joins_it() {
     let t = setup(Duration::from_millis(300));
-    t.eng.create(t.spec("app")).unwrap();
+    until_not_busy(|| t.eng.create(t.spec("app"))).unwrap();
     t.sys.hold("stop");
     let e = t.eng.stop("app").unwrap_err();
     assert!(
@@ -267,13 +272,7 @@ fn a_slow_stop_answers_in_progress_and_a_retry_joins_it() {
         Err(Error::Busy { .. })
     ));
     t.sys.release("stop");
-    let t0 = Instant::now();
-    let c = loop {
-        match t.eng.stop("app") {
-            Err(Error::Busy { .. }) if t0.elapsed() < PATIENCE => continue,
-            r => break r.unwrap(),
-        }
-    };
+    let c = until_not_busy(|| t.eng.stop("app")).unwrap();
     assert_eq!(c.state, ContainerState::Stopped);
     assert_eq!(t.eng.get("app").unwrap().message, "");
 }
