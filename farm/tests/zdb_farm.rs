@@ -18,7 +18,7 @@ use farm::ops::Farm;
 use farm::ops::repair::{RepairConfig, Repairer};
 use farm::store::ShardStore;
 use farm::store::zdb::{ZdbStore, ZdbStoreConfig};
-use farm::testing::zdb::{ZdbServer, node_record, zdb_bin};
+use farm::testing::zdb::{ZdbServer, node_record};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use zdb_client::Secret;
@@ -43,6 +43,7 @@ async fn client(meta: &Meta) -> Farm<ZdbStore> {
             password: Some(Secret::new(PW)),
             connect_timeout: Duration::from_millis(500),
             timeout: Duration::from_secs(5),
+            ..ZdbStoreConfig::default()
         },
         Some(meta.clone()),
     );
@@ -84,12 +85,7 @@ async fn shards_on(f: &Farm<ZdbStore>, node: &NodeId) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_loss_rot_and_return_over_real_zdbs() {
-    let bin = zdb_bin();
-    if nodeutil::skip::unless(bin.is_some(), "zdb binary (cargo build -p zdb)") {
-        return;
-    }
-    let Some(bin) = bin else { return };
-    let Some(cluster) = common::etcd(3) else {
+    let Some((bin, cluster)) = common::zdb_and_etcd() else {
         return;
     };
     let meta = common::meta(&cluster).await;

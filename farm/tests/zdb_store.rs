@@ -32,6 +32,7 @@ fn store(password: &str, rec: &NodeRecord) -> ZdbStore {
             password: Some(Secret::new(password)),
             connect_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
+            ..ZdbStoreConfig::default()
         },
         None,
     );

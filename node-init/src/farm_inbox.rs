@@ -91,12 +91,20 @@ pub struct HostedStore {
     pub owner: String,
     /// The deployment's id.
     pub id: String,
-    /// Where its namespace is.
+    /// The `store` workload's name.
+    pub workload: String,
+    /// Where its namespace is (labelled with [`HostedStore::store`]).
     pub endpoint: ZdbEndpoint,
     /// Its namespace password (from the verified deployment; never logged).
     pub password: bus::api::Secret,
     /// Bytes at most.
     pub size: u64,
+}
+
+/// The farm's name for the store of workload `workload` in deployment `owner`/`id`: its
+/// objects, node states and repair leader live under it (farm/README.md).
+pub fn store_name(owner: &str, id: &str, workload: &str) -> String {
+    format!("{owner}/{id}/{workload}")
 }
 
 /// The store workloads of farm `farm` in `d` (pure).
@@ -148,9 +156,11 @@ pub fn hosted(view: &DeploymentView, specs: &[(String, StoreSpec)]) -> Vec<Hoste
         out.push(HostedStore {
             owner: view.owner.clone(),
             id: view.id.clone(),
+            workload: name.clone(),
             endpoint: ZdbEndpoint {
                 address,
                 namespace: namespace.to_string(),
+                store: Some(store_name(&view.owner, &view.id, name)),
             },
             password: spec.password.clone(),
             size: spec.size,

@@ -38,20 +38,21 @@ pub fn record(j: &FarmJoin, id: &str, public_key: &str) -> NodeRecord {
         j,
         id,
         public_key,
-        ZdbEndpoint {
+        vec![ZdbEndpoint {
             address: j.zdb.clone(),
             namespace: j.namespace.clone(),
-        },
+            store: None,
+        }],
         j.capacity,
     )
 }
 
-/// The registration record of node `id` advertising `endpoint` with `capacity` bytes (pure).
+/// The registration record of node `id` advertising `endpoints` with `capacity` bytes (pure).
 pub fn record_with(
     j: &FarmJoin,
     id: &str,
     public_key: &str,
-    endpoint: ZdbEndpoint,
+    endpoints: Vec<ZdbEndpoint>,
     capacity: u64,
 ) -> NodeRecord {
     NodeRecord {
@@ -60,7 +61,7 @@ pub fn record_with(
         group: j.group.clone(),
         capacity,
         disk_classes: j.disk_classes.clone(),
-        zdb: vec![endpoint],
+        zdb: endpoints,
         registered: now(),
     }
 }

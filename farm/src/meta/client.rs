@@ -4,7 +4,7 @@
 //! giving up.
 
 use crate::meta::access::EtcdAccess;
-use crate::meta::keys::{BadFarmName, Keys};
+use crate::meta::keys::{BadFarmName, BadStoreName, Keys};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnResponse,
 };
@@ -48,6 +48,9 @@ pub enum MetaError {
     /// The farm name is not valid.
     #[error(transparent)]
     Farm(#[from] BadFarmName),
+    /// The store name is not valid.
+    #[error(transparent)]
+    Store(#[from] BadStoreName),
     /// The object name is not valid.
     #[error(transparent)]
     Name(#[from] crate::meta::keys::BadName),
@@ -124,6 +127,15 @@ impl Meta {
                 Err(e) => return Err(connect_err(e.to_string())),
             }
         }
+    }
+
+    /// The same connection for store `store` (`None`: the unnamed one): object tables, node
+    /// states and the repair election are the store's own ([`Keys::scoped`]).
+    pub fn scoped(&self, store: Option<&str>) -> Result<Meta, MetaError> {
+        Ok(Meta {
+            client: self.client.clone(),
+            keys: self.keys.scoped(store)?,
+        })
     }
 
     /// The farm's key layout.

@@ -2,6 +2,12 @@
 //!
 //! | key | value | lifetime |
 //! |---|---|---|
+//! Farm-wide: `nodes/`, `alive/`, `deploy/`, `stores/`, `results/`, `services/`. Per store (the
+//! shard namespaces of one owner's `store` deployment, farm/README.md), under
+//! `data/<owner>/<deployment>/<workload>/`: `state/`, `names/`, `objects/`, `pending/`,
+//! `trash/`, `damage/` and `repair/`; namespaces an operator named by hand (no store) keep
+//! those at the farm's root.
+//!
 //! | `nodes/<node>` | [`NodeRecord`](super::records::NodeRecord) | written by the node at registration |
 //! | `alive/<node>` | [`AliveRecord`](super::records::AliveRecord) | under the node's lease: gone when it stops heartbeating |
 //! | `state/<node>` | [`NodeState`](super::records::NodeState) | written by the repair leader (down since, out) |
@@ -19,10 +25,37 @@
 
 use crate::ids::{NodeId, ObjectId};
 
-/// The keys of one farm.
+/// The keys of one farm, and of one store in it.
 #[derive(Debug, Clone)]
 pub struct Keys {
     root: String,
+    /// Where the store's tables are: `root` for the unnamed store, else `root/data/<store>/`.
+    scope: String,
+    store: Option<String>,
+}
+
+/// A store name that would break the key layout.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "store name must be 1..=4 /-separated parts of 1..=128 characters of [A-Za-z0-9._-], none . or .."
+)]
+pub struct BadStoreName;
+
+/// Checks a store name (`<owner>/<deployment>/<workload>` for a store deployment's).
+pub fn check_store(store: &str) -> Result<(), BadStoreName> {
+    let parts: Vec<&str> = store.split('/').collect();
+    let part_ok = |p: &&str| {
+        !p.is_empty()
+            && p.len() <= 128
+            && *p != "."
+            && *p != ".."
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    };
+    if parts.len() > 4 || !parts.iter().all(part_ok) {
+        return Err(BadStoreName);
+    }
+    Ok(())
 }
 
 /// A farm name that would break the key layout.
@@ -41,9 +74,33 @@ impl Keys {
         {
             return Err(BadFarmName);
         }
+        let root = format!("/zos/farm/{farm}/");
         Ok(Keys {
-            root: format!("/zos/farm/{farm}/"),
+            scope: root.clone(),
+            root,
+            store: None,
         })
+    }
+
+    /// The same farm's keys for store `store` (`None`: the unnamed one, at the farm's root).
+    pub fn scoped(&self, store: Option<&str>) -> Result<Keys, BadStoreName> {
+        let scope = match store {
+            None => self.root.clone(),
+            Some(s) => {
+                check_store(s)?;
+                format!("{}data/{s}/", self.root)
+            }
+        };
+        Ok(Keys {
+            root: self.root.clone(),
+            scope,
+            store: store.map(str::to_string),
+        })
+    }
+
+    /// The store these keys are scoped to (`None`: the unnamed one).
+    pub fn store(&self) -> Option<&str> {
+        self.store.as_deref()
     }
 
     /// The farm's root prefix.
@@ -51,8 +108,13 @@ impl Keys {
         &self.root
     }
 
-    /// Prefix of a table (`nodes/`, `objects/`, ...).
+    /// Prefix of one of the store's tables (`names/`, `objects/`, `state/`, ...).
     pub fn table(&self, table: &str) -> String {
+        format!("{}{table}/", self.scope)
+    }
+
+    /// Prefix of a farm-wide table (`nodes/`, `alive/`).
+    pub fn farm_table(&self, table: &str) -> String {
         format!("{}{table}/", self.root)
     }
 
@@ -68,42 +130,42 @@ impl Keys {
 
     /// State of a node as the repair leader sees it.
     pub fn state(&self, id: &NodeId) -> String {
-        format!("{}state/{id}", self.root)
+        format!("{}state/{id}", self.scope)
     }
 
     /// Current version of a name.
     pub fn name(&self, name: &str) -> String {
-        format!("{}names/{name}", self.root)
+        format!("{}names/{name}", self.scope)
     }
 
     /// Metadata of an object version.
     pub fn object(&self, id: &ObjectId) -> String {
-        format!("{}objects/{id}", self.root)
+        format!("{}objects/{id}", self.scope)
     }
 
     /// A put in progress.
     pub fn pending(&self, id: &ObjectId) -> String {
-        format!("{}pending/{id}", self.root)
+        format!("{}pending/{id}", self.scope)
     }
 
     /// A version whose shards are to delete.
     pub fn trash(&self, id: &ObjectId) -> String {
-        format!("{}trash/{id}", self.root)
+        format!("{}trash/{id}", self.scope)
     }
 
     /// A damage report.
     pub fn damage(&self, id: &ObjectId) -> String {
-        format!("{}damage/{id}", self.root)
+        format!("{}damage/{id}", self.scope)
     }
 
     /// The repair election's name.
     pub fn election(&self) -> String {
-        format!("{}repair/leader", self.root)
+        format!("{}repair/leader", self.scope)
     }
 
     /// The repair loop's progress.
     pub fn progress(&self) -> String {
-        format!("{}repair/progress", self.root)
+        format!("{}repair/progress", self.scope)
     }
 
     /// Prefix of the blueprints addressed to node `node` (each under `<owner>/<id>`).
@@ -165,5 +227,36 @@ mod tests {
             Keys::suffix(k.name("a/b").as_bytes(), &k.table("names")),
             Some("a/b")
         );
+    }
+
+    #[test]
+    fn a_store_scopes_its_tables_and_shares_the_registry() {
+        let k = Keys::new("f").expect("name");
+        let s = k.scoped(Some("owner/dep/shards")).expect("store");
+        assert_eq!(s.store(), Some("owner/dep/shards"));
+        assert_eq!(s.name("a"), "/zos/farm/f/data/owner/dep/shards/names/a");
+        assert_eq!(
+            s.election(),
+            "/zos/farm/f/data/owner/dep/shards/repair/leader"
+        );
+        assert_eq!(
+            s.state(&NodeId("n".into())),
+            "/zos/farm/f/data/owner/dep/shards/state/n"
+        );
+        assert_eq!(s.node(&NodeId("n".into())), k.node(&NodeId("n".into())));
+        assert_eq!(s.farm_table("alive"), "/zos/farm/f/alive/");
+        let back = s.scoped(None).expect("unnamed");
+        assert_eq!((back.store(), back.name("a")), (None, k.name("a")));
+        for bad in [
+            "",
+            "a//b",
+            "../x",
+            "a/./b",
+            "a b",
+            "1/2/3/4/5",
+            &"x".repeat(129),
+        ] {
+            assert_eq!(k.scoped(Some(bad)).err(), Some(BadStoreName), "{bad:?}");
+        }
     }
 }

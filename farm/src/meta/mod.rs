@@ -7,7 +7,8 @@
 //! - [`client`]: connection, timeouts and retries around etcd-client;
 //! - [`objects`]: transactional object commits, deletes and reads;
 //! - [`registry`]: node registration under a lease (the heartbeat) and the node list;
-//! - [`election`]: one repair leader per farm;
+//! - [`election`]: one repair leader per store;
+//! - [`stores`]: the stores a farm holds, and which one a client means;
 //! - [`inbox`]: following the documents addressed to nodes (blueprints), across disconnects.
 
 pub mod access;
@@ -19,6 +20,7 @@ pub mod lease;
 pub mod objects;
 pub mod records;
 pub mod registry;
+pub mod stores;
 
 pub use access::{AccessFiles, EtcdAccess};
 pub use client::{Meta, MetaError};

@@ -12,6 +12,10 @@ pub struct ZdbEndpoint {
     pub address: String,
     /// The shard namespace.
     pub namespace: String,
+    /// The store it belongs to (`<owner>/<deployment>/<workload>` of a `store` deployment);
+    /// none for a namespace an operator named by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
 }
 
 /// What a node registers (persistent: it outlives the node's lease, so a node that is gone is
@@ -35,11 +39,27 @@ pub struct NodeRecord {
     pub registered: u64,
 }
 
+impl NodeRecord {
+    /// Its namespace for store `store` (`None`: the one named by hand), if it hosts one.
+    pub fn endpoint(&self, store: Option<&str>) -> Option<&ZdbEndpoint> {
+        self.zdb.iter().find(|e| e.store.as_deref() == store)
+    }
+
+    /// Whether it takes part in store `store`: it has a namespace for it. A node that stops
+    /// hosting a store leaves it, and the store's repair rebuilds what it held elsewhere.
+    pub fn serves(&self, store: Option<&str>) -> bool {
+        self.endpoint(store).is_some()
+    }
+}
+
 /// The heartbeat of a node, under its lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AliveRecord {
-    /// Free bytes for shards, as of `at`.
+    /// Free bytes for shards, as of `at` (of the namespace named by hand, if any).
     pub free: u64,
+    /// Free bytes of each store's namespace, by store.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub stores: std::collections::BTreeMap<String, u64>,
     /// Unix seconds of the last update.
     pub at: u64,
 }

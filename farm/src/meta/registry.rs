@@ -8,15 +8,39 @@ use crate::meta::lease::Lease;
 use crate::meta::records::{AliveRecord, NodeRecord, NodeStateRecord, now};
 use crate::meta::{Meta, MetaError};
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// The free space a heartbeat reports: of the namespace named by hand, and per store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Free {
+    /// Of the namespace named by hand (or the node's capacity).
+    pub free: u64,
+    /// Of each store's namespace.
+    pub stores: BTreeMap<String, u64>,
+}
+
+impl Free {
+    fn record(&self) -> AliveRecord {
+        AliveRecord {
+            free: self.free,
+            stores: self.stores.clone(),
+            at: now(),
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Free>>;
+
+fn read(f: &Shared) -> Free {
+    f.lock().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
 /// A node's registration; its heartbeat runs until [`Registration::stop`] or drop.
 pub struct Registration {
-    free: Arc<AtomicU64>,
+    free: Shared,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -29,10 +53,24 @@ impl Registration {
         free: u64,
         ttl: i64,
     ) -> Result<Self, MetaError> {
+        let free = Free {
+            free,
+            ..Free::default()
+        };
+        Self::start_reporting(meta, record, free, ttl).await
+    }
+
+    /// [`Self::start`] reporting the free space of each store's namespace as well.
+    pub async fn start_reporting(
+        meta: &Meta,
+        record: NodeRecord,
+        free: Free,
+        ttl: i64,
+    ) -> Result<Self, MetaError> {
         meta.put_json(&meta.keys().node(&record.id), &record, None)
             .await?;
-        let lease = announce(meta, &record.id, free, ttl).await?;
-        let free = Arc::new(AtomicU64::new(free));
+        let lease = announce(meta, &record.id, &free, ttl).await?;
+        let free = Arc::new(Mutex::new(free));
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(heartbeat(
             meta.clone(),
@@ -51,7 +89,18 @@ impl Registration {
 
     /// Updates the free space reported at the next heartbeat refresh.
     pub fn set_free(&self, free: u64) {
-        self.free.store(free, Ordering::Relaxed);
+        self.free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .free = free;
+    }
+
+    /// Updates the free space of every store's namespace (stores not listed are dropped).
+    pub fn set_store_free(&self, stores: BTreeMap<String, u64>) {
+        self.free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stores = stores;
     }
 
     /// Stops heartbeating and removes the heartbeat at once (a clean shutdown: the node is
@@ -73,10 +122,9 @@ impl Drop for Registration {
     }
 }
 
-async fn announce(meta: &Meta, id: &NodeId, free: u64, ttl: i64) -> Result<Lease, MetaError> {
+async fn announce(meta: &Meta, id: &NodeId, free: &Free, ttl: i64) -> Result<Lease, MetaError> {
     let lease = Lease::grant(meta, ttl).await?;
-    let alive = AliveRecord { free, at: now() };
-    meta.put_json(&meta.keys().alive(id), &alive, Some(lease.id()))
+    meta.put_json(&meta.keys().alive(id), &free.record(), Some(lease.id()))
         .await?;
     Ok(lease)
 }
@@ -88,11 +136,11 @@ async fn heartbeat(
     id: NodeId,
     ttl: i64,
     mut lease: Lease,
-    free: Arc<AtomicU64>,
+    free: Shared,
     mut stopped: watch::Receiver<bool>,
 ) {
     let tick = Duration::from_millis(u64::try_from(ttl).unwrap_or(1).max(1) * 1000 / 3);
-    let mut last_free = free.load(Ordering::Relaxed);
+    let mut last_free = read(&free);
     loop {
         tokio::select! {
             _ = stopped.changed() => {
@@ -101,22 +149,20 @@ async fn heartbeat(
             }
             () = tokio::time::sleep(tick) => {}
         }
-        let f = free.load(Ordering::Relaxed);
+        let f = read(&free);
         if lease.lost() {
             tracing::warn!("node {id}: heartbeat lease lost, registering again");
-            match announce(&meta, &id, f, ttl).await {
+            match announce(&meta, &id, &f, ttl).await {
                 Ok(l) => lease = l,
                 Err(e) => tracing::warn!("node {id}: register again: {e}"),
             }
-        } else if f != last_free {
-            let alive = AliveRecord { free: f, at: now() };
-            if meta
-                .put_json(&meta.keys().alive(&id), &alive, Some(lease.id()))
+        } else if f != last_free
+            && meta
+                .put_json(&meta.keys().alive(&id), &f.record(), Some(lease.id()))
                 .await
                 .is_ok()
-            {
-                last_free = f;
-            }
+        {
+            last_free = f;
         }
     }
 }
@@ -135,12 +181,15 @@ pub struct NodeView {
 }
 
 impl Meta {
-    /// Every registered node with its heartbeat and recorded state.
+    /// Every registered node that takes part in this store ([`NodeRecord::serves`]), with its
+    /// heartbeat (whose `free` is then that of the store's namespace) and the state this
+    /// store's repair leader recorded.
     pub async fn nodes(&self) -> Result<Vec<NodeView>, MetaError> {
         let k = self.keys();
-        let records: Vec<(String, NodeRecord)> = self.list_json(&k.table("nodes")).await?;
+        let store = k.store();
+        let records: Vec<(String, NodeRecord)> = self.list_json(&k.farm_table("nodes")).await?;
         let alive: BTreeMap<String, AliveRecord> = self
-            .list_json(&k.table("alive"))
+            .list_json(&k.farm_table("alive"))
             .await?
             .into_iter()
             .collect();
@@ -152,10 +201,19 @@ impl Meta {
         }
         Ok(records
             .into_iter()
+            .filter(|(_, record)| record.serves(store))
             .map(|(suffix, record)| {
                 let (state, state_revision) = states.remove(&suffix).unwrap_or_default();
+                let alive = alive.get(&suffix).map(|a| match store {
+                    None => a.clone(),
+                    // Not reported yet (a store just provisioned): full until it is.
+                    Some(s) => AliveRecord {
+                        free: a.stores.get(s).copied().unwrap_or(0),
+                        ..a.clone()
+                    },
+                });
                 NodeView {
-                    alive: alive.get(&suffix).cloned(),
+                    alive,
                     record,
                     state,
                     state_revision,

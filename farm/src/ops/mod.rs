@@ -86,7 +86,8 @@ impl Farm<ZdbStore> {
         Self::connect_with(endpoints, &EtcdAccess::plain(), farm, cfg).await
     }
 
-    /// [`Self::connect`] through `access` (the farm's etcd secured with TLS, a user).
+    /// [`Self::connect`] through `access` (the farm's etcd secured with TLS, a user). The
+    /// objects are those of store `cfg.store`.
     pub async fn connect_with(
         endpoints: &[String],
         access: &EtcdAccess,
@@ -94,6 +95,12 @@ impl Farm<ZdbStore> {
         cfg: ZdbStoreConfig,
     ) -> Result<Self, FarmError> {
         let meta = Meta::connect_with(endpoints, access, farm).await?;
+        Self::over(&meta, cfg).await
+    }
+
+    /// A client over `meta`'s connection for the objects of store `cfg.store`.
+    pub async fn over(meta: &Meta, cfg: ZdbStoreConfig) -> Result<Self, FarmError> {
+        let meta = meta.scoped(cfg.store.as_deref())?;
         let store = ZdbStore::new(cfg, Some(meta.clone()));
         store.refresh(&meta).await?;
         Ok(Farm::new(meta, store))

@@ -28,6 +28,8 @@ const REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// How the store connects.
 #[derive(Debug, Clone)]
 pub struct ZdbStoreConfig {
+    /// The store whose namespaces to use (`None`: those named by hand).
+    pub store: Option<String>,
     /// The shard namespaces' password (`None`: namespaces without one).
     pub password: Option<Secret>,
     /// Deadline of a connect.
@@ -39,6 +41,7 @@ pub struct ZdbStoreConfig {
 impl Default for ZdbStoreConfig {
     fn default() -> Self {
         ZdbStoreConfig {
+            store: None,
             password: None,
             connect_timeout: Duration::from_secs(2),
             timeout: Duration::from_secs(10),
@@ -83,13 +86,16 @@ impl ZdbStore {
         }
     }
 
-    /// Takes the endpoints of `records` (the first of each node's list); a node whose endpoint
-    /// changed loses its pooled connections, nodes not listed are forgotten.
+    /// Takes the endpoints of `records` (each node's namespace for the configured store); a
+    /// node whose endpoint changed loses its pooled connections, nodes not listed are
+    /// forgotten.
     pub fn set_nodes<'a>(&self, records: impl IntoIterator<Item = &'a NodeRecord>) {
         let mut nodes = lock(&self.inner.nodes);
         let mut keep = HashMap::new();
         for r in records {
-            let Some(ep) = r.zdb.first() else { continue };
+            let Some(ep) = r.endpoint(self.inner.cfg.store.as_deref()) else {
+                continue;
+            };
             let pool = match nodes.remove(&r.id) {
                 Some(p) if p.endpoint == *ep => p,
                 _ => Arc::new(NodePool {

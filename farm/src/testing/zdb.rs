@@ -32,6 +32,7 @@ pub fn node_record(id: &str, address: String, ns: &str, group: Option<String>) -
         zdb: vec![ZdbEndpoint {
             address,
             namespace: ns.to_string(),
+            store: None,
         }],
         registered: now(),
     }

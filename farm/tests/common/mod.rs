@@ -26,6 +26,16 @@ pub fn etcd(n: usize) -> Option<EtcdCluster> {
     Some(EtcdCluster::start(n).expect("etcd cluster"))
 }
 
+/// The zdb binary and a 3-member etcd, or `None` when either is missing (skip locally, fail
+/// under CI).
+pub fn zdb_and_etcd() -> Option<(std::path::PathBuf, EtcdCluster)> {
+    let bin = farm::testing::zdb::zdb_bin();
+    if nodeutil::skip::unless(bin.is_some(), "zdb binary (cargo build -p zdb)") {
+        return None;
+    }
+    Some((bin?, etcd(3)?))
+}
+
 /// A farm of a fresh name on `cluster`.
 pub async fn meta(cluster: &EtcdCluster) -> Meta {
     let farm = format!("t{}", nodeutil::random::hex(6));
@@ -45,6 +55,7 @@ pub fn record(id: &NodeId, group: Option<&str>) -> NodeRecord {
         zdb: vec![ZdbEndpoint {
             address: "127.0.0.1:9900".into(),
             namespace: "farm".into(),
+            store: None,
         }],
         registered: now(),
     }

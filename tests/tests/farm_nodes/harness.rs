@@ -253,17 +253,30 @@ impl Nodes {
     /// `zos ARGS` as the farm's user (etcd, farm, store key and namespace password from the
     /// environment, as the README shows).
     pub fn zos(&self, args: &[&str]) -> Output {
-        Command::new(bin("zos"))
-            .args(args)
+        let mut c = self.command(args);
+        if let Ok(store) = std::fs::read_to_string(self.path("store")) {
+            c.env("ZOS_STORE", store);
+        }
+        c.output().expect("run zos")
+    }
+
+    /// [`Self::zos`] naming no store.
+    pub fn unnamed(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run zos")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("zos"));
+        c.args(args)
             .env_remove("ZOS_NODE")
+            .env_remove("ZOS_STORE")
             .env("ZOS_ETCD", self.endpoints())
             .envs(self.etcd_env())
             .env("ZOS_FARM", &self.name)
             .env("ZOS_STORE_PASSWORD_FILE", self.path("pw"))
             .env("ZOS_STORE_KEY", self.path("store.key"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("run zos")
+            .stdin(Stdio::null());
+        c
     }
 
     /// `zos ARGS` that must succeed; its stdout.
@@ -286,7 +299,9 @@ impl Nodes {
     /// A farm client in this process, as `zos store` makes one.
     pub fn client(&self) -> Farm<ZdbStore> {
         let pw = std::fs::read_to_string(self.path("pw")).expect("password file");
+        let store = std::fs::read_to_string(self.path("store")).expect("store name");
         let cfg = ZdbStoreConfig {
+            store: Some(store),
             password: Some(Secret::new(pw.trim())),
             ..ZdbStoreConfig::default()
         };

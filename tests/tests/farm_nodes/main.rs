@@ -8,6 +8,8 @@
 //! The scenarios share the nodes, the harmless first and the destructive last:
 //! 1. objects of 0 B, 1 B, a stripe - 1, a stripe, a stripe + 1 and 100 MiB round-trip
 //!    through `zos store put/get` (2+2);
+//!    then a second owner authorises a store of their own on the same nodes: the same name
+//!    holds another object there, each store lists only its own, naming no store is refused;
 //! 2. the etcd leader is killed during a stream of puts (the farm library, as `zos store`
 //!    uses it): they resume within 2 s, none is lost or half-visible;
 //! 3. a shard flipped and another deleted inside the nodes' zdbs: a read returns the right
@@ -42,26 +44,41 @@ const SHAPE: &str = "2+2";
 const STRIPE: usize = 4 << 20;
 
 /// The owner signs the farm's `store` deployment and writes it through etcd; every node
-/// provisions its namespace and registers it. Also writes the user's store key.
+/// provisions its namespace and registers it. Also writes the user's store key, and the
+/// store's name (`store`) that the harness's `zos` and client name.
 fn authorise(nodes: &Nodes) {
+    let store = authorise_store(nodes, "owner", "shards", "shards", 1 << 30);
+    std::fs::write(nodes.path("store"), store).unwrap();
+    nodes.ok(&["store", "keygen", nodes.path("store.key").to_str().unwrap()]);
+}
+
+/// Owner `who` (a new key `<who>.key`) signs deployment `id` holding `store` workload
+/// `workload` of `size` bytes per node, with a fresh password in `<who>.pw`, and writes it to
+/// the farm; the store's name.
+fn authorise_store(nodes: &Nodes, who: &str, id: &str, workload: &str, size: u64) -> String {
     let password = format!("pw-{}", nodeutil::random::hex(8));
-    std::fs::write(nodes.path("pw"), &password).unwrap();
-    let owner = nodes.path("owner.key");
+    let pw_file = if who == "owner" {
+        nodes.path("pw")
+    } else {
+        nodes.path(&format!("{who}.pw"))
+    };
+    std::fs::write(pw_file, &password).unwrap();
+    let owner = nodes.path(&format!("{who}.key"));
     let owner = owner.to_str().unwrap();
     nodes.ok(&["key", "new", owner]);
     let owner_pub = nodes.text(&["key", "show", owner]);
     let owner_pub = owner_pub.split_whitespace().last().unwrap().to_string();
     let store = json!({
-        "id": "shards",
+        "id": id,
         "version": 0,
         "owner": owner_pub,
         "signers": {"threshold": 1, "keys": [{"key": owner_pub, "weight": 1}]},
         "workloads": [{
-            "name": "shards", "type": "store", "version": 0,
-            "data": {"farm": nodes.name, "size": 1u64 << 30, "password": password},
+            "name": workload, "type": "store", "version": 0,
+            "data": {"farm": nodes.name, "size": size, "password": password},
         }],
     });
-    let bp = nodes.path("store.json");
+    let bp = nodes.path(&format!("{who}-store.json"));
     std::fs::write(&bp, store.to_string()).unwrap();
     let (etcd, name) = (nodes.endpoints(), nodes.name.clone());
     nodes.ok(&[
@@ -74,7 +91,77 @@ fn authorise(nodes: &Nodes) {
         "--farm",
         &name,
     ]);
-    nodes.ok(&["store", "keygen", nodes.path("store.key").to_str().unwrap()]);
+    format!("{owner_pub}/{id}/{workload}")
+}
+
+/// A second owner's store on the same nodes: every node provisions and advertises a second
+/// namespace; the store has its own objects under the same names and its own key; a client
+/// must say which store it means.
+fn a_second_owner_shares_the_nodes(nodes: &Nodes, client: &Farm<ZdbStore>, one: &[u8]) {
+    let vault = authorise_store(nodes, "other", "second", "vault", 256 << 20);
+    let key = nodes.path("other-store.key");
+    let (key, pw) = (key.to_str().unwrap(), nodes.path("other.pw"));
+    nodes.ok(&["store", "keygen", key]);
+    until(90, "every node advertises both stores", || {
+        let all = block_on(client.meta.stores());
+        let vault_nodes = block_on(client.meta.scoped(Some(&vault)).unwrap().nodes());
+        all.is_ok_and(|s| s.len() == 2)
+            && vault_nodes.is_ok_and(|v| {
+                v.iter()
+                    .filter(|v| v.alive.as_ref().is_some_and(|a| a.free > 0))
+                    .count()
+                    == NODES
+            })
+    });
+    let as_other = |args: &[&str]| {
+        let mut all = vec!["store", "--store", "vault", "--password-file"];
+        all.push(pw.to_str().unwrap());
+        all.extend_from_slice(args);
+        nodes.ok(&all)
+    };
+    let mine = data(STRIPE + 3, 77);
+    let input = nodes.path("vault-in");
+    std::fs::write(&input, &mine).unwrap();
+    as_other(&[
+        "put",
+        "--key",
+        key,
+        "--shards",
+        SHAPE,
+        "one",
+        input.to_str().unwrap(),
+    ]);
+    let out = nodes.path("vault-out");
+    as_other(&["get", "--key", key, "one", out.to_str().unwrap()]);
+    assert!(std::fs::read(&out).unwrap() == mine, "the vault's one");
+    reads_back(nodes, "one", one, "beside the vault's own one");
+    let ls = String::from_utf8(as_other(&["ls"])).unwrap();
+    assert_eq!(
+        ls.lines()
+            .map(|l| l.split('\t').next().unwrap())
+            .collect::<Vec<_>>(),
+        ["one"],
+        "the vault lists only its own: {ls}"
+    );
+    // Naming no store in a farm of two is refused, with the choices.
+    let o = nodes.unnamed(&["store", "ls"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("several stores") && err.contains("vault"),
+        "{err}"
+    );
+    // The owner's key does not open the other's object.
+    let wrong = nodes.zos(&[
+        "store",
+        "--store",
+        "vault",
+        "--password-file",
+        pw.to_str().unwrap(),
+        "get",
+        "one",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!wrong.status.success(), "another owner's key opens nothing");
 }
 
 /// Puts `data` as `name` with `zos store put` from a file.
@@ -234,6 +321,11 @@ fn farm_on_dev_nodes_round_trips_survives_losses_and_repairs_itself() {
         );
     }
     eprintln!("{:?}: round trips done", t0.elapsed());
+    a_second_owner_shares_the_nodes(&nodes, &client, &objects[1].1);
+    eprintln!(
+        "{:?}: a second owner's store beside the first",
+        t0.elapsed()
+    );
 
     // 2. The etcd leader dies during a stream of puts.
     let (stream, killed, victim) = puts_while_the_leader_dies(&mut nodes, &client);

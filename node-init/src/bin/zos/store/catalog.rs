@@ -65,7 +65,12 @@ pub async fn status(farm: &Farm<ZdbStore>, a: StatusArgs) -> anyhow::Result<()> 
     if let Some(name) = a.name {
         return object_status(farm, &name, Snapshot { nodes }).await;
     }
-    println!("farm: {} nodes", nodes.len());
+    let store = farm.meta.keys().store();
+    println!(
+        "farm: {} nodes\tstore={}",
+        nodes.len(),
+        store.unwrap_or("(unnamed)")
+    );
     for v in &nodes {
         let r = &v.record;
         println!(
@@ -75,7 +80,7 @@ pub async fn status(farm: &Farm<ZdbStore>, a: StatusArgs) -> anyhow::Result<()> 
             r.group.as_deref().unwrap_or("-"),
             v.alive.as_ref().map_or(0, |a| a.free),
             r.capacity,
-            r.zdb.first().map_or("-", |z| z.address.as_str()),
+            r.endpoint(store).map_or("-", |z| z.address.as_str()),
         );
     }
     let progress = farm

@@ -9,6 +9,8 @@ mod transfer;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use farm::codec::seal::StoreKey;
+use farm::meta::Meta;
+use farm::meta::stores::pick;
 use farm::ops::Farm;
 use farm::store::zdb::{ZdbStore, ZdbStoreConfig};
 use std::path::{Path, PathBuf};
@@ -31,6 +33,10 @@ pub struct Conn {
         value_name = "FILE"
     )]
     password_file: Option<PathBuf>,
+    /// The store (an owner's `store` deployment: OWNER/DEPLOYMENT/WORKLOAD or its last parts);
+    /// needed only when the farm holds several
+    #[arg(long, env = "ZOS_STORE", global = true, value_name = "STORE")]
+    store: Option<String>,
     #[command(flatten)]
     security: node_init::etcd_args::EtcdSecurity,
 }
@@ -81,14 +87,19 @@ async fn connect(c: &Conn) -> anyhow::Result<Farm<ZdbStore>> {
         Some(p) => Some(Secret::new(read_secret(p)?)),
         None => None,
     };
+    let access = c.security.load()?;
+    let at = || format!("farm {} at {}", c.farm, c.etcd.join(","));
+    let meta = Meta::connect_with(&c.etcd, &access, &c.farm)
+        .await
+        .with_context(at)?;
+    let known = meta.stores().await.with_context(at)?;
+    let store = pick(c.store.as_deref(), &known).map_err(anyhow::Error::msg)?;
     let cfg = ZdbStoreConfig {
+        store,
         password,
         ..ZdbStoreConfig::default()
     };
-    let access = c.security.load()?;
-    Farm::connect_with(&c.etcd, &access, &c.farm, cfg)
-        .await
-        .with_context(|| format!("farm {} at {}", c.farm, c.etcd.join(",")))
+    Farm::over(&meta, cfg).await.with_context(at)
 }
 
 /// A secret file's first line (a trailing newline is not part of it).
