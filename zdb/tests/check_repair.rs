@@ -164,13 +164,12 @@ fn nscheck_lets_writers_in_while_it_walks() {
         (t.elapsed(), report)
     });
     let mut writer = s.client();
-    let (mut worst, mut n) = (Duration::ZERO, 0u32);
+    let mut waits = Vec::new();
     while !checker.is_finished() {
-        let key = format!("w{n}");
+        let key = format!("w{}", waits.len());
         let t = Instant::now();
         assert_eq!(writer.set(key.as_bytes(), b"v"), Reply::bulk(&key));
-        worst = worst.max(t.elapsed());
-        n += 1;
+        waits.push(t.elapsed());
     }
     let (took, report) = checker.join().unwrap();
     assert!(report.contains("problems: 0"), "{report}");
@@ -178,8 +177,18 @@ fn nscheck_lets_writers_in_while_it_walks() {
         took >= Duration::from_millis(300),
         "check too fast to tell: {took:?}"
     );
+    // Writers kept getting in: most at once, and none waited for half the walk (a hold for
+    // the whole walk shows as one write lasting nearly all of it). The bounds leave room for
+    // a step descheduled on a loaded machine.
+    waits.sort();
+    let (n, worst, p90) = (
+        waits.len(),
+        waits[waits.len() - 1],
+        waits[waits.len() * 9 / 10],
+    );
     assert!(
-        worst < took / 3,
-        "a writer waited {worst:?} during a {took:?} check ({n} writes)"
+        p90 < took / 10 && worst < took / 2,
+        "writers waited {p90:?} (90th percentile), {worst:?} (worst) during a {took:?} check \
+         ({n} writes)"
     );
 }

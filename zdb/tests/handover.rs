@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A server serving a hand-over socket in its own temp dir.
@@ -117,6 +117,19 @@ fn instance_id(c: &mut Client) -> String {
         .to_string()
 }
 
+/// The instances a client saw in turn, each with the writes it made while seeing it.
+type Seen = Mutex<Vec<(String, usize)>>;
+
+/// Waits until `writer` has made 50 writes on the `n`th instance it saw.
+fn wait_for_writes<T>(seen: &Seen, n: usize, writer: &std::thread::JoinHandle<T>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.lock().unwrap().get(n - 1).is_none_or(|(_, w)| *w < 50) {
+        assert!(!writer.is_finished(), "the writer stopped");
+        assert!(Instant::now() < deadline, "{:?}", seen.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn a_client_writing_without_pause_sees_no_error_across_two_upgrades() {
     let mut u = Upgradable::start(&[]);
@@ -126,13 +139,29 @@ fn a_client_writing_without_pause_sees_no_error_across_two_upgrades() {
     // A connection-local marker: a new connection would be in `default`.
     c.select("work");
     let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Seen::default());
     let writer = {
-        let stop = stop.clone();
+        let (stop, seen) = (stop.clone(), seen.clone());
         std::thread::spawn(move || {
             let mut acked = Vec::new();
-            let mut instances = Vec::new();
             let mut i = 0u64;
             while !stop.load(Ordering::SeqCst) {
+                // Each round notes the serving instance: the main thread upgrades only
+                // once this client has written on the current one.
+                let id = instance_id(&mut c);
+                let new = {
+                    let mut seen = seen.lock().unwrap();
+                    let new = seen.last().is_none_or(|(last, _)| *last != id);
+                    if new {
+                        seen.push((id, 0));
+                    }
+                    new
+                };
+                if new || i.is_multiple_of(50) {
+                    // Still in `work`: the same session.
+                    let ns = c.c(&["NSINFO", "work"]).text();
+                    assert!(ns.contains("name: work"), "{ns}");
+                }
                 let key = format!("k{i}");
                 let value = format!("value-{i}-{}", "x".repeat((i % 200) as usize));
                 let r = c.try_cmd(&[b"SET", key.as_bytes(), value.as_bytes()]);
@@ -140,33 +169,29 @@ fn a_client_writing_without_pause_sees_no_error_across_two_upgrades() {
                 acked.push((key.clone(), value.clone()));
                 let r = c.try_cmd(&[b"GET", key.as_bytes()]);
                 assert_eq!(r.unwrap(), Reply::bulk(&value), "GET {key}");
-                if i.is_multiple_of(50) {
-                    let id = instance_id(&mut c);
-                    if instances.last() != Some(&id) {
-                        instances.push(id);
-                    }
-                    // Still in `work`: the same session.
-                    let ns = c.c(&["NSINFO", "work"]).text();
-                    assert!(ns.contains("name: work"), "{ns}");
+                if let Some((_, writes)) = seen.lock().unwrap().last_mut() {
+                    *writes += 1;
                 }
                 i += 1;
             }
-            let id = instance_id(&mut c);
-            if instances.last() != Some(&id) {
-                instances.push(id);
-            }
             assert_eq!(c.c(&["DBSIZE"]).int(), acked.len() as i64, "still in work");
-            (acked, instances)
+            acked
         })
     };
-    std::thread::sleep(Duration::from_millis(400));
+    wait_for_writes(&seen, 1, &writer);
     u.upgrade();
-    std::thread::sleep(Duration::from_millis(400));
+    wait_for_writes(&seen, 2, &writer);
     u.upgrade();
-    std::thread::sleep(Duration::from_millis(400));
+    wait_for_writes(&seen, 3, &writer);
     stop.store(true, Ordering::SeqCst);
-    let (acked, instances) = writer.join().unwrap();
+    let acked = writer.join().unwrap();
     assert!(acked.len() > 100, "only {} writes", acked.len());
+    let instances: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
     let distinct: HashSet<_> = instances.iter().collect();
     assert_eq!(
         distinct.len(),
@@ -406,11 +431,22 @@ fn a_stop_during_a_hand_over_lets_it_finish() {
     let mut c = u.s.client();
     c.set(b"k", b"v");
     let id = instance_id(&mut c);
-    // The new process takes 2 s in its ready hook; the old one gets SIGTERM meanwhile.
-    let slow = hook(u._tmp.path(), "slow.sh", "sleep 2");
+    // The new process takes 3 s in its ready hook; the old one gets SIGTERM meanwhile,
+    // once the marker shows the hook runs (the hand-over is under way).
+    let marker = u._tmp.path().join("ready-hook-runs");
+    let on_ready = format!("touch '{}'; sleep 3", marker.display());
+    let slow = hook(u._tmp.path(), "slow.sh", &on_ready);
     let new = u.spawn_new(&["--hook", slow.to_str().unwrap()]);
     let mut old = OldProcess(u.s.child.replace(new));
-    std::thread::sleep(Duration::from_millis(700));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !marker.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no ready hook\n{}",
+            u.s.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let pid = old.0.as_ref().unwrap().id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let st = old.wait(Duration::from_secs(30)).expect("old exits");

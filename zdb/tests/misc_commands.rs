@@ -78,13 +78,21 @@ fn wait_argument_errors() {
 fn wait_does_not_block_other_clients() {
     let s = Server::start(&["--mode", "user"]);
     let mut w = s.client();
-    w.send(&[b"WAIT", b"DEL", b"3000"]).unwrap();
+    // A WAIT far longer than any scheduling delay: the other client's commands must be
+    // answered while it still waits, not after it gives up.
+    w.send(&[b"WAIT", b"DEL", b"30000"]).unwrap();
     let mut o = s.client();
     o.wait_blocked(1);
     let t0 = Instant::now();
     assert_eq!(o.c(&["PING"]), Reply::simple("PONG"));
     assert_eq!(o.set(b"a", b"b"), Reply::bulk("a"));
-    assert!(t0.elapsed() < Duration::from_millis(500));
+    let info = parse_info(&o.c(&["INFO"]).text());
+    assert_eq!(
+        info_get(&info, "blocked_clients").as_deref(),
+        Some("1"),
+        "the waiter still waits"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
     o.del(b"a");
     assert_eq!(w.read_reply().unwrap(), Reply::simple("DEL"));
 }

@@ -94,7 +94,9 @@ async fn quick<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_pool_holds_up_nothing_else() {
-    let w = world(&["a", "b"], Duration::from_millis(1500)).await;
+    // The step deadline leaves the quick checks below ample time before the hung step
+    // gives up and drops its reservation, on a loaded machine too.
+    let w = world(&["a", "b"], Duration::from_secs(5)).await;
     let s = &w.storage;
     let v1 = s.vol_create(vol("v1", 20 * MIB)).await.unwrap();
     let (hung, other) = if v1.path.to_string_lossy().contains("/a/") {
@@ -107,7 +109,12 @@ async fn a_hung_pool_holds_up_nothing_else() {
     // Best fit: the next small volume goes to the fuller disk, whose commands now hang.
     let s2 = s.clone();
     let stuck = tokio::spawn(async move { s2.vol_create(vol("v2", 10 * MIB)).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Waits for the create to reserve (it then goes straight into the hung step).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.with_state(|st| st.pending.is_empty()) {
+        assert!(Instant::now() < deadline, "the create never reserved");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(!stuck.is_finished());
     // Reads answer at once, and count the 10 MiB in flight as reserved.
     quick("list", async { s.list_disks() }).await;
