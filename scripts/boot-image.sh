@@ -7,6 +7,9 @@
 #     --fwd H:G          forward host TCP port H to guest port G (repeatable)
 #     --append ARGS      more kernel command line, e.g. "zos.farm=f1 zos.etcd=http://10.0.2.2:2379"
 #     --image DIR        kernel and initramfs (default target/image)
+#     --config FILE      attach FILE read-only as the config disk: a file system labelled
+#                        ZOSCONFIG holding the farm's etcd credentials (etcd/ca.pem, cert.pem,
+#                        key.pem, user, password), e.g. mkfs.ext4 -L ZOSCONFIG -d DIR FILE 8M
 #
 # Disks: disk0 (SSD: fast) and disk1 (HDD: qemu throttles it to ZOS_HDD_IOPS I/Os per second,
 # 100 by default, so storaged's seek measurement, > 2 ms per random read, classifies it as HDD).
@@ -14,15 +17,16 @@
 # /dev/kvm opens on this machine but guests hang.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-image=target/image disks= append= fwds=()
+image=target/image disks= append= config= fwds=()
 while [ $# -gt 0 ]; do
   case $1 in
     --disks) disks=$2; shift 2 ;;
     --fwd) fwds+=("$2"); shift 2 ;;
     --append) append=$2; shift 2 ;;
     --image) image=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
     --) shift; break ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -40,6 +44,12 @@ size=${ZOS_DISK_SIZE:-8G}
 for d in disk0 disk1; do
   [ -f "$disks/$d.img" ] || truncate -s "$size" "$disks/$d.img"
 done
+extra=()
+if [ -n "$config" ]; then
+  [ -f "$config" ] || { echo "missing config disk $config" >&2; exit 1; }
+  extra+=(-drive "file=$config,if=none,id=cfg,format=raw,readonly=on"
+    -device virtio-blk-pci,drive=cfg,serial=zos-config)
+fi
 net=user,id=n0
 for f in "${fwds[@]}"; do net+=",hostfwd=tcp::${f%%:*}-:${f##*:}"; done
 
@@ -53,5 +63,6 @@ qemu-system-x86_64 \
   -device virtio-blk-pci,drive=d0,serial=zos-ssd0 \
   -drive "file=$disks/disk1.img,if=none,id=d1,format=raw,cache=writeback,throttling.iops-total=${ZOS_HDD_IOPS:-100}" \
   -device virtio-blk-pci,drive=d1,serial=zos-hdd1 \
+  "${extra[@]}" \
   -netdev "$net" -device virtio-net-pci,netdev=n0 \
   "$@"

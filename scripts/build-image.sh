@@ -25,10 +25,12 @@ export LC_ALL=C TZ=UTC
 # udhcpc: busybox).
 our_bins=(node-init zos storaged zdb computed netd flist bus)
 tools=(mkfs.btrfs btrfs mount umount losetup chattr ip nft fusermount3 blkid)
-# Kernel modules the node needs (their dependencies are added from modules.dep).
+# Kernel modules the node needs (their dependencies are added from modules.dep); ext4 and vfat
+# read the farm's config disk (node-init/src/boot/config.rs).
 # Loaded in this order: crc32c before btrfs (libcrc32c asks the crypto API for it at load).
 modules=(crc32c_generic crc32c_intel virtio_pci virtio_blk virtio_net btrfs fuse overlay tun loop
-  veth bridge nf_tables nf_conntrack nf_nat nft_ct nft_nat nft_masq nft_chain_nat)
+  veth bridge nf_tables nf_conntrack nf_nat nft_ct nft_nat nft_masq nft_chain_nat
+  ext4 vfat nls_cp437 nls_utf8)
 
 for t in cpio depmod modprobe dpkg-deb apt-get zstd b3sum busybox; do
   command -v "$t" >/dev/null || { echo "missing $t: run scripts/deps.sh" >&2; exit 1; }

@@ -45,6 +45,8 @@ pub struct Boot<'a> {
     pub fwd: Vec<(u16, u16)>,
     /// qemu's monitor as a unix socket here (for [`Vm::power_off`]).
     pub monitor: Option<PathBuf>,
+    /// The config disk (boot-image.sh `--config`).
+    pub config: Option<PathBuf>,
 }
 
 /// A running VM.
@@ -72,6 +74,9 @@ impl Vm {
         }
         for (h, g) in &b.fwd {
             cmd.args(["--fwd", &format!("{h}:{g}")]);
+        }
+        if let Some(c) = &b.config {
+            cmd.arg("--config").arg(c);
         }
         if let Some(m) = &b.monitor {
             cmd.args([

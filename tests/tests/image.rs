@@ -2,7 +2,9 @@
 //! (packing the built debug binaries into `target/image-test`, or `ZOS_IMAGE_DIR` names an
 //! image), booted by `scripts/boot-image.sh` with two fresh virtio disks, one throttled, and
 //! one etcd on the host, which the guest reaches at qemu's host address 10.0.2.2 (the farm
-//! and etcd given on the kernel command line, nothing else).
+//! and etcd given on the kernel command line). The etcd is secured (TLS, client
+//! certificates, auth): the node's credentials are on a third, read-only disk, an ext4 file
+//! system labelled ZOSCONFIG (boot::config), never on the command line.
 //!
 //! First boot: the console shows `node ready` with both disks pooled, the throttled one
 //! classified HDD; the node registers in the farm (its record and heartbeat seen in etcd from
@@ -40,10 +42,11 @@ const PID1: &str = "init: zos node image";
 /// The zdb ports storaged gives the pools' servers in the image (boot::ZDB_BASE_PORT, +1).
 const ZDB_PORTS: [u16; 2] = [9900, 9901];
 
-fn zos(args: &[&str]) -> (bool, String) {
+fn zos(args: &[&str], env: &[(&str, std::ffi::OsString)]) -> (bool, String) {
     let out = Command::new(nodeutil::skip::workspace_binary("zos").unwrap())
         .args(args)
         .env_remove("ZOS_NODE")
+        .envs(env.iter().cloned())
         .output()
         .unwrap();
     (
@@ -104,6 +107,8 @@ struct Farm {
     meta: Meta,
     name: String,
     etcd: String,
+    /// `ZOS_ETCD_*`: the files that reach the secured etcd.
+    env: Vec<(&'static str, std::ffi::OsString)>,
 }
 
 impl Farm {
@@ -121,7 +126,7 @@ impl Farm {
     fn zos(&self, id: &str, args: &[&str]) -> (bool, String) {
         let mut a = args.to_vec();
         a.extend(["--etcd", &self.etcd, "--farm", &self.name, "--node", id]);
-        zos(&a)
+        zos(&a, &self.env)
     }
 
     /// The services node `id` published, once storaged shows running in them.
@@ -165,10 +170,36 @@ fn boot<'a>(image: &'a Path, disks: &'a Path, farm: &Farm, fwd: &[(u16, u16)]) -
     Vm::boot(&Boot {
         image,
         disks,
-        append: format!("zos.farm={} zos.etcd=http://10.0.2.2:{port}", farm.name),
+        append: format!("zos.farm={} zos.etcd=https://10.0.2.2:{port}", farm.name),
         fwd: fwd.to_vec(),
         monitor: Some(disks.join("monitor.sock")),
+        config: Some(disks.join("config.img")),
     })
+}
+
+/// The config disk: an ext4 file system labelled ZOSCONFIG holding the etcd credentials as
+/// `etcd/ca.pem`, `cert.pem`, `key.pem`, `user`, `password` (boot::config).
+fn config_disk(cluster: &EtcdCluster, disks: &Path) {
+    let f = cluster.access_files().unwrap();
+    let dir = disks.join("config/etcd");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (from, to) in [
+        (f.ca, "ca.pem"),
+        (f.cert, "cert.pem"),
+        (f.key, "key.pem"),
+        (f.password_file, "password"),
+    ] {
+        std::fs::copy(from.unwrap(), dir.join(to)).unwrap();
+    }
+    std::fs::write(dir.join("user"), f.user.unwrap()).unwrap();
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-L", "ZOSCONFIG", "-d"])
+        .arg(disks.join("config"))
+        .arg(disks.join("config.img"))
+        .arg("8M")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mkfs.ext4: {out:?}");
 }
 
 /// The host port forwarded to guest port `guest`.
@@ -198,8 +229,10 @@ fn image_joins_its_farm_and_keeps_identity_and_data_across_a_reboot() {
         .prefix("image-test-")
         .tempdir()
         .unwrap();
-    // etcd on the host's loopback: qemu's user network sends the guest's 10.0.2.2 there
-    let cluster = EtcdCluster::start(1).unwrap();
+    // etcd on the host's loopback: qemu's user network sends the guest's 10.0.2.2 there;
+    // secured (TLS, client certificates, auth), the node's credentials on its config disk
+    let cluster = EtcdCluster::start_secured(1).unwrap();
+    config_disk(&cluster, disks.path());
     let etcd = cluster.endpoint(0).unwrap().to_string();
     let name = format!("img{}", nodeutil::random::hex(6));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -207,16 +240,29 @@ fn image_joins_its_farm_and_keeps_identity_and_data_across_a_reboot() {
         .build()
         .unwrap();
     let meta = rt
-        .block_on(Meta::connect(std::slice::from_ref(&etcd), &name))
+        .block_on(Meta::connect_with(
+            std::slice::from_ref(&etcd),
+            &cluster.access(),
+            &name,
+        ))
         .unwrap();
+    let f = cluster.access_files().unwrap();
+    let env = vec![
+        ("ZOS_ETCD_CA", f.ca.unwrap().into()),
+        ("ZOS_ETCD_CERT", f.cert.unwrap().into()),
+        ("ZOS_ETCD_KEY", f.key.unwrap().into()),
+        ("ZOS_ETCD_USER", f.user.unwrap().into()),
+        ("ZOS_ETCD_PASSWORD_FILE", f.password_file.unwrap().into()),
+    ];
     let farm = Farm {
         rt,
         meta,
         name,
         etcd,
+        env,
     };
     let key = disks.path().join("owner.key");
-    let (ok, owner) = zos(&["key", "new", key.to_str().unwrap()]);
+    let (ok, owner) = zos(&["key", "new", key.to_str().unwrap()], &[]);
     assert!(ok, "{owner}");
     let bp = disks.path().join("zdb.json");
     std::fs::write(&bp, blueprint(owner.trim())).unwrap();
@@ -226,6 +272,10 @@ fn image_joins_its_farm_and_keeps_identity_and_data_across_a_reboot() {
     let mut vm = boot(&image, disks.path(), &farm, &fwd);
     vm.expect(PID1, READY_TIMEOUT);
     let first_pid1 = vm.started.elapsed();
+    vm.expect(
+        "init: farm credentials from config disk /dev/vdc",
+        READY_TIMEOUT,
+    );
     let ready = vm.expect("node ready: id ", READY_TIMEOUT);
     let first_ready = vm.started.elapsed();
     let id = node_id(&ready);

@@ -110,7 +110,8 @@ pub fn make(dir: &Path) -> Result<TlsFiles, HarnessError> {
         dir,
         "server",
         "etcd",
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+        // 10.0.2.2: the host as a qemu guest of the image test reaches it
+        "subjectAltName=IP:127.0.0.1,IP:10.0.2.2\nextendedKeyUsage=serverAuth,clientAuth\n",
     )?;
     let client = signed(dir, "client", USER, "extendedKeyUsage=clientAuth\n")?;
     openssl(dir, "ecparam -name prime256v1 -genkey -noout -out jwt.key")?;

@@ -5,7 +5,8 @@
 //! `/etc/modules`, read the kernel command line ([`cmdline`], its keys documented there), bring
 //! up the network ([`net`]), mount the node's existing pools where storaged keeps them
 //! ([`disks`]: that is where the identity is read back from), write storaged's config (real
-//! disks, measured classes: a slow disk is an HDD) and start the node daemon the way `--dev`
+//! disks, measured classes: a slow disk is an HDD), take the farm's etcd credentials from a
+//! config disk if there is one ([`config`]) and start the node daemon the way `--dev`
 //! runs it (`node-init --node /var/node --start-storaged --state-on-volume`), which starts
 //! storaged, computed and netd and prints `node ready` on the console. Then PID 1 reaps
 //! ([`reap`]), starts the node daemon again should it end ([`restart`]), and powers off cleanly on
@@ -16,6 +17,7 @@
 //! and the pools themselves are found again by their btrfs label.
 
 pub mod cmdline;
+pub mod config;
 pub mod disks;
 pub mod net;
 mod reap;
@@ -87,7 +89,10 @@ fn boot(k: &dyn Kernel, root: &Path) -> (Option<u32>, Vec<String>) {
         let sh = ["-c".to_string(), "exec setsid cttyhack sh".to_string()];
         report(k.spawn("/bin/sh", &sh, true));
     }
-    let args = daemon_args(&cfg, &node, addr);
+    let mut args = daemon_args(&cfg, &node, addr);
+    if !cfg.etcd.is_empty() {
+        args.extend(config::etcd_args(k, root));
+    }
     let pid = k.spawn(DAEMON, &args, false);
     (report(pid), args)
 }

@@ -85,3 +85,75 @@ fn no_network_no_farm() {
     let cfg = storaged_config(None);
     assert_eq!(cfg["zdb"]["address"], "::1");
 }
+
+#[test]
+fn farm_credentials_come_from_the_config_disk_and_never_show() {
+    let d = fake_root("zos.farm=f1 zos.etcd=https://10.0.2.2:2379");
+    let r = d.path();
+    let on_disk = r.join("run/zos/config-disk/etcd");
+    std::fs::create_dir_all(&on_disk).unwrap();
+    for (f, text) in [
+        ("ca.pem", "CA"),
+        ("cert.pem", "CERT"),
+        ("key.pem", "KEY"),
+        ("password", "s3cret-pw\n"),
+        ("user", "node7\n"),
+    ] {
+        std::fs::write(on_disk.join(f), text).unwrap();
+    }
+    let mut k = Fake::default();
+    k.outputs.insert("blkid".into(), "/dev/vdc\n".into());
+    boot(&k, r);
+    let calls = k.calls.lock().unwrap().clone();
+    let mnt = format!("{}/run/zos/config-disk", r.display());
+    let mount = format!("mount -o ro,nosuid,nodev,noexec /dev/vdc {mnt}");
+    let at = |c: &str| calls.iter().position(|x| x == c);
+    let (m, u) = (at(&mount).unwrap(), at(&format!("umount {mnt}")).unwrap());
+    assert!(calls[..m].contains(&"blkid -L ZOSCONFIG".to_string()));
+    let last = calls.last().unwrap();
+    assert!(m < u && u < calls.len() - 1, "{calls:?}");
+    let copies = r.join("run/zos/etcd");
+    for (flag, f) in [
+        ("--etcd-ca", "ca.pem"),
+        ("--etcd-cert", "cert.pem"),
+        ("--etcd-key", "key.pem"),
+        ("--etcd-password-file", "password"),
+    ] {
+        let copy = copies.join(f);
+        assert!(
+            last.contains(&format!("{flag} {}", copy.display())),
+            "{last}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    assert_eq!(
+        std::fs::read(copies.join("password")).unwrap(),
+        b"s3cret-pw\n"
+    );
+    assert!(last.contains("--etcd-user node7"), "{last}");
+    assert!(!calls.iter().any(|c| c.contains("s3cret")), "{calls:?}");
+
+    // a node outside a farm does not look for it; a bad user name drops the credentials
+    let d = fake_root("zos.net=off");
+    let mut k = Fake::default();
+    k.outputs.insert("blkid".into(), "/dev/vdc\n".into());
+    boot(&k, d.path());
+    assert!(
+        !k.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.starts_with("blkid"))
+    );
+    std::fs::write(on_disk.join("user"), "two words").unwrap();
+    let k2 = Fake {
+        outputs: k.outputs.clone(),
+        ..Fake::default()
+    };
+    boot(&k2, r);
+    let calls = k2.calls.lock().unwrap().clone();
+    assert!(!calls.last().unwrap().contains("--etcd-"), "{calls:?}");
+    assert!(calls.iter().any(|c| c == &format!("umount {mnt}")));
+}
