@@ -62,12 +62,13 @@ impl HeldServer {
     }
 }
 
-/// `list` and `health` answer within a second.
+/// `list` and `health` answer within 5 s (a loaded machine may be slow; the slow operation
+/// holds far longer, so an answer that waited for it still fails).
 async fn queries_answer_at_once(env: &Env) -> ContainerList {
     let t0 = Instant::now();
     let list = env.client.call::<ListContainers>(&Empty {}).await.unwrap();
     env.client.call::<GetHealth>(&Empty {}).await.unwrap();
-    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     list
 }
 
@@ -116,9 +117,10 @@ async fn a_slow_flist_download_blocks_neither_list_nor_health_and_a_retry_does_n
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_stop_blocks_neither_list_nor_health_nor_another_container() {
     let Some(env) = Env::new() else { return };
-    // sh as pid 1 ignores SIGTERM: the stop waits for the whole grace period
+    // sh as pid 1 ignores SIGTERM: the stop waits for the whole grace period, long enough
+    // that everything below happens meanwhile even on a loaded machine
     let mut stubborn = env.spec("stubborn", "sleep 600");
-    stubborn.stop_grace_secs = 8;
+    stubborn.stop_grace_secs = 30;
     create(&env, &stubborn).await;
     let (c, name) = (env.new_client(), stubborn.name.clone());
     let t0 = Instant::now();
@@ -130,12 +132,12 @@ async fn a_slow_stop_blocks_neither_list_nor_health_nor_another_container() {
     let c = create(&env, &other).await;
     assert_eq!(c.state, ContainerState::Running);
     assert!(
-        t0.elapsed() < Duration::from_secs(7),
+        !stopping.is_finished(),
         "another container waited for the stop: {:?}",
         t0.elapsed()
     );
     let s = stopping.await.unwrap().unwrap();
     assert_eq!(s.state, ContainerState::Stopped);
-    assert!(t0.elapsed() >= Duration::from_secs(8));
+    assert!(t0.elapsed() >= Duration::from_secs(30));
     stop(&env, &other.name).await;
 }

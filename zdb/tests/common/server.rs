@@ -258,7 +258,9 @@ fn wait_ready(port: u16, child: &mut Child, wait: Duration) -> Result<(), String
         }
         if let Ok(mut c) = Client::connect(port) {
             c.set_timeout(Duration::from_millis(500));
-            if matches!(c.try_cmd(&[b"PING"]), Ok(Reply::Simple(ref s)) if s == "PONG") {
+            if matches!(c.try_cmd(&[b"PING"]), Ok(Reply::Simple(ref s)) if s == "PONG")
+                && listens(child.id(), port)
+            {
                 return Ok(());
             }
         }
@@ -267,6 +269,32 @@ fn wait_ready(port: u16, child: &mut Child, wait: Duration) -> Result<(), String
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether process `pid` holds the socket listening on 127.0.0.1:`port`. Another test's zdb
+/// that took the free port first answers PING too, while ours has yet to fail its bind and
+/// exit (then `launch` retries on another port).
+fn listens(pid: u32, port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = format!(":{port:04X}");
+    let sockets: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            // local address, state (0A: listening), inode
+            [_, addr, _, "0A", _, _, _, _, _, inode, ..] if addr.ends_with(&local) => {
+                Some(format!("socket:[{inode}]"))
+            }
+            _ => None,
+        })
+        .collect();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|l| sockets.iter().any(|s| l == Path::new(s)))
+        })
 }
 
 /// A client logged in with [`ADMIN`], the admin password tests start servers with.
