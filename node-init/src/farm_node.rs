@@ -185,6 +185,8 @@ async fn member(
     };
     tracing::info!(farm = %j.farm, node = %id, namespaces = adv.len(), "registered in the farm");
     let mut usage = usage_clients(meta, &adv);
+    // What the heartbeat reports; a namespace whose usage cannot be read keeps its last value.
+    let mut free = offered(&adv);
     let node = NodeId(id.to_string());
     let mut tick = tokio::time::interval(Duration::from_secs(
         u64::try_from(j.ttl / 3).unwrap_or(1).max(1),
@@ -213,6 +215,13 @@ async fn member(
                         Ok(()) => {
                             tracing::info!(namespaces = next.len(), "farm registration updated");
                             usage = usage_clients(meta, &next);
+                            let mut fresh = offered(&next);
+                            for (s, f) in &free.stores {
+                                if let Some(v) = fresh.stores.get_mut(s) {
+                                    *v = *f;
+                                }
+                            }
+                            free = fresh;
                             adv = next;
                         }
                         Err(e) => tracing::warn!("farm registration update: {e}"),
@@ -220,7 +229,6 @@ async fn member(
                 }
             }
             Next::Usage => {
-                let mut free = offered(&adv);
                 for (a, farm) in adv.iter().zip(&usage) {
                     let Some(farm) = farm else { continue };
                     let used =
@@ -244,7 +252,7 @@ async fn member(
                     }
                 }
                 reg.set_free(free.free);
-                reg.set_store_free(free.stores);
+                reg.set_store_free(free.stores.clone());
             }
         }
     }
