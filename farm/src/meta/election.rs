@@ -1,4 +1,4 @@
-//! One active repair loop per farm, by etcd's election API: candidates campaign under a lease;
+//! One active repair loop per store, by etcd's election API: candidates campaign under a lease;
 //! the winner works until its lease is lost. Every metadata change the leader makes is fenced
 //! on its election key, so a leader that lost its lease (paused, partitioned) cannot overwrite
 //! what its successor did.

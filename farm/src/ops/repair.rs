@@ -1,4 +1,4 @@
-//! The repair loop: one per farm (etcd election), started by every node that can run it and
+//! The repair loop: one per store (etcd election), started by every node that can run it and
 //! active on one. Each tick it:
 //! 1. moves node states on (down when a heartbeat is gone, out after the grace period, up
 //!    again when it returns within it);
