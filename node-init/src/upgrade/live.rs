@@ -12,7 +12,7 @@
 //! `DIR.rollback`: both versions run on the one state, so a rollback is live too.
 
 use super::journal::{self, Journal};
-use super::{Prep, Upgrader, blocking, internal, state};
+use super::{Prep, Upgrader, blocking, state};
 use crate::supervisor::service::ServiceDef;
 use bus::RemoteError;
 use bus::api::upgrade::{Outcome, UpgradeReply};
@@ -181,17 +181,9 @@ impl Upgrader {
         };
         match outcome {
             Ok(pid) => {
-                j.committed = true;
-                self.save(&jpath, &j).await?;
-                let (node, jj) = (self.node.clone(), j.clone());
+                // the state of an earlier stop-migrate-start upgrade is not this version's
                 let stale = to.state_dir.as_deref().map(state::rollback);
-                blocking(move || {
-                    journal::finish(&node, &jj)?;
-                    // the state of an earlier stop-migrate-start upgrade is not this version's
-                    stale.map_or(Ok(()), |d| state::remove(&d))
-                })
-                .await
-                .map_err(internal("commit"))?;
+                self.commit(&jpath, &mut j, stale).await?;
                 tracing::info!(service, version = %to_version, pid, "switched live");
                 Ok(reply(success, &to_version, Some(pid), true, None))
             }

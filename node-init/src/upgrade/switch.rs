@@ -6,7 +6,7 @@ use super::{Prep, Upgrader, blocking, internal, state};
 use crate::supervisor::{self, service::ServiceDef};
 use bus::RemoteError;
 use bus::api::upgrade::{Outcome, UpgradeReply};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long a migration may run.
@@ -98,12 +98,7 @@ impl Upgrader {
         };
         match outcome {
             Ok(pid) => {
-                j.committed = true;
-                self.save(&jpath, &j).await?;
-                let (node, jj) = (self.node.clone(), j.clone());
-                blocking(move || journal::finish(&node, &jj))
-                    .await
-                    .map_err(internal("commit"))?;
+                self.commit(&jpath, &mut j, None).await?;
                 tracing::info!(service, version = %to_version, pid, "switched");
                 Ok(reply(success, &to_version, Some(pid), migrated, None))
             }
@@ -144,6 +139,25 @@ impl Upgrader {
         blocking(move || journal::write(&p, &j))
             .await
             .map_err(internal("journal"))
+    }
+
+    /// Commits the switch: the journal marked committed, then finished (the new version
+    /// stays); `stale`, a state folder no version owns any more, goes with it.
+    pub(super) async fn commit(
+        &self,
+        jpath: &Path,
+        j: &mut Journal,
+        stale: Option<PathBuf>,
+    ) -> Result<(), RemoteError> {
+        j.committed = true;
+        self.save(jpath, j).await?;
+        let (node, j) = (self.node.clone(), j.clone());
+        blocking(move || {
+            journal::finish(&node, &j)?;
+            stale.map_or(Ok(()), |d| state::remove(&d))
+        })
+        .await
+        .map_err(internal("commit"))
     }
 
     /// Undoes the switch's files (the daemon is stopped).
