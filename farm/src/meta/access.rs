@@ -81,6 +81,22 @@ fn pem_label(bytes: &[u8]) -> Option<&str> {
     Some(&text[start..start + end])
 }
 
+/// `path`'s bytes, whose first PEM block must be a `what` (`is` checks its label).
+fn read_pem(path: &Path, what: &str, is: fn(&str) -> bool) -> Result<Vec<u8>, AccessError> {
+    let pem = read(path)?;
+    if !pem_label(&pem).is_some_and(is) {
+        return Err(AccessError::Invalid(format!(
+            "{} holds no PEM {what}",
+            path.display()
+        )));
+    }
+    Ok(pem)
+}
+
+fn certificate(label: &str) -> bool {
+    label == "CERTIFICATE"
+}
+
 impl EtcdAccess {
     /// No TLS, no auth.
     pub fn plain() -> Self {
@@ -104,28 +120,11 @@ impl EtcdAccess {
             _ => {}
         }
         if let Some(ca) = &f.ca {
-            let pem = read(ca)?;
-            if pem_label(&pem) != Some("CERTIFICATE") {
-                return Err(AccessError::Invalid(format!(
-                    "{} holds no PEM certificate",
-                    ca.display()
-                )));
-            }
+            let pem = read_pem(ca, "certificate", certificate)?;
             let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(pem));
             if let (Some(cert), Some(key)) = (&f.cert, &f.key) {
-                let (c, k) = (read(cert)?, read(key)?);
-                if pem_label(&c) != Some("CERTIFICATE") {
-                    return Err(AccessError::Invalid(format!(
-                        "{} holds no PEM certificate",
-                        cert.display()
-                    )));
-                }
-                if !pem_label(&k).is_some_and(|l| l.ends_with("PRIVATE KEY")) {
-                    return Err(AccessError::Invalid(format!(
-                        "{} holds no PEM private key",
-                        key.display()
-                    )));
-                }
+                let c = read_pem(cert, "certificate", certificate)?;
+                let k = read_pem(key, "private key", |l| l.ends_with("PRIVATE KEY"))?;
                 tls = tls.identity(Identity::from_pem(c, k));
             }
             access.tls = Some(tls);
