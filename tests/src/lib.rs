@@ -26,6 +26,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// What a finished command printed: its stdout, then its stderr.
+pub fn printed(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs `zos ARGS` against the node at `dir` (running or not); success and its output.
 pub fn zos(dir: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(bin("zos"))
@@ -33,12 +42,7 @@ pub fn zos(dir: &Path, args: &[&str]) -> (bool, String) {
         .env("ZOS_NODE", dir)
         .output()
         .expect("run zos");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    (out.status.success(), printed(&out))
 }
 
 /// `zos upgrade ARGS --json` against the node at `dir`: success and the reply, read from
@@ -142,12 +146,7 @@ pub fn destroy(node: &Path) -> (bool, String) {
         .arg("--destroy")
         .output()
         .expect("run node-init --destroy");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    (out.status.success(), printed(&out))
 }
 
 /// What is left of a node folder: processes naming it, mounts below it, loop devices backed
@@ -364,11 +363,7 @@ pub fn redis(addr: &str, port: u64, script: &str) -> String {
         let _ = i.write_all(script.as_bytes());
     }
     let out = c.wait_with_output().expect("redis-cli output");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    printed(&out)
 }
 
 /// A busybox root filesystem (`/bin/busybox` and a few applets) packed with `flist pack` into

@@ -49,14 +49,7 @@ fn zos(args: &[&str], env: &[(&str, std::ffi::OsString)]) -> (bool, String) {
         .envs(env.iter().cloned())
         .output()
         .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    (out.status.success(), tests::printed(&out))
 }
 
 /// redis-cli on the host, bounded (a hung guest must not hang the test).
@@ -82,11 +75,7 @@ fn redis(port: u16, script: &str) -> String {
         .write_all(script.as_bytes())
         .unwrap();
     let out = c.wait_with_output().unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    tests::printed(&out)
 }
 
 /// Polls `f` every second until it gives a value, within `timeout`; panics with `what`.

@@ -97,11 +97,7 @@ fn zos_json(node: &Path, args: &[&str]) -> Value {
         .env("ZOS_NODE", node)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = tests::printed(&out);
     assert!(out.status.success(), "zos {args:?}: {text}");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("zos {args:?}: {e}: {text}"))
 }
