@@ -251,8 +251,7 @@ async fn member(
                         }
                     }
                 }
-                reg.set_free(free.free);
-                reg.set_store_free(free.stores.clone());
+                reg.set_free(free.clone());
             }
         }
     }

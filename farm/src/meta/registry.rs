@@ -87,20 +87,10 @@ impl Registration {
         })
     }
 
-    /// Updates the free space reported at the next heartbeat refresh.
-    pub fn set_free(&self, free: u64) {
-        self.free
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .free = free;
-    }
-
-    /// Updates the free space of every store's namespace (stores not listed are dropped).
-    pub fn set_store_free(&self, stores: BTreeMap<String, u64>) {
-        self.free
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .stores = stores;
+    /// Updates the free space reported at the next heartbeat refresh (stores not listed are
+    /// dropped), in one step: a refresh never sees half of it.
+    pub fn set_free(&self, free: Free) {
+        *self.free.lock().unwrap_or_else(PoisonError::into_inner) = free;
     }
 
     /// Stops heartbeating and removes the heartbeat at once (a clean shutdown: the node is
