@@ -64,9 +64,10 @@ impl EtcdCluster {
     }
 
     /// [`Self::start`] secured as a farm's etcd should be: clients over TLS only (the
-    /// members' certificate from a CA made here, for 127.0.0.1), a client certificate from
-    /// that CA required, and etcd's auth on with user `root`. [`Self::access_files`] names
-    /// what a client needs; `openssl` makes the certificates.
+    /// members' certificate from a CA made here, for 127.0.0.1 and qemu's host address
+    /// 10.0.2.2), a client certificate from that CA required, and etcd's auth on with user
+    /// `root`. [`Self::access_files`] names what a client needs; `openssl` makes the
+    /// certificates.
     pub fn start_secured(n: usize) -> Result<Self, HarnessError> {
         Self::start_with(n, &std::env::temp_dir(), true)
     }

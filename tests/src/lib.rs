@@ -35,6 +35,24 @@ pub fn printed(out: &std::process::Output) -> String {
     )
 }
 
+/// The `ZOS_ETCD_*` environment that gives `node-init` and `zos` a secured cluster's TLS files
+/// and user (none for a plain cluster).
+pub fn etcd_env(cluster: &farm::testing::EtcdCluster) -> Vec<(&'static str, std::ffi::OsString)> {
+    let Some(f) = cluster.access_files() else {
+        return Vec::new();
+    };
+    [
+        ("ZOS_ETCD_CA", f.ca.map(Into::into)),
+        ("ZOS_ETCD_CERT", f.cert.map(Into::into)),
+        ("ZOS_ETCD_KEY", f.key.map(Into::into)),
+        ("ZOS_ETCD_USER", f.user.map(Into::into)),
+        ("ZOS_ETCD_PASSWORD_FILE", f.password_file.map(Into::into)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect()
+}
+
 /// Runs `zos ARGS` against the node at `dir` (running or not); success and its output.
 pub fn zos(dir: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(bin("zos"))

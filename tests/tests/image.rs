@@ -235,14 +235,7 @@ fn image_joins_its_farm_and_keeps_identity_and_data_across_a_reboot() {
             &name,
         ))
         .unwrap();
-    let f = cluster.access_files().unwrap();
-    let env = vec![
-        ("ZOS_ETCD_CA", f.ca.unwrap().into()),
-        ("ZOS_ETCD_CERT", f.cert.unwrap().into()),
-        ("ZOS_ETCD_KEY", f.key.unwrap().into()),
-        ("ZOS_ETCD_USER", f.user.unwrap().into()),
-        ("ZOS_ETCD_PASSWORD_FILE", f.password_file.unwrap().into()),
-    ];
+    let env = tests::etcd_env(&cluster);
     let farm = Farm {
         rt,
         meta,

@@ -148,21 +148,7 @@ impl Nodes {
 
     /// The environment that gives `node-init` and `zos` the etcd's TLS files and user.
     pub fn etcd_env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
-        let Some(f) = self.etcd.access_files() else {
-            return Vec::new();
-        };
-        let mut env = Vec::new();
-        let mut add = |k: &'static str, v: Option<std::ffi::OsString>| {
-            if let Some(v) = v {
-                env.push((k, v));
-            }
-        };
-        add("ZOS_ETCD_CA", f.ca.map(Into::into));
-        add("ZOS_ETCD_CERT", f.cert.map(Into::into));
-        add("ZOS_ETCD_KEY", f.key.map(Into::into));
-        add("ZOS_ETCD_USER", f.user.map(Into::into));
-        add("ZOS_ETCD_PASSWORD_FILE", f.password_file.map(Into::into));
-        env
+        tests::etcd_env(&self.etcd)
     }
 
     /// The etcd client URLs, comma separated.
